@@ -1,0 +1,300 @@
+--[[
+The runner: what happens between `ecsplay FILE.lua` and its exit code.
+host.c calls one entry with an options table (docs/cli.md) and gets back
+(exit_code, message). Everything is caught here: the C side only sees a code.
+
+Exit codes (CLI.md): 0 finished; 1 failed, every rollback completed; 2 bad
+usage or input, nothing changed; 3 a rollback failed; 130/143 interrupted
+after rollback.
+]]
+local M = {}
+
+local sched = require "ecsplay.sched"
+local log = require "ecsplay.log"
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- Team libraries are ordinary Lua modules: the playbook's folder, then every
+-- folder of ECSPLAY_PATH, then LUA_PATH_5_4 / the default path (LuaRocks).
+local function setup_paths(opts, playbook_dir)
+  local stdlib = opts.stdlib
+  local rest = package.path:gsub("^" .. stdlib:gsub("%p", "%%%0") .. "/%?%.lua;"
+    .. stdlib:gsub("%p", "%%%0") .. "/%?/init%.lua;", "")
+  local parts = { stdlib .. "/?.lua", stdlib .. "/?/init.lua" }
+  if playbook_dir then
+    parts[#parts + 1] = playbook_dir .. "/?.lua"
+    parts[#parts + 1] = playbook_dir .. "/?/init.lua"
+  end
+  local extra = os.getenv("ECSPLAY_PATH")
+  if extra and extra ~= "" then
+    for dir in extra:gmatch("[^:]+") do
+      if dir:find("?", 1, true) then
+        parts[#parts + 1] = dir
+      else
+        parts[#parts + 1] = dir .. "/?.lua"
+        parts[#parts + 1] = dir .. "/?/init.lua"
+      end
+    end
+  end
+  package.path = table.concat(parts, ";") .. ";" .. rest
+end
+
+-- A usage/input error: exit 2 when nothing has changed yet.
+local BadInput = {}
+BadInput.__index = BadInput
+BadInput.__tostring = function(e) return e.message end
+function M.bad_input(message)
+  return setmetatable({ code = "BadInput", message = message, bad_input = true }, BadInput)
+end
+
+local function describe(err)
+  if type(err) == "string" then return err end
+  if type(err) == "table" then
+    local mt = getmetatable(err)
+    if mt and mt.__tostring then return tostring(err) end
+    if err.message then
+      return (err.code and (err.code .. ": ") or "") .. tostring(err.message)
+    end
+  end
+  return tostring(err)
+end
+
+--[[ The message handler: for error objects (AWS errors, gate failures) finds
+     the first frame in user code, so the message says file:line; always
+     keeps a traceback. ]]
+local function capture(err)
+  local where
+  if type(err) == "table" then
+    for level = 2, 40 do
+      local info = debug.getinfo(level, "Sl")
+      if not info then break end
+      if info.currentline and info.currentline > 0 and info.source:sub(1, 1) == "@"
+         and not info.source:find("/ecsplay/", 1, true) then
+        where = info.short_src .. ":" .. info.currentline
+        break
+      end
+    end
+  end
+  return { err = err, where = where, traceback = debug.traceback("", 2) }
+end
+
+local function mutations()
+  local aws = package.loaded["ecsplay.aws"]
+  return aws and aws.stats and aws.stats.mutating_calls or 0
+end
+
+-- Runs the ecsplay.on_abort handlers newest first; returns the failures.
+local function run_aborts(reason)
+  local ecsplay = require "ecsplay"
+  local failures = {}
+  local aborts = ecsplay._aborts
+  if #aborts > 0 then
+    log.event("warn", "rollback", "rolling back: " .. reason, { steps = #aborts })
+  end
+  while #aborts > 0 do
+    local entry = table.remove(aborts)
+    local ok, e = xpcall(entry.fn, capture, reason)
+    if not ok then
+      failures[#failures + 1] = (entry.name and (entry.name .. ": ") or "") .. describe(e.err)
+      log.event("error", "rollback_failed", "rollback step failed: " .. failures[#failures])
+    end
+  end
+  return failures
+end
+
+local function classify(failure, rollback_failures)
+  local err = failure.err
+  local sig = sched.signal_received()
+  local text = describe(err)
+  if failure.where and not text:find(failure.where, 1, true) then
+    text = failure.where .. ": " .. text
+  end
+  local code
+  if #rollback_failures > 0 or (type(err) == "table" and err.rollback_failed) then
+    code = 3
+    text = text .. "\nrollback FAILED; what may be left in a mixed state:\n  "
+      .. table.concat(rollback_failures, "\n  ")
+    if type(err) == "table" and err.left then text = text .. "\n  " .. tostring(err.left) end
+  elseif sched.is_interrupt(err) or (sig and type(err) == "table" and err.interrupted) then
+    code = (sig == 15 or (type(err) == "table" and err.signal == 15)) and 143 or 130
+  elseif type(err) == "table" and (err.bad_input or err.code == "ParamValidation")
+         and mutations() == 0 then
+    code = 2
+  else
+    code = 1
+  end
+  local show_trace = type(err) == "string" or log.format() == "text" and code ~= 2
+  if show_trace and failure.traceback then
+    text = text .. "\n" .. failure.traceback:gsub("^\n", "")
+  end
+  return code, "ecsplay: " .. log.redact(text)
+end
+
+-- Wires the AWS client to the simulator, in this process, on a virtual clock.
+local function setup_simulator(opts, ecsplay)
+  local scenario
+  if opts.simulate ~= "" then
+    local ok, s = pcall(require("ecsplay.sim.scenario").load, opts.simulate)
+    if not ok then error(M.bad_input(describe(s)), 0) end
+    scenario = s
+  end
+  local sim = require("ecsplay.sim").new(scenario, { no_auth = opts.no_auth == "1" })
+  sched.use_virtual_clock(sim.world.now)
+  sim:set_clock(sched.now)
+  ecsplay.simulated = true
+  ecsplay.sim = sim
+  local creds = sim:credentials()
+  require("ecsplay.aws").configure {
+    region = sim.world.region,
+    endpoint_url = "https://simulator.ecsplay.invalid",
+    access_key = creds.access_key, secret_key = creds.secret_key,
+    transport = function(req) return sim:transport(req) end,
+  }
+  return sim
+end
+
+local function setup(opts, playbook_dir)
+  setup_paths(opts, playbook_dir)
+  log.configure { format = opts.log_format or "text", verbosity = opts.verbosity,
+    sink = opts.log_sink, clock = sched.now }
+  local ecsplay = require "ecsplay"
+  _G.ecsplay = ecsplay
+  ecsplay.args = opts.args or {}
+  if opts.secret_access_key then log.add_secret(opts.secret_access_key) end
+  if opts.session_token then log.add_secret(opts.session_token) end
+  if opts.simulate then
+    setup_simulator(opts, ecsplay)
+  else
+    local aws_ok, aws = pcall(require, "ecsplay.aws")
+    if aws_ok then
+      aws.configure {
+        region = opts.region, profile = opts.profile, endpoint_url = opts.endpoint_url,
+        access_key = opts.access_key_id, secret_key = opts.secret_access_key,
+        session_token = opts.session_token,
+      }
+    end
+  end
+  return ecsplay
+end
+
+-- Runs a loaded chunk as the main task; returns exit code, message.
+local function execute(opts, chunk, playbook_dir)
+  local main_failure, rollback_failures
+  local ok_setup, setup_err = xpcall(setup, capture, opts, playbook_dir)
+  if not ok_setup then
+    local err = setup_err.err
+    if type(err) == "table" and err.bad_input then
+      return 2, "ecsplay: " .. log.redact(describe(err))
+    end
+    return classify(setup_err, {})
+  end
+  local ok, res = sched.run(function()
+    local ok_chunk, failure = xpcall(chunk, capture)
+    if not ok_chunk then
+      main_failure = failure
+      local reason = describe(failure.err)
+      rollback_failures = run_aborts(reason)
+    end
+  end)
+  if not ok then
+    -- the runner's own task failed: a bug, but still say what happened
+    return 1, "ecsplay: internal error: " .. describe(res)
+  end
+  if main_failure then return classify(main_failure, rollback_failures) end
+  return 0, ""
+end
+
+function M.run_file(opts, path)
+  local f, err = loadfile(path)
+  if not f then
+    local io_err = io.open(path, "r")
+    if not io_err then
+      return 2, "ecsplay: cannot read playbook " .. path .. ": no such file or not readable"
+    end
+    io_err:close()
+    return 2, "ecsplay: " .. err
+  end
+  return execute(opts, f, dirname(path))
+end
+
+function M.run_string(opts, chunk, name)
+  local f, err = load(chunk, name)
+  if not f then return 2, "ecsplay: " .. err end
+  return execute(opts, f, ".")
+end
+
+-- `ecsplay sim serve [--port N] [--scenario FILE] [--speed X] [--no-auth]`
+function M.sim_serve(opts, _, ...)
+  local argv = { ... }
+  local conf = { port = 0, speed = 1 }
+  local i = 1
+  local function value(flag)
+    local v = argv[i + 1]
+    if not v then error(M.bad_input(flag .. " needs a value"), 0) end
+    i = i + 1
+    return v
+  end
+  local ok, err = pcall(function()
+    while i <= #argv do
+      local a = argv[i]
+      local flag, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+      if flag then a = flag; table.insert(argv, i + 1, inline) end
+      if a == "--port" then
+        conf.port = math.tointeger(tonumber(value(a)))
+        if not conf.port or conf.port < 0 or conf.port > 65535 then
+          error(M.bad_input("--port: expected a number from 0 to 65535"), 0)
+        end
+      elseif a == "--scenario" then conf.scenario_path = value(a)
+      elseif a == "--speed" then
+        conf.speed = tonumber(value(a))
+        if not conf.speed or conf.speed <= 0 then
+          error(M.bad_input("--speed: expected a number above 0, like 1, 60 or 0.5"), 0)
+        end
+      elseif a == "--no-auth" then conf.no_auth = true
+      else error(M.bad_input("sim serve: unknown argument " .. a
+        .. " (expected --port N, --scenario FILE, --speed X, --no-auth)"), 0)
+      end
+      i = i + 1
+    end
+  end)
+  if not ok then return 2, "ecsplay: " .. describe(err) end
+  setup_paths(opts, nil)
+  log.configure { format = opts.log_format or "text", verbosity = opts.verbosity, sink = opts.log_sink }
+  _G.ecsplay = require "ecsplay"
+  if conf.scenario_path then
+    local ok_s, s = pcall(require("ecsplay.sim.scenario").load, conf.scenario_path)
+    if not ok_s then return 2, "ecsplay: " .. describe(s) end
+    conf.scenario = s
+  end
+  local ok_run, run_err = xpcall(require("ecsplay.sim.serve").run, capture, conf)
+  if not ok_run then
+    return 1, "ecsplay: sim serve: " .. describe(run_err.err) .. "\n" .. run_err.traceback
+  end
+  return 0, ""
+end
+
+local function journal_command(name, opts, argv)
+  if #argv ~= 1 then
+    return 2, "ecsplay: usage: ecsplay " .. name .. " JOURNAL.jsonl"
+  end
+  local ok_setup, setup_err = xpcall(setup, capture, opts, nil)
+  if not ok_setup then return classify(setup_err, {}) end
+  local code, message = 1, ""
+  local ok, err = sched.run(function()
+    local ok_j, res = xpcall(require("ecsplay.journal")[name], capture, argv[1], opts)
+    if ok_j then
+      code, message = 0, ""
+    else
+      code, message = classify(res, {})
+    end
+  end)
+  if not ok then return 1, "ecsplay: internal error: " .. describe(err) end
+  return code, message
+end
+
+function M.rollback(opts, _, ...) return journal_command("rollback", opts, { ... }) end
+function M.resume(opts, _, ...) return journal_command("resume", opts, { ... }) end
+
+return M

@@ -1,0 +1,393 @@
+--[[
+The scheduler: every wait in ecsplay (an HTTP call, a sleep, a join) is a
+coroutine yield to this one loop, so playbooks read as straight-line code and
+still run many rollouts at once in one process.
+
+Policy lives here; the waiting itself is C: ecsplay.core.http.poll blocks in
+curl_multi_poll, which a SIGINT/SIGTERM wakes through the self-pipe in sched.c.
+
+Clock: real by default. use_virtual_clock(t0) makes time jump: when every task
+waits on a timer and no real I/O is in flight, now() moves straight to the
+next deadline, which is how a 30-minute canary rehearses in milliseconds.
+
+Signals: at the next safe point (a task's yield), each task that is waiting
+gets the error { code = "Interrupted", signal = n } raised where it waits, once.
+Its pcall-protected rollback code then runs normally, and may yield again.
+]]
+local core = require "ecsplay.core"
+
+local M = {}
+
+local TOKEN = {}                 -- marks yields that belong to the scheduler
+local tasks_by_co = setmetatable({}, { __mode = "k" })
+local ready = {}                 -- FIFO of { task, ok, value }: ready[head..tail]
+local ready_head, ready_tail = 1, 0
+local timers = {}                -- binary heap of { t, seq, task }
+local timer_seq = 0
+local http_waiting = {}          -- http id -> task
+local http_count = 0
+local alive = 0                  -- tasks not yet finished
+local running_loop = false
+local virtual = false
+local virtual_now = 0
+local signal_seen = nil          -- the signal being handled, once delivered
+local http_mod
+
+local function http_core()
+  if not http_mod then http_mod = require "ecsplay.core.http" end
+  return http_mod
+end
+
+function M.now()
+  if virtual then return virtual_now end
+  return core.realtime()
+end
+
+function M.is_virtual() return virtual end
+
+function M.use_virtual_clock(start)
+  virtual = true
+  virtual_now = start or core.realtime()
+end
+
+function M.use_real_clock() virtual = false end
+
+-- Timer heap ------------------------------------------------------------------
+local function less(a, b)
+  if a.t ~= b.t then return a.t < b.t end
+  return a.seq < b.seq
+end
+
+local function heap_push(item)
+  timers[#timers + 1] = item
+  local i = #timers
+  while i > 1 do
+    local p = i // 2
+    if less(timers[i], timers[p]) then
+      timers[i], timers[p] = timers[p], timers[i]
+      i = p
+    else
+      break
+    end
+  end
+end
+
+local function heap_pop()
+  local n = #timers
+  if n == 0 then return nil end
+  local top = timers[1]
+  timers[1] = timers[n]
+  timers[n] = nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, r, s = 2 * i, 2 * i + 1, i
+    if l <= n and less(timers[l], timers[s]) then s = l end
+    if r <= n and less(timers[r], timers[s]) then s = r end
+    if s == i then break end
+    timers[i], timers[s] = timers[s], timers[i]
+    i = s
+  end
+  return top
+end
+
+-- Tasks -------------------------------------------------------------------------
+local Task = {}
+Task.__index = Task
+
+local function make_ready(task, ok, value)
+  ready_tail = ready_tail + 1
+  ready[ready_tail] = { task, ok, value }
+end
+
+local function has_ready() return ready_head <= ready_tail end
+
+local function finish(task, ok, ...)
+  task.done = true
+  alive = alive - 1
+  if ok then
+    task.results = table.pack(...)
+  else
+    task.err = (...)
+  end
+  for _, j in ipairs(task.joiners) do make_ready(j, true, nil) end
+  task.joiners = {}
+end
+
+-- Resumes a task with (ok, value) and files it under whatever it waits on next.
+local function step(task, ok, value)
+  task.wait = nil
+  local res = table.pack(coroutine.resume(task.co, ok, value))
+  if not res[1] then
+    return finish(task, false, res[2])
+  end
+  if coroutine.status(task.co) == "dead" then
+    return finish(task, true, table.unpack(res, 2, res.n))
+  end
+  if res[2] ~= TOKEN then
+    -- a bare coroutine.yield() at the top of a task: not ours to handle
+    return finish(task, false, "coroutine.yield() called outside a coroutine the playbook created; "
+      .. "use ecsplay.sleep / ecsplay.spawn for waiting")
+  end
+  local kind, arg = res[3], res[4]
+  if kind == "sleep" then
+    timer_seq = timer_seq + 1
+    local item = { t = M.now() + arg, seq = timer_seq, task = task }
+    task.wait = item
+    heap_push(item)
+  elseif kind == "http" then
+    local ok_start, id = pcall(http_core().start, arg)
+    if not ok_start then
+      make_ready(task, false, id)
+    else
+      task.wait = { http = id }
+      http_waiting[id] = task
+      http_count = http_count + 1
+    end
+  elseif kind == "join" then
+    if arg.done then
+      make_ready(task, true, nil)
+    else
+      task.wait = { join = arg }
+      arg.joiners[#arg.joiners + 1] = task
+    end
+  elseif kind == "yield" then
+    make_ready(task, true, nil)
+  end
+end
+
+local function new_task(fn, name, ...)
+  local args = table.pack(...)
+  local task = setmetatable({ joiners = {}, name = name }, Task)
+  task.co = coroutine.create(function(ok, value)
+    -- the first resume carries no wait result
+    return fn(table.unpack(args, 1, args.n))
+  end)
+  tasks_by_co[task.co] = task
+  alive = alive + 1
+  make_ready(task, true, nil)
+  return task
+end
+
+local function current_task()
+  local co = coroutine.running()
+  return tasks_by_co[co]
+end
+
+-- Interrupted error, raised inside the task where it waits.
+local Interrupted = {}
+Interrupted.__index = Interrupted
+Interrupted.__tostring = function(e)
+  return string.format("interrupted by %s", e.signal == 15 and "SIGTERM" or
+    e.signal == 2 and "SIGINT" or ("signal " .. tostring(e.signal)))
+end
+M.Interrupted = Interrupted
+
+function M.is_interrupt(e) return getmetatable(e) == Interrupted end
+
+-- The one place every wait goes through.
+local function wait(kind, arg)
+  if not current_task() then
+    error("ecsplay: waiting (" .. kind .. ") outside the scheduler; call this from a playbook, "
+      .. "ecsplay.spawn or a function run by ecsplay", 3)
+  end
+  local ok, value = coroutine.yield(TOKEN, kind, arg)
+  if not ok then error(value, 0) end
+  return value
+end
+
+-- Public API -------------------------------------------------------------------
+function M.sleep(seconds)
+  seconds = tonumber(seconds) or 0
+  if seconds < 0 then seconds = 0 end
+  return wait("sleep", seconds)
+end
+
+function M.yield() return wait("yield") end
+
+function M.http(req) return wait("http", req) end
+
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("ecsplay.spawn: expected a function, got " .. type(fn), 2)
+  end
+  return new_task(fn, nil, ...)
+end
+
+function M.in_task() return current_task() ~= nil end
+
+-- Waits for the task; returns its results or raises its error.
+function Task:join()
+  if not self.done then wait("join", self) end
+  if self.err ~= nil then error(self.err, 0) end
+  return table.unpack(self.results, 1, self.results.n)
+end
+
+-- Joins without raising: ok, results... | false, err
+function Task:result()
+  if not self.done then wait("join", self) end
+  if self.err ~= nil then return false, self.err end
+  return true, table.unpack(self.results, 1, self.results.n)
+end
+
+-- Cancels a waiting task: it receives a "Cancelled" error where it waits.
+function Task:cancel(reason)
+  if self.done or self == current_task() then return false end
+  local w = self.wait
+  if w then
+    if w.http then
+      http_waiting[w.http] = nil
+      http_count = http_count - 1
+      pcall(http_core().cancel, w.http)
+    elseif w.join then
+      local js = w.join.joiners
+      for i = #js, 1, -1 do if js[i] == self then table.remove(js, i) end end
+    elseif w.t then
+      w.cancelled = true
+    end
+    self.wait = nil
+    make_ready(self, false, { code = "Cancelled", message = reason or "task cancelled" })
+    return true
+  end
+  return false
+end
+
+-- Delivers a signal to every waiting task, once.
+local function deliver_signal(sig)
+  signal_seen = sig
+  local err = setmetatable({ code = "Interrupted", signal = sig,
+    message = sig == 15 and "interrupted by SIGTERM" or "interrupted by SIGINT" }, Interrupted)
+  for _, task in pairs(tasks_by_co) do
+    if not task.done and task.wait then
+      local w = task.wait
+      if w.http then
+        http_waiting[w.http] = nil
+        http_count = http_count - 1
+        pcall(http_core().cancel, w.http)
+      elseif w.join then
+        local js = w.join.joiners
+        for i = #js, 1, -1 do if js[i] == task then table.remove(js, i) end end
+      elseif w.t then
+        w.cancelled = true
+      end
+      task.wait = nil
+      make_ready(task, false, err)
+    end
+  end
+end
+
+function M.signal_received() return signal_seen end
+
+local function run_ready()
+  local any = false
+  while ready_head <= ready_tail do
+    local item = ready[ready_head]
+    ready[ready_head] = nil
+    ready_head = ready_head + 1
+    any = true
+    step(item[1], item[2], item[3])
+  end
+  ready_head, ready_tail = 1, 0
+  return any
+end
+
+local function fire_due_timers()
+  local now = M.now()
+  while timers[1] and (timers[1].cancelled or timers[1].t <= now) do
+    local item = heap_pop()
+    if not item.cancelled then make_ready(item.task, true, nil) end
+  end
+end
+
+local function poll_http(timeout)
+  local done = http_core().poll(timeout)
+  for _, c in ipairs(done) do
+    local task = http_waiting[c.id]
+    if task then
+      http_waiting[c.id] = nil
+      http_count = http_count - 1
+      make_ready(task, true, c)
+    end
+  end
+end
+
+local function fail_deadlock(main)
+  local js = main.wait.join.joiners
+  for i = #js, 1, -1 do if js[i] == main then table.remove(js, i) end end
+  main.wait = nil
+  make_ready(main, false, { code = "Deadlock", message = "every task is waiting on another task" })
+end
+
+--[[ Runs the loop until `main` is done, then until every other task is done
+     (tasks still waiting when main ends are cancelled, so their cleanup
+     runs). Returns main's ok, results... like pcall. ]]
+local function loop(main)
+  running_loop = true
+  while true do
+    run_ready()
+    if not signal_seen then
+      local sig = core.signal()
+      if sig then deliver_signal(sig) end
+    end
+    if has_ready() then goto continue end
+    if main.done then
+      if alive == 0 then break end
+      -- cancel stragglers once; they may still need the loop to clean up
+      for _, task in pairs(tasks_by_co) do
+        if not task.done and task.wait and not task.cancel_sent then
+          task.cancel_sent = true
+          task:cancel("the playbook finished")
+        end
+      end
+      if has_ready() then goto continue end
+    end
+    while timers[1] and timers[1].cancelled do heap_pop() end
+    if http_count == 0 and not timers[1] then
+      if alive > 0 and not has_ready() then
+        -- every task waits on another: a deadlock; fail the main task
+        if not main.done and main.wait and main.wait.join then
+          fail_deadlock(main)
+        else
+          break
+        end
+      end
+      goto continue
+    end
+    do
+      local deadline = timers[1] and timers[1].t
+      if virtual and http_count == 0 then
+        if deadline and deadline > virtual_now then virtual_now = deadline end
+      else
+        local timeout = 60
+        if deadline then timeout = math.max(0, deadline - M.now()) end
+        if virtual then timeout = math.min(timeout, 0.05) end
+        if http_count > 0 then
+          poll_http(timeout)
+        elseif timeout > 0 then
+          -- nothing to poll but the clock: still let a signal cut the wait short
+          http_core().poll(timeout)
+        end
+      end
+      fire_due_timers()
+    end
+    ::continue::
+  end
+  running_loop = false
+end
+
+function M.run(fn, ...)
+  if running_loop then error("ecsplay: the scheduler is already running", 2) end
+  signal_seen = nil
+  local main = new_task(fn, "main", ...)
+  loop(main)
+  if main.err ~= nil then return false, main.err end
+  return true, table.unpack(main.results or {}, 1, main.results and main.results.n or 0)
+end
+
+-- For tests and the runner: how many tasks, timers and transfers are pending.
+function M.stats()
+  return { alive = alive, timers = #timers, http = http_count }
+end
+
+M.Task = Task
+return M

@@ -1,0 +1,212 @@
+--[[
+The simulated world: one clock, one seed, the per-service state tables and the
+tick loop that moves them through time.
+
+Why a fixed tick: the world at virtual time t must not depend on how often a
+client happened to look at it (a playbook polling every 5 s and boto3 polling
+every 15 s must see the same deployment at minute 7). So state advances in
+steps at absolute multiples of `tick` seconds, plus one-off events scheduled
+with `world:at`, always in time order, whatever the request pattern.
+
+Why hash-based noise: `world:noise(...)` is a pure function of the seed and the
+keys given, so a metric sample for (target group, minute) is the same whichever
+order GetMetricData calls arrive in, in process or over HTTP.
+]]
+local World = {}
+World.__index = World
+
+-- Service modules in tick order: tasks start before targets are checked,
+-- traffic shifts before metrics are recorded.
+local SERVICE_ORDER = { "ecs", "elbv2", "codedeploy", "cloudwatch" }
+
+local DEFAULT_START = 1795687200 -- 2026-11-26T10:00:00Z
+
+local BEHAVIOUR_DEFAULTS = {
+  start = 30,                       -- seconds from launch to healthy
+  error_rate = 0.001,               -- fraction of requests answered 5xx
+  latency_ms = { p50 = 40, p99 = 150 },
+  crash = nil,                      -- nil | "on_start" | "after"
+  after = nil,                      -- seconds, with crash = "after"
+}
+
+-- FNV-1a over a string, 32 bits; enough to spread (seed, keys) over [0,1).
+local function fnv1a(s)
+  local h = 2166136261
+  for i = 1, #s do
+    h = h ~ s:byte(i)
+    h = (h * 16777619) & 0xffffffff
+  end
+  return h
+end
+
+local function mix(h)
+  -- xorshift-multiply finaliser (murmur3 fmix32) so near keys give far values
+  h = h ~ (h >> 16); h = (h * 0x85ebca6b) & 0xffffffff
+  h = h ~ (h >> 13); h = (h * 0xc2b2ae35) & 0xffffffff
+  h = h ~ (h >> 16)
+  return h
+end
+
+--[[ opts: start (epoch seconds), seed, region, account, tick (seconds),
+     images (array of {key=, behaviour=} in lookup order), traffic ({rps=}) ]]
+function World.new(opts)
+  opts = opts or {}
+  local w = setmetatable({}, World)
+  w.start = opts.start or DEFAULT_START
+  w.now = w.start
+  w.seed = opts.seed or 1
+  w.region = opts.region or "us-east-1"
+  w.account = opts.account or "123456789012"
+  w.tick = opts.tick or 5
+  w.next_tick = w.start + w.tick
+  w.images = opts.images or {}
+  w.traffic = opts.traffic or { rps = 200 }
+  w.scenario = opts.scenario or {}
+  w.svc = {}        -- name -> service module
+  w.state = {}      -- name -> that service's state table
+  w.order = {}
+  w.events = {}     -- one-off events: { t=, seq=, fn= }, kept sorted
+  w.event_seq = 0
+  w.counter = 0
+  return w
+end
+
+-- Registers a service module ({name=, init=, tick=, ops=}) and builds its state.
+function World:add_service(mod)
+  assert(type(mod) == "table" and mod.name, "service module needs a name")
+  self.svc[mod.name] = mod
+  self.state[mod.name] = mod.init and mod.init(self) or {}
+  self.order = {}
+  for _, name in ipairs(SERVICE_ORDER) do
+    if self.svc[name] then self.order[#self.order + 1] = name end
+  end
+  for name in pairs(self.svc) do
+    local known = false
+    for _, n in ipairs(SERVICE_ORDER) do if n == name then known = true end end
+    if not known then self.order[#self.order + 1] = name end
+  end
+end
+
+-- Schedules fn(world, t) to run when the clock reaches t (same t: in call order).
+function World:at(t, fn)
+  self.event_seq = self.event_seq + 1
+  local ev = { t = t, seq = self.event_seq, fn = fn }
+  local events = self.events
+  local i = #events
+  while i >= 1 and (events[i].t > t or (events[i].t == t and events[i].seq > ev.seq)) do
+    events[i + 1] = events[i]
+    i = i - 1
+  end
+  events[i + 1] = ev
+  return ev
+end
+
+function World:cancel(ev)
+  for i, e in ipairs(self.events) do
+    if e == ev then table.remove(self.events, i) return true end
+  end
+  return false
+end
+
+-- Moves the world to time t: due events and ticks run in time order
+-- (an event due at the same second as a tick runs first).
+function World:advance(t)
+  if t <= self.now then return end
+  while true do
+    local ev = self.events[1]
+    local next_t = self.next_tick
+    if ev and ev.t <= next_t then next_t = ev.t end
+    if next_t > t then break end
+    self.now = next_t
+    if ev and ev.t == next_t then
+      table.remove(self.events, 1)
+      ev.fn(self, next_t)
+    else
+      self.next_tick = self.next_tick + self.tick
+      for _, name in ipairs(self.order) do
+        local mod = self.svc[name]
+        if mod.tick then mod.tick(self, next_t) end
+      end
+    end
+  end
+  self.now = t
+end
+
+-- Deterministic noise in [0, 1) from the seed and any keys.
+function World:noise(...)
+  local parts = { tostring(self.seed) }
+  for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+  return mix(fnv1a(table.concat(parts, "\0"))) / 4294967296.0
+end
+
+-- Deterministic standard-normal sample (Box-Muller over two noise draws).
+function World:normal(...)
+  local u1 = math.max(self:noise("n1", ...), 1e-12)
+  local u2 = self:noise("n2", ...)
+  return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
+end
+
+-- A fresh identifier: deterministic for the same sequence of calls.
+function World:id(prefix, len)
+  self.counter = self.counter + 1
+  local hex = string.format("%08x%08x%08x%08x",
+    mix(fnv1a(self.seed .. ":a:" .. self.counter)),
+    mix(fnv1a(self.seed .. ":b:" .. self.counter)),
+    mix(fnv1a(self.seed .. ":c:" .. self.counter)),
+    mix(fnv1a(self.seed .. ":d:" .. self.counter)))
+  hex = hex:sub(1, len or 32)
+  return prefix and (prefix .. hex) or hex
+end
+
+-- A request id in AWS's UUID layout.
+function World:request_id()
+  local h = self:id(nil, 32)
+  return string.format("%s-%s-%s-%s-%s", h:sub(1, 8), h:sub(9, 12), h:sub(13, 16),
+    h:sub(17, 20), h:sub(21, 32))
+end
+
+function World:arn(service, resource)
+  return string.format("arn:aws:%s:%s:%s:%s", service, self.region, self.account, resource)
+end
+
+--[[ Raises the error an operation answers with. The front end turns it into
+     the service's wire error (JSON __type or XML <Error>). ]]
+function World:fail(code, message, status)
+  error(setmetatable({ sim_error = true, code = code, message = message, status = status or 400 },
+    { __tostring = function(e) return e.code .. ": " .. e.message end }), 0)
+end
+
+function World:is_error(e)
+  return type(e) == "table" and e.sim_error == true
+end
+
+-- Evaluates a behaviour value: a constant, or a function of ctx.
+function World:eval(value, ctx)
+  if type(value) == "function" then return value(ctx) end
+  return value
+end
+
+--[[ The behaviour table of a container image: the first matching entry of
+     world.images (exact key, or a Lua pattern when the key starts with "~"),
+     over the defaults. Returned values may still be functions of ctx; read
+     them with world:eval(b.error_rate, ctx). ctx = { t=, weight=, now= }. ]]
+function World:behaviour(image)
+  local found
+  for _, entry in ipairs(self.images) do
+    local key = entry.key
+    if key:sub(1, 1) == "~" then
+      if image:match(key:sub(2)) then found = entry.behaviour break end
+    elseif key == image then
+      found = entry.behaviour
+      break
+    end
+  end
+  local b = {}
+  for k, v in pairs(BEHAVIOUR_DEFAULTS) do b[k] = v end
+  if found then for k, v in pairs(found) do b[k] = v end end
+  return b
+end
+
+World.DEFAULT_START = DEFAULT_START
+World.BEHAVIOUR_DEFAULTS = BEHAVIOUR_DEFAULTS
+return World

@@ -1,0 +1,70 @@
+#!/bin/sh
+# Runs every test program and adds up their closing "N passed, N failed" lines.
+#   sh tests/run.sh [c|lua|py ...] [--only PATTERN]
+# C tests: build/tests/test_*; Lua: tests/lua/test_*.lua through ./ecsplay and
+# tests/lua/harness.lua; Python: tests/py/test_*.py with Debian's /usr/bin/python3
+# (boto3 and the AWS CLI as real clients). Each program has 300 s at most.
+# VALGRIND=1 runs the C tests under valgrind; BUILD=dir picks the build folder.
+BUILD=${BUILD:-build}
+groups=""
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) only="$2"; shift 2 ;;
+    *) groups="$groups $1"; shift ;;
+  esac
+done
+[ -n "$groups" ] || groups="c lua py"
+passed=0; failed=0; skipped=0; broken=""
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+
+run_one() {
+  name="$1"; shift
+  case "$name" in *"$only"*) ;; *) return ;; esac
+  start=$(date +%s)
+  timeout -k 5 300 "$@" >"$log" 2>&1
+  rc=$?
+  line=$(grep -E '^(.*: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  p=$(echo "$line" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
+  f=$(echo "$line" | sed -n 's/.*passed, \([0-9][0-9]*\) failed.*/\1/p')
+  s=$(echo "$line" | sed -n 's/.*failed, \([0-9][0-9]*\) skipped.*/\1/p')
+  [ -n "$p" ] || p=0; [ -n "$f" ] || f=0; [ -n "$s" ] || s=0
+  if [ -z "$line" ] || [ "$rc" -ne 0 -a "$f" -eq 0 ]; then
+    f=$((f + 1)); broken="$broken $name"
+    echo "FAIL $name (exit $rc, no result line or crashed)"; tail -n 30 "$log"
+  elif [ "$f" -gt 0 ]; then
+    broken="$broken $name"
+    echo "FAIL $name: $line"; grep -E 'FAIL|not ok|Error|error' "$log" | head -n 40
+  else
+    echo "ok   $name: $line ($(( $(date +%s) - start ))s)"
+  fi
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+
+for g in $groups; do
+  case "$g" in
+    c)
+      for t in "$BUILD"/tests/test_*; do
+        [ -x "$t" ] || continue
+        if [ -n "$VALGRIND" ]; then
+          run_one "$(basename "$t")" valgrind -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite "$t"
+        else
+          run_one "$(basename "$t")" "$t"
+        fi
+      done ;;
+    lua)
+      for t in tests/lua/test_*.lua; do
+        [ -f "$t" ] || continue
+        run_one "$(basename "$t")" ./ecsplay tests/lua/harness.lua file="$t"
+      done ;;
+    py)
+      for t in tests/py/test_*.py; do
+        [ -f "$t" ] || continue
+        run_one "$(basename "$t")" /usr/bin/python3 "$t"
+      done ;;
+  esac
+done
+[ -n "$broken" ] && echo "failing:$broken"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
