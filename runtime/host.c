@@ -162,7 +162,7 @@ static int ep_is_dir(const char *path) {
 static int ep_find_stdlib(const ecsplay_runtime *rt, char *out, size_t outlen) {
   const char *opt = rt->options[ep_option_index("stdlib")];
   const char *env = getenv("ECSPLAY_STDLIB");
-  char exe[PATH_MAX];
+  char exe[PATH_MAX - 64]; /* leaves room for the suffixes below */
   ssize_t n;
   if (opt && *opt) {
     snprintf(out, outlen, "%s", opt);
@@ -179,11 +179,9 @@ static int ep_find_stdlib(const ecsplay_runtime *rt, char *out, size_t outlen) {
     slash = strrchr(exe, '/');
     if (slash) {
       *slash = '\0';
-      snprintf(out, outlen, "%s/stdlib-lua", exe);
-      if (ep_is_dir(out))
+      if ((size_t)snprintf(out, outlen, "%s/stdlib-lua", exe) < outlen && ep_is_dir(out))
         return 1;
-      snprintf(out, outlen, "%s/../share/ecsplay/lua", exe);
-      if (ep_is_dir(out))
+      if ((size_t)snprintf(out, outlen, "%s/../share/ecsplay/lua", exe) < outlen && ep_is_dir(out))
         return 1;
     }
   }

@@ -105,7 +105,9 @@ function M.event(level, event, message, fields)
     if level == "warn" then parts[#parts + 1] = "warning:" end
     if level == "error" then parts[#parts + 1] = "error:" end
     parts[#parts + 1] = message
-    if fields then
+    -- structured events already say everything in their message; fields are
+    -- for the JSON form. Plain log calls show their fields as key=value.
+    if fields and event == "log" then
       local keys = {}
       for k in pairs(fields) do keys[#keys + 1] = k end
       table.sort(keys)

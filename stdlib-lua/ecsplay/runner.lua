@@ -125,7 +125,10 @@ local function classify(failure, rollback_failures)
   else
     code = 1
   end
-  local show_trace = type(err) == "string" or log.format() == "text" and code ~= 2
+  -- a plain Lua error is a bug to find: show where. Structured errors (AWS,
+  -- gates, rollbacks) already say what happened; their trace is for -v.
+  local show_trace = type(err) == "string" or (type(err) == "table" and not getmetatable(err)
+    and not err.code) or M.verbose
   if show_trace and failure.traceback then
     text = text .. "\n" .. failure.traceback:gsub("^\n", "")
   end
@@ -157,6 +160,7 @@ end
 
 local function setup(opts, playbook_dir)
   setup_paths(opts, playbook_dir)
+  M.verbose = (tonumber(opts.verbosity) or 0) > 0
   log.configure { format = opts.log_format or "text", verbosity = opts.verbosity,
     sink = opts.log_sink, clock = sched.now }
   local ecsplay = require "ecsplay"

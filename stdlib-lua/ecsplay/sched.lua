@@ -178,6 +178,7 @@ end
 local Interrupted = {}
 Interrupted.__index = Interrupted
 Interrupted.__tostring = function(e)
+  if e.message then return e.message end
   return string.format("interrupted by %s", e.signal == 15 and "SIGTERM" or
     e.signal == 2 and "SIGINT" or ("signal " .. tostring(e.signal)))
 end

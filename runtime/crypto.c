@@ -1,0 +1,308 @@
+/* crypto.c: hashing, HMAC, hex/base64 and randomness for the runtime and for
+ * Lua (module ecsplay.core.crypto). Mechanism only; no policy lives here. */
+#include "crypto.h"
+#include "ep.h"
+
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+/* ---- C helpers ---------------------------------------------------------- */
+
+int ep_sha256(const void *data, size_t len, unsigned char out[EP_SHA256_LEN])
+{
+    unsigned int n = 0;
+    /* EVP_Digest accepts NULL data only with len 0; pass a valid pointer. */
+    if (EVP_Digest(len ? data : "", len, out, &n, EVP_sha256(), NULL) != 1 || n != EP_SHA256_LEN)
+        return -1;
+    return 0;
+}
+
+void ep_hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int ep_sha256_hex(const void *data, size_t len, char out[EP_SHA256_HEX_LEN + 1])
+{
+    unsigned char md[EP_SHA256_LEN];
+    if (ep_sha256(data, len, md) != 0)
+        return -1;
+    ep_hex_encode(md, sizeof md, out);
+    return 0;
+}
+
+int ep_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                   unsigned char out[EP_SHA256_LEN])
+{
+    unsigned int n = 0;
+    /* The one-shot HMAC() is not deprecated in OpenSSL 3 (HMAC_CTX is). */
+    if (key_len > (size_t)0x7fffffff)
+        return -1;
+    if (!HMAC(EVP_sha256(), key_len ? key : "", (int)key_len,
+              len ? (const unsigned char *)data : (const unsigned char *)"", len, out, &n) ||
+        n != EP_SHA256_LEN)
+        return -1;
+    return 0;
+}
+
+int ep_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen)
+        return 0;
+    if (alen == 0)
+        return 1;
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+void ep_wipe(void *p, size_t n)
+{
+    if (p && n)
+        OPENSSL_cleanse(p, n);
+}
+
+/* ---- Lua face ----------------------------------------------------------- */
+
+static int l_sha256(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unsigned char md[EP_SHA256_LEN];
+    if (ep_sha256(s, len, md) != 0)
+        return luaL_error(L, "crypto.sha256: OpenSSL digest failed");
+    lua_pushlstring(L, (const char *)md, sizeof md);
+    return 1;
+}
+
+static int l_sha256_hex(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char hex[EP_SHA256_HEX_LEN + 1];
+    if (ep_sha256_hex(s, len, hex) != 0)
+        return luaL_error(L, "crypto.sha256_hex: OpenSSL digest failed");
+    lua_pushlstring(L, hex, EP_SHA256_HEX_LEN);
+    return 1;
+}
+
+static int l_hmac_sha256(lua_State *L)
+{
+    size_t klen, len;
+    const char *key = luaL_checklstring(L, 1, &klen);
+    const char *s = luaL_checklstring(L, 2, &len);
+    unsigned char md[EP_SHA256_LEN];
+    if (ep_hmac_sha256(key, klen, s, len, md) != 0)
+        return luaL_error(L, "crypto.hmac_sha256: OpenSSL HMAC failed");
+    lua_pushlstring(L, (const char *)md, sizeof md);
+    ep_wipe(md, sizeof md);
+    return 1;
+}
+
+static int l_hex(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    static const char digits[] = "0123456789abcdef";
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, len * 2);
+    for (size_t i = 0; i < len; i++) {
+        p[2 * i] = digits[s[i] >> 4];
+        p[2 * i + 1] = digits[s[i] & 15];
+    }
+    luaL_pushresultsize(&b, len * 2);
+    return 1;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int l_unhex(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    if (len % 2) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "crypto.unhex: odd length %d, expected pairs of hex digits", (int)len);
+        return 2;
+    }
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, len / 2);
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "crypto.unhex: invalid hex digit at offset %d", (int)(hi < 0 ? i : i + 1));
+            return 2;
+        }
+        p[i / 2] = (char)(hi << 4 | lo);
+    }
+    luaL_pushresultsize(&b, len / 2);
+    return 1;
+}
+
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int l_base64(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    size_t olen = (len + 2) / 3 * 4;
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, olen);
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+        p[o++] = b64chars[v >> 18 & 63];
+        p[o++] = b64chars[v >> 12 & 63];
+        p[o++] = b64chars[v >> 6 & 63];
+        p[o++] = b64chars[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < len ? (unsigned)s[i + 1] << 8 : 0);
+        p[o++] = b64chars[v >> 18 & 63];
+        p[o++] = b64chars[v >> 12 & 63];
+        p[o++] = i + 1 < len ? b64chars[v >> 6 & 63] : '=';
+        p[o++] = '=';
+    }
+    luaL_pushresultsize(&b, o);
+    return 1;
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Strict standard base64 (RFC 4648 section 4): padding required, no
+ * whitespace, so a corrupted value is reported instead of half-decoded. */
+static int l_unbase64(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    if (len % 4) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "crypto.unbase64: length %d is not a multiple of 4", (int)len);
+        return 2;
+    }
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, len / 4 * 3);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = s[i + k];
+            if (c == '=' && i + 4 == len && k >= 2 && (k == 3 || s[i + 3] == '=')) {
+                v[k] = 0;
+                pad++;
+                continue;
+            }
+            v[k] = b64val(c);
+            if (v[k] < 0 || pad) {
+                lua_pushnil(L);
+                lua_pushfstring(L, "crypto.unbase64: invalid character at offset %d", (int)(i + k));
+                return 2;
+            }
+        }
+        unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        p[o++] = (char)(w >> 16 & 255);
+        if (pad < 2)
+            p[o++] = (char)(w >> 8 & 255);
+        if (pad < 1)
+            p[o++] = (char)(w & 255);
+    }
+    luaL_pushresultsize(&b, o);
+    return 1;
+}
+
+static int l_random_bytes(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 1 << 20, 1, "expected a byte count between 0 and 1048576");
+    luaL_Buffer b;
+    unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, (size_t)n);
+    if (n > 0 && RAND_bytes(p, (int)n) != 1)
+        return luaL_error(L, "crypto.random_bytes: OpenSSL RAND_bytes failed (no entropy?)");
+    luaL_pushresultsize(&b, (size_t)n);
+    return 1;
+}
+
+/* RFC 4122 version 4 UUID, lowercase: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx */
+static int l_uuid4(lua_State *L)
+{
+    unsigned char r[16];
+    char hex[33], out[37];
+    if (RAND_bytes(r, sizeof r) != 1)
+        return luaL_error(L, "crypto.uuid4: OpenSSL RAND_bytes failed (no entropy?)");
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    ep_hex_encode(r, sizeof r, hex);
+    memcpy(out, hex, 8);
+    out[8] = '-';
+    memcpy(out + 9, hex + 8, 4);
+    out[13] = '-';
+    memcpy(out + 14, hex + 12, 4);
+    out[18] = '-';
+    memcpy(out + 19, hex + 16, 4);
+    out[23] = '-';
+    memcpy(out + 24, hex + 20, 12);
+    lua_pushlstring(L, out, 36);
+    return 1;
+}
+
+/* Constant-time string equality, for comparing signatures and tokens. */
+static int l_equal(lua_State *L)
+{
+    size_t alen, blen;
+    const char *a = luaL_checklstring(L, 1, &alen);
+    const char *b = luaL_checklstring(L, 2, &blen);
+    lua_pushboolean(L, ep_ct_equal(a, alen, b, blen));
+    return 1;
+}
+
+static const luaL_Reg crypto_funcs[] = {
+    {"sha256", l_sha256},
+    {"sha256_hex", l_sha256_hex},
+    {"hmac_sha256", l_hmac_sha256},
+    {"hex", l_hex},
+    {"unhex", l_unhex},
+    {"base64", l_base64},
+    {"unbase64", l_unbase64},
+    {"random_bytes", l_random_bytes},
+    {"uuid4", l_uuid4},
+    {"equal", l_equal},
+    {NULL, NULL},
+};
+
+int luaopen_ecsplay_core_crypto(lua_State *L)
+{
+    luaL_newlib(L, crypto_funcs);
+    return 1;
+}

@@ -1,0 +1,192 @@
+--[[
+The run journal: one JSON object per line in .ecsplay/runs/<run-id>.jsonl,
+fsynced before the change it describes is made, so that after a kill -9
+`ecsplay rollback JOURNAL` can restore the stable state and
+`ecsplay resume JOURNAL` can finish the rollout.
+
+Lines:
+  {"t":"start","run":id,"name":..,"strategy":..,"playbook":..,"args":{..},"config":{..},"time":..}
+  {"t":"do","key":"weight:2","desc":..,"undo":{action}|null,"time":..}   before the change
+  {"t":"done","key":"weight:2","result":..,"time":..}                    after it
+  {"t":"undone","index":n,"time":..}                                      an undo carried out
+  {"t":"end","status":"succeeded"|"rolled_back"|"rollback_failed","time":..}
+
+Undo actions are rollout/actions.lua data. The folder is ECSPLAY_RUNS_DIR, or
+.ecsplay/runs under the current folder.
+]]
+local json = require "ecsplay.json"
+local core = require "ecsplay.core"
+local log = require "ecsplay.log"
+
+local M = {}
+
+local function runs_dir()
+  return os.getenv("ECSPLAY_RUNS_DIR") or ".ecsplay/runs"
+end
+
+local function ensure_dir(dir)
+  local path = ""
+  for part in dir:gmatch("[^/]+") do
+    path = (path == "" and (dir:sub(1, 1) == "/" and "/" or "") or (path .. "/")) .. part
+    local ok, err = core.mkdir(path)
+    if not ok then error({ code = "JournalError", message = err }, 0) end
+  end
+end
+
+local Journal = {}
+Journal.__index = Journal
+
+function M.new_id(strategy, now)
+  local hex = require("ecsplay.core.crypto").hex(require("ecsplay.core.crypto").random_bytes(3))
+  return os.date("!%Y%m%dT%H%M%SZ", math.floor(now)) .. "-" .. strategy .. "-" .. hex
+end
+
+--[[ Opens a journal: a new one, or (resume) the existing file. ]]
+function M.open(meta, path)
+  local j = setmetatable({}, Journal)
+  if path then
+    j.path = path
+    return j
+  end
+  local dir = runs_dir()
+  ensure_dir(dir)
+  j.path = dir .. "/" .. meta.run .. ".jsonl"
+  meta.t = "start"
+  j:write(meta)
+  log.event("info", "journal", "journal: " .. j.path)
+  return j
+end
+
+function Journal:write(obj)
+  obj.time = obj.time or require("ecsplay.sched").now()
+  local line, err = json.encode(obj)
+  if not line then error({ code = "JournalError", message = "cannot encode journal line: " .. err }, 0) end
+  local ok, werr = core.fsync_append(self.path, line .. "\n")
+  if not ok then error({ code = "JournalError", message = werr }, 0) end
+end
+
+--[[ Reads a journal; returns the parsed state:
+     { start=, done={[key]=result}, undo={ {index=, key=, action=}... not yet undone },
+       ended=status|nil } ]]
+function M.read(path)
+  local f, err = io.open(path, "r")
+  if not f then
+    error({ code = "BadInput", bad_input = true, message = "cannot read journal " .. path .. ": " .. tostring(err) }, 0)
+  end
+  local state = { done = {}, undo = {}, path = path }
+  local n = 0
+  local undos = {}
+  for line in f:lines() do
+    n = n + 1
+    if line ~= "" then
+      local obj, jerr = json.decode(line)
+      if not obj then
+        -- a torn last line from a crash mid-write is expected; anything else is not
+        local rest = f:read("a")
+        if rest and rest:match("%S") then
+          f:close()
+          error({ code = "BadInput", bad_input = true,
+            message = string.format("%s:%d: not a journal line (%s)", path, n, jerr) }, 0)
+        end
+        break
+      end
+      if obj.t == "start" then state.start = obj
+      elseif obj.t == "do" then
+        if obj.undo and obj.undo ~= json.null then
+          undos[#undos + 1] = { index = #undos + 1, key = obj.key, action = obj.undo, desc = obj.desc }
+        end
+      elseif obj.t == "done" then state.done[obj.key] = obj.result == json.null and true or obj.result
+      elseif obj.t == "undone" then
+        for _, u in ipairs(undos) do if u.index == obj.index then u.undone = true end end
+      elseif obj.t == "end" then state.ended = obj.status
+      end
+    end
+  end
+  f:close()
+  if not state.start then
+    error({ code = "BadInput", bad_input = true, message = path .. ": not an ecsplay run journal (no start line)" }, 0)
+  end
+  for _, u in ipairs(undos) do if not u.undone then state.undo[#state.undo + 1] = u end end
+  state.all_undo = undos
+  return state
+end
+
+-- Points the AWS client at the same place the journaled run used.
+local function configure_like(start, opts)
+  if opts and (opts.endpoint_url or opts.region or opts.profile or opts.simulate) then return end
+  local cfg = start.config or {}
+  if cfg.endpoint_url or cfg.region or cfg.profile then
+    require("ecsplay.aws").configure { endpoint_url = cfg.endpoint_url, region = cfg.region,
+      profile = cfg.profile }
+  end
+end
+
+--[[ `ecsplay rollback JOURNAL`: carries out every undo not yet done, newest
+     first, and records each. Raises with rollback_failed when one fails. ]]
+function M.rollback(path, opts)
+  local state = M.read(path)
+  configure_like(state.start, opts)
+  local j = M.open(nil, path)
+  local actions = require "ecsplay.rollout.actions"
+  if #state.undo == 0 then
+    log.event("info", "rollback", "nothing to roll back in " .. path
+      .. (state.ended and (" (run ended: " .. state.ended .. ")") or ""))
+    return true
+  end
+  log.event("warn", "rollback", string.format("rolling back run %s from its journal: %d step(s)",
+    state.start.run, #state.undo))
+  local failures = {}
+  local seen = {}
+  for i = #state.undo, 1, -1 do
+    local u = state.undo[i]
+    local sig = json.encode(u.action)
+    if seen[sig] then
+      j:write { t = "undone", index = u.index }
+    else
+      seen[sig] = true
+      local ok, err = pcall(actions.run, u.action)
+      if ok then
+        j:write { t = "undone", index = u.index }
+        log.event("info", "undo", "undone: " .. actions.describe(u.action))
+      else
+        failures[#failures + 1] = actions.describe(u.action) .. ": " .. tostring(type(err) == "table" and (err.message or err.code) or err)
+        log.event("error", "undo", "undo failed: " .. failures[#failures])
+      end
+    end
+  end
+  if #failures > 0 then
+    j:write { t = "end", status = "rollback_failed" }
+    error({ code = "RollbackFailed", rollback_failed = true, message = "rollback of " .. path .. " failed",
+      left = table.concat(failures, "; ") }, 0)
+  end
+  j:write { t = "end", status = "rolled_back" }
+  log.event("info", "rollback", "rolled back: stable state restored")
+  return true
+end
+
+--[[ `ecsplay resume JOURNAL`: runs the journaled playbook again with the same
+     arguments; its strategy skips every step the journal shows done. ]]
+function M.resume(path, opts)
+  local state = M.read(path)
+  if state.ended then
+    error({ code = "BadInput", bad_input = true, message = path .. ": the run already ended ("
+      .. state.ended .. "); nothing to resume" }, 0)
+  end
+  local start = state.start
+  if not start.playbook then
+    error({ code = "BadInput", bad_input = true, message = path .. ": the journal does not name its playbook" }, 0)
+  end
+  configure_like(start, opts)
+  local ecsplay = require "ecsplay"
+  for k, v in pairs(start.args or {}) do
+    if ecsplay.args[k] == nil then ecsplay.args[k] = v end
+  end
+  ecsplay._resume = { [start.name or start.strategy] = state }
+  log.event("info", "resume", string.format("resuming run %s (%s) from %s", start.run,
+    start.playbook, path))
+  local chunk, err = loadfile(start.playbook)
+  if not chunk then error({ code = "BadInput", bad_input = true, message = err }, 0) end
+  return chunk()
+end
+
+return M

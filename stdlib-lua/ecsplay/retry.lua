@@ -1,0 +1,141 @@
+-- The SDKs' retry policy ("standard" mode, as botocore's retries/standard.py):
+--   * at most max_attempts attempts (default 3; AWS_MAX_ATTEMPTS / configure{max_attempts=});
+--   * retry throttling codes, transient codes, HTTP 500/502/503/504 and transport errors;
+--   * delay before retry i (1-based) = random() * 2^(i-1) seconds, capped at 20 s (full jitter);
+--   * a retry quota per service: 500 tokens, a retry costs 5 (10 after a timeout), a success
+--     gives back what its retry took, or 1 when it needed none. No tokens → no retry.
+-- "adaptive" is treated as standard (no client-side rate limiter); "legacy" has no quota
+-- and 5 attempts by default.
+local M = {}
+
+local function set(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+
+M.THROTTLING_CODES = set {
+  "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+  "TooManyRequestsException", "ProvisionedThroughputExceededException",
+  "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+  "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+  "EC2ThrottledException",
+}
+M.TRANSIENT_CODES = set { "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete" }
+M.TRANSIENT_STATUS = set { 500, 502, 503, 504 }
+-- Transport error codes (errors.transport) that are worth another attempt.
+M.TRANSPORT_CODES = set { "ConnectionError", "Timeout", "ConnectionReset", "TransportError" }
+
+M.DEFAULT_MAX_ATTEMPTS = 3
+M.LEGACY_MAX_ATTEMPTS = 5
+M.MAX_BACKOFF = 20
+M.INITIAL_CAPACITY = 500
+M.RETRY_COST = 5
+M.TIMEOUT_RETRY_COST = 10
+M.NO_RETRY_INCREMENT = 1
+
+function M.is_throttling(e)
+  return type(e) == "table" and M.THROTTLING_CODES[e.code] == true
+end
+
+function M.is_timeout(e)
+  return type(e) == "table" and e.kind == "transport" and e.code == "Timeout"
+end
+
+-- Would standard mode retry this error (ignoring attempts and quota)?
+function M.is_retryable(e)
+  if type(e) ~= "table" then return false end
+  if e.kind == "validation" or e.kind == "credentials" or e.kind == "config" then return false end
+  if e.kind == "transport" then return M.TRANSPORT_CODES[e.code] == true end
+  if M.THROTTLING_CODES[e.code] or M.TRANSIENT_CODES[e.code] then return true end
+  if e.status and M.TRANSIENT_STATUS[e.status] then return true end
+  return false
+end
+
+-- Resolve the settings: opts (configure) win over the environment (a function name → value).
+-- → { mode = "standard"|"legacy", max_attempts = n } or raises a config error message.
+function M.settings(opts, getenv)
+  opts = opts or {}
+  getenv = getenv or os.getenv
+  local mode = opts.retry_mode or getenv("AWS_RETRY_MODE") or "standard"
+  mode = tostring(mode):lower()
+  if mode == "adaptive" then mode = "standard" end
+  if mode ~= "standard" and mode ~= "legacy" then
+    error(string.format("invalid retry mode %q (from %s): expected standard, legacy or adaptive",
+      mode, opts.retry_mode and "configure{retry_mode=}" or "AWS_RETRY_MODE"), 0)
+  end
+  local n, src = opts.max_attempts, "configure{max_attempts=}"
+  if n == nil then n, src = getenv("AWS_MAX_ATTEMPTS"), "AWS_MAX_ATTEMPTS" end
+  if n ~= nil then
+    local v = math.tointeger(tonumber(n))
+    if not v or v < 1 then
+      error(string.format("invalid max attempts %q (from %s): expected an integer >= 1",
+        tostring(n), src), 0)
+    end
+    n = v
+  else
+    n = mode == "legacy" and M.LEGACY_MAX_ATTEMPTS or M.DEFAULT_MAX_ATTEMPTS
+  end
+  return { mode = mode, max_attempts = n }
+end
+
+-- Seconds to wait before retry number `attempt` (the attempt that just failed, 1-based).
+function M.delay(attempt, rand)
+  rand = rand or math.random
+  local d = rand() * (2 ^ (attempt - 1))
+  if d > M.MAX_BACKOFF then d = M.MAX_BACKOFF end
+  return d
+end
+
+-- The retry quota (token bucket).
+local Quota = {}
+Quota.__index = Quota
+M.Quota = Quota
+
+function Quota.new(capacity)
+  capacity = capacity or M.INITIAL_CAPACITY
+  return setmetatable({ max = capacity, available = capacity }, Quota)
+end
+
+-- Take the cost of retrying after error e. → cost taken, or nil when the bucket is too low.
+function Quota:acquire(e)
+  local cost = M.is_timeout(e) and M.TIMEOUT_RETRY_COST or M.RETRY_COST
+  if self.available < cost then return nil end
+  self.available = self.available - cost
+  return cost
+end
+
+-- After a successful response: give back what the last retry took, or 1 if none.
+function Quota:release(cost)
+  self.available = math.min(self.max, self.available + (cost or M.NO_RETRY_INCREMENT))
+end
+
+-- A retryer for one service client. quota=false disables the bucket (legacy mode).
+local Retryer = {}
+Retryer.__index = Retryer
+M.Retryer = Retryer
+
+function M.new(settings, quota)
+  settings = settings or { mode = "standard", max_attempts = M.DEFAULT_MAX_ATTEMPTS }
+  if quota == nil and settings.mode ~= "legacy" then quota = Quota.new() end
+  return setmetatable({ settings = settings, quota = quota or nil }, Retryer)
+end
+
+-- Decide after a failed attempt. → delay in seconds to retry, or nil, reason.
+-- ctx is per call: { cost = last quota taken }.
+function Retryer:on_error(ctx, attempt, e)
+  if not M.is_retryable(e) then return nil, "not retryable" end
+  if attempt >= self.settings.max_attempts then return nil, "max attempts reached" end
+  if self.quota then
+    local cost = self.quota:acquire(e)
+    if not cost then return nil, "retry quota exhausted" end
+    ctx.cost = cost
+  end
+  return M.delay(attempt, self.rand)
+end
+
+function Retryer:on_success(ctx)
+  if self.quota then self.quota:release(ctx.cost) end
+end
+
+return M

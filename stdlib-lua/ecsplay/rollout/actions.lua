@@ -1,0 +1,133 @@
+--[[
+Undo actions are data, not closures, so they can be written to the run
+journal and carried out by `ecsplay rollback JOURNAL` in another process after
+a kill -9. Each action sets a state (it does not toggle one), so running it
+twice, or for a change that never happened, is harmless.
+
+  { op = "set_weights", point = {kind=, arn=}, weights = {[tg_arn]=w} }
+  { op = "update_service", cluster=, service=, taskDefinition=?, desiredCount=? }
+  { op = "stop_codedeploy", deploymentId= }
+  { op = "stop_service_deployment", serviceDeploymentArn= }
+  { op = "delete_task_set", cluster=, service=, taskSet= }
+]]
+local M = {}
+
+local sched = require "ecsplay.sched"
+
+local function describe(a)
+  if a.op == "set_weights" then
+    local parts = {}
+    local arns = {}
+    for arn in pairs(a.weights) do arns[#arns + 1] = arn end
+    table.sort(arns)
+    for _, arn in ipairs(arns) do
+      parts[#parts + 1] = (arn:match("targetgroup/([^/]+)/") or arn) .. "=" .. a.weights[arn]
+    end
+    return "traffic back to " .. table.concat(parts, " ")
+  elseif a.op == "update_service" then
+    local what = {}
+    if a.taskDefinition then what[#what + 1] = "task definition " .. (a.taskDefinition:match("task%-definition/(.+)$") or a.taskDefinition) end
+    if a.desiredCount then what[#what + 1] = "desired count " .. a.desiredCount end
+    return "service " .. a.service .. " back to " .. table.concat(what, ", ")
+  elseif a.op == "stop_codedeploy" then
+    return "stop CodeDeploy deployment " .. a.deploymentId .. " with rollback"
+  elseif a.op == "stop_service_deployment" then
+    return "roll back ECS service deployment " .. a.serviceDeploymentArn
+  elseif a.op == "delete_task_set" then
+    return "delete task set " .. a.taskSet
+  end
+  return a.op
+end
+M.describe = describe
+
+local apply = {}
+
+function apply.set_weights(a)
+  require("ecsplay.rollout.traffic").set(a.point, a.weights)
+end
+
+function apply.update_service(a)
+  require("ecsplay.ecs").update_service { cluster = a.cluster, service = a.service,
+    taskDefinition = a.taskDefinition, desiredCount = a.desiredCount }
+end
+
+function apply.stop_codedeploy(a)
+  local codedeploy = require "ecsplay.codedeploy"
+  local info = codedeploy.get_deployment({ deploymentId = a.deploymentId }).deploymentInfo
+  if info.status == "Succeeded" or info.status == "Failed" or info.status == "Stopped" then
+    if info.status == "Succeeded" then
+      error({ code = "AlreadySucceeded", message = "deployment " .. a.deploymentId
+        .. " already succeeded; CodeDeploy cannot roll it back by stopping it" }, 0)
+    end
+    return
+  end
+  codedeploy.stop_deployment { deploymentId = a.deploymentId, autoRollbackEnabled = true }
+  for _ = 1, 120 do
+    info = codedeploy.get_deployment({ deploymentId = a.deploymentId }).deploymentInfo
+    if info.status == "Stopped" or info.status == "Failed" then return end
+    sched.sleep(5)
+  end
+  error({ code = "Timeout", message = "deployment " .. a.deploymentId .. " did not stop in 10 minutes" }, 0)
+end
+
+-- Idempotent: a deployment already rolled back or stopped is left alone; a
+-- finished one cannot be rolled back this way (the update_service undo
+-- recorded before it then puts the old task definition back). Waits until
+-- ECS reports the rollback done.
+function apply.stop_service_deployment(a)
+  local ecs = require "ecsplay.ecs"
+  local function status()
+    local res = ecs.describe_service_deployments { serviceDeploymentArns = { a.serviceDeploymentArn } }
+    local sd = res.serviceDeployments and res.serviceDeployments[1]
+    return sd and sd.status, sd
+  end
+  local st = status()
+  if st == nil or st == "ROLLBACK_SUCCESSFUL" or st == "STOPPED" then return end
+  if st == "SUCCESSFUL" then return end
+  if st == "ROLLBACK_FAILED" then
+    error({ code = "RollbackFailed", message = "ECS could not roll back " .. a.serviceDeploymentArn }, 0)
+  end
+  if st == "PENDING" or st == "IN_PROGRESS" then
+    ecs.stop_service_deployment { serviceDeploymentArn = a.serviceDeploymentArn, stopType = "ROLLBACK" }
+  end
+  for _ = 1, 120 do
+    local s2, sd = status()
+    if s2 == "ROLLBACK_SUCCESSFUL" or s2 == "STOPPED" then return end
+    if s2 == "ROLLBACK_FAILED" then
+      error({ code = "RollbackFailed", message = "ECS could not roll back " .. a.serviceDeploymentArn
+        .. ": " .. tostring(sd.statusReason) }, 0)
+    end
+    sched.sleep(5)
+  end
+  error({ code = "Timeout", message = "service deployment " .. a.serviceDeploymentArn
+    .. " did not finish rolling back in 10 minutes" }, 0)
+end
+
+function apply.delete_task_set(a)
+  require("ecsplay.ecs").delete_task_set { cluster = a.cluster, service = a.service,
+    taskSet = a.taskSet, force = true }
+end
+
+--[[ Carries out one undo action. A rollback must not give up on the first
+     throttle or blip: each action gets several tries with backoff beyond the
+     SDK's own retries. ]]
+function M.run(a, tries)
+  local fn = apply[a.op]
+  if not fn then error({ code = "BadJournal", message = "unknown undo action " .. tostring(a.op) }, 0) end
+  tries = tries or 5
+  local last
+  for attempt = 1, tries do
+    local ok, err = pcall(fn, a)
+    if ok then return true end
+    if sched.is_interrupt(err) then
+      -- a second Ctrl-C does not stop a rollback; keep going
+      err = { code = "Interrupted", message = tostring(err) }
+    end
+    last = err
+    if type(err) == "table" and err.code == "AlreadySucceeded" then break end
+    if attempt < tries then sched.sleep(math.min(2 ^ attempt, 20)) end
+  end
+  error(last, 0)
+end
+
+return M

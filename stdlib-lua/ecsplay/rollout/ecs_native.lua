@@ -1,0 +1,300 @@
+--[[
+rollout.ecs_native: ECS's own BLUE_GREEN / LINEAR / CANARY deployment strategy
+(deploymentConfiguration.strategy) with PAUSE lifecycle hooks. ECS moves the
+traffic on the production listener rule between the service's target group
+and its alternate; at every stage listed in `pause_at` ECS pauses, ecsplay
+bakes its gates for `bake` and then continues (ContinueServiceDeployment
+CONTINUE) or rolls back (StopServiceDeployment stopType ROLLBACK).
+
+The service needs loadBalancers[].advancedConfiguration (alternate target
+group, production listener rule, role). When it has none, give
+alternate_target_group= (and optionally rule=, test_rule=, role=): the
+configuration is set in the same UpdateService and kept afterwards.
+`gates` may be a function(green) returning the list; green = { service=,
+target_group= } is the target group receiving the new version this time.
+]]
+local sched = require "ecsplay.sched"
+local duration = require "ecsplay.duration"
+local gate = require "ecsplay.gate"
+local options = require "ecsplay.rollout.options"
+local traffic = require "ecsplay.rollout.traffic"
+local ecs_util = require "ecsplay.rollout.ecs_util"
+local bake = require "ecsplay.rollout.bake"
+local Run = require "ecsplay.rollout.run"
+
+local M = {}
+
+local S = "ecs_native"
+
+local ALLOWED = {
+  cluster = true, service = true, image = true, container = true, task_definition = true,
+  strategy = true, canary = true, linear = true, bake_time = true, pause_at = true, bake = true,
+  alternate_target_group = true, rule = true, test_rule = true, role = true, hook_timeout = true,
+  gates = true, interval = true, failure_limit = true, inconclusive_limit = true, error_limit = true,
+  timeout = true, poll = true, on_abort = true, notify = true, journal = true, name = true,
+}
+
+local STAGES = { RECONCILE_SERVICE = true, PRE_SCALE_UP = true, POST_SCALE_UP = true,
+  TEST_TRAFFIC_SHIFT = true, POST_TEST_TRAFFIC_SHIFT = true, PRE_PRODUCTION_TRAFFIC_SHIFT = true,
+  PRODUCTION_TRAFFIC_SHIFT = true, POST_PRODUCTION_TRAFFIC_SHIFT = true }
+
+local function ecs() return require "ecsplay.ecs" end
+local function short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
+
+local function minutes(field, v, default)
+  if v == nil then return default end
+  local s, err = duration.parse(v)
+  if not s then options.bad(S, field, err) end
+  if s % 60 ~= 0 then options.bad(S, field, "ECS bake times are whole minutes, got " .. tostring(v)) end
+  return math.tointeger(s // 60)
+end
+
+local function check(o)
+  options.check_keys(S, o, ALLOWED)
+  local c = {}
+  c.cluster = options.string(S, o, "cluster", "production")
+  c.service = options.string(S, o, "service", "api")
+  c.image = options.string(S, o, "image")
+  c.task_definition = options.string(S, o, "task_definition")
+  if not c.image and not c.task_definition then
+    options.bad(S, "image", "required: the new container image (or task_definition = an ARN)")
+  end
+  c.container = options.string(S, o, "container")
+  c.strategy = options.string(S, o, "strategy", "CANARY")
+  if c.strategy ~= "BLUE_GREEN" and c.strategy ~= "LINEAR" and c.strategy ~= "CANARY" then
+    options.bad(S, "strategy", "expected \"BLUE_GREEN\", \"LINEAR\" or \"CANARY\", got " .. c.strategy)
+  end
+  local dc = { strategy = c.strategy }
+  if c.strategy == "CANARY" then
+    local cc = o.canary or {}
+    if type(cc) ~= "table" then options.bad(S, "canary", "expected { percent = 10, bake = \"5m\" }") end
+    local pct = cc.percent or cc[1] or 10
+    if type(pct) ~= "number" or pct <= 0 or pct >= 100 then
+      options.bad(S, "canary.percent", "expected a percentage above 0 and below 100, got " .. tostring(pct))
+    end
+    dc.canaryConfiguration = { canaryPercent = pct + 0.0,
+      canaryBakeTimeInMinutes = minutes("canary.bake", cc.bake or cc[2], 5) }
+  elseif o.canary ~= nil then
+    options.bad(S, "canary", "only with strategy = \"CANARY\"")
+  end
+  if c.strategy == "LINEAR" then
+    local lc = o.linear or {}
+    if type(lc) ~= "table" then options.bad(S, "linear", "expected { step = 25, bake = \"1m\" }") end
+    local step = lc.step or lc[1] or 25
+    if type(step) ~= "number" or step <= 0 or step >= 100 then
+      options.bad(S, "linear.step", "expected a percentage above 0 and below 100, got " .. tostring(step))
+    end
+    dc.linearConfiguration = { stepPercent = step + 0.0,
+      stepBakeTimeInMinutes = minutes("linear.bake", lc.bake or lc[2], 1) }
+  elseif o.linear ~= nil then
+    options.bad(S, "linear", "only with strategy = \"LINEAR\"")
+  end
+  dc.bakeTimeInMinutes = minutes("bake_time", o.bake_time, 0)
+  local pause = o.pause_at or { "PRODUCTION_TRAFFIC_SHIFT" }
+  if type(pause) ~= "table" or #pause == 0 then
+    options.bad(S, "pause_at", "expected a non-empty list of lifecycle stages, like { \"PRODUCTION_TRAFFIC_SHIFT\" }")
+  end
+  for i, st in ipairs(pause) do
+    if not STAGES[st] then
+      options.bad(S, "pause_at[" .. i .. "]", "unknown lifecycle stage " .. tostring(st)
+        .. options.suggest(tostring(st), STAGES))
+    end
+  end
+  c.hook_timeout = minutes("hook_timeout", o.hook_timeout, 60)
+  dc.lifecycleHooks = { { targetType = "PAUSE", lifecycleStages = pause,
+    timeoutConfiguration = { timeoutInMinutes = c.hook_timeout, action = "ROLLBACK" } } }
+  c.dc = dc
+  c.bake = options.duration(S, o, "bake", 120)
+  c.alternate_target_group = options.string(S, o, "alternate_target_group")
+  c.rule = o.rule
+  c.test_rule = o.test_rule
+  c.role = options.string(S, o, "role")
+  c.timeout = options.duration(S, o, "timeout", 3600)
+  c.poll = options.duration(S, o, "poll", 15)
+  if c.poll <= 0 then options.bad(S, "poll", "expected a duration above 0") end
+  bake.check_options(options, S, o, c)
+  c.name = options.string(S, o, "name", S .. " " .. c.service)
+  return c
+end
+
+local function prepare(c)
+  local svc = ecs_util.services(c.cluster, { c.service }, { "service" })[1]
+  local ctl = svc.deploymentController and svc.deploymentController.type or "ECS"
+  if ctl ~= "ECS" then
+    options.bad(S, "service", string.format("service `%s` uses the %s deployment controller; ECS "
+      .. "deployment strategies need the ECS controller", c.service, ctl))
+  end
+  local lbs = ecs_util.require_load_balancer(svc, "service")
+  local ctx = { svc = svc, old_td = svc.taskDefinition }
+  if #(svc.deployments or {}) > 1 then
+    options.bad(S, "service", string.format("service `%s` already has a deployment in progress", c.service))
+  end
+  local lb = lbs[1]
+  local ac = lb.advancedConfiguration
+  if not (ac and ac.alternateTargetGroupArn and ac.productionListenerRule) then
+    if not c.alternate_target_group then
+      options.bad(S, "alternate_target_group", string.format("service `%s` has no advancedConfiguration "
+        .. "on its load balancer; name the alternate target group (and rule=, role=) to set one", c.service))
+    end
+    local alt = traffic.target_group_arn(c.alternate_target_group, "alternate_target_group")
+    if alt == lb.targetGroupArn then
+      options.bad(S, "alternate_target_group", "must differ from the service's target group")
+    end
+    local point = traffic.resolve(c.rule, { lb.targetGroupArn, alt }, "rule")
+    if point.kind ~= "rule" then
+      options.bad(S, "rule", "ECS needs a listener rule (not a listener's default action) to shift")
+    end
+    local test
+    if c.test_rule ~= nil then
+      test = traffic.resolve(c.test_rule, {}, "test_rule")
+      if test.kind ~= "rule" then options.bad(S, "test_rule", "expected a listener rule ARN") end
+    end
+    local account = svc.serviceArn:match("^arn:[^:]+:ecs:[^:]*:(%d+):") or "123456789012"
+    ac = { alternateTargetGroupArn = alt, productionListenerRule = point.arn,
+      testListenerRule = test and test.arn or nil,
+      roleArn = c.role or ("arn:aws:iam::" .. account .. ":role/ecsInfrastructureRoleForLoadBalancers") }
+    local new_lbs = {}
+    for i, l in ipairs(lbs) do
+      new_lbs[i] = { targetGroupArn = l.targetGroupArn, containerName = l.containerName,
+        containerPort = l.containerPort, loadBalancerName = l.loadBalancerName }
+    end
+    new_lbs[1].advancedConfiguration = ac
+    ctx.new_lbs = new_lbs
+  end
+  ctx.point = { kind = "rule", arn = ac.productionListenerRule }
+  -- green: the target group of the two that the production rule does not send traffic to
+  local pct = traffic.percent(traffic.get(ctx.point))
+  local main_tg, alt_tg = lb.targetGroupArn, ac.alternateTargetGroupArn
+  if (pct[main_tg] or 0) >= 99.5 then ctx.blue_tg, ctx.green_tg = main_tg, alt_tg
+  elseif (pct[alt_tg] or 0) >= 99.5 then ctx.blue_tg, ctx.green_tg = alt_tg, main_tg
+  else
+    options.bad(S, "rule", string.format("production traffic is split between the service's target "
+      .. "groups (%.0f%% / %.0f%%); a deployment may be in progress", pct[main_tg] or 0, pct[alt_tg] or 0))
+  end
+  ctx.names = { [ctx.blue_tg] = ctx.blue_tg:match("targetgroup/([^/]+)/"),
+    [ctx.green_tg] = ctx.green_tg:match("targetgroup/([^/]+)/") }
+  local dc = {}
+  for k, v in pairs(svc.deploymentConfiguration or {}) do dc[k] = v end
+  for k, v in pairs(c.dc) do dc[k] = v end
+  ctx.dc = dc
+  if c.image and c.container then
+    local td = ecs().describe_task_definition({ taskDefinition = svc.taskDefinition }).taskDefinition
+    local names, found = {}, false
+    for _, cd in ipairs(td.containerDefinitions or {}) do
+      names[#names + 1] = cd.name
+      if cd.name == c.container then found = true end
+    end
+    if not found then
+      options.bad(S, "container", string.format("task definition %s has no container `%s` (it has: %s)",
+        short(svc.taskDefinition), c.container, table.concat(names, ", ")))
+    end
+  end
+  ctx.gates = bake.resolve_gates(options, S, c.gates, { service = c.service,
+    target_group = ctx.names[ctx.green_tg] })
+  gate.prepare_all(ctx.gates, ctx)
+  return ctx
+end
+
+local function describe_sd(arn)
+  local res = ecs().describe_service_deployments { serviceDeploymentArns = { arn } }
+  local sd = res.serviceDeployments and res.serviceDeployments[1]
+  if not sd then
+    error({ code = "ServiceDeploymentMissing", message = "service deployment " .. arn .. " not found" }, 0)
+  end
+  return sd
+end
+
+local ROLLED_BACK = { ROLLBACK_REQUESTED = true, ROLLBACK_IN_PROGRESS = true, ROLLBACK_SUCCESSFUL = true,
+  ROLLBACK_FAILED = true, STOPPED = true, STOP_REQUESTED = true }
+
+-- ECS rolled back (or stopped) on its own: wait for it to settle, then fail.
+local function ecs_stopped(run, c, sd, arn, deadline)
+  local reason = sd.statusReason or (sd.rollback and sd.rollback.reason) or "no reason given"
+  run:log("error", "ecs_rollback", string.format("ECS %s the deployment: %s",
+    sd.status:find("ROLLBACK") and "is rolling back" or "stopped", reason))
+  while (sd.status == "ROLLBACK_REQUESTED" or sd.status == "ROLLBACK_IN_PROGRESS"
+         or sd.status == "STOP_REQUESTED") and sched.now() < deadline do
+    sched.sleep(c.poll)
+    sd = describe_sd(arn)
+  end
+  error({ code = "EcsRolledBack", message = string.format("ECS ended the deployment with %s: %s",
+    sd.status, reason) }, 0)
+end
+
+function M.run(o)
+  local c = check(o)
+  local ctx = prepare(c)
+  local run = Run.new(S, c, { name = c.name })
+  local report = run.report
+  report.service = c.service
+  report.previous_task_definition = ctx.old_td
+  return run:guard(function()
+    local new_td = c.task_definition or run:step("register", "register the new task definition", function()
+      local arn = ecs_util.register_with_image(ctx.old_td, c.image, c.container, "container")
+      run:log("info", "register", "registered " .. short(arn) .. " with image " .. c.image)
+      return arn
+    end)
+    report.task_definition = new_td
+    local arn = run:step("deploy", "update the service with the " .. c.strategy .. " strategy", function()
+      local res = ecs().update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,
+        deploymentConfiguration = ctx.dc, loadBalancers = ctx.new_lbs }
+      run:log("info", "deploy", string.format("%s: %s deployment %s → %s, green %s%s", c.service, c.strategy,
+        short(ctx.old_td), short(new_td), ctx.names[ctx.green_tg],
+        ctx.new_lbs and " (advancedConfiguration set)" or ""))
+      return res.service.currentServiceDeployment
+    end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td })
+    if not arn then
+      local svc = ecs().describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+      arn = svc.currentServiceDeployment
+    end
+    if not arn then
+      error({ code = "NoServiceDeployment", message = "ECS reported no service deployment for the update" }, 0)
+    end
+    run:step("track", "watch service deployment", function() end,
+      { op = "stop_service_deployment", serviceDeploymentArn = arn })
+    report.service_deployment = arn
+    local fields = { service = c.service, stable_target_group = ctx.blue_tg, canary_target_group = ctx.green_tg }
+    local handled = {}
+    local deadline = sched.now() + c.timeout
+    local last_note
+    report.pauses = {}
+    while true do
+      local sd = describe_sd(arn)
+      if sd.status == "SUCCESSFUL" then break end
+      if ROLLED_BACK[sd.status] then ecs_stopped(run, c, sd, arn, deadline + c.timeout) end
+      local weight = sd.targetServiceRevision and sd.targetServiceRevision.requestedProductionTrafficWeight or 0
+      local note = string.format("service deployment %s, stage %s, green %s%%", sd.status,
+        tostring(sd.lifecycleStage), string.format("%.0f", weight))
+      if note ~= last_note then run:log("info", "progress", note) last_note = note end
+      local waiting
+      for _, h in ipairs(sd.lifecycleHookDetails or {}) do
+        if h.status == "AWAITING_ACTION" and not handled[h.hookId] then waiting = h break end
+      end
+      if waiting then
+        local stage = tostring(sd.lifecycleStage)
+        run:log("info", "pause", string.format("paused at %s (green %.0f%%): baking %ds with %d gate(s)",
+          stage, weight, math.floor(c.bake), #ctx.gates))
+        local w = bake.watcher(run, c, ctx.gates, fields)
+        w:bake(c.bake, { phase = stage, weight = weight })
+        report.pauses[#report.pauses + 1] = { stage = stage, weight = weight, measurements = w.rounds }
+        handled[waiting.hookId] = true
+        run:step("continue:" .. waiting.hookId, "continue after " .. stage, function()
+          ecs().continue_service_deployment { serviceDeploymentArn = arn, hookId = waiting.hookId,
+            action = "CONTINUE" }
+        end)
+        run:log("info", "continue", "gates passed at " .. stage .. ": continuing")
+      else
+        if sched.now() >= deadline then
+          error({ code = "Timeout", message = string.format("service deployment not finished after %ds: %s",
+            math.floor(c.timeout), note) }, 0)
+        end
+        sched.sleep(c.poll)
+      end
+    end
+    local w = traffic.get(ctx.point)
+    run:log("info", "summary", string.format("%s succeeded: %s runs %s; production rule %s", c.name,
+      c.service, short(new_td), traffic.describe(w, ctx.names)))
+  end)
+end
+
+return M

@@ -1,0 +1,211 @@
+--[[
+Task definitions of the simulated ECS: families, revisions, ACTIVE/INACTIVE/
+DELETE_IN_PROGRESS, and the five operations on them.
+st.families[family] = { name=, revisions = { [n] = record }, latest = n }
+A record is the TaskDefinition output shape itself (AWS casing), so describing
+one is a copy.
+]]
+local U = require "ecsplay.sim.ecs_util"
+
+local D = {}
+
+local function parse_ref(ref)
+  if type(ref) ~= "string" or ref == "" then return nil end
+  local body = ref
+  if ref:sub(1, 4) == "arn:" then
+    body = ref:match(":task%-definition/(.+)$")
+    if not body then return nil end
+  end
+  local family, rev = body:match("^([%w_%-]+):(%d+)$")
+  if family then return family, tonumber(rev) end
+  if body:match("^[%w_%-]+$") then return body, nil end
+  return nil
+end
+
+--[[ The record named by ref ("family", "family:rev" or an ARN). Without a
+     revision: the latest ACTIVE one. `msg` is the ClientException message
+     when nothing matches (it differs by operation). With `active`, an
+     INACTIVE revision is refused as well. ]]
+function D.find(world, ref)
+  local st = U.st(world)
+  local family, rev = parse_ref(ref)
+  if not family then return nil end
+  local f = st.families[family]
+  if not f then return nil end
+  if rev then return f.revisions[rev] end
+  for n = f.latest, 1, -1 do
+    local r = f.revisions[n]
+    if r and r.status == "ACTIVE" then return r end
+  end
+  return nil
+end
+
+function D.resolve(world, ref, active, msg)
+  local td = D.find(world, ref)
+  if not td or td.status == "DELETE_IN_PROGRESS" then
+    world:fail("ClientException", msg or "TaskDefinition not found.")
+  end
+  if active and td.status ~= "ACTIVE" then
+    world:fail("ClientException", "TaskDefinition is inactive")
+  end
+  return td
+end
+
+D.ops = {}
+
+function D.ops.RegisterTaskDefinition(world, input, caller)
+  local st = U.st(world)
+  local family = input.family
+  if not family:match("^[%w_%-]+$") or #family > 255 then
+    world:fail("ClientException", "Family contains invalid characters; up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores are allowed.")
+  end
+  if #input.containerDefinitions == 0 then
+    world:fail("ClientException", "Container list cannot be empty.")
+  end
+  for _, cd in ipairs(input.containerDefinitions) do
+    if not cd.name or cd.name == "" then
+      world:fail("ClientException", "Container.name should not be null or empty.")
+    end
+    if not cd.image or cd.image == "" then
+      world:fail("ClientException", "Container.image should not be null or empty.")
+    end
+  end
+  local req = input.requiresCompatibilities or {}
+  for _, rc in ipairs(req) do
+    if rc == "FARGATE" then
+      if input.networkMode ~= "awsvpc" then
+        world:fail("ClientException", "Fargate only supports network mode 'awsvpc'.")
+      end
+      if not input.cpu or not input.memory then
+        world:fail("ClientException", "Fargate requires that 'cpu' and 'memory' be defined at the task level.")
+      end
+    end
+  end
+  local f = st.families[family]
+  if not f then
+    f = { name = family, revisions = {}, latest = 0 }
+    st.families[family] = f
+    st.family_order[#st.family_order + 1] = family
+  end
+  f.latest = f.latest + 1
+  local rec = U.copy(input)
+  rec.tags = nil
+  rec.revision = f.latest
+  rec.taskDefinitionArn = world:arn("ecs", "task-definition/" .. family .. ":" .. f.latest)
+  rec.status = "ACTIVE"
+  rec.registeredAt = world.now
+  rec.registeredBy = string.format("arn:aws:iam::%s:root", world.account)
+  rec.networkMode = input.networkMode or "bridge"
+  rec.volumes = rec.volumes or {}
+  rec.placementConstraints = rec.placementConstraints or {}
+  local compat = { "EC2" }
+  if rec.networkMode == "awsvpc" then compat[#compat + 1] = "FARGATE" end
+  if rec.networkMode == "awsvpc" or rec.networkMode == "host" or rec.networkMode == "bridge" then
+    compat[#compat + 1] = "MANAGED_INSTANCES"
+  end
+  rec.compatibilities = compat
+  rec.requiresAttributes = {}
+  for _, cd in ipairs(rec.containerDefinitions) do
+    if cd.essential == nil then cd.essential = true end
+    cd.portMappings = cd.portMappings or {}
+    for _, pm in ipairs(cd.portMappings) do
+      pm.protocol = pm.protocol or "tcp"
+      if rec.networkMode == "awsvpc" and pm.hostPort == nil then pm.hostPort = pm.containerPort end
+    end
+    cd.environment = cd.environment or {}
+    cd.mountPoints = cd.mountPoints or {}
+    cd.volumesFrom = cd.volumesFrom or {}
+    cd.cpu = cd.cpu or 0
+  end
+  f.revisions[f.latest] = rec
+  if input.tags and #input.tags > 0 then st.tags[rec.taskDefinitionArn] = U.copy(input.tags) end
+  return { taskDefinition = U.copy(rec), tags = U.copy(input.tags or {}) }
+end
+
+function D.ops.DescribeTaskDefinition(world, input)
+  local st = U.st(world)
+  local td = D.find(world, input.taskDefinition)
+  if not td then world:fail("ClientException", "Unable to describe task definition.") end
+  local out = { taskDefinition = U.copy(td) }
+  for _, f in ipairs(input.include or {}) do
+    if f == "TAGS" then out.tags = U.copy(st.tags[td.taskDefinitionArn] or {}) end
+  end
+  return out
+end
+
+function D.ops.ListTaskDefinitions(world, input)
+  local st = U.st(world)
+  local want = input.status or "ACTIVE"
+  local list = {}
+  for _, name in ipairs(st.family_order) do
+    if not input.familyPrefix or name:sub(1, #input.familyPrefix) == input.familyPrefix then
+      local f = st.families[name]
+      for n = 1, f.latest do
+        local r = f.revisions[n]
+        if r and r.status == want then list[#list + 1] = r.taskDefinitionArn end
+      end
+    end
+  end
+  if input.sort == "DESC" then
+    local rev = {}
+    for i = #list, 1, -1 do rev[#rev + 1] = list[i] end
+    list = rev
+  end
+  local page, token = U.paginate(list, input)
+  return { taskDefinitionArns = page, nextToken = token }
+end
+
+function D.ops.ListTaskDefinitionFamilies(world, input)
+  local st = U.st(world)
+  local want = input.status or "ACTIVE"
+  local list = {}
+  for _, name in ipairs(st.family_order) do
+    if not input.familyPrefix or name:sub(1, #input.familyPrefix) == input.familyPrefix then
+      local f = st.families[name]
+      local active = false
+      for n = 1, f.latest do
+        if f.revisions[n] and f.revisions[n].status == "ACTIVE" then active = true end
+      end
+      if want == "ALL" or (want == "ACTIVE" and active) or (want == "INACTIVE" and not active) then
+        list[#list + 1] = name
+      end
+    end
+  end
+  local page, token = U.paginate(list, input)
+  return { families = page, nextToken = token }
+end
+
+function D.ops.DeregisterTaskDefinition(world, input)
+  local family, rev = parse_ref(input.taskDefinition)
+  if not family or not rev then
+    world:fail("ClientException", "Revision should not be null or empty.")
+  end
+  local td = D.find(world, input.taskDefinition)
+  if not td or td.status == "DELETE_IN_PROGRESS" then
+    world:fail("ClientException", "The specified task definition does not exist.")
+  end
+  if td.status == "ACTIVE" then
+    td.status = "INACTIVE"
+    td.deregisteredAt = world.now
+  end
+  return { taskDefinition = U.copy(td) }
+end
+
+function D.ops.DeleteTaskDefinitions(world, input)
+  local out, failures = {}, {}
+  for _, ref in ipairs(input.taskDefinitions) do
+    local td = D.find(world, ref)
+    if not td then
+      failures[#failures + 1] = { arn = ref, reason = "TASK_DEFINITION_NOT_FOUND" }
+    elseif td.status == "ACTIVE" then
+      failures[#failures + 1] = { arn = td.taskDefinitionArn, reason = "The specified task definition is still in ACTIVE status. Please deregister the target and try again." }
+    else
+      td.status = "DELETE_IN_PROGRESS"
+      td.deleteRequestedAt = world.now
+      out[#out + 1] = U.copy(td)
+    end
+  end
+  return { taskDefinitions = out, failures = failures }
+end
+
+return D

@@ -1,0 +1,403 @@
+--[[
+Tasks of the simulated ECS: launch, the lifecycle on the virtual clock, stop,
+target registration, and the task operations (RunTask, StopTask, ListTasks,
+DescribeTasks).
+
+Lifecycle (Fargate-like, fixed so runs are reproducible):
+  launch           PROVISIONING
+  +5 s             PENDING (image pull)
+  +15 s            RUNNING; registered into the service's target groups
+  launch + start   healthy (start = the image's behaviour, default 30 s; never
+                   before RUNNING)
+  crash=on_start   exits 5 s after RUNNING, before it can become healthy
+  crash=after      exits `after` seconds after RUNNING
+  stop             desiredStatus STOPPED, deregistered at once, DEPROVISIONING,
+                   STOPPED 10 s later (the ENI is released then)
+The schedulers (ecs_deploy, ecs_taskset, ecs_native) read `task.healthy`,
+`task.failed_new` (a crash not yet counted by a circuit breaker) and
+`task.healthy_new` (just became healthy).
+]]
+local U = require "ecsplay.sim.ecs_util"
+
+local T = {}
+
+T.PENDING_AFTER = 5
+T.RUNNING_AFTER = 15
+T.CRASH_AFTER_RUNNING = 5
+T.DEPROVISION = 10
+
+local function essential_image(td)
+  for _, cd in ipairs(td.containerDefinitions or {}) do
+    if cd.essential ~= false then return cd.image end
+  end
+  local first = (td.containerDefinitions or {})[1]
+  return first and first.image or ""
+end
+T.essential_image = essential_image
+
+-- The behaviour value `v` of an image at this moment (constants or functions of ctx).
+local function eval(world, image, v)
+  local st = U.st(world)
+  local first = st.image_first[image]
+  local ctx = { t = first and (world.now - first) or 0, weight = 0, now = world.now }
+  return world:eval(v, ctx)
+end
+
+local function next_ip(st)
+  local n = st.ip_counter
+  st.ip_counter = n + 1
+  return string.format("10.0.%d.%d", (n // 250) % 256, n % 250 + 4)
+end
+
+--[[ Starts one task. opts: cluster, td (task definition record), svc, dep, ts,
+     lbs ({{tg=, name=, port=}}), group, started_by, network, launch_type. ]]
+function T.launch(world, opts)
+  local st = U.st(world)
+  local c = opts.cluster
+  local id = world:id(nil, 32)
+  local image = essential_image(opts.td)
+  local b = world:behaviour(image)
+  local now = world.now
+  local start = tonumber(eval(world, image, b.start)) or 30
+  local crash = eval(world, image, b.crash)
+  local task = {
+    id = id,
+    arn = world:arn("ecs", "task/" .. c.name .. "/" .. id),
+    cluster = c, svc = opts.svc, dep = opts.dep, ts = opts.ts, td = opts.td,
+    image = image,
+    group = opts.group or ("family:" .. opts.td.family),
+    started_by = opts.started_by,
+    launch_type = opts.launch_type or "FARGATE",
+    network = opts.network,
+    lbs = opts.lbs or {},
+    ip = next_ip(st),
+    eni = "eni-" .. world:id(nil, 17),
+    attach_id = U.uuid(world),
+    mac = "",
+    last = "PROVISIONING", desired = "RUNNING",
+    created_at = now,
+    pending_at = now + T.PENDING_AFTER,
+    running_at = now + T.RUNNING_AFTER,
+    version = 1,
+    registered = {},
+  }
+  task.mac = string.format("0e:%s:%s:%s:%s:%s", task.eni:sub(5, 6), task.eni:sub(7, 8),
+    task.eni:sub(9, 10), task.eni:sub(11, 12), task.eni:sub(13, 14))
+  task.healthy_at = math.max(task.running_at, now + start)
+  if crash == "on_start" then
+    task.crash_at = task.running_at + T.CRASH_AFTER_RUNNING
+    task.healthy_at = nil
+  elseif crash == "after" then
+    task.crash_at = task.running_at + (tonumber(eval(world, image, b.after)) or 180)
+    if task.crash_at <= task.healthy_at then task.healthy_at = nil end
+  end
+  st.tasks[task.arn] = task
+  st.task_order[#st.task_order + 1] = task
+  c.tasks[#c.tasks + 1] = task
+  if opts.svc then opts.svc.tasks[#opts.svc.tasks + 1] = task end
+  return task
+end
+
+local function note_registration(st, task, tg, kind)
+  if not task.svc then return end
+  local key = task.svc.arn
+  st.reg_notes[#st.reg_notes + 1] = { svc = task.svc, tg = tg, kind = kind, key = key }
+end
+
+local function register(world, task)
+  local elbv2 = world.svc.elbv2
+  for _, lb in ipairs(task.lbs) do
+    if lb.tg and lb.port then
+      if elbv2 and elbv2.register then elbv2.register(world, lb.tg, task.ip, lb.port, task.arn) end
+      task.registered[#task.registered + 1] = { tg = lb.tg, port = lb.port }
+      note_registration(U.st(world), task, lb.tg, "registered")
+    end
+  end
+end
+
+local function deregister(world, task)
+  local elbv2 = world.svc.elbv2
+  for _, r in ipairs(task.registered) do
+    if elbv2 and elbv2.deregister then elbv2.deregister(world, r.tg, task.ip, r.port) end
+    note_registration(U.st(world), task, r.tg, "deregistered")
+  end
+  task.registered = {}
+end
+
+--[[ Asks a task to stop. code: a TaskStopCode; failed: true for a crash
+     (counted by circuit breakers). Idempotent. ]]
+function T.stop(world, task, reason, code, failed)
+  if task.desired == "STOPPED" then return false end
+  task.desired = "STOPPED"
+  task.stopping_at = world.now
+  task.stop_reason = reason
+  task.stop_code = code
+  task.version = task.version + 1
+  if failed then
+    task.failed = true
+    task.failed_new = true
+    task.exit_code = 1
+  elseif task.last == "RUNNING" then
+    task.exit_code = 0
+  end
+  deregister(world, task)
+  if task.last == "PROVISIONING" or task.last == "PENDING" then
+    task.last = "STOPPED"
+    task.stopped_at = world.now
+  else
+    task.last = "DEPROVISIONING"
+    task.stopped_at = world.now + T.DEPROVISION
+  end
+  return true
+end
+
+--[[ For a service behind load balancers, ECS counts a task healthy once its
+     targets pass the ELB health checks (as AWS does); without a simulated ELBv2
+     (or for a target group no load balancer uses) the container's own health
+     decides. ]]
+local function lb_healthy(world, task)
+  local elbv2 = world.svc.elbv2
+  if not (elbv2 and elbv2.target_health) then return true end
+  for _, r in ipairs(task.registered) do
+    local h = elbv2.target_health(world, r.tg, task.ip, r.port)
+    if h ~= nil and h ~= "healthy" and h ~= "unused" then return false end
+  end
+  return true
+end
+
+-- Moves one task along its lifecycle to world.now.
+local function progress(world, task)
+  local now = world.now
+  local st = U.st(world)
+  if task.last == "STOPPED" then return end
+  if task.desired == "STOPPED" then
+    if now >= task.stopped_at then
+      task.last = "STOPPED"
+      task.version = task.version + 1
+    end
+    return
+  end
+  if task.last == "PROVISIONING" and now >= task.pending_at then
+    task.last = "PENDING"
+    task.version = task.version + 1
+  end
+  if task.last == "PENDING" and now >= task.running_at then
+    task.last = "RUNNING"
+    task.started_at = task.running_at
+    task.version = task.version + 1
+    if not st.image_first[task.image] then st.image_first[task.image] = task.started_at end
+    register(world, task)
+  end
+  if task.last == "RUNNING" then
+    if task.healthy_at and not task.c_healthy and now >= task.healthy_at then task.c_healthy = true end
+    if task.c_healthy and not task.healthy and lb_healthy(world, task) then
+      task.healthy = true
+      task.healthy_new = true
+    end
+    if task.crash_at and now >= task.crash_at then
+      task.healthy = false
+      task.c_healthy = false
+      T.stop(world, task, "Essential container in task exited", "EssentialContainerExited", true)
+    end
+  end
+end
+
+function T.progress_all(world)
+  for _, task in ipairs(U.st(world).task_order) do progress(world, task) end
+end
+
+-- Flushes the target (de)registration notes of this tick into service events.
+function T.flush_notes(world)
+  local st = U.st(world)
+  local counts, order = {}, {}
+  for _, n in ipairs(st.reg_notes) do
+    local k = n.key .. "\0" .. n.tg .. "\0" .. n.kind
+    if not counts[k] then counts[k] = { n = 0, note = n }; order[#order + 1] = k end
+    counts[k].n = counts[k].n + 1
+  end
+  for _, k in ipairs(order) do
+    local e = counts[k]
+    if e.note.kind == "deregistered" then
+      U.event(world, e.note.svc, string.format("has begun draining connections on %d tasks.", e.n))
+    end
+    U.event(world, e.note.svc, string.format("%s %d targets in (target-group %s)", e.note.kind, e.n, e.note.tg))
+  end
+  st.reg_notes = {}
+end
+
+function T.live(task) return task.desired == "RUNNING" end
+function T.pending(task) return task.desired == "RUNNING" and (task.last == "PROVISIONING" or task.last == "PENDING") end
+function T.running(task) return task.desired == "RUNNING" and task.last == "RUNNING" end
+
+-- "starting" | "healthy" | "unhealthy" | "stopped" for the cross-service contract.
+function T.health(task)
+  if task.desired == "STOPPED" or task.last == "STOPPED" then return "stopped" end
+  if task.c_healthy then return "healthy" end
+  return "starting"
+end
+
+------------------------------------------------------------------ output
+
+local function ts_or_nil(t, now) if t and t <= now then return t end return nil end
+
+function T.describe(world, task, include_tags)
+  local st = U.st(world)
+  local now = world.now
+  local td = task.td
+  local containers = {}
+  local container_status = task.last
+  if container_status == "PROVISIONING" or container_status == "PENDING" then container_status = "PENDING"
+  elseif container_status == "DEPROVISIONING" then container_status = "STOPPED" end
+  if task.desired == "STOPPED" and container_status ~= "PENDING" then container_status = "STOPPED" end
+  for _, cd in ipairs(td.containerDefinitions or {}) do
+    containers[#containers + 1] = {
+      containerArn = world:arn("ecs", "container/" .. task.cluster.name .. "/" .. task.id .. "/" .. (cd.name or "")),
+      taskArn = task.arn,
+      name = cd.name,
+      image = cd.image,
+      runtimeId = task.id .. "-" .. tostring(cd.name),
+      lastStatus = container_status,
+      exitCode = (container_status == "STOPPED") and task.exit_code or nil,
+      reason = task.failed and "Essential container in task exited" or nil,
+      networkBindings = {},
+      networkInterfaces = { { attachmentId = task.attach_id, privateIpv4Address = task.ip } },
+      healthStatus = (task.c_healthy and "HEALTHY") or "UNKNOWN",
+      cpu = tostring(cd.cpu or 0),
+      memory = cd.memory and tostring(cd.memory) or nil,
+    }
+  end
+  local subnet = "subnet-0sima"
+  local net = task.network and task.network.awsvpcConfiguration
+  if net and net.subnets and net.subnets[1] then subnet = net.subnets[1] end
+  local eni_status = "ATTACHED"
+  if task.last == "PROVISIONING" then eni_status = "PRECREATED"
+  elseif task.last == "STOPPED" then eni_status = "DELETED"
+  elseif task.desired == "STOPPED" then eni_status = "DELETING" end
+  local health = "UNKNOWN"
+  if task.c_healthy then health = "HEALTHY" elseif task.failed then health = "UNHEALTHY" end
+  local out = {
+    taskArn = task.arn,
+    clusterArn = task.cluster.arn,
+    taskDefinitionArn = td.taskDefinitionArn,
+    group = task.group,
+    startedBy = task.started_by,
+    launchType = task.launch_type,
+    platformVersion = task.launch_type == "FARGATE" and "1.4.0" or nil,
+    platformFamily = task.launch_type == "FARGATE" and "Linux" or nil,
+    availabilityZone = (subnet:sub(-1) == "b") and (world.region .. "b") or (world.region .. "a"),
+    lastStatus = task.last,
+    desiredStatus = task.desired,
+    healthStatus = health,
+    cpu = td.cpu, memory = td.memory,
+    createdAt = task.created_at,
+    pullStartedAt = ts_or_nil(task.pending_at, now) and task.pending_at,
+    pullStoppedAt = task.started_at and (task.running_at - 1) or nil,
+    startedAt = task.started_at,
+    connectivity = (task.last ~= "PROVISIONING") and "CONNECTED" or nil,
+    connectivityAt = ts_or_nil(task.pending_at, now) and task.pending_at,
+    stoppingAt = task.stopping_at,
+    executionStoppedAt = task.stopping_at and ts_or_nil(task.stopped_at, now),
+    stoppedAt = task.last == "STOPPED" and task.stopped_at or nil,
+    stoppedReason = task.stop_reason,
+    stopCode = task.stop_code,
+    version = task.version,
+    enableExecuteCommand = false,
+    containers = containers,
+    attachments = { {
+      id = task.attach_id, type = "ElasticNetworkInterface", status = eni_status,
+      details = {
+        { name = "subnetId", value = subnet },
+        { name = "networkInterfaceId", value = task.eni },
+        { name = "macAddress", value = task.mac },
+        { name = "privateDnsName", value = "ip-" .. task.ip:gsub("%.", "-") .. ".ec2.internal" },
+        { name = "privateIPv4Address", value = task.ip },
+      } } },
+    overrides = { containerOverrides = {} },
+  }
+  if include_tags then out.tags = U.copy(st.tags[task.arn] or {}) end
+  return out
+end
+
+------------------------------------------------------------------ operations
+
+T.ops = {}
+
+local function find_task(world, c, ref)
+  local st = U.st(world)
+  local task = st.tasks[ref]
+  if not task then
+    local id = U.short_name(ref)
+    task = st.tasks[world:arn("ecs", "task/" .. c.name .. "/" .. id)]
+  end
+  if task and task.cluster ~= c then return nil end
+  return task
+end
+T.find = find_task
+
+function T.ops.ListTasks(world, input)
+  local c = U.cluster(world, input.cluster)
+  local svc
+  if input.serviceName then svc = U.service(world, c, input.serviceName, true) end
+  local want = input.desiredStatus or "RUNNING"
+  local family = input.family
+  local list = {}
+  for _, task in ipairs(c.tasks) do
+    -- a task's desiredStatus is RUNNING or STOPPED, so PENDING lists nothing (as on AWS)
+    local ok = task.desired == want
+    if ok and svc and task.svc ~= svc then ok = false end
+    if ok and family and task.td.family ~= family then ok = false end
+    if ok and input.startedBy and task.started_by ~= input.startedBy then ok = false end
+    if ok and input.launchType and task.launch_type ~= input.launchType then ok = false end
+    if ok then list[#list + 1] = task.arn end
+  end
+  local page, token = U.paginate(list, input)
+  return { taskArns = page, nextToken = token }
+end
+
+function T.ops.DescribeTasks(world, input)
+  local c = U.cluster(world, input.cluster)
+  if #input.tasks == 0 then world:fail("InvalidParameterException", "Tasks cannot be empty.") end
+  if #input.tasks > 100 then
+    world:fail("InvalidParameterException", "Tasks cannot have more than 100 elements.")
+  end
+  local include_tags = false
+  for _, f in ipairs(input.include or {}) do if f == "TAGS" then include_tags = true end end
+  local tasks, failures = {}, {}
+  for _, ref in ipairs(input.tasks) do
+    local task = find_task(world, c, ref)
+    if task then tasks[#tasks + 1] = T.describe(world, task, include_tags)
+    else
+      local arn = ref:sub(1, 4) == "arn:" and ref or world:arn("ecs", "task/" .. c.name .. "/" .. ref)
+      failures[#failures + 1] = { arn = arn, reason = "MISSING" }
+    end
+  end
+  return { tasks = tasks, failures = failures }
+end
+
+function T.ops.StopTask(world, input)
+  local c = U.cluster(world, input.cluster)
+  local task = find_task(world, c, input.task)
+  if not task then
+    world:fail("InvalidParameterException", "The referenced task was not found.")
+  end
+  T.stop(world, task, input.reason or "Task stopped by user", "UserInitiated", false)
+  return { task = T.describe(world, task) }
+end
+
+function T.ops.RunTask(world, input)
+  local c = U.cluster(world, input.cluster)
+  local td = require("ecsplay.sim.ecs_taskdefs").resolve(world, input.taskDefinition, true)
+  local count = input.count or 1
+  if count < 1 or count > 10 then
+    world:fail("InvalidParameterException", "Task count must be between 1 and 10.")
+  end
+  local out = {}
+  for _ = 1, count do
+    local task = T.launch(world, { cluster = c, td = td, group = input.group, started_by = input.startedBy,
+      network = input.networkConfiguration, launch_type = input.launchType })
+    out[#out + 1] = T.describe(world, task)
+  end
+  return { tasks = out, failures = {} }
+end
+
+return T

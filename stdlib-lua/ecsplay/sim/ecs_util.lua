@@ -1,0 +1,108 @@
+--[[
+Shared helpers of the simulated ECS (sim/ecs*.lua): look-ups that raise AWS's
+errors, identifiers in AWS's layouts, service events, small table helpers.
+No state of its own: everything lives in world.state.ecs (built by sim/ecs.lua).
+]]
+local U = {}
+
+U.MAX_EVENTS = 100
+
+function U.st(world) return world.state.ecs end
+
+-- AWS's messages for the common look-up failures (as the real API answers them).
+function U.cluster_not_found(world) world:fail("ClusterNotFoundException", "Cluster not found.") end
+function U.service_not_found(world) world:fail("ServiceNotFoundException", "Service not found.") end
+
+-- "name", or an ARN whose last path element is the name.
+function U.short_name(s)
+  if type(s) ~= "string" then return s end
+  if s:sub(1, 4) == "arn:" then return s:match("([^/]+)$") or s end
+  return s
+end
+
+-- The cluster named (or ARN'd) by `ref` ("default" when nil); raises ClusterNotFoundException.
+function U.cluster(world, ref)
+  local st = U.st(world)
+  local name = U.short_name(ref or "default")
+  local c = st.clusters[name]
+  if not c or c.status == "INACTIVE" then U.cluster_not_found(world) end
+  return c
+end
+
+-- The service `ref` in cluster c; with `any` also INACTIVE ones. Raises ServiceNotFoundException.
+function U.service(world, c, ref, any)
+  local s = c.services[U.short_name(ref)]
+  if not s or (s.status == "INACTIVE" and not any) then U.service_not_found(world) end
+  return s
+end
+
+-- Services that accept changes must be ACTIVE.
+function U.active_service(world, c, ref)
+  local s = U.service(world, c, ref, true)
+  if s.status ~= "ACTIVE" then world:fail("ServiceNotActiveException", "Service was not ACTIVE.") end
+  return s
+end
+
+-- Digits for AWS's numeric ids ("ecs-svc/1234567890123456789"): deterministic from world:id.
+function U.digits(world, n)
+  local hex = world:id(nil, n)
+  local out = {}
+  for i = 1, n do
+    local d = tonumber(hex:sub(i, i), 16) % 10
+    if i == 1 and d == 0 then d = 1 end
+    out[i] = tostring(d)
+  end
+  return table.concat(out)
+end
+
+function U.uuid(world)
+  return world:request_id()
+end
+
+function U.copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = U.copy(x) end
+  return out
+end
+
+-- Appends a service event, newest first, capped like AWS (the oldest fall off).
+function U.event(world, svc, message)
+  table.insert(svc.events, 1, { id = U.uuid(world), createdAt = world.now,
+    message = string.format("(service %s) %s", svc.name, message) })
+  while #svc.events > U.MAX_EVENTS do table.remove(svc.events) end
+end
+
+-- "(task a) (task b)" for events.
+function U.task_list(tasks)
+  local parts = {}
+  for i, t in ipairs(tasks) do parts[i] = "(task " .. t.id .. ")" end
+  return table.concat(parts, " ")
+end
+
+-- Alarm state through the simulated CloudWatch, when there is one.
+function U.alarm_state(world, name)
+  local cw = world.svc.cloudwatch
+  if cw and cw.alarm_state then return cw.alarm_state(world, name) end
+  return nil
+end
+
+-- The first named alarm in ALARM, or nil.
+function U.alarm_firing(world, names)
+  for _, n in ipairs(names or {}) do
+    if U.alarm_state(world, n) == "ALARM" then return n end
+  end
+  return nil
+end
+
+function U.paginate(list, input)
+  local start = tonumber(input.nextToken or "0") or 0
+  local max = input.maxResults or 100
+  local out = {}
+  for i = start + 1, math.min(#list, start + max) do out[#out + 1] = list[i] end
+  local token
+  if start + max < #list then token = tostring(start + max) end
+  return out, token
+end
+
+return U

@@ -1,0 +1,104 @@
+--[[
+Injected faults (SCENARIO.md `faults`, and POST /_sim/faults at run time).
+
+faults.new(world, list)  → F       list: faults already checked by scenario.lua
+F:add(fault) / F:clear() / F:list()
+F:match(service, operation, kind) → effect or nil, where effect =
+   { error = {code=, message=, status=} | nil, delay = seconds | nil, drop = true | nil }
+
+Windows are relative to world.start (the scenario's start): `at` = from that moment on,
+`from`/`to` = [from, to). `times` = how many matching requests the fault hits before it
+is spent. Several faults may match one request: delays add up, and the first fault in
+list order with an error or a drop decides the answer; every matching fault counts a hit.
+
+Codes: AWS's JSON services say ThrottlingException, its query services say Throttling, so a
+scenario may write either and the request's protocol picks the spelling. A bare status
+becomes the code AWS uses for it (503 → ServiceUnavailable, 500 → InternalFailure, ...).
+]]
+local M = {}
+
+local F = {}
+F.__index = F
+
+function M.new(world, list)
+  local f = setmetatable({ world = world, items = {} }, F)
+  for _, fault in ipairs(list or {}) do f:add(fault) end
+  return f
+end
+
+function F:add(fault)
+  local copy = {}
+  for k, v in pairs(fault) do copy[k] = v end
+  copy.hits = 0
+  self.items[#self.items + 1] = copy
+  return copy
+end
+
+function F:clear() self.items = {} end
+
+function F:list() return self.items end
+
+local function active(f, world)
+  if f.times and f.hits >= f.times then return false end
+  local rel = world.now - world.start
+  if f.at and rel < f.at then return false end
+  if f.from and rel < f.from then return false end
+  if f.to and rel >= f.to then return false end
+  return true
+end
+
+local THROTTLE = { json = "ThrottlingException", query = "Throttling" }
+local UNAVAILABLE = { json = "ServiceUnavailableException", query = "ServiceUnavailable" }
+local MESSAGES = {
+  ThrottlingException = "Rate exceeded",
+  Throttling = "Rate exceeded",
+  ServiceUnavailableException = "Service Unavailable",
+  ServiceUnavailable = "Service Unavailable",
+  InternalFailure = "The request processing has failed because of an unknown error, exception or failure.",
+}
+
+-- The wire error for a fault, in the spelling of the request's protocol.
+function M.error_for(f, kind)
+  kind = kind == "query" and "query" or "json"
+  local code, status = f.error, f.status
+  if code == "ThrottlingException" or code == "Throttling" then
+    code = THROTTLE[kind]
+  elseif code == "ServiceUnavailableException" or code == "ServiceUnavailable" then
+    code = UNAVAILABLE[kind]
+  end
+  if not code then
+    if status == 503 then code = UNAVAILABLE[kind]
+    elseif status and status >= 500 then code = "InternalFailure"
+    elseif status == 403 then code = kind == "json" and "AccessDeniedException" or "AccessDenied"
+    else code = THROTTLE[kind] end
+  end
+  if not status then
+    if code == UNAVAILABLE[kind] then status = 503
+    elseif code == "InternalFailure" or code:match("^Internal") then status = 500
+    else status = 400 end
+  end
+  return { code = code, status = status,
+    message = f.message or MESSAGES[code] or ("Simulated fault: " .. code) }
+end
+
+function F:match(service, operation, kind)
+  local effect
+  for _, f in ipairs(self.items) do
+    if (f.service == "*" or f.service == service) and (f.operation == "*" or f.operation == operation)
+        and active(f, self.world) then
+      f.hits = f.hits + 1
+      effect = effect or {}
+      if f.delay then effect.delay = (effect.delay or 0) + f.delay end
+      if not effect.error and not effect.drop then
+        if f.drop then
+          effect.drop = true
+        elseif f.error or f.status then
+          effect.error = M.error_for(f, kind)
+        end
+      end
+    end
+  end
+  return effect
+end
+
+return M

@@ -1,0 +1,305 @@
+--[[
+The simulator as a transport: a signed, serialized AWS request in, AWS's answer out.
+
+sim.new(scenario, opts) → sim
+   scenario: a table (raw or from scenario.load) or nil for the default world
+   opts.warn(message): where warnings go (default: stderr)
+   opts.no_auth: accept any request, signed or not (--no-auth)
+   opts.services: service modules to load (default all four; tests pass {} to use stand-ins)
+sim:handle{method=, path= (with query), headers= (any case), body=}
+   → {status=, headers=, body=, delay=seconds|nil, drop=true|nil}
+   status 0 with drop=true: the connection is to be dropped (no response).
+   delay: the response is to be held back this many simulated seconds (faults).
+sim:set_clock(fn)       the time source (virtual now in process; scaled wall time in serve)
+sim:set_auth_clock(fn)  the clock X-Amz-Date is checked against (default: the sim clock)
+sim:clock() / sim:sync()  read the clock / bring the world up to it
+sim:advance(seconds)    jump the clock forward (adds to an offset on top of the time source)
+sim:call(service, Op, params, caller) → output (validated; raises on error; used by setup)
+sim.world, sim.faults, sim.auth, sim.scenario
+
+Every failure inside an operation becomes an AWS error: world:fail → that code and status;
+anything else (a bug) → 500 InternalFailure with the request id, never a crash.
+]]
+local World = require "ecsplay.sim.world"
+local scenario_lib = require "ecsplay.sim.scenario"
+local frontend = require "ecsplay.sim.frontend"
+local auth_lib = require "ecsplay.sim.auth"
+local faults_lib = require "ecsplay.sim.faults"
+local model_lib = require "ecsplay.model"
+local validate = require "ecsplay.validate"
+
+local M = {}
+local Sim = {}
+Sim.__index = Sim
+
+M.SERVICE_MODULES = { "ecs", "elbv2", "codedeploy", "cloudwatch" }
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = deep_copy(x) end
+  return setmetatable(c, getmetatable(v))
+end
+
+local function lower_headers(h)
+  local out = {}
+  for k, v in pairs(h or {}) do out[tostring(k):lower()] = v end
+  return out
+end
+
+-- A service module, or nil when its file is not in the tree (any other load error raises).
+local function load_service(name, warn)
+  local modname = "ecsplay.sim." .. name
+  local ok, mod = pcall(require, modname)
+  if ok then return mod end
+  if tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
+    warn(string.format("simulator: service module %s is missing; %s operations will fail", modname, name))
+    return nil
+  end
+  error(mod, 0)
+end
+
+local function stderr_warn(msg) io.stderr:write("warning: ", msg, "\n") end
+
+function M.new(scenario, opts)
+  opts = opts or {}
+  local sc = scenario_lib.check(scenario or {}, type(scenario) == "table" and scenario.path or "scenario")
+  local self = setmetatable({ scenario = sc, opts = opts, warn = opts.warn or stderr_warn }, Sim)
+  self:build()
+  return self
+end
+
+-- Builds (or rebuilds, for /_sim/reset) the world from the scenario.
+function Sim:build()
+  local sc = self.scenario
+  self.offset, self.rid_counter = 0, 0
+  local images = {}
+  for _, e in ipairs(sc.image_list) do images[#images + 1] = e end
+  if sc.world == "default" then
+    for _, e in ipairs(require("ecsplay.sim.default_world").images) do images[#images + 1] = e end
+  end
+  local world = World.new { start = sc.start, seed = sc.seed, images = images,
+    traffic = sc.traffic or { rps = 200 }, scenario = sc }
+  self.world = world
+  local start = world.start
+  if not self.clock_set then self.base_clock = function() return start end end
+  self.faults = faults_lib.new(world, sc.faults)
+  self.auth = auth_lib.new { keys = sc.keys, no_auth = self.opts.no_auth,
+    now = function() return (self.auth_clock or function() return self:clock() end)() end }
+
+  if sc.world == "default" then
+    -- built before the start and advanced to it, so the run begins steady
+    local lead = require("ecsplay.sim.default_world").BUILD_LEAD
+    world.now = start - lead
+    world.next_tick = world.now + world.tick
+  end
+  for _, name in ipairs(self.opts.services or M.SERVICE_MODULES) do
+    local mod = load_service(name, self.warn)
+    if mod then world:add_service(mod) end
+  end
+  if sc.world == "default" then
+    require("ecsplay.sim.default_world").build(self)
+    world:advance(start)
+  end
+  if sc.setup then self:run_setup(sc.setup) end
+end
+
+-- /_sim/reset: a fresh world; the owner of the clock (serve) restarts it through on_reset.
+function Sim:reset()
+  if self.on_reset then self.on_reset() end
+  self:build()
+end
+
+function Sim:set_clock(fn) self.base_clock, self.clock_set = fn, true end
+function Sim:set_auth_clock(fn) self.auth_clock = fn end
+function Sim:clock() return self.base_clock() + self.offset end
+
+function Sim:sync()
+  local t = self:clock()
+  if t > self.world.now then self.world:advance(t) end
+  return self.world.now
+end
+
+function Sim:advance(seconds)
+  self.offset = self.offset + seconds
+  return self:sync()
+end
+
+function Sim:service_module(service)
+  return self.world.svc[service] or (service == "sts" and frontend.sts or nil)
+end
+
+function Sim:has_op(service, op)
+  local mod = self:service_module(service)
+  return mod ~= nil and mod.ops ~= nil and mod.ops[op] ~= nil
+end
+
+-- Direct operation call (setup, the default world, control endpoints): validated input,
+-- copied in and out so callers and state never share tables. Raises the sim error table.
+function Sim:call(service, op, params, caller)
+  local m = model_lib.load(service)
+  local real = model_lib.operation(m, op)
+  if not real then error(string.format("%s has no operation %q", service, tostring(op)), 2) end
+  op = real.name
+  params = deep_copy(params or {})
+  validate.input(m, op, params)
+  local mod = self:service_module(service)
+  if not (mod and mod.ops and mod.ops[op]) then
+    error(string.format("the simulator does not implement %s %s%s", service, op,
+      mod and "" or string.format(" (module ecsplay.sim.%s is missing)", service)), 2)
+  end
+  return deep_copy(mod.ops[op](self.world, params, caller or "setup") or {})
+end
+
+-- scenario.setup(aws): aws.ecs.create_service{...}; errors point at the setup's own line.
+function Sim:run_setup(setup)
+  local sim = self
+  local aws = setmetatable({}, { __index = function(t, service)
+    local ok, m = pcall(model_lib.load, service)
+    if not ok then error(string.format("scenario setup: unknown service aws.%s", tostring(service)), 2) end
+    local proxy = setmetatable({}, { __index = function(p, name)
+      local opdef = model_lib.operation(m, name)
+      if not opdef then
+        error(string.format("scenario setup: aws.%s.%s is not an operation", service, tostring(name)), 2)
+      end
+      local fn = function(params)
+        local ok2, res = pcall(sim.call, sim, service, opdef.name, params, "setup")
+        if ok2 then return res end
+        local msg = type(res) == "table" and (res.code and (res.code .. ": " .. tostring(res.message))
+          or tostring(res)) or tostring(res)
+        error(string.format("scenario setup: %s %s failed: %s", service, opdef.name, msg), 2)
+      end
+      rawset(p, name, fn)
+      return fn
+    end })
+    rawset(t, service, proxy)
+    return proxy
+  end })
+  setup(aws)
+end
+
+-- Deterministic request ids: their own counter, so how often a client polls never
+-- shifts the resource ids the world hands out.
+function Sim:request_id()
+  self.rid_counter = self.rid_counter + 1
+  local w = self.world
+  local n = self.rid_counter
+  local parts = {}
+  for k = 1, 4 do parts[k] = string.format("%08x", math.floor(w:noise("rid", k, n) * 4294967296)) end
+  local h = table.concat(parts)
+  return string.format("%s-%s-%s-%s-%s", h:sub(1, 8), h:sub(9, 12), h:sub(13, 16), h:sub(17, 20), h:sub(21, 32))
+end
+
+local function header_get(h, name)
+  local lname = name:lower()
+  for k, v in pairs(h or {}) do if k:lower() == lname then return v end end
+  return nil
+end
+
+local function finish(status, headers, body, request_id)
+  headers = headers or {}
+  if not header_get(headers, "x-amzn-requestid") then headers["x-amzn-RequestId"] = request_id end
+  return { status = status, headers = headers, body = body or "" }
+end
+
+local INTERNAL = "The request processing has failed because of an unknown error, exception or failure."
+
+function Sim:dispatch(req, headers, rid)
+  local d, derr = frontend.detect(headers, req.body)
+  if not d then return finish(frontend.error_response(nil, derr, rid)) end
+  local aerr = self.auth:verify({ method = req.method, path = req.path, headers = headers,
+    body = req.body or "" }, d.kind)
+  if aerr then return finish(frontend.error_response(d, aerr, rid)) end
+  local op, params = d.codec.decode_request(d.model, req.body or "", headers)
+  if not op then return finish(frontend.error_response(d, params, rid)) end
+  params = params or {}
+  local verr = frontend.validate(d.model, d.kind, op, params)
+  if verr then return finish(frontend.error_response(d, verr, rid)) end
+  local opdef = model_lib.operation(d.model, op)
+  if opdef and opdef.input then frontend.strip_unknown(d.model, opdef.input, params) end
+
+  local effect = self.faults:match(d.service, op, d.kind)
+  local delay = effect and effect.delay
+  if effect and effect.drop then return { status = 0, drop = true, headers = {}, body = "", delay = delay } end
+  if effect and effect.error then
+    local r = finish(frontend.error_response(d, effect.error, rid))
+    r.delay = delay
+    return r
+  end
+  -- after faults, so a scenario can fault an operation whatever the simulator implements
+  local mod = self:service_module(d.service)
+  if not (mod and mod.ops and mod.ops[op]) then
+    local code = d.kind == "json" and "UnknownOperationException" or "InvalidAction"
+    local r = finish(frontend.error_response(d, { code = code, status = 400, message = string.format(
+      "The ecsplay simulator does not implement %s %s", d.service, op) }, rid))
+    r.delay = delay
+    return r
+  end
+
+  local trace
+  local ok, out = xpcall(mod.ops[op], function(e)
+    if not self.world:is_error(e) then trace = debug.traceback(tostring(e), 2) end
+    return e
+  end, self.world, params, nil)
+  local r
+  if ok then
+    r = finish(d.codec.encode_response(d.model, op, out or {}, rid))
+  elseif self.world:is_error(out) then
+    r = finish(frontend.error_response(d, { code = out.code, message = out.message, status = out.status }, rid))
+  else
+    self.warn(string.format("simulator: internal error in %s %s [request %s]: %s", d.service, op, rid,
+      trace or tostring(out)))
+    r = finish(frontend.error_response(d, { code = "InternalFailure", status = 500,
+      message = INTERNAL .. " (simulator: " .. tostring(out):gsub("\n.*", "") .. ")" }, rid))
+  end
+  r.delay = delay
+  return r
+end
+
+function Sim:handle(req)
+  local headers = lower_headers(req.headers)
+  local path = req.path or "/"
+  local ok, res = pcall(function()
+    self:sync()
+    if path == "/_sim" or path:sub(1, 6) == "/_sim/" then
+      return require("ecsplay.sim.control").handle(self, req.method or "GET", path, headers, req.body or "")
+    end
+    return self:dispatch(req, headers, self:request_id())
+  end)
+  if ok then return res end
+  -- last line of defence: a bug outside an operation (in a codec, the clock, a tick)
+  local rid = self:request_id()
+  self.warn(string.format("simulator: internal error [request %s]: %s", rid, tostring(res)))
+  local kind = (headers["x-amz-target"] or (headers["content-type"] or ""):find("json")) and "json" or "query"
+  return finish(frontend.bare_error(kind, "InternalFailure", INTERNAL, 500, rid))
+end
+
+-- The key pair an in-process client signs with: the scenario's first (sorted) key, or
+-- the default pair.
+function Sim:credentials()
+  local keys = self.scenario.keys or auth_lib.DEFAULT_KEYS
+  local names = {}
+  for k in pairs(keys) do names[#names + 1] = k end
+  table.sort(names)
+  return { access_key = names[1], secret_key = keys[names[1]] }
+end
+
+--[[ aws.lua's transport under --simulate: req = {method=, url=, headers=, body=} →
+     {status=, headers=, body=} | nil, message, kind. Injected delays sleep on the
+     scheduler's (virtual) clock; an injected drop looks like a reset connection. ]]
+function Sim:transport(req)
+  local path = (req.url or "/"):match("^%a[%w+.-]*://[^/?#]*(.*)$") or req.url or "/"
+  if path == "" or path:sub(1, 1) == "?" then path = "/" .. path end
+  local r = self:handle { method = req.method or "POST", path = path, headers = req.headers, body = req.body }
+  if r.delay and r.delay > 0 then
+    local ok, sched = pcall(require, "ecsplay.sched")
+    if ok and sched.sleep then sched.sleep(r.delay) end
+  end
+  if r.drop then
+    return nil, "connection reset by peer (fault injected by the simulator)", "reset"
+  end
+  return { status = r.status, headers = lower_headers(r.headers), body = r.body }
+end
+
+M.Sim = Sim
+return M

@@ -1,0 +1,450 @@
+--[[
+Scenario files (design/SCENARIO.md): loading, checking and normalising.
+
+scenario.load(path)        → normalised scenario table, or raises "path:line: field: problem"
+scenario.check(tbl, name)  → the same for a table already in memory (name = where it came from)
+
+Why check everything up front: a typo in a scenario ("eror_rate") would otherwise silently
+give the default behaviour, and the rehearsal would pass for the wrong reason. So every
+field is checked, unknown keys are refused with a "did you mean", and every error names the
+file, a line (best effort: found by scanning the source for the field's keys) and the field
+path as the user would write it: images["api:v2"].start.
+
+The normalised table has durations in seconds, start as epoch seconds, and
+`image_list` = the images in lookup order (exact names before "~patterns", each sorted),
+ready for World.new{images=}.
+]]
+local timestamp = require "ecsplay.timestamp"
+local validate = require "ecsplay.validate"
+
+local M = {}
+
+local SERVICES = { ecs = true, elbv2 = true, codedeploy = true, cloudwatch = true, sts = true, ["*"] = true }
+local ALARM_STATES = { OK = true, ALARM = true, INSUFFICIENT_DATA = true }
+local normalised = setmetatable({}, { __mode = "k" })
+
+local ScenarioError = {}
+ScenarioError.__index = ScenarioError
+ScenarioError.__tostring = function(e) return e.message end
+M.ScenarioError = ScenarioError
+
+local function duration_parse(v)
+  return require("ecsplay.duration").parse(v)
+end
+
+local function describe(v)
+  local t = type(v)
+  if t == "string" then return string.format("string %q", #v > 40 and v:sub(1, 37) .. "..." or v) end
+  if t == "number" then return "number " .. tostring(v) end
+  return t
+end
+
+local function key_repr(k)
+  if type(k) == "string" and k:match("^[%a_][%w_]*$") then return "." .. k end
+  if type(k) == "string" then return string.format("[%q]", k) end
+  return "[" .. tostring(k) .. "]"
+end
+
+-- Best-effort line of a field: find each path component in turn in the source text,
+-- each search starting where the previous one matched.
+local function find_line(src, keys)
+  if not src then return nil end
+  local lines = {}
+  for l in (src .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  local from, found = 1, nil
+  for _, k in ipairs(keys) do
+    if type(k) == "string" then
+      local plain = k:match("^[%a_][%w_]*$") and ("%f[%w_]" .. k .. "%s*=") or nil
+      local quoted = '%[%s*["\']' .. k:gsub("%p", "%%%0") .. '["\']%s*%]'
+      local hit
+      for i = from, #lines do
+        local line = lines[i]:gsub("%-%-.*$", "")
+        if (plain and line:find(plain)) or line:find(quoted) then hit = i break end
+      end
+      if hit then found, from = hit, hit end
+    elseif type(k) == "number" and found then
+      -- the k-th table constructor after the list's key: count lines that open one
+      local n = 0
+      for i = from + 1, #lines do
+        local line = lines[i]:gsub("%-%-.*$", "")
+        if line:find("^%s*{") then
+          n = n + 1
+          if n == k then found, from = i, i break end
+        end
+      end
+    end
+  end
+  return found
+end
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+-- Raises the error for field path `keys` (a list of keys from the scenario root).
+function Ctx:fail(keys, msg)
+  local parts = {}
+  for i, k in ipairs(keys) do
+    local r = key_repr(k)
+    if i == 1 and r:sub(1, 1) == "." then r = r:sub(2) end
+    parts[#parts + 1] = r
+  end
+  local field = table.concat(parts)
+  local line = find_line(self.src, keys)
+  local where = self.name .. (line and (":" .. line) or "")
+  error(setmetatable({ code = "ScenarioError", file = self.name, line = line, field = field,
+    message = string.format("%s: %s%s", where, field ~= "" and (field .. ": ") or "", msg) },
+    ScenarioError), 0)
+end
+
+local function path_plus(keys, k)
+  local p = {}
+  for i, v in ipairs(keys) do p[i] = v end
+  p[#p + 1] = k
+  return p
+end
+
+-- Unknown keys → error with a suggestion.
+function Ctx:known(tbl, keys, allowed)
+  local names = {}
+  for k in pairs(allowed) do names[#names + 1] = k end
+  table.sort(names)
+  local bad = {}
+  for k in pairs(tbl) do
+    if not allowed[k] then bad[#bad + 1] = k end
+  end
+  table.sort(bad, function(a, b) return tostring(a) < tostring(b) end)
+  local k = bad[1]
+  if k == nil then return end
+  if type(k) ~= "string" then
+    self:fail(keys, string.format("unexpected list item [%s]; expected named fields (%s)",
+      tostring(k), table.concat(names, ", ")))
+  end
+  local hint = validate.suggest(k, names)
+  self:fail(path_plus(keys, k), string.format("unknown field %q%s (known fields: %s)", k,
+    hint and string.format("; did you mean %q?", hint) or "", table.concat(names, ", ")))
+end
+
+function Ctx:duration(v, keys, allow_fn)
+  if allow_fn and type(v) == "function" then return v end
+  local secs, err
+  if type(v) == "number" or type(v) == "string" then secs, err = duration_parse(v) end
+  if secs == nil or secs < 0 then
+    self:fail(keys, string.format("expected a duration (\"40s\", \"5m\" or seconds)%s, got %s%s",
+      allow_fn and " or a function" or "", describe(v), err and (" (" .. err .. ")") or ""))
+  end
+  return secs
+end
+
+function Ctx:number(v, keys, lo, hi, allow_fn, what)
+  if allow_fn and type(v) == "function" then return v end
+  if type(v) ~= "number" or v ~= v or (lo and v < lo) or (hi and v > hi) then
+    self:fail(keys, string.format("expected %s%s, got %s", what or "a number",
+      allow_fn and " or a function" or "", describe(v)))
+  end
+  return v
+end
+
+function Ctx:table(v, keys, what)
+  if type(v) ~= "table" then
+    self:fail(keys, string.format("expected %s, got %s", what or "a table", describe(v)))
+  end
+  return v
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local IMAGE_FIELDS = { start = true, crash = true, after = true, error_rate = true, latency_ms = true }
+
+function Ctx:image(name, v, keys)
+  self:table(v, keys, "a table of behaviour fields (start, crash, after, error_rate, latency_ms)")
+  self:known(v, keys, IMAGE_FIELDS)
+  local b = {}
+  if v.start ~= nil then b.start = self:duration(v.start, path_plus(keys, "start"), true) end
+  if v.crash ~= nil then
+    local c = v.crash
+    if type(c) ~= "function" and c ~= "on_start" and c ~= "after" then
+      self:fail(path_plus(keys, "crash"),
+        string.format("expected \"on_start\", \"after\" or a function, got %s", describe(c)))
+    end
+    b.crash = c
+  end
+  if v.after ~= nil then b.after = self:duration(v.after, path_plus(keys, "after"), true) end
+  if b.crash == "after" and b.after == nil then
+    self:fail(path_plus(keys, "after"), "crash = \"after\" needs `after` (a duration such as \"3m\")")
+  end
+  if v.error_rate ~= nil then
+    b.error_rate = self:number(v.error_rate, path_plus(keys, "error_rate"), 0, 1, true,
+      "a number from 0 to 1")
+  end
+  if v.latency_ms ~= nil then
+    local l = v.latency_ms
+    local lk = path_plus(keys, "latency_ms")
+    if type(l) == "function" then
+      b.latency_ms = l
+    else
+      self:table(l, lk, "a table {p50=, p99=} (milliseconds) or a function")
+      self:known(l, lk, { p50 = true, p99 = true })
+      local out = {}
+      for _, p in ipairs({ "p50", "p99" }) do
+        if l[p] == nil then self:fail(path_plus(lk, p), "missing (milliseconds)") end
+        out[p] = self:number(l[p], path_plus(lk, p), 0, nil, true, "a number of milliseconds >= 0")
+      end
+      if type(out.p50) == "number" and type(out.p99) == "number" and out.p99 < out.p50 then
+        self:fail(path_plus(lk, "p99"), string.format("p99 (%s) is below p50 (%s)", out.p99, out.p50))
+      end
+      b.latency_ms = out
+    end
+  end
+  if type(name) ~= "string" or name == "" or name == "~" then
+    self:fail(keys, "image keys must be non-empty strings (an image name, or \"~\" and a Lua pattern)")
+  end
+  if name:sub(1, 1) == "~" then
+    local ok, err = pcall(string.find, "", name:sub(2))
+    if not ok then self:fail(keys, "bad Lua pattern: " .. tostring(err)) end
+  end
+  return b
+end
+
+-- Images map → lookup-ordered list: exact names first, then patterns; sorted for determinism.
+function M.image_list(images)
+  local exact, patterns = {}, {}
+  for k in pairs(images or {}) do
+    if k:sub(1, 1) == "~" then patterns[#patterns + 1] = k else exact[#exact + 1] = k end
+  end
+  table.sort(exact)
+  table.sort(patterns)
+  local list = {}
+  for _, k in ipairs(exact) do list[#list + 1] = { key = k, behaviour = images[k] } end
+  for _, k in ipairs(patterns) do list[#list + 1] = { key = k, behaviour = images[k] } end
+  return list
+end
+
+local FAULT_FIELDS = { service = true, operation = true, error = true, status = true, delay = true,
+  drop = true, times = true, at = true, from = true, to = true, message = true }
+
+-- One fault (also used for faults added at run time through /_sim/faults).
+function Ctx:fault(f, keys)
+  self:table(f, keys, "a fault table {service=, operation=, error=|status=|delay=|drop=, ...}")
+  self:known(f, keys, FAULT_FIELDS)
+  local out = {}
+  local svc = f.service == nil and "*" or f.service
+  if type(svc) ~= "string" or not SERVICES[svc] then
+    self:fail(path_plus(keys, "service"), string.format(
+      "expected one of \"ecs\", \"elbv2\", \"codedeploy\", \"cloudwatch\", \"sts\" or \"*\", got %s",
+      describe(svc)))
+  end
+  out.service = svc
+  local op = f.operation == nil and "*" or f.operation
+  if type(op) ~= "string" or not op:match("^[%*%a][%w]*$") then
+    self:fail(path_plus(keys, "operation"),
+      string.format("expected an operation name such as \"ModifyRule\" or \"*\", got %s", describe(op)))
+  end
+  out.operation = op
+  if f.error ~= nil then
+    if type(f.error) ~= "string" or not f.error:match("^[%a][%w%.]*$") then
+      self:fail(path_plus(keys, "error"),
+        string.format("expected an AWS error code such as \"ThrottlingException\", got %s", describe(f.error)))
+    end
+    out.error = f.error
+  end
+  if f.status ~= nil then
+    if math.type(f.status) ~= "integer" or f.status < 400 or f.status > 599 then
+      self:fail(path_plus(keys, "status"), string.format("expected an HTTP error status (400-599), got %s",
+        describe(f.status)))
+    end
+    out.status = f.status
+  end
+  if f.message ~= nil then
+    if type(f.message) ~= "string" then self:fail(path_plus(keys, "message"), "expected a string, got " .. describe(f.message)) end
+    out.message = f.message
+  end
+  if f.delay ~= nil then out.delay = self:duration(f.delay, path_plus(keys, "delay")) end
+  if f.drop ~= nil then
+    if type(f.drop) ~= "boolean" then self:fail(path_plus(keys, "drop"), "expected true or false, got " .. describe(f.drop)) end
+    out.drop = f.drop or nil
+  end
+  if f.times ~= nil then
+    if math.type(f.times) ~= "integer" or f.times < 1 then
+      self:fail(path_plus(keys, "times"), "expected a positive integer, got " .. describe(f.times))
+    end
+    out.times = f.times
+  end
+  for _, w in ipairs({ "at", "from", "to" }) do
+    if f[w] ~= nil then out[w] = self:duration(f[w], path_plus(keys, w)) end
+  end
+  if out.at and (out.from or out.to) then
+    self:fail(path_plus(keys, "at"), "use either `at` or `from`/`to`, not both")
+  end
+  if out.from and out.to and out.to <= out.from then
+    self:fail(path_plus(keys, "to"), string.format("`to` (%ss) must be after `from` (%ss)", out.to, out.from))
+  end
+  if not (out.error or out.status or out.delay or out.drop) then
+    self:fail(keys, "a fault needs an effect: error=, status=, delay= or drop=true")
+  end
+  return out
+end
+
+local TOP = { seed = true, start = true, keys = true, world = true, setup = true, traffic = true,
+  images = true, alarms = true, faults = true }
+
+function Ctx:check(s)
+  self:table(s, {}, "the scenario file to return a table")
+  self:known(s, {}, TOP)
+  local out = { path = self.name, images = {}, alarms = {}, faults = {} }
+  if s.seed ~= nil then
+    if math.type(s.seed) ~= "integer" then self:fail({ "seed" }, "expected an integer, got " .. describe(s.seed)) end
+    out.seed = s.seed
+  end
+  if s.start ~= nil then
+    local t, err
+    if type(s.start) == "number" then t = s.start
+    elseif type(s.start) == "string" then t, err = timestamp.parse(s.start) end
+    if not t then
+      self:fail({ "start" }, string.format("expected an ISO 8601 time such as \"2026-11-26T10:00:00Z\" or epoch seconds, got %s%s",
+        describe(s.start), err and (" (" .. err .. ")") or ""))
+    end
+    out.start = t
+  end
+  if s.keys ~= nil then
+    self:table(s.keys, { "keys" }, "a table { ACCESS_KEY_ID = \"secret\" }")
+    local n = 0
+    out.keys = {}
+    for k, v in pairs(s.keys) do
+      if type(k) ~= "string" or k == "" then self:fail({ "keys" }, "access key ids must be non-empty strings") end
+      -- never echo the secret: describe only its type
+      if type(v) ~= "string" or v == "" then self:fail({ "keys", k }, "expected the secret key as a non-empty string, got " .. type(v)) end
+      out.keys[k] = v
+      n = n + 1
+    end
+    if n == 0 then self:fail({ "keys" }, "no key pairs given (omit `keys` for the default pair)") end
+  end
+  if s.world ~= nil then
+    if s.world ~= "default" and s.world ~= "empty" then
+      self:fail({ "world" }, "expected \"default\" or \"empty\", got " .. describe(s.world))
+    end
+  end
+  out.world = s.world or "default"
+  if s.setup ~= nil then
+    if type(s.setup) ~= "function" then self:fail({ "setup" }, "expected a function(aws), got " .. describe(s.setup)) end
+    out.setup = s.setup
+  end
+  if s.traffic ~= nil then
+    self:table(s.traffic, { "traffic" }, "a table {rps=}")
+    self:known(s.traffic, { "traffic" }, { rps = true, listeners = true })
+    local tr = {}
+    tr.rps = s.traffic.rps == nil and 200 or self:number(s.traffic.rps, { "traffic", "rps" }, 0, nil, false, "a number >= 0")
+    if s.traffic.listeners ~= nil then
+      self:table(s.traffic.listeners, { "traffic", "listeners" }, "a table { [listener port or ARN] = rps }")
+      tr.listeners = {}
+      for k, v in pairs(s.traffic.listeners) do
+        tr.listeners[k] = self:number(v, { "traffic", "listeners", k }, 0, nil, false, "a number >= 0")
+      end
+    end
+    out.traffic = tr
+  end
+  if s.images ~= nil then
+    self:table(s.images, { "images" }, "a table { [\"image:tag\"] = {...} }")
+    for k, v in pairs(s.images) do
+      if type(k) ~= "string" then self:fail({ "images" }, "image keys must be strings such as \"api:v2\" or \"~:v2$\"") end
+      out.images[k] = self:image(k, v, { "images", k })
+    end
+  end
+  out.image_list = M.image_list(out.images)
+  if s.alarms ~= nil then
+    self:table(s.alarms, { "alarms" }, "a table { [\"alarm name\"] = {state=, then=} }")
+    for name, a in pairs(s.alarms) do
+      local keys = { "alarms", name }
+      if type(name) ~= "string" then self:fail({ "alarms" }, "alarm names must be strings") end
+      self:table(a, keys, "a table {state=, then={at=, state=}}")
+      self:known(a, keys, { state = true, ["then"] = true })
+      local o = {}
+      if a.state ~= nil then
+        if not ALARM_STATES[a.state] then
+          self:fail(path_plus(keys, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(a.state))
+        end
+        o.state = a.state
+      end
+      if a["then"] ~= nil then
+        local tk = path_plus(keys, "then")
+        local th = self:table(a["then"], tk, "a table {at=, state=}")
+        self:known(th, tk, { at = true, state = true })
+        if th.at == nil then self:fail(path_plus(tk, "at"), "missing (a duration from the scenario start, such as \"12m\")") end
+        if not ALARM_STATES[th.state] then
+          self:fail(path_plus(tk, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(th.state))
+        end
+        o["then"] = { at = self:duration(th.at, path_plus(tk, "at")), state = th.state }
+      end
+      out.alarms[name] = o
+    end
+  end
+  if s.faults ~= nil then
+    self:table(s.faults, { "faults" }, "a list of fault tables")
+    local n = #s.faults
+    for k in pairs(s.faults) do
+      if math.type(k) ~= "integer" or k < 1 or k > n then
+        self:fail({ "faults" }, "expected a list { {...}, {...} }, found key " .. tostring(k))
+      end
+    end
+    for i = 1, n do out.faults[i] = self:fault(s.faults[i], { "faults", i }) end
+  end
+  normalised[out] = true
+  return out
+end
+
+local function new_ctx(name, src)
+  return setmetatable({ name = name or "scenario", src = src }, Ctx)
+end
+
+-- A table already in memory (sim.new(tbl)); idempotent on normalised tables.
+function M.check(tbl, name)
+  if normalised[tbl] then return tbl end
+  return new_ctx(name):check(tbl)
+end
+
+function M.is_normalised(tbl) return normalised[tbl] == true end
+
+-- A single fault (runtime injection through /_sim/faults). → fault or raises ScenarioError.
+function M.check_fault(f, name)
+  return new_ctx(name or "fault"):fault(f, {})
+end
+
+-- What a scenario chunk may use: pure functions only, so a scenario cannot reach the
+-- file system or the network, and the same seed gives the same run.
+local function sandbox()
+  local env = {
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
+    select = select, tonumber = tonumber, tostring = tostring, type = type, xpcall = xpcall,
+    rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = rawset,
+    setmetatable = setmetatable, getmetatable = getmetatable, _VERSION = _VERSION,
+    string = string, table = table, math = math, utf8 = utf8,
+  }
+  env._G = env
+  return env
+end
+
+function M.load(path)
+  local fh, oerr = io.open(path, "rb")
+  if not fh then
+    error(setmetatable({ code = "ScenarioError", file = path,
+      message = string.format("cannot read scenario %s: %s", path, tostring(oerr)) }, ScenarioError), 0)
+  end
+  local src = fh:read("a")
+  fh:close()
+  local chunk, err = load(src, "@" .. path, "t", sandbox())
+  if not chunk then
+    error(setmetatable({ code = "ScenarioError", file = path,
+      message = string.format("syntax error in scenario %s", tostring(err)) }, ScenarioError), 0)
+  end
+  local ok, res = pcall(chunk)
+  if not ok then
+    error(setmetatable({ code = "ScenarioError", file = path,
+      message = string.format("scenario %s failed while loading: %s", path, tostring(res)) }, ScenarioError), 0)
+  end
+  return new_ctx(path, src):check(res)
+end
+
+return M
