@@ -24,11 +24,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-int luaopen_ecsplay_core_http(lua_State *L);
-int ep_signal_fd(void);
-
-/* Fallback until runtime/sched.c provides the real self-pipe; the strong definition wins. */
-__attribute__((weak)) int ep_signal_fd(void) { return -1; }
+#include "ep.h" /* luaopen_ecsplay_core_http, ep_signal_fd (sched.c's self-pipe) */
 
 #define EP_HTTP_MT "ecsplay.core.http.state"
 #define EP_HTTP_DEFAULT_TIMEOUT 60.0

@@ -81,6 +81,13 @@ T.test("connection refused gives kind=connect", function()
   T.ok(c.error:find("127.0.0.1:1", 1, true), "error names the origin: " .. c.error)
 end)
 
+T.test("TLS failures give kind=tls", function()
+  local c = fetch { url = "https://127.0.0.1:" .. port .. "/echo", timeout = 10 }
+  T.eq(c.kind, "tls", c.error)
+  c = fetch { url = "https://127.0.0.1:" .. port .. "/echo", ca_bundle = "/nonexistent/ca.pem", timeout = 10 }
+  T.eq(c.kind, "tls", c.error)
+end)
+
 T.test("no answer within timeout gives kind=timeout", function()
   local c = fetch { url = "/never", timeout = 0.3 }
   T.eq(c.kind, "timeout", c.error)
@@ -155,6 +162,21 @@ T.test("start rejects bad requests without echoing header values", function()
   end, "Authorization")
   T.ok(not tostring(err):find("SECRET", 1, true), "value leaked: " .. tostring(err))
   T.eq(http.pending(), 0, "failed starts leave nothing pending")
+end)
+
+T.test("a signal wakes poll() without completing anything", function()
+  local core = require "ecsplay.core"
+  local id = http.start { url = base .. "/never" }
+  os.execute("kill -TERM " .. core.pid())
+  local t0 = core.monotonic()
+  local done = http.poll(60)
+  local waited = core.monotonic() - t0
+  local sig = core.signal()
+  core.clear_signal() -- so the scheduler does not interrupt the remaining tests
+  T.eq(#done, 0, "no completion")
+  T.ok(sig ~= nil, "the signal is recorded as pending")
+  T.ok(waited < 30, "poll(60) returned early (after " .. waited .. " s)")
+  T.eq(http.cancel(id), true)
 end)
 
 T.test("stop the stub", function()

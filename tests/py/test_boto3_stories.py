@@ -285,8 +285,8 @@ class Story3WeightedRule(Base):
 
 
 class Story4CodeDeploy(Base):
-    """Blue/green for `app` with CodeDeployDefault.ECSCanary10Percent5Minutes, then a second
-    deployment stopped with rollback."""
+    """Blue/green for `app` with CodeDeployDefault.ECSCanary10Percent5Minutes to Succeeded;
+    a deployment stopped with rollback; a second deployment after a successful one."""
     scenario = "tests/scenarios/default.lua"
 
     def appspec(self, td_arn):
@@ -313,7 +313,7 @@ class Story4CodeDeploy(Base):
             revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": self.appspec(td_arn)}},
             description="ecsplay wire test")["deploymentId"]
 
-    def test_blue_green_then_stopped(self):
+    def test_blue_green_succeeds(self):
         cd = self.srv.client("codedeploy")
         names = self.tg_names()
         self.assertEqual(self.prod_weights(names), {"app-blue": 1.0})
@@ -359,34 +359,50 @@ class Story4CodeDeploy(Base):
         self.assertEqual([(ts["status"], ts["taskDefinition"]) for ts in sets], [("PRIMARY", td2)],
                          "the original task set is gone once drained")
 
-        # --- a second deployment, stopped with rollback: traffic goes back to the original
-        td3 = self.new_app_td("app:v2b")
-        dep2 = self.deploy(cd, td3)
-        shifted = self.srv.until(lambda: (lambda w: w if w.get("app-blue", 0) > 0 else None)(
-            self.prod_weights(names)), step=10, limit=900, what="10% of prod traffic on app-blue (replacement)")
-        self.assertAlmostEqual(shifted["app-blue"], 0.10, places=3, msg=shifted)
-        stop = cd.stop_deployment(deploymentId=dep2, autoRollbackEnabled=True)
+        return cd, names, td2
+
+    def stop_during_canary(self, cd, names, live, replacement, live_td):
+        """Deploys a new revision, stops it (with rollback) while `replacement` has 10% of
+        production, and checks everything ends back on `live` running `live_td`."""
+        dep = self.deploy(cd, self.new_app_td("app:v2b"))
+        shifted = self.srv.until(lambda: (lambda w: w if w.get(replacement, 0) > 0 else None)(
+            self.prod_weights(names)), step=10, limit=900,
+            what="10%% of prod traffic on %s (the replacement)" % replacement)
+        self.assertAlmostEqual(shifted[replacement], 0.10, places=3, msg=shifted)
+        stop = cd.stop_deployment(deploymentId=dep, autoRollbackEnabled=True)
         self.assertIn(stop["status"], ("Pending", "Succeeded"))
 
         def stopped():
-            i = cd.get_deployment(deploymentId=dep2)["deploymentInfo"]
+            i = cd.get_deployment(deploymentId=dep)["deploymentInfo"]
             return i if i["status"] == "Stopped" else None
 
-        info2 = self.srv.until(stopped, step=10, limit=900, what="deployment Stopped")
-        self.assertEqual(info2["status"], "Stopped")
-        self.assertIn("rollbackInfo", info2)
+        info = self.srv.until(stopped, step=10, limit=900, what="deployment Stopped")
+        self.assertIn("rollbackInfo", info)
 
-        def back_on_original():
+        def back_on_live():
             w = self.prod_weights(names)
-            return w if w.get("app-green", 0) == 1.0 else None
+            return w if w.get(live, 0) == 1.0 else None
 
-        self.srv.until(back_on_original, step=10, limit=900, what="all prod traffic back on app-green")
+        self.srv.until(back_on_live, step=10, limit=900, what="all prod traffic back on %s" % live)
         self.srv.advance(600)
         svc = self.service("app")
-        primary = [ts for ts in svc.get("taskSets", []) if ts["status"] == "PRIMARY"]
-        self.assertEqual([ts["taskDefinition"] for ts in primary], [td2])
-        self.assertEqual(primary[0]["runningCount"], 3)
-        self.assertEqual(self.prod_weights(names).get("app-green"), 1.0)
+        sets = [(ts["status"], ts["taskDefinition"], ts["runningCount"]) for ts in svc.get("taskSets", [])]
+        self.assertEqual(sets, [("PRIMARY", live_td, 3)], "only the original task set is left")
+        self.assertEqual(self.prod_weights(names).get(live), 1.0)
+        self.assertEqual(cd.get_deployment(deploymentId=dep)["deploymentInfo"]["status"], "Stopped")
+
+    def test_stop_with_rollback(self):
+        """Stopped during its canary step: status Stopped, traffic back on app-blue."""
+        cd = self.srv.client("codedeploy")
+        names = self.tg_names()
+        td1 = self.ecs.describe_task_definition(taskDefinition="app:1")["taskDefinition"]["taskDefinitionArn"]
+        self.stop_during_canary(cd, names, "app-blue", "app-green", td1)
+
+    def test_second_deployment_after_success(self):
+        """After a successful deployment green is live; the next one installs into app-blue
+        and, stopped during its canary step, rolls back to app-green."""
+        cd, names, td2 = self.test_blue_green_succeeds()
+        self.stop_during_canary(cd, names, "app-green", "app-blue", td2)
 
 
 class Story5Metrics(Base):

@@ -9,7 +9,8 @@ Behaviours (chosen by path; query parameters configure them):
   /status?code=N&body=S&h=Name:Value&h=...   answer with that status, headers and body
   /dup                   duplicate headers (X-Dup twice, Set-Cookie twice)
   /hold?ms=N             hold the request N ms before answering; counts in-flight requests
-  /hold?until=K          hold until K requests are in flight at once (or 10 s), then answer
+  /hold?until=K          hold until K requests have been in flight at once since the last
+                         /reset_stats (or 10 s), then answer
   /stats                 JSON {"requests","connections","inflight","max_inflight"}
   /reset_stats           zero the counters
   /reset                 read the request, then reset the TCP connection (RST, no answer)
@@ -90,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
                 if until > 0:
                     deadline = time.monotonic() + 10
                     with LOCK:
-                        while STATS["inflight"] < until and not QUIT.is_set():
+                        while STATS["max_inflight"] < until and not QUIT.is_set():
                             left = deadline - time.monotonic()
                             if left <= 0:
                                 break

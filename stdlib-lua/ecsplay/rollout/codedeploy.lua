@@ -28,6 +28,7 @@ local ALLOWED = {
   application = true, group = true, image = true, container = true, port = true,
   task_definition = true, config = true, gates = true, interval = true, failure_limit = true,
   inconclusive_limit = true, error_limit = true, timeout = true, poll = true, description = true,
+  ready_timeout = true,
   on_abort = true, notify = true, journal = true, name = true,
 }
 
@@ -99,6 +100,9 @@ local function check(o)
   c.port = options.integer(S, o, "port", nil, 1, 65535)
   c.config = check_config(o.config)
   c.timeout = options.duration(S, o, "timeout", 3600)
+  -- CodeDeploy's own Install step waits up to an hour for green; a new version whose tasks
+  -- keep failing is stopped long before that
+  c.ready_timeout = options.duration(S, o, "ready_timeout", 600)
   c.poll = options.duration(S, o, "poll", 15)
   if c.poll <= 0 then options.bad(S, "poll", "expected a duration above 0") end
   c.description = options.string(S, o, "description")
@@ -274,7 +278,8 @@ function M.run(o)
       short(new_td), ctx.config and ctx.config.name or (ctx.group_info.deploymentConfigName or "group default")))
     local watcher = bake.watcher(run, c, ctx.gates, { service = ctx.service,
       canary_target_group = ctx.tg_arn[ctx.green_tg], stable_target_group = ctx.tg_arn[ctx.blue_tg] })
-    local deadline = sched.now() + c.timeout
+    local started = sched.now()
+    local deadline = started + c.timeout
     local last_note, shifting
     while true do
       local info = cd().get_deployment({ deploymentId = id }).deploymentInfo
@@ -294,6 +299,11 @@ function M.run(o)
           watcher.next_at = sched.now() + c.interval
         end
         watcher:tick({ phase = "shifting", weight = p.green_weight })
+      end
+      if not shifting and p and (p.stage == "Install" or p.stage == "BeforeInstall")
+         and sched.now() >= started + c.ready_timeout then
+        error({ code = "Timeout", message = string.format("deployment %s: the green task set was not "
+          .. "healthy after %ds (still in %s)", id, math.floor(c.ready_timeout), p.stage) }, 0)
       end
       if sched.now() >= deadline then
         error({ code = "Timeout", message = string.format("deployment %s not finished after %ds: %s", id,

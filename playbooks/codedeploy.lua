@@ -1,0 +1,36 @@
+-- CodeDeploy blue/green of app (deployment group app-dg): CodeDeploy shifts 10 % for 5
+-- minutes, then the rest; ecsplay's gates watch the green target group and stop the
+-- deployment with rollback when one fails.
+--   ecsplay --simulate playbooks/codedeploy.lua                 deploys app:v2
+--   ecsplay --simulate=tests/scenarios/rollout_app_traffic.lua playbooks/codedeploy.lua \
+--       image=app:flaky metrics=on                               stops it, CodeDeploy rolls back
+--   ecsplay --simulate playbooks/codedeploy.lua config=linear    custom 20 %-a-minute linear config
+local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
+local a = ecsplay.args
+local configs = {
+  canary = "CodeDeployDefault.ECSCanary10Percent5Minutes",
+  linear = { linear = { 20, "1m" } },
+  custom_canary = { canary = { 25, "3m" } },
+}
+-- In the built-in default world the api rule (path /*) takes all of the :443 listener's
+-- requests, so app-green sees no traffic and ALB metric gates could only be inconclusive:
+-- they are on with metrics=on (see tests/scenarios/rollout_app_traffic.lua for a world where
+-- app is served), and green's healthy hosts are always checked.
+local metrics = a.metrics == "on"
+local report = rollout.codedeploy {
+  application = a.application or "app-deploy", group = a.group or "app-dg",
+  image = a.image or "app:v2", container = a.container or "app", port = tonumber(a.port or 8080),
+  config = configs[a.config or "canary"] or a.config,
+  interval = "1m",
+  gates = function(green)  -- green.target_group: the group CodeDeploy shifts traffic to
+    local g = { gate.alb_healthy_hosts { target_group = green.target_group,
+      at_least = tonumber(a.min_healthy or 3) } }
+    if metrics then
+      g[#g + 1] = gate.alb_5xx_rate { target_group = green.target_group, below = 1.0 }
+      g[#g + 1] = gate.alb_latency { target_group = green.target_group, p = 99, below_ms = 300 }
+    end
+    return g
+  end,
+}
+print(string.format("codedeploy: %s, deployment %s, app runs %s", report.status, report.deployment_id,
+  report.task_definition:match("task%-definition/(.+)$")))

@@ -1,0 +1,38 @@
+-- Several services at once, with a fleet-wide abort: api goes out as the house canary
+-- (lib/house_canary.lua) while app goes out through CodeDeploy; when either fails, a shared
+-- flag fails the other's `fleet` gate at its next measurement, so both roll back.
+--   ecsplay --simulate playbooks/multi_service.lua                  both deploy
+--   ecsplay --simulate playbooks/multi_service.lua image=api:flaky  api fails → app rolled back too
+local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
+local house = require "lib.house_canary"
+local a = ecsplay.args
+local fleet = { failed = nil }
+local function fleet_gate()
+  return gate.check("fleet", function()
+    if fleet.failed then return { result = "fail", threshold = "no other service failed",
+      detail = fleet.failed .. " failed" } end
+    return true
+  end)
+end
+local function guarded(name, fn)
+  return function()
+    local ok, err = pcall(fn)
+    if not ok then fleet.failed = fleet.failed or name error(err, 0) end
+    return err
+  end
+end
+local results = ecsplay.parallel {
+  guarded("api", function()
+    return house.canary { service = a.service or "api", image = a.image or "api:v2",
+      alarm = a.alarm, bake = a.bake or "2m", gates = { fleet_gate() } }
+  end),
+  guarded("app", function()
+    return rollout.codedeploy { application = a.application or "app-deploy", group = a.group or "app-dg",
+      image = a.app_image or "app:v2", interval = "1m",
+      config = "CodeDeployDefault.ECSCanary10Percent15Minutes", -- outlasts the api canary
+      gates = function(green)
+        return { gate.alb_healthy_hosts { target_group = green.target_group, at_least = 1 }, fleet_gate() }
+      end }
+  end),
+}
+print(string.format("multi_service: api %s, app %s", results[1].status, results[2].status))

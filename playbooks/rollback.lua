@@ -1,0 +1,36 @@
+-- Puts a service back on the previous revision of its task definition (or to=REVISION), as a
+-- watched rolling update (rollout.rolling with task_definition=).
+--   ecsplay playbooks/rollback.lua service=api            api:7 → api:6
+--   ecsplay --simulate playbooks/rollback.lua             the default world runs api:1, the first
+--                                                         revision, so the rehearsal deploys api:v2
+--                                                         first and then rolls it back
+local rollout, ecs = require "ecsplay.rollout", require "ecsplay.ecs"
+local a = ecsplay.args
+local cluster, service = a.cluster or "production", a.service or "api"
+local function current()
+  local svc = ecs.describe_services({ cluster = cluster, services = { service } }).services[1]
+  assert(svc, "service " .. service .. " not found in cluster " .. cluster)
+  local family, rev = svc.taskDefinition:match("task%-definition/([^:]+):(%d+)$")
+  return family, tonumber(rev)
+end
+local family, rev = current()
+if ecsplay.simulated and rev == 1 and not a.to then
+  print("rehearsal: " .. family .. ":1 has no earlier revision; deploying " .. (a.image or "api:v2") .. " first")
+  rollout.rolling { cluster = cluster, service = service, image = a.image or "api:v2", bake = 0 }
+  family, rev = current()
+end
+local target = tonumber(a.to) or rev - 1
+-- the newest ACTIVE revision at or below the target (deregistered ones cannot run)
+local to
+for r = target, 1, -1 do
+  local ok, res = pcall(ecs.describe_task_definition, { taskDefinition = family .. ":" .. r })
+  if ok and res.taskDefinition.status == "ACTIVE" then to = res.taskDefinition.taskDefinitionArn break end
+end
+if not to then
+  error({ code = "BadInput", bad_input = true,
+    message = string.format("rollback: %s runs %s:%d and no earlier ACTIVE revision exists", service, family, rev) }, 0)
+end
+local report = rollout.rolling { cluster = cluster, service = service, task_definition = to,
+  timeout = a.timeout or "20m", name = "rollback " .. service }
+print(string.format("rollback: %s, %s back on %s (from %s:%d)", report.status, service,
+  to:match("task%-definition/(.+)$"), family, rev))
