@@ -5,6 +5,7 @@
  *   server:port() -> integer
  *   server:run(timeout_s, handler) -> served, last_handler_error|nil
  *       handler(method, path_with_query, headers, body) -> status, headers, body [, delay_s]
+ *       (status 0: drop the connection without answering, after the delay if any)
  *   server:close()  (also __gc and __close)
  *
  * MHD runs in external-polling epoll mode: no thread of its own, so Lua is only ever
@@ -54,6 +55,7 @@ struct ep_req {
     struct ep_hdr *hdrs; size_t nhdrs, hdrs_cap;
     struct MHD_Response *response; /* built by the handler, queued now or after a delay */
     unsigned status;
+    int drop;          /* handler status 0: close the connection with no answer (a fault) */
     double delay;
     struct MHD_Connection *conn;
     int suspended;
@@ -219,6 +221,12 @@ static int dispatch(lua_State *L)
     int top = lua_gettop(L); /* status at top-3, headers top-2, body top-1, delay top */
     int isnum;
     lua_Integer status = lua_tointegerx(L, top - 3, &isnum);
+    if (isnum && status == 0) { /* an injected dropped connection */
+        r->drop = 1;
+        r->status = 0;
+        r->delay = lua_isnumber(L, top) && lua_tonumber(L, top) > 0 ? lua_tonumber(L, top) : 0;
+        return 0;
+    }
     if (!isnum || status < 100 || status > 599)
         return luaL_error(L, "simserve handler returned status %s, expected an integer 100-599",
                           luaL_tolstring(L, top - 3, NULL));
@@ -284,7 +292,9 @@ static enum MHD_Result respond(struct ep_srv *s, struct ep_req *r, struct MHD_Co
     }
     lua_settop(L, top);
     s->served++;
-    if (r->delay > 0 && r->response) {
+    if (r->drop && r->delay <= 0)
+        return MHD_NO; /* MHD closes the connection without a response */
+    if (r->delay > 0 && (r->response || r->drop)) {
         r->resume_at = now_mono() + r->delay;
         r->suspended = 1;
         r->conn = conn;
@@ -347,6 +357,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (r->suspended) { /* resumed after its delay: the answer is ready */
         r->suspended = 0;
+        if (r->drop)
+            return MHD_NO;
         struct MHD_Response *resp = r->response;
         r->response = NULL;
         return queue_owned(conn, r->status, resp);

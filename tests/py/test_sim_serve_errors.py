@@ -64,7 +64,7 @@ class Server:
     def client(self, service, ak=AK, sk=SK):
         return boto3.client(service, region_name="us-east-1", endpoint_url=self.url,
                             aws_access_key_id=ak, aws_secret_access_key=sk,
-                            config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
+                            config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
 
     def control(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
