@@ -8,6 +8,9 @@
 ** lua_pcall. C keeps only what Lua cannot do: finding the stdlib next to the
 ** binary, signals, and holding secrets until they are handed over.
 */
+/* dladdr() and Dl_info are GNU extensions (in libc since glibc 2.34). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -154,10 +157,30 @@ static int ep_is_dir(const char *path) {
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Looks for the stdlib beside the file `path` (a binary or libecsplay.so):
+** <dir>/stdlib-lua (build tree) or <dir>/../share/ecsplay/lua (installed). */
+static int ep_stdlib_beside(const char *path, char *out, size_t outlen) {
+  char dir[PATH_MAX];
+  char *slash;
+  if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir)
+    return 0;
+  slash = strrchr(dir, '/');
+  if (!slash)
+    return 0;
+  *slash = '\0';
+  if ((size_t)snprintf(out, outlen, "%s/stdlib-lua", dir) < outlen && ep_is_dir(out))
+    return 1;
+  if ((size_t)snprintf(out, outlen, "%s/../share/ecsplay/lua", dir) < outlen && ep_is_dir(out))
+    return 1;
+  return 0;
+}
+
 /*
 ** The stdlib folder: the "stdlib" option, then ECSPLAY_STDLIB, then beside the
 ** binary (build tree: <bin>/stdlib-lua; installed: <bin>/../share/ecsplay/lua),
-** then the folder compiled in for `make install`.
+** then beside libecsplay.so (a program embedding an installed library lives
+** anywhere, and the library may be installed under another PREFIX than the
+** one compiled in), then the folder compiled in for `make install`.
 */
 static int ep_find_stdlib(const ecsplay_runtime *rt, char *out, size_t outlen) {
   const char *opt = rt->options[ep_option_index("stdlib")];
@@ -174,16 +197,17 @@ static int ep_find_stdlib(const ecsplay_runtime *rt, char *out, size_t outlen) {
   }
   n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
-    char *slash;
     exe[n] = '\0';
-    slash = strrchr(exe, '/');
-    if (slash) {
-      *slash = '\0';
-      if ((size_t)snprintf(out, outlen, "%s/stdlib-lua", exe) < outlen && ep_is_dir(out))
-        return 1;
-      if ((size_t)snprintf(out, outlen, "%s/../share/ecsplay/lua", exe) < outlen && ep_is_dir(out))
-        return 1;
-    }
+    if (ep_stdlib_beside(exe, out, outlen))
+      return 1;
+  }
+  {
+    /* The object holding this function: libecsplay.so when linked
+    ** dynamically (for a static link it is the program, tried above). */
+    Dl_info info;
+    if (dladdr((void *)ep_stdlib_beside, &info) && info.dli_fname && info.dli_fname[0] == '/' &&
+        ep_stdlib_beside(info.dli_fname, out, outlen))
+      return 1;
   }
   snprintf(out, outlen, "%s", ECSPLAY_STDLIB_DIR);
   return ep_is_dir(out);

@@ -26,9 +26,14 @@ local function has_empty_arrays(v, seen)
   return false
 end
 
+-- cjson 2.1.0 always writes "/" as "\/"; every backslash in its output starts an
+-- escape pair and "/" never appears unescaped inside strings, so this is exact.
+local function unescape_slashes(s) return (s:gsub("\\/", "/")) end
+
 function M.encode(v)
   local ok, s = pcall(encoder.encode, v)
   if not ok then return nil, "cannot encode JSON: " .. tostring(s) end
+  s = unescape_slashes(s)
   if has_empty_arrays(v) then
     -- cjson 2.1.0 writes every empty table as {}; mark empty arrays and patch them
     local marker = "\0ecsplay-empty-array\0"
@@ -41,7 +46,7 @@ function M.encode(v)
       for k, y in pairs(x) do copy[k] = mark(y, seen) end
       return copy
     end
-    s = encoder.encode(mark(v, {})):gsub('"\\u0000ecsplay%-empty%-array\\u0000"', "[]")
+    s = unescape_slashes(encoder.encode(mark(v, {}))):gsub('"\\u0000ecsplay%-empty%-array\\u0000"', "[]")
   end
   return s
 end

@@ -95,11 +95,24 @@ function M.event(level, event, message, fields)
   if LEVELS[level] < (verbosity > 0 and 1 or verbosity < 0 and 3 or 2) then return end
   local t = clock()
   if format == "json" then
+    -- time, level, event, message first, then the fields sorted: stable lines
+    -- that read well in a CI log and diff cleanly between runs
     local json = require "ecsplay.json"
-    local obj = { time = iso(t), level = level, event = event, message = message }
-    if fields then for k, v in pairs(fields) do if obj[k] == nil then obj[k] = v end end end
-    local s = json.encode(obj) or string.format('{"level":"%s","message":%q}', level, message)
-    emit(level, s)
+    local parts = {}
+    local function add(k, v)
+      local ev = json.encode(v)
+      if ev then parts[#parts + 1] = json.encode(k) .. ":" .. ev end
+    end
+    add("time", iso(t)) add("level", level) add("event", event) add("message", message)
+    if fields then
+      local keys = {}
+      for k in pairs(fields) do
+        if k ~= "time" and k ~= "level" and k ~= "event" and k ~= "message" then keys[#keys + 1] = tostring(k) end
+      end
+      table.sort(keys)
+      for _, k in ipairs(keys) do add(k, fields[k]) end
+    end
+    emit(level, "{" .. table.concat(parts, ",") .. "}")
   else
     local parts = { "[" .. stamp(t) .. "]" }
     if level == "warn" then parts[#parts + 1] = "warning:" end

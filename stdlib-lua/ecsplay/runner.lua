@@ -11,6 +11,7 @@ local M = {}
 
 local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
+local errors = require "ecsplay.errors"
 
 local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
@@ -119,8 +120,10 @@ local function classify(failure, rollback_failures)
     if type(err) == "table" and err.left then text = text .. "\n  " .. tostring(err.left) end
   elseif sched.is_interrupt(err) or (sig and type(err) == "table" and err.interrupted) then
     code = (sig == 15 or (type(err) == "table" and err.signal == 15)) and 143 or 130
-  elseif type(err) == "table" and (err.bad_input or err.code == "ParamValidation")
-         and mutations() == 0 then
+  elseif type(err) == "table" and (err.bad_input or err.code == "ParamValidation"
+         or (err.kind == "config" and getmetatable(err) == errors.Error)) and mutations() == 0 then
+    -- config errors: a malformed config/credentials file, no region, a bad endpoint URL,
+    -- an unknown profile: bad input, and nothing was changed
     code = 2
   else
     code = 1
@@ -158,11 +161,17 @@ local function setup_simulator(opts, ecsplay)
   return sim
 end
 
+-- A bad --log-format is bad usage (exit 2, one line), not a Lua error with a trace.
+local function configure_log(opts, clock)
+  local ok, err = pcall(log.configure, { format = opts.log_format or "text",
+    verbosity = opts.verbosity, sink = opts.log_sink, clock = clock })
+  if not ok then error(M.bad_input(describe(err)), 0) end
+end
+
 local function setup(opts, playbook_dir)
   setup_paths(opts, playbook_dir)
   M.verbose = (tonumber(opts.verbosity) or 0) > 0
-  log.configure { format = opts.log_format or "text", verbosity = opts.verbosity,
-    sink = opts.log_sink, clock = sched.now }
+  configure_log(opts, sched.now)
   local ecsplay = require "ecsplay"
   _G.ecsplay = ecsplay
   ecsplay.args = opts.args or {}
@@ -265,7 +274,8 @@ function M.sim_serve(opts, _, ...)
   end)
   if not ok then return 2, "ecsplay: " .. describe(err) end
   setup_paths(opts, nil)
-  log.configure { format = opts.log_format or "text", verbosity = opts.verbosity, sink = opts.log_sink }
+  local ok_log, log_err = pcall(configure_log, opts, nil)
+  if not ok_log then return 2, "ecsplay: " .. describe(log_err) end
   _G.ecsplay = require "ecsplay"
   if conf.scenario_path then
     local ok_s, s = pcall(require("ecsplay.sim.scenario").load, conf.scenario_path)

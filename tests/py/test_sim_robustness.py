@@ -29,7 +29,7 @@ from simserve import AK, REGION, SK, Server  # noqa: E402
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 N_BAD = 1000
 THREADS = 40
-SOCK_TIMEOUT = 10
+SOCK_TIMEOUT = 3
 
 
 def signed(url, service, body, headers):

@@ -22,6 +22,10 @@ local Run = require "ecsplay.rollout.run"
 
 local M = {}
 
+-- Lifecycle events before any production traffic reaches green.
+local PRE_SHIFT = { BeforeInstall = true, Install = true, AfterInstall = true, AllowTestTraffic = true,
+  AfterAllowTestTraffic = true, BeforeAllowTraffic = true, AllowTraffic = true }
+
 local S = "codedeploy"
 
 local ALLOWED = {
@@ -300,8 +304,9 @@ function M.run(o)
         end
         watcher:tick({ phase = "shifting", weight = p.green_weight })
       end
-      if not shifting and p and (p.stage == "Install" or p.stage == "BeforeInstall")
-         and sched.now() >= started + c.ready_timeout then
+      -- before production traffic moves, green must be up within ready_timeout
+      -- (CodeDeploy itself would wait an hour for a task set that never gets healthy)
+      if not shifting and p and PRE_SHIFT[p.stage] and sched.now() >= started + c.ready_timeout then
         error({ code = "Timeout", message = string.format("deployment %s: the green task set was not "
           .. "healthy after %ds (still in %s)", id, math.floor(c.ready_timeout), p.stage) }, 0)
       end

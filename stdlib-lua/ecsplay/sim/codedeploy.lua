@@ -445,13 +445,25 @@ HANDLERS.Install = function(world, d, e)
     e.deadline = world.now + duration(setting(world, "install_timeout", 3600), "install_timeout")
     schedule(world, d, e.deadline)
   end
-  local healthy = elbv2(world).healthy_count(world, d.green.tg_arn) or 0
-  if healthy >= (d.desired or 0) then
+  -- Install waits for the replacement task set to run its tasks (ECS steady
+  -- state), not for load balancer health: the replacement target group may
+  -- have no listener yet (after an earlier deployment both listeners point at
+  -- the other group), and ELB does not check targets nobody routes to. Health
+  -- is awaited once test traffic reaches green, before production moves.
+  local running = 0
+  local ok, out = pcall(ecs(world).ops.DescribeTaskSets, world,
+    { cluster = d.cluster, service = d.service, taskSets = { d.green.arn } }, "codedeploy")
+  if ok and out.taskSets and out.taskSets[1] then
+    running = out.taskSets[1].runningCount or 0
+  else -- an ECS stand-in without task set reads: fall back to target health
+    running = elbv2(world).healthy_count(world, d.green.tg_arn) or 0
+  end
+  if running >= (d.desired or 0) then
     finish_event(world, d, e, "Succeeded")
     return true
   end
   if world.now >= e.deadline then
-    e.diag_message = healthy .. " of " .. d.desired .. " replacement tasks healthy in target group " .. d.green.tg_name
+    e.diag_message = running .. " of " .. d.desired .. " replacement tasks running in task set " .. tostring(d.green.id)
     finish_event(world, d, e, "Failed")
     fail_deployment(world, d, "ECS_UPDATE_ERROR",
       "The replacement task set did not become healthy within " .. math.floor((e.deadline - e.start) / MINUTE)
@@ -510,8 +522,24 @@ local function set_prod(world, d, green)
 end
 
 HANDLERS.AllowTraffic = function(world, d, e)
-  if e.status == "Pending" then
-    begin_event(world, d, e)
+  begin_event(world, d, e)
+  if #d.test_listeners > 0 and not d.green_checked then
+    -- green now receives test traffic, so ELB checks it: production moves only
+    -- once every replacement target is healthy
+    local healthy = elbv2(world).healthy_count(world, d.green.tg_arn) or 0
+    if healthy < (d.desired or 0) then
+      d.health_deadline = d.health_deadline
+        or (world.now + duration(setting(world, "install_timeout", 3600), "install_timeout"))
+      if world.now >= d.health_deadline then
+        e.diag_message = healthy .. " of " .. d.desired .. " replacement targets healthy in " .. d.green.tg_name
+        finish_event(world, d, e, "Failed")
+        fail_deployment(world, d, "ECS_UPDATE_ERROR", "The replacement targets did not become healthy: " .. e.diag_message)
+      end
+      return false
+    end
+    d.green_checked = true
+  end
+  if not d.plan then
     d.plan, d.plan_i, d.plan_start = shift_plan(d.config), 0, world.now
     local lb = elbv2(world)
     for _, l in ipairs(d.prod_listeners) do

@@ -1,0 +1,49 @@
+-- One signed call, many times: ecs.list_clusters{} in a loop, through the whole call path
+-- (validate, serialize, sign, send, parse). Prints, for each round, the mean wall-clock and
+-- CPU (this process only) microseconds per call, "WALL CPU" a line (bench/run.sh takes
+-- median and spread).
+--   ecsplay --endpoint-url URL bench/ecsplay_calls.lua [calls=1000] [rounds=5]   over HTTP (curl)
+--   ecsplay --simulate bench/ecsplay_calls.lua                                  in process
+--   ecsplay bench/ecsplay_calls.lua endpoint=URL dump=FILE   write the signed request that
+--     ecsplay sends (headers, empty line, body) for bench/curl_raw.c to replay
+local ecs = require "ecsplay.ecs"
+local clock = require("ecsplay.core").monotonic
+local a = ecsplay.args
+
+local function count(name, default)
+  local v = a[name] and math.tointeger(tonumber(a[name])) or default
+  if not v or v < 1 then error(("bench: %s=%s must be a positive integer"):format(name, a[name]), 0) end
+  return v
+end
+
+if a.dump then
+  -- Same client as the runner sets up, but a transport that keeps a copy of the request.
+  local aws, sched = require "ecsplay.aws", require "ecsplay.sched"
+  local seen
+  aws.configure { endpoint_url = a.endpoint, transport = function(req)
+    seen = req
+    local c = sched.http(req)
+    if c.error then return nil, c.error, c.kind end
+    return c
+  end }
+  ecs.list_clusters {}
+  local f = assert(io.open(a.dump, "wb"))
+  local names = {}
+  for k in pairs(seen.headers) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do f:write(k, ": ", seen.headers[k], "\n") end
+  f:write("\n", seen.body or "")
+  f:close()
+  print(seen.url)
+  return
+end
+
+local calls, rounds = count("calls", 1000), count("rounds", 5)
+local r = ecs.list_clusters {}
+assert(#r.clusterArns >= 1, "bench: list_clusters returned no cluster")
+for _ = 1, 20 do ecs.list_clusters {} end -- warm-up: model loaded, connection open
+for _ = 1, rounds do
+  local t0, c0 = clock(), os.clock()
+  for _ = 1, calls do ecs.list_clusters {} end
+  print(string.format("%.2f %.2f", (clock() - t0) / calls * 1e6, (os.clock() - c0) / calls * 1e6))
+end
