@@ -13,7 +13,10 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 local function plain(s) return (s:gsub("%p", "%%%0")) end
 
 local ROOT = trim(T.sh("cd " .. q(here .. "/../..") .. " && pwd"))
-local BIN = ROOT .. "/ecsplay"
+-- the binary under test: ECSPLAY_BIN (the sanitizer build sets it), else the build tree's
+local BIN = os.getenv("ECSPLAY_BIN") or (ROOT .. "/ecsplay")
+if BIN:sub(1, 1) ~= "/" then BIN = ROOT .. "/" .. BIN end
+local BIN_DIR = BIN:match("^(.*)/[^/]*$")
 local TMP = T.tmpdir()
 local ELSEWHERE = TMP .. "/elsewhere"     -- the working folder of every run
 local PLAY = TMP .. "/play"               -- playbooks and their team modules
@@ -220,7 +223,7 @@ T.test("an unknown module names the module, the playbook line and every path sea
   T.eq(rc, 1, err)
   T.eq(out, "")
   has(err, "ecsplay: " .. pb .. ":2: module 'nope_not_here' not found")
-  has(err, "no file '" .. ROOT .. "/stdlib-lua/nope_not_here.lua'", "stdlib searched")
+  has(err, "no file '" .. BIN_DIR .. "/stdlib-lua/nope_not_here.lua'", "stdlib searched")
   has(err, "no file '" .. PLAY .. "/nope_not_here.lua'", "playbook folder searched")
   has(err, "no file '" .. epath .. "/nope_not_here.lua'", "ECSPLAY_PATH searched")
   has(err, "no file '" .. TMP .. "/rocks/nope_not_here.lua'", "LUA_PATH_5_4 searched")

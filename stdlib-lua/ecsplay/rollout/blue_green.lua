@@ -32,7 +32,7 @@ local ALLOWED = {
 }
 
 local function ecs() return require "ecsplay.ecs" end
-local function short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
+local short = ecs_util.short
 
 local function check(o)
   options.check_keys(S, o, ALLOWED)
@@ -54,12 +54,7 @@ local function check(o)
   if c.test_listener ~= nil and type(c.test_listener) ~= "string" then
     options.bad(S, "test_listener", "expected a listener (or listener rule) ARN")
   end
-  c.image = options.string(S, o, "image")
-  c.task_definition = options.string(S, o, "task_definition")
-  if not c.image and not c.task_definition then
-    options.bad(S, "image", "required: the new container image (or task_definition = an ARN)")
-  end
-  c.container = options.string(S, o, "container")
+  c.image, c.task_definition, c.container = options.new_version(S, o)
   c.keep_blue = options.duration(S, o, "keep_blue", 300)
   c.test_bake = options.duration(S, o, "test_bake", 60)
   c.ready_timeout = options.duration(S, o, "ready_timeout", 900)
@@ -165,11 +160,7 @@ function M.run(o)
       run:log("info", "roles", string.format("%s serves all traffic now, so it is blue; deploying onto %s",
         blue.svc.serviceName, green.svc.serviceName))
     end
-    local new_td = c.task_definition or run:step("register", "register the new task definition", function()
-      local arn = ecs_util.register_with_image(blue.svc.taskDefinition, c.image, c.container, "container")
-      run:log("info", "register", "registered " .. short(arn) .. " with image " .. c.image)
-      return arn
-    end)
+    local new_td = c.task_definition or ecs_util.register_step(run, blue.svc.taskDefinition, c.image, c.container)
     report.task_definition = new_td
     run:step("scale_green", "start the new version on green", function()
       ecs().update_service { cluster = c.cluster, service = green.svc.serviceName, taskDefinition = new_td,

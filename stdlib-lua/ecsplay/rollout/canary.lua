@@ -35,12 +35,7 @@ local function check(strategy, o)
   if not c.stable.service or not c.canary.service then
     options.bad(strategy, "stable/canary", "each side needs service = \"...\"")
   end
-  c.image = options.string(strategy, o, "image")
-  c.task_definition = options.string(strategy, o, "task_definition")
-  if not c.image and not c.task_definition then
-    options.bad(strategy, "image", "required: the new container image (or task_definition = an ARN)")
-  end
-  c.container = options.string(strategy, o, "container")
+  c.image, c.task_definition, c.container = options.new_version(strategy, o)
   c.steps = options.steps(strategy, o.steps)
   c.bake = options.duration(strategy, o, "bake", 300)
   c.interval = options.duration(strategy, o, "interval", 60)
@@ -148,11 +143,7 @@ function M.run(o, strategy)
   local report = run.report
   report.steps = {}
   return run:guard(function()
-    local new_td = c.task_definition or run:step("register", "register the new task definition", function()
-      local arn = ecs_util.register_with_image(ctx.stable_svc.taskDefinition, c.image, c.container, "container")
-      run:log("info", "register", "registered " .. arn:match("task%-definition/(.+)$") .. " with image " .. c.image)
-      return arn
-    end)
+    local new_td = c.task_definition or ecs_util.register_step(run, ctx.stable_svc.taskDefinition, c.image, c.container)
     report.task_definition = new_td
     run:step("scale_canary", "start the canary service", function()
       require("ecsplay.ecs").update_service { cluster = c.cluster, service = c.canary.service,

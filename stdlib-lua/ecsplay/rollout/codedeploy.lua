@@ -38,7 +38,7 @@ local ALLOWED = {
 
 local function cd() return require "ecsplay.codedeploy" end
 local function ecs() return require "ecsplay.ecs" end
-local function short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
+local short = ecs_util.short
 
 local function code_of(e) return type(e) == "table" and e.code or nil end
 
@@ -95,12 +95,7 @@ local function check(o)
   local c = {}
   c.application = options.string(S, o, "application", "app-deploy")
   c.group = options.string(S, o, "group", "app-dg")
-  c.image = options.string(S, o, "image")
-  c.task_definition = options.string(S, o, "task_definition")
-  if not c.image and not c.task_definition then
-    options.bad(S, "image", "required: the new container image (or task_definition = an ARN)")
-  end
-  c.container = options.string(S, o, "container")
+  c.image, c.task_definition, c.container = options.new_version(S, o)
   c.port = options.integer(S, o, "port", nil, 1, 65535)
   c.config = check_config(o.config)
   c.timeout = options.duration(S, o, "timeout", 3600)
@@ -250,11 +245,7 @@ function M.run(o)
   report.service = ctx.service
   report.previous_task_definition = ctx.old_td
   return run:guard(function()
-    local new_td = c.task_definition or run:step("register", "register the new task definition", function()
-      local arn = ecs_util.register_with_image(ctx.old_td, c.image, ctx.container, "container")
-      run:log("info", "register", "registered " .. short(arn) .. " with image " .. c.image)
-      return arn
-    end)
+    local new_td = c.task_definition or ecs_util.register_step(run, ctx.old_td, c.image, ctx.container)
     report.task_definition = new_td
     if ctx.config and ctx.config.create then
       run:step("config", "create deployment configuration " .. ctx.config.name, function()

@@ -39,7 +39,7 @@ local STAGES = { RECONCILE_SERVICE = true, PRE_SCALE_UP = true, POST_SCALE_UP = 
   PRODUCTION_TRAFFIC_SHIFT = true, POST_PRODUCTION_TRAFFIC_SHIFT = true }
 
 local function ecs() return require "ecsplay.ecs" end
-local function short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
+local short = ecs_util.short
 
 local function minutes(field, v, default)
   if v == nil then return default end
@@ -54,12 +54,7 @@ local function check(o)
   local c = {}
   c.cluster = options.string(S, o, "cluster", "production")
   c.service = options.string(S, o, "service", "api")
-  c.image = options.string(S, o, "image")
-  c.task_definition = options.string(S, o, "task_definition")
-  if not c.image and not c.task_definition then
-    options.bad(S, "image", "required: the new container image (or task_definition = an ARN)")
-  end
-  c.container = options.string(S, o, "container")
+  c.image, c.task_definition, c.container = options.new_version(S, o)
   c.strategy = options.string(S, o, "strategy", "CANARY")
   if c.strategy ~= "BLUE_GREEN" and c.strategy ~= "LINEAR" and c.strategy ~= "CANARY" then
     options.bad(S, "strategy", "expected \"BLUE_GREEN\", \"LINEAR\" or \"CANARY\", got " .. c.strategy)
@@ -229,11 +224,7 @@ function M.run(o)
   report.service = c.service
   report.previous_task_definition = ctx.old_td
   return run:guard(function()
-    local new_td = c.task_definition or run:step("register", "register the new task definition", function()
-      local arn = ecs_util.register_with_image(ctx.old_td, c.image, c.container, "container")
-      run:log("info", "register", "registered " .. short(arn) .. " with image " .. c.image)
-      return arn
-    end)
+    local new_td = c.task_definition or ecs_util.register_step(run, ctx.old_td, c.image, c.container)
     report.task_definition = new_td
     local arn = run:step("deploy", "update the service with the " .. c.strategy .. " strategy", function()
       local res = ecs().update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,

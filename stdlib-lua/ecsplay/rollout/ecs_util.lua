@@ -10,6 +10,9 @@ local M = {}
 
 local function ecs() return require "ecsplay.ecs" end
 
+-- "arn:...:task-definition/api:7" -> "api:7", for messages.
+function M.short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
+
 local function bad(msg)
   error(setmetatable({ code = "BadInput", bad_input = true, message = msg },
     { __tostring = function(e) return e.message end }), 0)
@@ -67,6 +70,16 @@ function M.register_with_image(base_td, image, container, field)
   target.image = image
   local new = ecs().register_task_definition(ecs().reuse(td)).taskDefinition
   return new.taskDefinitionArn, target.name
+end
+
+-- The step every strategy starts with: the new revision, journaled so that a
+-- resumed run reuses it instead of registering another.
+function M.register_step(run, base_td, image, container)
+  return run:step("register", "register the new task definition", function()
+    local arn = M.register_with_image(base_td, image, container, "container")
+    run:log("info", "register", "registered " .. arn:match("task%-definition/(.+)$") .. " with image " .. image)
+    return arn
+  end)
 end
 
 local function primary(svc)

@@ -121,6 +121,16 @@ function M.steps(strategy, steps)
   return steps
 end
 
+-- What to deploy: image= (with container=) or a ready task_definition= ARN.
+function M.new_version(strategy, opts)
+  local image = M.string(strategy, opts, "image")
+  local task_definition = M.string(strategy, opts, "task_definition")
+  if not image and not task_definition then
+    M.bad(strategy, "image", "required: the new container image (or task_definition = an ARN)")
+  end
+  return image, task_definition, M.string(strategy, opts, "container")
+end
+
 --[[ A { service=, target_group= } side of a canary or blue/green. ]]
 function M.side(strategy, opts, field, default)
   local v = opts[field]

@@ -31,7 +31,7 @@ local ALLOWED = {
 
 local function ecs() return require "ecsplay.ecs" end
 
-local function short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
+local short = ecs_util.short
 
 local function check(o)
   options.check_keys(S, o, ALLOWED)
@@ -195,11 +195,7 @@ function M.run(o)
   report.service = c.service
   report.previous_task_definition = ctx.old_td
   return run:guard(function()
-    local new_td = c.task_definition or run:step("register", "register the new task definition", function()
-      local arn = ecs_util.register_with_image(ctx.old_td, c.image, c.container, "container")
-      run:log("info", "register", "registered " .. short(arn) .. " with image " .. c.image)
-      return arn
-    end)
+    local new_td = c.task_definition or ecs_util.register_step(run, ctx.old_td, c.image, c.container)
     report.task_definition = new_td
     run:step("deploy", "update the service to the new task definition", function()
       ecs().update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,
