@@ -108,6 +108,13 @@ MODELS="$TMP/models.txt"
 "$ECSPLAY" bench/models.lua > "$MODELS"
 MODS_TOTAL=$(awk '{ s += $2 } END { printf "%.0f", s }' "$MODS")
 AWS_MODS="ecsplay.aws ecsplay.model ecsplay.validate ecsplay.timestamp ecsplay.errors ecsplay.protocol ecsplay.endpoints ecsplay.credentials ecsplay.config_files ecsplay.retry"
+MODS_COUNT=$(wc -l < "$MODS" | tr -d ' ')
+if grep -q '^ecsplay\.aws ' "$MODS"; then
+  AWS_AT_START="and its dependencies are among them ($(awk -v list="$AWS_MODS" 'BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) m[a[i]] = 1 }
+  ($1 in m) { s += $2 } END { printf "%.0f", s }' "$MODS") µs): loaded before any AWS call"
+else
+  AWS_AT_START="is not among them (loaded on first use)"
+fi
 MODS_AWS=$(awk -v list="$AWS_MODS" 'BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) m[a[i]] = 1 }
   ($1 in m) { s += $2 } END { printf "%.0f", s }' "$MODS")
 # Instruction counts (deterministic, unlike the clock): the dynamic loader vs the rest.
@@ -121,6 +128,14 @@ if have valgrind && have callgrind_annotate; then
     CG_LUA=$(awk '/host.c:ep_run / { gsub(",", "", $1); print $1; exit }' "$TMP/cg.txt")
   fi
 fi
+# Total instructions of a command under callgrind ("" without valgrind).
+ir() {
+  have valgrind || return 0
+  valgrind --tool=callgrind --callgrind-out-file="$TMP/ir.out" "$@" >/dev/null 2>&1 || true
+  [ -s "$TMP/ir.out" ] && awk '/^(summary|totals):/ { print $2; exit }' "$TMP/ir.out"
+  rm -f "$TMP/ir.out"
+}
+IR_NOP=$(ir "$OUT/nop_libc"); IR_NOPCORE=$(ir "$OUT/nop_core"); IR_NOPALL=$(ir "$OUT/nop_all")
 mi() { awk -v v="$1" 'BEGIN { if (v == "") printf "n/a"; else printf "%.1f M", v / 1e6 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) printf "n/a"; else printf "%.0f%%", 100 * a / b }'; }
 
@@ -207,16 +222,22 @@ Wall time of a process that does nothing, in ms: median (p25–p75) over $PROC_N
 
 Where ecsplay's start-up goes:
 
-| part | measure |
-|---|---|
-| empty C program, libc only | $(cell "$S_NOP") ms wall, $(field "$S_NOP" 7) ms CPU |
-| empty C program + Lua, libcrypto, expat ($NLIBS_CORE shared objects) | $(cell "$S_NOPCORE") ms wall, $(field "$S_NOPCORE" 7) ms CPU |
-| empty C program + every library ecsplay links ($NLIBS_ALL shared objects: libcurl's and libmicrohttpd's dependency trees) | $(cell "$S_NOPALL") ms wall, $(field "$S_NOPALL" 7) ms CPU |
-| dynamic loader for ./ecsplay (\`LD_DEBUG=statistics\`) | $LD_CYCLES cycles, $LD_RELOCS symbol relocations, $LD_REL relative relocations |
-| instructions, whole run (callgrind) | $(mi "$CG_TOTAL") |
-| … in the dynamic loader (\`_dl_start\`) | $(mi "$CG_LD") ($(pct "$CG_LD" "$CG_TOTAL")) |
-| … in the Lua run (\`ep_run\`: state, stdlib modules, runner) | $(mi "$CG_LUA") ($(pct "$CG_LUA" "$CG_TOTAL")) |
-| Lua modules loaded at start-up, re-required warm (\`bench/startup_modules.lua\`) | $MODS_TOTAL µs in all, of which $MODS_AWS µs for \`ecsplay.aws\` and its dependencies |
+Wall and CPU as above; instructions from callgrind (user space only: exact and unaffected
+by load, but blind to the kernel's mmap and page-fault work, which the CPU column includes):
+
+| part | wall ms | CPU ms | instructions |
+|---|---|---|---|
+| empty C program, libc only | $(cell "$S_NOP") | $(field "$S_NOP" 7) | $(mi "$IR_NOP") |
+| empty C program + Lua, libcrypto, expat ($NLIBS_CORE shared objects) | $(cell "$S_NOPCORE") | $(field "$S_NOPCORE" 7) | $(mi "$IR_NOPCORE") |
+| empty C program + every library ecsplay links ($NLIBS_ALL shared objects: libcurl's and libmicrohttpd's dependency trees) | $(cell "$S_NOPALL") | $(field "$S_NOPALL" 7) | $(mi "$IR_NOPALL") |
+| \`./ecsplay -e 'return'\` | $(cell "$S_ECSPLAY") | $(field "$S_ECSPLAY" 7) | $(mi "$CG_TOTAL") |
+| … in the dynamic loader (\`_dl_start\`) | | | $(mi "$CG_LD") ($(pct "$CG_LD" "$CG_TOTAL")) |
+| … in the Lua run (\`ep_run\`: state, stdlib modules, runner) | | | $(mi "$CG_LUA") ($(pct "$CG_LUA" "$CG_TOTAL")) |
+
+The dynamic loader for ./ecsplay (\`LD_DEBUG=statistics\`): $LD_CYCLES cycles,
+$LD_RELOCS symbol relocations, $LD_REL relative relocations.
+Lua modules loaded by the time a chunk runs, each re-required warm (\`bench/startup_modules.lua\`):
+$MODS_COUNT modules, $MODS_TOTAL µs in all; \`ecsplay.aws\` $AWS_AT_START.
 
 Per module (µs, warm: read + compile + top-level run):
 $(awk '{ printf "%s`%s` %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }' "$MODS")
@@ -299,8 +320,8 @@ cat <<'EOF'
   GnuTLS via librtmp, PSL, IDN, brotli, zstd) and libmicrohttpd (GnuTLS) bring in some
   thirty shared objects that every run maps and relocates, though only `sim serve` and
   real HTTP calls use them. The Lua part is the stdlib modules compiled from source at
-  start-up; `ecsplay.aws` and its dependencies are loaded eagerly by the runner even for a
-  chunk that makes no AWS call.
+  start-up, and on the first call to a service, its generated model (the ECS model is
+  the largest).
 - **Per call**, the wall figures include the simulator server's own work (a Lua SigV4
   check and handler), which is the same for every client; the client CPU column is the
   cost of the client itself. The machine has few cores and the server shares them, so

@@ -5,8 +5,7 @@
 # tests/lua/harness.lua; Python: tests/py/test_*.py with Debian's /usr/bin/python3
 # (boto3 and the AWS CLI as real clients). Each program has 300 s at most.
 # VALGRIND=1 runs the C tests under valgrind (memcheck: any error or definite
-# leak fails the test; ECSPLAY_TEST_VALGRIND=1 tells a test to use a lighter
-# load); BUILD=dir picks the build folder; ECSPLAY_BIN=path the ecsplay binary
+# leak fails the test); BUILD=dir picks the build folder; ECSPLAY_BIN=path the ecsplay binary
 # the Lua tests run through (default ./ecsplay; make check-asan sets it).
 BUILD=${BUILD:-build}
 bin=${ECSPLAY_BIN:-./ecsplay}
@@ -51,7 +50,7 @@ for g in $groups; do
       for t in "$BUILD"/tests/test_*; do
         [ -x "$t" ] || continue
         if [ -n "$VALGRIND" ]; then
-          run_one "$(basename "$t")" env ECSPLAY_TEST_VALGRIND=1 valgrind -q --error-exitcode=99 \
+          run_one "$(basename "$t")" valgrind -q --error-exitcode=99 \
             --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite "$t"
         else
           run_one "$(basename "$t")" "$t"

@@ -11,13 +11,15 @@ local M = {
   args = {},
   simulated = false,
   log = require "ecsplay.log",
-  json = require "ecsplay.json",
   duration = duration,
 }
 
+-- ecsplay.http and ecsplay.json (cjson, a shared object to map) load on first use.
+local lazy = { http = "ecsplay.http", json = "ecsplay.json" }
 setmetatable(M, { __index = function(t, k)
-  if k == "http" then
-    local v = require "ecsplay.http"
+  local modname = lazy[k]
+  if modname then
+    local v = require(modname)
     rawset(t, k, v)
     return v
   end

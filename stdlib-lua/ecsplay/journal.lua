@@ -46,6 +46,7 @@ function M.open(meta, path)
   local j = setmetatable({}, Journal)
   if path then
     j.path = path
+    j:repair_tail()
     return j
   end
   local dir = runs_dir()
@@ -55,6 +56,31 @@ function M.open(meta, path)
   j:write(meta)
   log.event("info", "journal", "journal: " .. j.path)
   return j
+end
+
+--[[ A crash mid-write leaves a torn last line with no newline; the change it
+     announced was never made (lines are fsynced before their change). Before
+     appending to such a journal, drop the fragment (rewrite, fsync, rename),
+     or the next line would be glued to it and the journal would no longer
+     read back. ]]
+function Journal:repair_tail()
+  local f = io.open(self.path, "rb")
+  if not f then return end
+  local text = f:read("a")
+  f:close()
+  if text == "" or text:sub(-1) == "\n" then return end
+  local keep = text:match("^(.*\n)") or ""
+  local tmp = self.path .. ".repair"
+  os.remove(tmp)
+  local ok, err = core.fsync_append(tmp, keep)
+  if ok then ok, err = os.rename(tmp, self.path) end
+  if not ok then
+    os.remove(tmp)
+    error({ code = "JournalError", message = "cannot repair the torn last line of " .. self.path
+      .. ": " .. tostring(err) }, 0)
+  end
+  log.event("warn", "journal", string.format("%s: dropped a torn last line (%d bytes) left by a crash",
+    self.path, #text - #keep))
 end
 
 function Journal:write(obj)
@@ -111,13 +137,24 @@ function M.read(path)
   return state
 end
 
--- Points the AWS client at the same place the journaled run used.
+-- Points the AWS client at the same place the journaled run used: each of
+-- endpoint_url, region and profile from the command line if given, else from
+-- the journal's start line; credentials only ever come from this process.
 local function configure_like(start, opts)
-  if opts and (opts.endpoint_url or opts.region or opts.profile or opts.simulate) then return end
-  local cfg = start.config or {}
-  if cfg.endpoint_url or cfg.region or cfg.profile then
-    require("ecsplay.aws").configure { endpoint_url = cfg.endpoint_url, region = cfg.region,
-      profile = cfg.profile }
+  opts = opts or {}
+  if opts.simulate then return end
+  local cfg = type(start.config) == "table" and start.config or {}
+  local function pick(k)
+    local v = opts[k]
+    if v == nil or v == "" then v = cfg[k] end
+    if v == json.null then v = nil end
+    return v
+  end
+  local endpoint_url, region, profile = pick("endpoint_url"), pick("region"), pick("profile")
+  if endpoint_url or region or profile then
+    require("ecsplay.aws").configure { endpoint_url = endpoint_url, region = region,
+      profile = profile, access_key = opts.access_key_id, secret_key = opts.secret_access_key,
+      session_token = opts.session_token }
   end
 end
 

@@ -120,8 +120,10 @@ local function classify(failure, rollback_failures)
     if type(err) == "table" and err.left then text = text .. "\n  " .. tostring(err.left) end
   elseif sched.is_interrupt(err) or (sig and type(err) == "table" and err.interrupted) then
     code = (sig == 15 or (type(err) == "table" and err.signal == 15)) and 143 or 130
-  elseif type(err) == "table" and (err.bad_input or err.code == "ParamValidation"
-         or (err.kind == "config" and getmetatable(err) == errors.Error)) and mutations() == 0 then
+  elseif ((type(err) == "table" and (err.bad_input or err.code == "ParamValidation"
+          or (err.kind == "config" and getmetatable(err) == errors.Error)))
+         or (type(err) == "string" and err:find("module '[^']+' not found"))) and mutations() == 0 then
+    -- a missing module: the playbook was wrong before it changed anything
     -- config errors: a malformed config/credentials file, no region, a bad endpoint URL,
     -- an unknown profile: bad input, and nothing was changed
     code = 2
@@ -168,6 +170,49 @@ local function configure_log(opts, clock)
   if not ok then error(M.bad_input(describe(err)), 0) end
 end
 
+--[[ What a run journal's start line records so that `ecsplay rollback|resume
+     JOURNAL` can reach the same place and run the same playbook again: the
+     playbook's absolute path, its arguments and the non-secret client
+     configuration (never keys or tokens). ]]
+function M.run_info(opts)
+  local path = opts.playbook_path
+  if path and path:sub(1, 1) ~= "/" then
+    local cwd = os.getenv("PWD")
+    -- PWD can be stale (a parent that chdir'd without updating it): use it only
+    -- when the playbook is really there
+    local abs = cwd and cwd ~= "" and (cwd .. "/" .. path:gsub("^%./", ""))
+    local f = abs and io.open(abs, "r")
+    if f then f:close() path = abs end
+  end
+  local args = {}
+  for k, v in pairs(opts.args or {}) do args[k] = v end
+  local config = {}
+  if not opts.simulate then
+    config.endpoint_url = opts.endpoint_url or os.getenv("AWS_ENDPOINT_URL")
+    config.region = opts.region or os.getenv("AWS_REGION") or os.getenv("AWS_DEFAULT_REGION")
+    config.profile = opts.profile or os.getenv("AWS_PROFILE")
+  end
+  return { playbook = path, args = args, config = config }
+end
+
+--[[ The AWS client (and the model, protocol, credentials and retry modules it
+     pulls in) is configured when first required, not at start: `ecsplay -e
+     'return'` or a playbook that only uses the simulator's HTTP face never pays
+     for it. aws.configure only stores its options (credentials and region are
+     resolved on first use), so doing it at load time changes nothing else. ]]
+local function configure_aws_on_load(conf)
+  local name = "ecsplay.aws"
+  if package.loaded[name] then package.loaded[name].configure(conf) return end
+  package.preload[name] = function()
+    package.preload[name] = nil
+    local path, err = package.searchpath(name, package.path)
+    if not path then error("module '" .. name .. "' not found:" .. err, 2) end
+    local aws = assert(loadfile(path))(name, path)
+    aws.configure(conf)
+    return aws
+  end
+end
+
 local function setup(opts, playbook_dir)
   setup_paths(opts, playbook_dir)
   M.verbose = (tonumber(opts.verbosity) or 0) > 0
@@ -175,19 +220,17 @@ local function setup(opts, playbook_dir)
   local ecsplay = require "ecsplay"
   _G.ecsplay = ecsplay
   ecsplay.args = opts.args or {}
+  ecsplay._run = M.run_info(opts)
   if opts.secret_access_key then log.add_secret(opts.secret_access_key) end
   if opts.session_token then log.add_secret(opts.session_token) end
   if opts.simulate then
     setup_simulator(opts, ecsplay)
   else
-    local aws_ok, aws = pcall(require, "ecsplay.aws")
-    if aws_ok then
-      aws.configure {
-        region = opts.region, profile = opts.profile, endpoint_url = opts.endpoint_url,
-        access_key = opts.access_key_id, secret_key = opts.secret_access_key,
-        session_token = opts.session_token,
-      }
-    end
+    configure_aws_on_load {
+      region = opts.region, profile = opts.profile, endpoint_url = opts.endpoint_url,
+      access_key = opts.access_key_id, secret_key = opts.secret_access_key,
+      session_token = opts.session_token,
+    }
   end
   return ecsplay
 end
@@ -229,6 +272,7 @@ function M.run_file(opts, path)
     io_err:close()
     return 2, "ecsplay: " .. err
   end
+  opts.playbook_path = path
   return execute(opts, f, dirname(path))
 end
 
@@ -289,15 +333,47 @@ function M.sim_serve(opts, _, ...)
   return 0, ""
 end
 
+-- `ecsplay rollback|resume [--endpoint-url URL] [--region R] [--profile P]
+-- [--log-format F] [-v|-q] JOURNAL.jsonl`: the options override what the
+-- journal's start line recorded.
 local function journal_command(name, opts, argv)
-  if #argv ~= 1 then
-    return 2, "ecsplay: usage: ecsplay " .. name .. " JOURNAL.jsonl"
+  local usage = "ecsplay: usage: ecsplay " .. name .. " [--endpoint-url URL] [--region R] "
+    .. "[--profile P] [--log-format text|json] [-v|-q] JOURNAL.jsonl"
+  local valued = { ["--endpoint-url"] = "endpoint_url", ["--region"] = "region",
+    ["--profile"] = "profile", ["--log-format"] = "log_format" }
+  local path
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local flag, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+    if valued[flag or a] then
+      local v = inline
+      if not v then i = i + 1 v = argv[i] end
+      if not v or v == "" then return 2, usage .. "\n(" .. (flag or a) .. " needs a value)" end
+      opts[valued[flag or a]] = v
+    elseif a == "-v" then opts.verbosity = (tonumber(opts.verbosity) or 0) + 1
+    elseif a == "-q" then opts.verbosity = (tonumber(opts.verbosity) or 0) - 1
+    elseif a:sub(1, 1) == "-" or path then
+      return 2, usage .. "\n(unexpected argument " .. a .. ")"
+    else path = a
+    end
+    i = i + 1
   end
-  local ok_setup, setup_err = xpcall(setup, capture, opts, nil)
+  if not path then return 2, usage end
+  -- resume: the playbook's folder goes on the module path as for a direct run
+  local playbook_dir
+  if name == "resume" then
+    local ok_r, state = pcall(require("ecsplay.journal").read, path)
+    if ok_r and state.start and type(state.start.playbook) == "string" then
+      playbook_dir = dirname(state.start.playbook)
+      opts.playbook_path = state.start.playbook
+    end
+  end
+  local ok_setup, setup_err = xpcall(setup, capture, opts, playbook_dir)
   if not ok_setup then return classify(setup_err, {}) end
   local code, message = 1, ""
   local ok, err = sched.run(function()
-    local ok_j, res = xpcall(require("ecsplay.journal")[name], capture, argv[1], opts)
+    local ok_j, res = xpcall(require("ecsplay.journal")[name], capture, path, opts)
     if ok_j then
       code, message = 0, ""
     else

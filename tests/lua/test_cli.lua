@@ -12,11 +12,13 @@ local function trim(s) return (s:gsub("%s+$", "")) end
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 local function plain(s) return (s:gsub("%p", "%%%0")) end
 
-local ROOT = trim(T.sh("cd " .. q(here .. "/../..") .. " && pwd"))
+local ROOT = trim(T.sh("cd " .. q(here .. "/../..") .. " && pwd -P"))
 -- the binary under test: ECSPLAY_BIN (the sanitizer build sets it), else the build tree's
 local BIN = os.getenv("ECSPLAY_BIN") or (ROOT .. "/ecsplay")
 if BIN:sub(1, 1) ~= "/" then BIN = ROOT .. "/" .. BIN end
-local BIN_DIR = BIN:match("^(.*)/[^/]*$")
+-- the folder as the host sees it (/proc/self/exe: no symlinks, no "./")
+local BIN_DIR = trim(T.sh("cd " .. q(BIN:match("^(.*)/[^/]*$")) .. " && pwd -P"))
+BIN = BIN_DIR .. "/" .. BIN:match("[^/]*$")
 local TMP = T.tmpdir()
 local ELSEWHERE = TMP .. "/elsewhere"     -- the working folder of every run
 local PLAY = TMP .. "/play"               -- playbooks and their team modules
@@ -220,7 +222,7 @@ T.test("an unknown module names the module, the playbook line and every path sea
   local pb = write(PLAY .. "/usesnope.lua", "local x = 1\nlocal m = require 'nope_not_here'\n")
   local out, err, rc = run { args = q(pb), env = { ECSPLAY_PATH = epath,
     LUA_PATH_5_4 = TMP .. "/rocks/?.lua;;" } }
-  T.eq(rc, 1, err)
+  T.eq(rc, 2, err) -- bad input: nothing was changed
   T.eq(out, "")
   has(err, "ecsplay: " .. pb .. ":2: module 'nope_not_here' not found")
   has(err, "no file '" .. BIN_DIR .. "/stdlib-lua/nope_not_here.lua'", "stdlib searched")
@@ -275,7 +277,7 @@ T.test("require finds team modules beside the playbook, in ECSPLAY_PATH, LUA_PAT
     "team_lp: LUA_PATH_5_4", "dup_a: beside", "dup_b: ep1", "json: stdlib", "cmod: C module", "" }, "\n"))
   -- without the variables, only the playbook's folder (and the stdlib) remain
   out, err, rc = run { args = q(pb) }
-  T.eq(rc, 1)
+  T.eq(rc, 2)
   has(out, "team_pkg: package beside the playbook")
   has(err, "module 'team_ep1' not found")
 end)

@@ -362,7 +362,7 @@ function M.parse_response(m, opname, status, headers, body)
   if not op.output then return true, {} end
   if body == nil or body == "" or body:match("^%s*$") then return true, {} end
   local v, err = M.decode(body)
-  if type(v) ~= "table" then
+  if type(v) ~= "table" or v[1] ~= nil then -- a result is always a JSON object
     return false, { code = "InvalidResponse", status = status,
       request_id = proto.header(headers, "x-amzn-requestid"),
       message = string.format("could not parse the %s %s response as JSON: %s", m.service or "",

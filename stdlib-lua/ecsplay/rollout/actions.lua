@@ -109,23 +109,35 @@ function apply.delete_task_set(a)
 end
 
 --[[ Carries out one undo action. A rollback must not give up on the first
-     throttle or blip: each action gets several tries with backoff beyond the
-     SDK's own retries. ]]
+     throttle or blip: giving up leaves traffic half-shifted for a human to fix,
+     so while the error is a transient one (throttling, 5xx, a dropped
+     connection: the SDK's `retryable`) the action is tried again with capped
+     backoff for up to M.retry_budget seconds; any other error gets `tries`
+     tries (default 5). ]]
+M.retry_budget = 300
+
 function M.run(a, tries)
   local fn = apply[a.op]
   if not fn then error({ code = "BadJournal", message = "unknown undo action " .. tostring(a.op) }, 0) end
   tries = tries or 5
+  local deadline = sched.now() + M.retry_budget
   local last
-  for attempt = 1, tries do
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
     local ok, err = pcall(fn, a)
     if ok then return true end
     if sched.is_interrupt(err) then
       -- a second Ctrl-C does not stop a rollback; keep going
-      err = { code = "Interrupted", message = tostring(err) }
+      err = { code = "Interrupted", message = tostring(err), retryable = true }
     end
     last = err
     if type(err) == "table" and err.code == "AlreadySucceeded" then break end
-    if attempt < tries then sched.sleep(math.min(2 ^ attempt, 20)) end
+    local transient = type(err) == "table" and err.retryable == true
+    if not transient and attempt >= tries then break end
+    local wait = math.min(2 ^ math.min(attempt, 5), 20)
+    if sched.now() + wait > deadline then break end
+    sched.sleep(wait)
   end
   error(last, 0)
 end
