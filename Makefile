@@ -23,7 +23,7 @@ TEST_SRC  := $(wildcard tests/c/test_*.c)
 TEST_BIN  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 HEADERS   := $(wildcard runtime/*.h) include/ecsplay.h
 
-.PHONY: all deps check check-asan check-valgrind clean-objs test-c demo bench install uninstall models clean help
+.PHONY: FORCE all deps check check-asan check-valgrind clean-objs test-c demo bench install uninstall models clean help
 
 all: deps $(BIN) $(LIBA) libecsplay.so
 
@@ -43,6 +43,13 @@ deps:
 
 $(BUILD)/%.o: runtime/%.c $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# host.c compiles in where `make install` puts the Lua library: rebuild it
+# whenever PREFIX differs from the last build's.
+$(BUILD)/host.o: $(BUILD)/prefix.stamp
+$(BUILD)/prefix.stamp: FORCE | $(BUILD)
+	@echo '$(STDLIBDIR)' | cmp -s - $@ || echo '$(STDLIBDIR)' > $@
+FORCE:
 
 $(BUILD):
 	@mkdir -p $(BUILD)/tests

@@ -40,8 +40,8 @@ void ecsplay_free(ecsplay_runtime *rt);
 ** world, or a scenario file), "log_format" ("text" or "json"),
 ** "verbosity" ("-1" quiet, "0", "1" verbose), "stdlib" (folder of the Lua
 ** library), "no_auth" ("1": simulator accepts unsigned requests).
-** Secret values are copied, handed to the runtime at the next run and then
-** wiped from this copy. */
+** Secret values are copied and kept for every run of this runtime; the copy
+** is wiped (OPENSSL_cleanse) when replaced and by ecsplay_free. */
 int ecsplay_set(ecsplay_runtime *rt, const char *key, const char *value);
 
 /* Adds one key=value argument to the playbook's ecsplay.args. */

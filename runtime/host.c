@@ -230,15 +230,14 @@ static int ep_log_sink(lua_State *L) {
   return 0;
 }
 
-/* Builds the options table runner.lua takes; secrets are wiped here once copied. */
+/* Builds the options table runner.lua takes. Secrets stay in the runtime (so a
+** second run works) and are wiped in ecsplay_free or when replaced. */
 static void ep_push_options(lua_State *L, ecsplay_runtime *rt, const char *stdlib) {
   lua_newtable(L);
   for (int i = 0; ep_option_keys[i]; i++) {
     if (rt->options[i]) {
       lua_pushstring(L, rt->options[i]);
       lua_setfield(L, -2, ep_option_keys[i]);
-      if (ep_is_secret(i))
-        ep_free_str(&rt->options[i], 1);
     }
   }
   lua_pushstring(L, stdlib);

@@ -659,6 +659,9 @@ function M.baseline(opts)
     return metric_data(q, window, now).v or {}
   end
   return new_gate("baseline", opts, {
+    -- it is inconclusive until min_samples minutes of data exist on both sides,
+    -- so its own default limit leaves room for that
+    inconclusive_limit = opts.inconclusive_limit or (min_samples + 2),
     name = opts.name or ("baseline " .. opts.metric .. " " .. opts.canary .. " vs " .. opts.stable),
     prepare = function(self)
       self.cdims = M.alb_dimensions(opts.canary, "baseline", "canary")

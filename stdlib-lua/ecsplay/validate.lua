@@ -206,7 +206,9 @@ function Checker:structure(sh, v, path)
           p))
       else
         local hint = M.suggest(k, sh.order or {})
-        self:add(p, string.format("unknown parameter `%s` at `%s`%s", k, p,
+        -- the path only adds something when the member is nested
+        local where = p ~= k and string.format(" at `%s`", p) or ""
+        self:add(p, string.format("unknown parameter `%s`%s%s", k, where,
           hint and string.format("; did you mean `%s`?", hint) or ""))
       end
     else

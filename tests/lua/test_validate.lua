@@ -32,8 +32,7 @@ end)
 
 T.test("unknown member: message, path and did-you-mean (case-insensitive)", function()
   local e = verr(ecs, "UpdateService", { cluster = "c", service = "api", desiredcount = 3 })
-  T.eq(e.message, "ecs UpdateService: unknown parameter `desiredcount` at `desiredcount`; "
-    .. "did you mean `desiredCount`?")
+  T.eq(e.message, "ecs UpdateService: unknown parameter `desiredcount`; did you mean `desiredCount`?")
   T.eq(e.path, "desiredcount")
   T.eq(tostring(e), e.message, "tostring is the message")
   T.eq(e.service, "ecs")

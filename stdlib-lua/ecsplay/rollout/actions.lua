@@ -27,7 +27,8 @@ local function describe(a)
   elseif a.op == "update_service" then
     local what = {}
     if a.taskDefinition then what[#what + 1] = "task definition " .. (a.taskDefinition:match("task%-definition/(.+)$") or a.taskDefinition) end
-    if a.desiredCount then what[#what + 1] = "desired count " .. a.desiredCount end
+    -- counts read back from a journal are JSON floats: print 0, not 0.0
+    if a.desiredCount then what[#what + 1] = "desired count " .. string.format("%d", a.desiredCount) end
     return "service " .. a.service .. " back to " .. table.concat(what, ", ")
   elseif a.op == "stop_codedeploy" then
     return "stop CodeDeploy deployment " .. a.deploymentId .. " with rollback"
