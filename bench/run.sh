@@ -205,6 +205,8 @@ DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 E=$(field "$C_ECS" 1); R=$(field "$C_RAW" 1); B=$(field "$C_BOTO" 1)
 EC=$(field "$C_ECS_CPU" 1); RC=$(field "$C_RAW_CPU" 1); BC=$(field "$C_BOTO_CPU" 1)
 
+BUSY=$(awk -v a="$LOAD_BEFORE" -v b="$LOAD_AFTER" -v n="$NPROC" 'BEGIN { split(a, x, " "); split(b, y, " ")
+  if (x[1] + 0 > n * 0.75 || y[1] + 0 > n * 0.75) print 1; else print 0 }')
 REPORT="$TMP/report.md"
 {
 cat <<EOF
@@ -309,6 +311,14 @@ reported here and never asserted in tests. Numbers are medians with the interqua
   processes; in-process loops time themselves. No hyperfine needed.
 
 EOF
+if [ "$BUSY" = 1 ]; then
+cat <<EOF
+**The machine was busy while this ran** (load average above ${NPROC} CPUs × 0.75, other
+work sharing the cores): wall times are inflated and spread out; compare the CPU columns
+and instruction counts, which other processes disturb much less.
+
+EOF
+fi
 cat "$REPORT"
 cat <<'EOF'
 
@@ -327,7 +337,7 @@ cat <<'EOF'
   cost of the client itself. The machine has few cores and the server shares them, so
   wall figures move with load; CPU figures move less.
 - **Rehearsals** run the whole simulated world (5-second ticks, per-minute metrics) on a
-  virtual clock, so wall time is CPU time.
+  virtual clock: on an idle machine wall time is CPU time.
 
 ## Reproducing
 

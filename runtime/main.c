@@ -57,6 +57,23 @@ static int ep_match_valued(const char *arg, const char **key, const char **inlin
   return 0;
 }
 
+/* Index of the first argument that is neither an option nor an option's
+** value (the playbook or a subcommand), or 0. */
+static int ep_find_command(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *key, *inline_value;
+    if (ep_match_valued(argv[i], &key, &inline_value)) {
+      if (!inline_value)
+        i++; /* skip its value */
+    } else if (strcmp(argv[i], "-e") == 0) {
+      return 0;
+    } else if (argv[i][0] != '-') {
+      return i;
+    }
+  }
+  return 0;
+}
+
 static void ep_report(ecsplay_runtime *rt, int code) {
   const char *err = ecsplay_error(rt);
   if (err && *err)
@@ -90,10 +107,21 @@ int main(int argc, char **argv) {
     ecsplay_free(rt);
     return code;
   }
-  if (argc >= 2 && (strcmp(argv[1], "rollback") == 0 || strcmp(argv[1], "resume") == 0)) {
-    code = ep_subcommand(rt, argv[1], argc - 2, argv + 2);
-    ecsplay_free(rt);
-    return code;
+  {
+    /* `ecsplay [options] rollback|resume JOURNAL [options]`: the runner takes
+    ** the options (--endpoint-url, --region, ...) from anywhere in the line. */
+    int cmd = ep_find_command(argc, argv);
+    if (cmd > 0 && (strcmp(argv[cmd], "rollback") == 0 || strcmp(argv[cmd], "resume") == 0)) {
+      char *rest[256];
+      int n = 0;
+      for (int k = 1; k < argc && n < 256; k++) {
+        if (k != cmd)
+          rest[n++] = argv[k];
+      }
+      code = ep_subcommand(rt, argv[cmd], n, rest);
+      ecsplay_free(rt);
+      return code;
+    }
   }
   if (argc >= 2 && strcmp(argv[1], "sim") == 0) {
     ecsplay_free(rt);

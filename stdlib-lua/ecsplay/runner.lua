@@ -115,9 +115,10 @@ local function classify(failure, rollback_failures)
   local code
   if #rollback_failures > 0 or (type(err) == "table" and err.rollback_failed) then
     code = 3
-    text = text .. "\nrollback FAILED; what may be left in a mixed state:\n  "
-      .. table.concat(rollback_failures, "\n  ")
-    if type(err) == "table" and err.left then text = text .. "\n  " .. tostring(err.left) end
+    local left = {}
+    for _, f in ipairs(rollback_failures) do left[#left + 1] = f end
+    if type(err) == "table" and err.left then left[#left + 1] = tostring(err.left) end
+    text = text .. "\nrollback FAILED; what may be left in a mixed state:\n  " .. table.concat(left, "\n  ")
   elseif sched.is_interrupt(err) or (sig and type(err) == "table" and err.interrupted) then
     code = (sig == 15 or (type(err) == "table" and err.signal == 15)) and 143 or 130
   elseif ((type(err) == "table" and (err.bad_input or err.code == "ParamValidation"

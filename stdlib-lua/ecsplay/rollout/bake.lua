@@ -1,6 +1,5 @@
 --[[
-Measuring gates while something bakes, shared by rolling, blue_green,
-codedeploy and ecs_native (canary.lua keeps its own loop).
+Measuring gates while something bakes, shared by every strategy.
 
   local w = bake.watcher(run, c, gates, fields)   -- c: interval + limits
   w:tick()          measures when an interval has passed since the last

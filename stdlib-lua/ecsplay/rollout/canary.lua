@@ -9,12 +9,12 @@ first, then scales the canary down (and puts stable back if it was updated).
 rollout.linear{ step = 10, every = "1m", ... } is this with equal steps.
 ]]
 local sched = require "ecsplay.sched"
-local duration = require "ecsplay.duration"
 local gate = require "ecsplay.gate"
 local options = require "ecsplay.rollout.options"
 local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local Run = require "ecsplay.rollout.run"
+local bake = require "ecsplay.rollout.bake"
 
 local M = {}
 
@@ -38,24 +38,14 @@ local function check(strategy, o)
   c.image, c.task_definition, c.container = options.new_version(strategy, o)
   c.steps = options.steps(strategy, o.steps)
   c.bake = options.duration(strategy, o, "bake", 300)
-  c.interval = options.duration(strategy, o, "interval", 60)
-  if c.interval <= 0 then options.bad(strategy, "interval", "expected a duration above 0") end
+  bake.check_options(options, strategy, o, c) -- interval, limits, gates, hooks, journal
+  if type(c.gates) ~= "table" then options.bad(strategy, "gates", "expected a list of gates") end
   c.ready_timeout = options.duration(strategy, o, "ready_timeout", 900)
-  c.failure_limit = options.integer(strategy, o, "failure_limit", 1, 1)
-  c.inconclusive_limit = options.integer(strategy, o, "inconclusive_limit", 3, 1)
-  c.error_limit = options.integer(strategy, o, "error_limit", 3, 1)
   c.canary_count = options.integer(strategy, o, "canary_count", nil, 1)
   c.before_step = options.func(strategy, o, "before_step")
   c.after_step = options.func(strategy, o, "after_step")
-  c.on_abort = options.func(strategy, o, "on_abort")
-  c.notify = options.func(strategy, o, "notify")
-  c.journal = o.journal
   c.promote = o.promote ~= false
   c.rule = o.rule
-  if o.gates ~= nil and type(o.gates) ~= "table" then
-    options.bad(strategy, "gates", "expected a list of gates")
-  end
-  c.gates = o.gates or {}
   c.name = options.string(strategy, o, "name", strategy .. " " .. c.stable.service)
   return c
 end
@@ -84,7 +74,7 @@ local function prepare(strategy, c)
     [ctx.canary_tg] = c.canary.target_group or ctx.canary_tg:match("targetgroup/([^/]+)/"),
   }
   local pct = traffic.percent(traffic.get(ctx.point))
-  if (pct[ctx.canary_tg] or 0) > 0 then
+  if (pct[ctx.canary_tg] or 0) > 0 and not Run.resuming(c.name) then
     options.bad(strategy, "rule", string.format("the canary already receives %.0f%% of traffic; "
       .. "a previous run may have stopped half-way (see .ecsplay/runs and `ecsplay rollback`)",
       pct[ctx.canary_tg]))
@@ -95,44 +85,13 @@ local function prepare(strategy, c)
   return ctx
 end
 
--- Bakes at one step: measures every interval; returns the measurements.
-local function bake(run, c, ctx, index, weight)
-  local started = sched.now()
-  local tracker = gate.tracker(c.gates, c)
-  local rounds = {}
-  if #c.gates == 0 then
-    sched.sleep(c.bake)
-    return rounds
-  end
-  local cap = started + c.bake + math.max(c.bake, c.interval * (c.inconclusive_limit + c.failure_limit))
-  while true do
-    local remaining = started + c.bake - sched.now()
-    sched.sleep(remaining > 0 and math.min(c.interval, remaining) or c.interval)
-    local mctx = { now = sched.now(), interval = c.interval, bake_started = started, step = index,
-      weight = weight, cluster = c.cluster, stable_target_group = ctx.stable_tg,
-      canary_target_group = ctx.canary_tg }
-    local ms = tracker:measure(mctx)
-    local round = {}
-    for _, m in ipairs(ms) do
-      round[#round + 1] = { gate = m.gate.name, result = m.m.result, value = m.m.value,
-        threshold = m.m.threshold, detail = m.m.detail, dry_run = m.gate.dry_run or nil }
-      run:log(m.m.result == "pass" and "info" or "warn", "gate",
-        string.format("  gate %s: %s%s", m.gate.name, gate.describe(m.m), m.gate.dry_run and " [dry run]" or ""),
-        { step = index, weight = weight, gate = m.gate.name, result = m.m.result, value = m.m.value })
-    end
-    rounds[#rounds + 1] = round
-    local verdict, why = tracker:verdict()
-    if verdict == "abort" then
-      error({ code = "GateFailed", message = why, measurements = rounds }, 0)
-    end
-    local now = sched.now()
-    if now >= started + c.bake and tracker:all_passed() then return rounds end
-    if now >= cap then
-      error({ code = "GateFailed", message = string.format(
-        "gates did not all pass by the end of the bake at step %d (%s)", index,
-        duration.format(now - started)), measurements = rounds }, 0)
-    end
-  end
+-- Bakes at one step with the gates measured every interval (rollout/bake.lua);
+-- returns the measurements.
+local function bake_step(run, c, ctx, index, weight)
+  local w = bake.watcher(run, c, c.gates, { stable_target_group = ctx.stable_tg,
+    canary_target_group = ctx.canary_tg })
+  w:bake(c.bake, { step = index, weight = weight, phase = "step " .. index })
+  return w.rounds
 end
 
 function M.run(o, strategy)
@@ -166,7 +125,9 @@ function M.run(o, strategy)
       run:log("info", "step", string.format("step %d/%d: %s", i, #c.steps,
         traffic.describe(weights, ctx.names)), { step = i, weight = w })
       local started = sched.now()
-      local rounds = bake(run, c, ctx, i, w)
+      -- resumed: a step whose successor (or the promotion) is journaled baked already
+      local baked = run:done("weight:" .. (i + 1)) or (i == #c.steps and run:done("promote"))
+      local rounds = baked and {} or bake_step(run, c, ctx, i, w)
       report.steps[i] = { weight = w, started = started, ended = sched.now(), measurements = rounds }
       if c.after_step then c.after_step(step_ctx) end
     end

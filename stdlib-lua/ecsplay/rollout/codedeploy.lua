@@ -167,7 +167,7 @@ local function prepare(c)
   -- one deployment at a time per group
   local active = cd().list_deployments { applicationName = c.application, deploymentGroupName = c.group,
     includeOnlyStatuses = { "Created", "Queued", "InProgress", "Ready" } }
-  if active.deployments and #active.deployments > 0 then
+  if active.deployments and #active.deployments > 0 and not Run.resuming(c.name) then
     options.bad(S, "group", string.format("deployment group `%s` already has an active deployment (%s)",
       c.group, active.deployments[1]))
   end

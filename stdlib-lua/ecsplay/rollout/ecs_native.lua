@@ -121,7 +121,7 @@ local function prepare(c)
   end
   local lbs = ecs_util.require_load_balancer(svc, "service")
   local ctx = { svc = svc, old_td = svc.taskDefinition }
-  if #(svc.deployments or {}) > 1 then
+  if #(svc.deployments or {}) > 1 and not Run.resuming(c.name) then
     options.bad(S, "service", string.format("service `%s` already has a deployment in progress", c.service))
   end
   local lb = lbs[1]

@@ -98,50 +98,69 @@ local function healthy_targets(tg_arn)
 end
 M.healthy_targets = healthy_targets
 
+-- One look at the service: returns svc when ready, else nil and a progress note;
+-- raises when the deployment clearly failed.
+local function poll_ready(cluster, service, task_definition, want, tg_arns)
+  local svc = ecs().describe_services({ cluster = cluster, services = { service } }).services[1]
+  local d = primary(svc)
+  if d and task_definition and d.taskDefinition ~= task_definition then
+    error({ code = "DeploymentReplaced", message = string.format(
+      "service %s now deploys %s, not %s (rolled back or changed by someone else)", service,
+      d.taskDefinition, task_definition) }, 0)
+  end
+  if d and d.rolloutState == "FAILED" then
+    error({ code = "DeploymentFailed", message = string.format("service %s deployment failed: %s",
+      service, d.rolloutStateReason or "no reason given") }, 0)
+  end
+  local failed = d and d.failedTasks or 0
+  if want > 0 and failed >= math.max(3, want * 2) then
+    error({ code = "TasksFailing", message = string.format(
+      "service %s: %d task(s) of the new version failed to start or stay healthy", service, failed) }, 0)
+  end
+  local running = d and d.runningCount or 0
+  local ok = d and running >= want and d.desiredCount == want and #svc.deployments == 1
+  local healthy = {}
+  if ok then
+    for _, arn in ipairs(tg_arns or {}) do
+      local n = healthy_targets(arn)
+      healthy[#healthy + 1] = n
+      if n < want then ok = false end
+    end
+  end
+  if ok then return svc end
+  return nil, string.format("%s: %d/%d running%s", service, running, want,
+    #healthy > 0 and (", healthy " .. table.concat(healthy, "/")) or "")
+end
+
 --[[ Waits until the service's primary deployment runs `want` tasks of
      `task_definition` and every target group has `want` healthy targets.
      Fails early when the deployment fails (circuit breaker) or keeps losing
-     tasks; times out after `timeout` seconds. ]]
+     tasks; times out after `timeout` seconds. A throttle or a 5xx that
+     outlived the SDK's retries means "not known yet", not a failed rollout:
+     it keeps polling, backing off, until the deadline. ]]
 function M.wait_ready(cluster, service, task_definition, want, tg_arns, timeout, poll)
   local deadline = sched.now() + (timeout or 900)
   poll = poll or 15
-  local last_note
+  local last_note = ""
+  local blips = 0
   while true do
-    local svc = ecs().describe_services({ cluster = cluster, services = { service } }).services[1]
-    local d = primary(svc)
-    if d and task_definition and d.taskDefinition ~= task_definition then
-      error({ code = "DeploymentReplaced", message = string.format(
-        "service %s now deploys %s, not %s (rolled back or changed by someone else)", service,
-        d.taskDefinition, task_definition) }, 0)
+    local ok, svc, note = pcall(poll_ready, cluster, service, task_definition, want, tg_arns)
+    if ok and svc then return svc end
+    if not ok then
+      local err = svc
+      if type(err) ~= "table" or not err.retryable or sched.now() >= deadline then error(err, 0) end
+      blips = blips + 1
+      log.event("warn", "wait", string.format("%s: status unavailable (%s), retrying", service,
+        tostring(err.code)))
+    else
+      blips = 0
+      if note ~= last_note then log.event("debug", "wait", note) last_note = note end
     end
-    if d and d.rolloutState == "FAILED" then
-      error({ code = "DeploymentFailed", message = string.format("service %s deployment failed: %s",
-        service, d.rolloutStateReason or "no reason given") }, 0)
-    end
-    local failed = d and d.failedTasks or 0
-    if want > 0 and failed >= math.max(3, want * 2) then
-      error({ code = "TasksFailing", message = string.format(
-        "service %s: %d task(s) of the new version failed to start or stay healthy", service, failed) }, 0)
-    end
-    local running = d and d.runningCount or 0
-    local ok = d and running >= want and d.desiredCount == want and #svc.deployments == 1
-    local healthy = {}
-    if ok then
-      for _, arn in ipairs(tg_arns or {}) do
-        local n = healthy_targets(arn)
-        healthy[#healthy + 1] = n
-        if n < want then ok = false end
-      end
-    end
-    if ok then return svc end
-    local note = string.format("%s: %d/%d running%s", service, running, want,
-      #healthy > 0 and (", healthy " .. table.concat(healthy, "/")) or "")
-    if note ~= last_note then log.event("debug", "wait", note) last_note = note end
     if sched.now() >= deadline then
       error({ code = "Timeout", message = string.format("service %s not ready after %ds: %s", service,
-        math.floor(timeout or 900), note) }, 0)
+        math.floor(timeout or 900), last_note) }, 0)
     end
-    sched.sleep(poll)
+    sched.sleep(math.min(poll * (blips + 1), 60))
   end
 end
 

@@ -79,7 +79,7 @@ local function prepare(c)
     options.bad(S, "service", string.format("service `%s` deploys with the %s strategy; use "
       .. "rollout.ecs_native for it", c.service, dc.strategy))
   end
-  if #(svc.deployments or {}) > 1 then
+  if #(svc.deployments or {}) > 1 and not Run.resuming(c.name) then
     options.bad(S, "service", string.format("service `%s` already has a deployment in progress "
       .. "(%d deployments); wait for it to finish", c.service, #svc.deployments))
   end

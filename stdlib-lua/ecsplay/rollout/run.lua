@@ -73,6 +73,19 @@ function Run.new(strategy, opts, meta)
   return self
 end
 
+-- The journal state when `ecsplay resume` re-runs the strategy named `name`:
+-- strategies skip the "already in progress" checks that their own earlier
+-- run would otherwise trip.
+function Run.resuming(name)
+  local r = require("ecsplay")._resume
+  return r and r[name] or nil
+end
+
+-- True when the journal shows step `key` completed (resume only).
+function Run:done(key)
+  return self.resume ~= nil and self.resume.done[key] ~= nil
+end
+
 function Run:count_done()
   local n = 0
   for _ in pairs(self.resume and self.resume.done or {}) do n = n + 1 end
