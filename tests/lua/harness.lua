@@ -8,6 +8,9 @@ call AWS, spawn), isolated by pcall. The last line is "N passed, N failed".
 local T = { tests = {} }
 package.loaded.harness = T
 
+-- The binary under test for subprocesses: ECSPLAY_BIN (the sanitizer build sets it).
+T.bin = os.getenv("ECSPLAY_BIN") or "./ecsplay"
+
 function T.test(name, fn) T.tests[#T.tests + 1] = { name = name, fn = fn } end
 
 local function show(v)

@@ -5,7 +5,7 @@ local cjson = require "cjson"
 
 -- Locate the project root from this file's path so the test runs from any cwd.
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-local stub = io.popen("exec /usr/bin/python3 " .. here .. "/../wire/http_stub.py --port 0", "r")
+local stub = io.popen("exec timeout 120 /usr/bin/python3 " .. here .. "/../wire/http_stub.py --port 0", "r")
 local port = tonumber(stub:read("l"))
 assert(port, "http_stub.py did not report its port")
 local base = "http://127.0.0.1:" .. port

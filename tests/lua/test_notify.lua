@@ -2,11 +2,12 @@
 local T = require "harness"
 local notify = require "ecsplay.notify"
 
--- One loopback stub for the file; /quit stops it, so closing the pipe cannot hang.
+-- One loopback stub for the file; /quit stops it (and it exits by itself after 120 s, so
+-- a failed test cannot leave it behind).
 local STUB
 local function start_stub()
   if not STUB then
-    local pipe = io.popen("exec /usr/bin/python3 tests/wire/http_stub.py --port 0", "r")
+    local pipe = io.popen("exec timeout 120 /usr/bin/python3 tests/wire/http_stub.py --port 0", "r")
     local port = assert(tonumber(pipe:read("l")), "http_stub.py did not report its port")
     STUB = { url = "http://127.0.0.1:" .. port, pipe = pipe }
   end
@@ -58,7 +59,7 @@ end)
 
 T.test("a simulated canary with a webhook still promotes and posts its steps", function()
   local stub = start_stub()
-  local out, rc = T.sh("./ecsplay --simulate -e '"
+  local out, rc = T.sh(T.bin .. " --simulate -e '"
     .. "local r = require(\"ecsplay.rollout\").canary { image = \"api:v2\", steps = { 50, 100 }, bake = \"1m\","
     .. " notify = require(\"ecsplay.notify\").webhook { url = \"" .. stub.url .. "/echo\" } }"
     .. " print(r.status)'")

@@ -63,7 +63,7 @@ end)
 
 T.test("the virtual clock jumps: an hour of sleeps costs no wall time", function()
   local ecs = ecsplay -- keep the global in reach
-  local out, rc = T.sh([[./ecsplay -e '
+  local out, rc = T.sh(T.bin .. [[ -e '
     local sched = require "ecsplay.sched"
     sched.use_virtual_clock(1000)
     local seen = {}
@@ -77,7 +77,7 @@ T.test("the virtual clock jumps: an hour of sleeps costs no wall time", function
 end)
 
 T.test("a task left waiting when the playbook ends is cancelled and can clean up", function()
-  local out, rc = T.sh([[./ecsplay -e '
+  local out, rc = T.sh(T.bin .. [[ -e '
     ecsplay.spawn(function()
       local ok, e = pcall(ecsplay.sleep, 3600)
       print("cleanup", ok, e.code)
@@ -98,7 +98,7 @@ T.test("SIGINT during a sleep runs on_abort handlers newest first and exits 130"
     print("not reached")
   ]])
   f:close()
-  local out, rc = T.sh("./ecsplay " .. dir .. "/p.lua > " .. dir .. "/out 2>&1 & pid=$!; "
+  local out, rc = T.sh(T.bin .. " " .. dir .. "/p.lua > " .. dir .. "/out 2>&1 & pid=$!; "
     .. "for i in $(seq 1 100); do grep -q ready " .. dir .. "/out 2>/dev/null && break; sleep 0.05; done; "
     .. "kill -INT $pid; wait $pid; echo exit=$?; cat " .. dir .. "/out")
   T.ok(out:find("exit=130", 1, true), out)
@@ -111,7 +111,7 @@ end)
 
 T.test("SIGTERM exits 143 after the handlers", function()
   local dir = T.tmpdir()
-  local out = T.sh("./ecsplay -e 'ecsplay.on_abort(function() print(\"undone\") end) print(\"ready\") "
+  local out = T.sh(T.bin .. " -e 'ecsplay.on_abort(function() print(\"undone\") end) print(\"ready\") "
     .. "io.stdout:flush() ecsplay.sleep(30)' > " .. dir .. "/out 2>&1 & pid=$!; "
     .. "for i in $(seq 1 100); do grep -q ready " .. dir .. "/out 2>/dev/null && break; sleep 0.05; done; "
     .. "kill -TERM $pid; wait $pid; echo exit=$?; cat " .. dir .. "/out")
@@ -120,7 +120,7 @@ T.test("SIGTERM exits 143 after the handlers", function()
 end)
 
 T.test("a waiting outside a task is a clear error", function()
-  local out, rc = T.sh([[./ecsplay -e 'local co = coroutine.wrap(function() require("ecsplay.sched").sleep(1) end) co()']])
+  local out, rc = T.sh(T.bin .. [[ -e 'local co = coroutine.wrap(function() require("ecsplay.sched").sleep(1) end) co()']])
   T.eq(rc, 1, out)
   T.ok(out:find("coroutine.yield", 1, true) or out:find("outside", 1, true), out)
   _ = sched
