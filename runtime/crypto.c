@@ -3,6 +3,7 @@
 #include "crypto.h"
 #include "ep.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -287,7 +288,33 @@ static int l_equal(lua_State *L)
     return 1;
 }
 
+/*
+** fnv1a32(s) -> integer in [0, 2^32): FNV-1a then the murmur3 finaliser, so
+** near keys land far apart. Not cryptographic: the simulator's deterministic
+** noise and ids hash short keys millions of times in a long rehearsal, and a
+** byte loop in Lua was its hottest spot. Same values as sim/world.lua's
+** pure-Lua fallback.
+*/
+static int l_fnv1a32(lua_State *L)
+{
+    size_t n;
+    const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    lua_pushinteger(L, (lua_Integer)h);
+    return 1;
+}
+
 static const luaL_Reg crypto_funcs[] = {
+    {"fnv1a32", l_fnv1a32},
     {"sha256", l_sha256},
     {"sha256_hex", l_sha256_hex},
     {"hmac_sha256", l_hmac_sha256},

@@ -129,15 +129,35 @@ local function listener_tg_arns(l, out)
   return out
 end
 
+--[[ Which load balancers route to which target group changes only when a
+     listener, a rule or its forward action does (each such place calls
+     routing_changed); target health asks on every tick for every target, so
+     the answer is kept until then. ]]
+local function routing_changed(world)
+  local s = st(world)
+  s.routing_version = (s.routing_version or 0) + 1
+end
+
 -- The load balancers using a target group, in creation order.
 local function tg_lb_arns(world, tg)
-  local s, out, seen = st(world), {}, {}
-  for _, l in ipairs(s.listeners) do
-    if not seen[l.lb.arn] and listener_tg_arns(l)[tg.arn] then
-      seen[l.lb.arn] = true
-      out[#out + 1] = l.lb.arn
+  local s = st(world)
+  if s.tg_lbs_version ~= s.routing_version or not s.tg_lbs then
+    local map = {}
+    for _, l in ipairs(s.listeners) do
+      for arn in pairs(listener_tg_arns(l)) do
+        local list = map[arn]
+        if not list then list = { seen = {} } map[arn] = list end
+        if not list.seen[l.lb.arn] then
+          list.seen[l.lb.arn] = true
+          list[#list + 1] = l.lb.arn
+        end
+      end
     end
+    s.tg_lbs, s.tg_lbs_version = map, s.routing_version
   end
+  local list = s.tg_lbs[tg.arn]
+  local out = {}
+  for i, arn in ipairs(list or {}) do out[i] = arn end
   return out
 end
 
@@ -453,6 +473,7 @@ local function delete_listener(world, l)
   s.listener_by_arn[l.arn] = nil
   s.tags[l.arn] = nil
   remove_value(s.listeners, l)
+  routing_changed(world)
   remove_value(l.lb.listeners, l)
 end
 
@@ -824,6 +845,7 @@ function ops.CreateListener(world, input)
   l.rules[1] = default   -- rules stay sorted by priority, the default rule last
   s.rule_by_arn[default.arn] = default
   s.listeners[#s.listeners + 1] = l
+  routing_changed(world)
   s.listener_by_arn[l.arn] = l
   lb.listeners[#lb.listeners + 1] = l
   add_tags(world, l.arn, input.Tags)
@@ -864,6 +886,7 @@ function ops.ModifyListener(world, input)
   if l.protocol == "HTTPS" and not l.ssl_policy then l.ssl_policy = "ELBSecurityPolicy-2016-08" end
   if input.Certificates then l.certificates = copy(input.Certificates) end
   if actions then l.default_rule.actions = actions end
+  routing_changed(world)
   return { Listeners = { out_listener(l) } }
 end
 
@@ -902,6 +925,7 @@ function ops.CreateRule(world, input)
                  conditions = conditions, actions = actions }
   rule.arn = new_rule_arn(world, l)
   l.rules[#l.rules + 1] = rule
+  routing_changed(world)
   sort_rules(l)
   s.rule_by_arn[rule.arn] = rule
   add_tags(world, rule.arn, input.Tags)
@@ -933,6 +957,7 @@ function ops.ModifyRule(world, input)
   local actions = input.Actions and parse_actions(world, input.Actions, rule.listener.lb)
   if conditions then rule.conditions = conditions end
   if actions then rule.actions = actions end
+  routing_changed(world)
   return { Rules = { out_rule(rule) } }
 end
 
@@ -941,6 +966,7 @@ function ops.DeleteRule(world, input)
   local rule = rule_or_fail(world, input.RuleArn)
   if rule.is_default then world:fail("OperationNotPermitted", "A listener's default rule cannot be deleted") end
   remove_value(rule.listener.rules, rule)
+  routing_changed(world)
   s.rule_by_arn[rule.arn] = nil
   s.tags[rule.arn] = nil
   return {}
@@ -1130,6 +1156,7 @@ function M.set_forward(world, arn, weights)
   end
   if #out == 0 then out[1] = parsed[1] end
   rule.actions = out
+  routing_changed(world)
 end
 
 --[[ traffic(world) -> { [tg_arn] = { rps=, weight=, lb= } } for every target group.

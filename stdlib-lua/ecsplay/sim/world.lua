@@ -47,6 +47,11 @@ local function mix(h)
   return h
 end
 
+-- FNV-1a + fmix32 of a string: in C when the runtime has it (ecsplay.core.crypto),
+-- the same arithmetic in Lua otherwise (plain lua5.4 in unit tests).
+local has_c, crypto = pcall(require, "ecsplay.core.crypto")
+local hash32 = has_c and crypto.fnv1a32 or function(s) return mix(fnv1a(s)) end
+
 --[[ opts: start (epoch seconds), seed, region, account, tick (seconds),
      images (array of {key=, behaviour=} in lookup order), traffic ({rps=}) ]]
 function World.new(opts)
@@ -136,7 +141,7 @@ end
 function World:noise(...)
   local parts = { tostring(self.seed) }
   for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-  return mix(fnv1a(table.concat(parts, "\0"))) / 4294967296.0
+  return hash32(table.concat(parts, "\0")) / 4294967296.0
 end
 
 -- Deterministic standard-normal sample (Box-Muller over two noise draws).
@@ -150,10 +155,10 @@ end
 function World:id(prefix, len)
   self.counter = self.counter + 1
   local hex = string.format("%08x%08x%08x%08x",
-    mix(fnv1a(self.seed .. ":a:" .. self.counter)),
-    mix(fnv1a(self.seed .. ":b:" .. self.counter)),
-    mix(fnv1a(self.seed .. ":c:" .. self.counter)),
-    mix(fnv1a(self.seed .. ":d:" .. self.counter)))
+    hash32(self.seed .. ":a:" .. self.counter),
+    hash32(self.seed .. ":b:" .. self.counter),
+    hash32(self.seed .. ":c:" .. self.counter),
+    hash32(self.seed .. ":d:" .. self.counter))
   hex = hex:sub(1, len or 32)
   return prefix and (prefix .. hex) or hex
 end
