@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     *) groups="$groups $1"; shift ;;
   esac
 done
-[ -n "$groups" ] || groups="c lua py"
+[ -n "$groups" ] || groups="style c lua py"
 passed=0; failed=0; skipped=0; broken=""
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 
@@ -46,6 +46,8 @@ run_one() {
 
 for g in $groups; do
   case "$g" in
+    style)
+      run_one check_c_style.sh sh tools/check_c_style.sh ;;
     c)
       for t in "$BUILD"/tests/test_*; do
         [ -x "$t" ] || continue
