@@ -2,15 +2,22 @@
 PREFIX    ?= /usr/local
 CC        ?= cc
 PKGS      := lua5.4 libcurl openssl expat libmicrohttpd
+# libcurl and libmicrohttpd are dlopen'ed on first use (runtime/netlib.c): their
+# headers are needed to compile, but nothing links them, so a run that makes no
+# HTTP call never maps them and their ~30 dependencies.
+LINK_PKGS := lua5.4 openssl expat
 STDLIBDIR := $(PREFIX)/share/ecsplay/lua
 WARN      := -Wall -Wextra -Werror
 BASECFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fPIC \
               -Iinclude -Iruntime -DECSPLAY_STDLIB_DIR='"$(STDLIBDIR)"'
 OPT       ?= -O2 -g
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null)
+# dlopen/dladdr: in libc since glibc 2.34 (and in musl); older glibc needs -ldl.
+LIBDL     := $(shell printf '\043include <dlfcn.h>\nint main(void){return dlopen("x",0)!=0;}\n' | \
+               $(CC) -x c - -o /dev/null 2>/dev/null || echo -ldl)
 CFLAGS_ALL = $(BASECFLAGS) $(OPT) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lm $(EXTRA_LDFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lm $(LIBDL) $(EXTRA_LDFLAGS)
 
 BUILD     ?= build
 # Where the command and the static library go; the sanitizer build points these
@@ -23,7 +30,7 @@ TEST_SRC  := $(wildcard tests/c/test_*.c)
 TEST_BIN  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 HEADERS   := $(wildcard runtime/*.h) include/ecsplay.h
 
-.PHONY: FORCE all deps check check-asan check-valgrind clean-objs test-c demo bench install uninstall models clean help
+.PHONY: all deps check check-asan check-valgrind clean-objs test-c demo bench install uninstall models clean help
 
 all: deps $(BIN) $(LIBA) libecsplay.so
 
@@ -46,10 +53,9 @@ $(BUILD)/%.o: runtime/%.c $(HEADERS) | $(BUILD)
 
 # host.c compiles in where `make install` puts the Lua library: rebuild it
 # whenever PREFIX differs from the last build's.
+# The stamp is rewritten (at parse time) only when the folder changes.
+$(shell mkdir -p $(BUILD)/tests; echo '$(STDLIBDIR)' | cmp -s - $(BUILD)/prefix.stamp || echo '$(STDLIBDIR)' > $(BUILD)/prefix.stamp)
 $(BUILD)/host.o: $(BUILD)/prefix.stamp
-$(BUILD)/prefix.stamp: FORCE | $(BUILD)
-	@echo '$(STDLIBDIR)' | cmp -s - $@ || echo '$(STDLIBDIR)' > $@
-FORCE:
 
 $(BUILD):
 	@mkdir -p $(BUILD)/tests

@@ -20,11 +20,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "ep.h" /* luaopen_ecsplay_core_http, ep_signal_fd (sched.c's self-pipe) */
+#include "netlib.h" /* libcurl, dlopen'ed on first use: every call goes through ep_curl */
 
 #define EP_HTTP_MT "ecsplay.core.http.state"
 #define EP_HTTP_DEFAULT_TIMEOUT 60.0
@@ -102,10 +102,10 @@ static void buf_free(struct ep_buf *b)
 static void xfer_free(struct ep_http *h, struct ep_xfer *x)
 {
     if (x->easy) {
-        if (x->state == XFER_RUNNING && h->multi) curl_multi_remove_handle(h->multi, x->easy);
-        curl_easy_cleanup(x->easy);
+        if (x->state == XFER_RUNNING && h->multi) ep_curl.multi_remove_handle(h->multi, x->easy);
+        ep_curl.easy_cleanup(x->easy);
     }
-    curl_slist_free_all(x->req_headers);
+    ep_curl.slist_free_all(x->req_headers);
     buf_free(&x->body);
     buf_free(&x->raw_headers);
     free(x);
@@ -155,10 +155,10 @@ static void http_close(struct ep_http *h)
         xfer_free(h, x);
     }
     h->done_tail = NULL;
-    if (h->multi) { curl_multi_cleanup(h->multi); h->multi = NULL; }
+    if (h->multi) { ep_curl.multi_cleanup(h->multi); h->multi = NULL; }
     /* The share can only go once no easy handle references it. */
-    if (h->share) { curl_share_cleanup(h->share); h->share = NULL; }
-    if (h->global_inited) { curl_global_cleanup(); h->global_inited = 0; }
+    if (h->share) { ep_curl.share_cleanup(h->share); h->share = NULL; }
+    if (h->global_inited) { ep_curl.global_cleanup(); h->global_inited = 0; }
 }
 
 static int http_gc(lua_State *L)
@@ -380,7 +380,7 @@ static int l_start(lua_State *L)
             if (!line) { ok = 0; lua_pop(L, 2); break; }
             if (vl == 0) snprintf(line, cap, "%s;", name);
             else snprintf(line, cap, "%s: %s", name, v);
-            struct curl_slist *s = curl_slist_append(x->req_headers, line);
+            struct curl_slist *s = ep_curl.slist_append(x->req_headers, line);
             memset(line, 0, cap); /* header values may be credentials */
             free(line);
             if (!s) { ok = 0; lua_pop(L, 2); break; }
@@ -390,10 +390,10 @@ static int l_start(lua_State *L)
     }
     if (ok) {
         /* Expect: 100-continue costs a round trip (or a 1 s stall) per POST. */
-        struct curl_slist *s = curl_slist_append(x->req_headers, "Expect:");
+        struct curl_slist *s = ep_curl.slist_append(x->req_headers, "Expect:");
         if (s) x->req_headers = s; else ok = 0;
     }
-    if (ok) ok = (x->easy = curl_easy_init()) != NULL;
+    if (ok) ok = (x->easy = ep_curl.easy_init()) != NULL;
     if (!ok) {
         xfer_unlink(h, x);
         xfer_free(h, x);
@@ -402,7 +402,7 @@ static int l_start(lua_State *L)
 
     CURL *e = x->easy;
     CURLcode rc = CURLE_OK;
-#define SETOPT(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
+#define SETOPT(opt, val) do { if (rc == CURLE_OK) rc = ep_curl.easy_setopt(e, opt, val); } while (0)
     SETOPT(CURLOPT_URL, url);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_NOSIGNAL, 1L);
@@ -442,13 +442,13 @@ static int l_start(lua_State *L)
     if (rc != CURLE_OK) {
         xfer_unlink(h, x);
         xfer_free(h, x);
-        return luaL_error(L, "http.start: cannot configure transfer: %s", curl_easy_strerror(rc));
+        return luaL_error(L, "http.start: cannot configure transfer: %s", ep_curl.easy_strerror(rc));
     }
-    CURLMcode mrc = curl_multi_add_handle(h->multi, e);
+    CURLMcode mrc = ep_curl.multi_add_handle(h->multi, e);
     if (mrc != CURLM_OK) {
         xfer_unlink(h, x);
         xfer_free(h, x);
-        return luaL_error(L, "http.start: cannot add transfer: %s", curl_multi_strerror(mrc));
+        return luaL_error(L, "http.start: cannot add transfer: %s", ep_curl.multi_strerror(mrc));
     }
     x->state = XFER_RUNNING;
     lua_pushinteger(L, x->id);
@@ -476,14 +476,14 @@ static int signal_pending(void)
 static void harvest(struct ep_http *h)
 {
     int left;
-    curl_multi_perform(h->multi, &left);
+    ep_curl.multi_perform(h->multi, &left);
     CURLMsg *m;
-    while ((m = curl_multi_info_read(h->multi, &left))) {
+    while ((m = ep_curl.multi_info_read(h->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
         struct ep_xfer *x = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        ep_curl.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         CURLcode result = m->data.result; /* m is invalid after remove_handle */
-        curl_multi_remove_handle(h->multi, m->easy_handle);
+        ep_curl.multi_remove_handle(h->multi, m->easy_handle);
         if (!x) continue;
         x->result = result;
         xfer_unlink(h, x);
@@ -585,7 +585,7 @@ static void push_completion(lua_State *L, struct ep_xfer *x)
     lua_setfield(L, -2, "id");
     if (x->result == CURLE_OK) {
         long status = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        ep_curl.easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
         lua_pushinteger(L, status);
         lua_setfield(L, -2, "status");
         push_headers(L, &x->raw_headers);
@@ -614,8 +614,8 @@ static void push_completion(lua_State *L, struct ep_xfer *x)
                         x->origin);
     else
         lua_pushfstring(L, "%s %s: %s (curl error %d: %s)", x->method, x->origin,
-                        x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result),
-                        (int)x->result, curl_easy_strerror(x->result));
+                        x->errbuf[0] ? x->errbuf : ep_curl.easy_strerror(x->result),
+                        (int)x->result, ep_curl.easy_strerror(x->result));
     lua_setfield(L, -2, "error");
     lua_pushstring(L, x->headers_huge ? "too_large" : kind);
     lua_setfield(L, -2, "kind");
@@ -636,10 +636,10 @@ static int l_poll(lua_State *L)
             if (remain <= 0) break;
             double ms = remain * 1000.0 + 0.999; /* round up: never spin on 0 ms */
             struct curl_waitfd wfd = {.fd = sfd, .events = CURL_WAIT_POLLIN, .revents = 0};
-            CURLMcode mrc = curl_multi_poll(h->multi, sfd >= 0 ? &wfd : NULL, sfd >= 0 ? 1 : 0,
+            CURLMcode mrc = ep_curl.multi_poll(h->multi, sfd >= 0 ? &wfd : NULL, sfd >= 0 ? 1 : 0,
                                             ms > 2147483647.0 ? 2147483647 : (int)ms, NULL);
             if (mrc != CURLM_OK)
-                return luaL_error(L, "http.poll: curl_multi_poll failed: %s", curl_multi_strerror(mrc));
+                return luaL_error(L, "http.poll: curl_multi_poll failed: %s", ep_curl.multi_strerror(mrc));
             harvest(h);
             if (h->done_head) break;
             if (sfd >= 0 && (wfd.revents & (CURL_WAIT_POLLIN | POLLHUP))) break;
@@ -698,6 +698,10 @@ static const luaL_Reg http_funcs[] = {
 
 int luaopen_ecsplay_core_http(lua_State *L)
 {
+    /* libcurl is loaded here, not at program start (see netlib.h); a failure is an
+     * ordinary Lua error from require. */
+    char err[512];
+    if (ep_curl_load(err, sizeof err) != 0) return luaL_error(L, "ecsplay.core.http: %s", err);
     /* One state per lua_State: reuse it if the module is opened twice. */
     if (lua_getfield(L, LUA_REGISTRYINDEX, EP_HTTP_MT ".instance") != LUA_TUSERDATA) {
         lua_pop(L, 1);
@@ -710,16 +714,16 @@ int luaopen_ecsplay_core_http(lua_State *L)
             lua_setfield(L, -2, "__name");
         }
         lua_setmetatable(L, -2);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        if (ep_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return luaL_error(L, "ecsplay.core.http: curl_global_init failed");
         h->global_inited = 1;
-        h->multi = curl_multi_init();
-        h->share = curl_share_init();
+        h->multi = ep_curl.multi_init();
+        h->share = ep_curl.share_init();
         if (!h->multi || !h->share)
             return luaL_error(L, "ecsplay.core.http: cannot create curl handles (out of memory)");
-        curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-        curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-        curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        ep_curl.share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+        ep_curl.share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        ep_curl.share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
         lua_pushvalue(L, -1);
         lua_setfield(L, LUA_REGISTRYINDEX, EP_HTTP_MT ".instance");
     }

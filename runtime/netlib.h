@@ -25,9 +25,15 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
-/* The sonames loaded: the ABI versions the headers above describe. */
+/* The sonames loaded: the ABI versions the headers above describe (libcurl.so.4 is the
+ * OpenSSL flavour on Debian). Overridable at build time, e.g. for a system that only has
+ * libcurl-gnutls.so.4: make EXTRA_CFLAGS='-DEP_CURL_SONAME=\"libcurl-gnutls.so.4\"'. */
+#ifndef EP_CURL_SONAME
 #define EP_CURL_SONAME "libcurl.so.4"
+#endif
+#ifndef EP_MHD_SONAME
 #define EP_MHD_SONAME "libmicrohttpd.so.12"
+#endif
 
 #define EP_FN(name) __typeof__(name) *
 

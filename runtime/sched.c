@@ -3,11 +3,13 @@
 **
 ** The scheduler's policy (which coroutine runs, timers, the virtual clock)
 ** lives in Lua; this file gives it what only C can: clocks, the signal
-** self-pipe that wakes curl_multi_poll and the simulator's server, and a
+** self-pipe that wakes curl_multi_poll, core.wait and the simulator's server, and a
 ** durable append for run journals. Module: ecsplay.core.
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -155,6 +157,46 @@ static int l_sleep_real(lua_State *L) {
   return 0;
 }
 
+/*
+** core.wait(seconds) -> true if a signal cut the wait short, else false.
+** The scheduler's wait when only the clock is pending (a real-clock sleep, no
+** transfer in flight): it polls the signal self-pipe alone, so a SIGINT still
+** ends it at once, without loading libcurl just to call its poll. Like
+** http.poll it leaves the pipe's bytes for core.signal() to consume.
+*/
+static int l_wait(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  int fd = ep_signal_fd();
+  double deadline;
+  if (!(s > 0)) { /* 0, negative or NaN: do not block */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  deadline = ep_clock(CLOCK_MONOTONIC) + s;
+  for (;;) {
+    struct pollfd p;
+    double remain = deadline - ep_clock(CLOCK_MONOTONIC), ms;
+    int rc;
+    if (remain <= 0)
+      break;
+    ms = remain * 1000.0 + 0.999; /* round up: never spin on 0 ms */
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    rc = poll(&p, fd >= 0 ? 1 : 0, ms > (double)INT_MAX ? INT_MAX : (int)ms);
+    if (rc > 0 && (p.revents & (POLLIN | POLLHUP))) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    /* rc == 0: time is up (checked above); EINTR: the handler wrote to the pipe,
+    ** which the next poll sees at once. */
+    if (rc < 0 && errno != EINTR)
+      return luaL_error(L, "core.wait: poll failed: %s", strerror(errno));
+  }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -229,6 +271,7 @@ static const luaL_Reg core_lib[] = {
   { "signal", l_signal },
   { "signal_fd", l_signal_fd },
   { "sleep_real", l_sleep_real },
+  { "wait", l_wait },
   { NULL, NULL }
 };
 

@@ -31,9 +31,9 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <microhttpd.h>
 
 #include "ep.h" /* luaopen_ecsplay_core_simserve, ep_signal_fd (sched.c's self-pipe) */
+#include "netlib.h" /* libmicrohttpd, dlopen'ed on first use: every call goes through ep_mhd */
 
 #define EP_SIMSERVE_MT "ecsplay.core.simserve.server"
 #define EP_SIMSERVE_MAX_BODY (10u * 1024u * 1024u)
@@ -121,7 +121,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct ep_req *r = *con_cls;
     if (!r) return;
     unlink_delayed(s, r);
-    if (r->response) MHD_destroy_response(r->response);
+    if (r->response) ep_mhd.destroy_response(r->response);
     free(r->body);
     free(r->hdrs);
     free(r->uri);
@@ -133,8 +133,8 @@ static enum MHD_Result queue_owned(struct MHD_Connection *conn, unsigned status,
                                    struct MHD_Response *resp)
 {
     if (!resp) return MHD_NO; /* out of memory: MHD drops the connection */
-    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
+    enum MHD_Result ret = ep_mhd.queue_response(conn, status, resp);
+    ep_mhd.destroy_response(resp);
     return ret;
 }
 
@@ -150,8 +150,8 @@ static struct MHD_Response *error_response(const char *type, const char *msg)
     }
     n += (size_t)snprintf(body + n, sizeof body - n, "\"}");
     if (n >= sizeof body) n = sizeof body - 1;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_COPY);
-    if (resp) MHD_add_response_header(resp, "Content-Type", "application/x-amz-json-1.1");
+    struct MHD_Response *resp = ep_mhd.create_response_from_buffer(n, body, MHD_RESPMEM_MUST_COPY);
+    if (resp) ep_mhd.add_response_header(resp, "Content-Type", "application/x-amz-json-1.1");
     return resp;
 }
 
@@ -247,7 +247,7 @@ static int dispatch(lua_State *L)
     }
     size_t blen = 0;
     const char *body = bty == LUA_TSTRING ? lua_tolstring(L, top - 1, &blen) : "";
-    r->response = MHD_create_response_from_buffer(blen, (void *)body, MHD_RESPMEM_MUST_COPY);
+    r->response = ep_mhd.create_response_from_buffer(blen, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r->response) return luaL_error(L, "simserve: out of memory building a response");
     r->status = (unsigned)status;
     r->delay = delay > 0 && delay == delay ? delay : 0;
@@ -261,7 +261,7 @@ static int dispatch(lua_State *L)
             const char *v = lua_tostring(L, -1);
             /* MHD computes Content-Length itself; a second one would corrupt framing. */
             if (strcasecmp(k, "content-length") != 0 &&
-                MHD_add_response_header(r->response, k, v) != MHD_YES)
+                ep_mhd.add_response_header(r->response, k, v) != MHD_YES)
                 return luaL_error(L, "simserve handler header '%s' has an invalid name or value", k);
             lua_pop(L, 1);
         }
@@ -275,7 +275,7 @@ static enum MHD_Result respond(struct ep_srv *s, struct ep_req *r, struct MHD_Co
     lua_State *L = s->L;
     if (!L) /* only possible while close() flushes connections */
         return queue_owned(conn, 503, error_response("ServiceUnavailable", "server is closing"));
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);
+    ep_mhd.get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 8)) return MHD_NO;
     lua_pushcfunction(L, dispatch);
@@ -285,7 +285,7 @@ static enum MHD_Result respond(struct ep_srv *s, struct ep_req *r, struct MHD_Co
         const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                           : "simserve: handler failed";
         remember_error(s, msg);
-        if (r->response) { MHD_destroy_response(r->response); r->response = NULL; }
+        if (r->response) { ep_mhd.destroy_response(r->response); r->response = NULL; }
         r->response = error_response("InternalFailure", msg);
         r->status = 500;
         r->delay = 0;
@@ -300,7 +300,7 @@ static enum MHD_Result respond(struct ep_srv *s, struct ep_req *r, struct MHD_Co
         r->conn = conn;
         r->next_delayed = s->delayed;
         s->delayed = r;
-        MHD_suspend_connection(conn);
+        ep_mhd.suspend_connection(conn);
         return MHD_YES;
     }
     struct MHD_Response *resp = r->response;
@@ -322,7 +322,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r->seen) { /* headers are in; the body (if any) follows in later calls */
         r->seen = 1;
         r->method = method;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        const char *cl = ep_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             errno = 0;
             unsigned long long n = strtoull(cl, NULL, 10);
@@ -386,7 +386,7 @@ static void resume_due(struct ep_srv *s, double now, int all)
         if (all || r->resume_at <= now) {
             *pp = r->next_delayed;
             r->next_delayed = NULL;
-            MHD_resume_connection(r->conn);
+            ep_mhd.resume_connection(r->conn);
         } else {
             pp = &r->next_delayed;
         }
@@ -399,9 +399,9 @@ static void srv_close(struct ep_srv *s)
     /* MHD forbids stopping with suspended connections: resume them, let them flush. */
     if (s->delayed) {
         resume_due(s, 0, 1);
-        MHD_run(s->d);
+        ep_mhd.run(s->d);
     }
-    MHD_stop_daemon(s->d);
+    ep_mhd.stop_daemon(s->d);
     s->d = NULL;
 }
 
@@ -441,7 +441,7 @@ static int l_run(lua_State *L)
     lua_settop(L, 3);
     if (s->L) return luaL_error(L, "simserve: run() is not reentrant");
     if (!(timeout >= 0)) timeout = 0;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *info = ep_mhd.get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
     if (!info) return luaL_error(L, "simserve: libmicrohttpd has no epoll fd");
     int epfd = info->epoll_fd;
     int sigfd = ep_signal_fd();
@@ -454,7 +454,7 @@ static int l_run(lua_State *L)
     for (;;) {
         double now = now_mono();
         resume_due(s, now, 0);
-        MHD_run(s->d);
+        ep_mhd.run(s->d);
         if (signal_ready(sigfd)) break;
         now = now_mono();
         if (now >= deadline) break;
@@ -464,7 +464,7 @@ static int l_run(lua_State *L)
         double ms = wait > 0 ? wait * 1000.0 + 0.999 : 0;
         int wait_ms = ms > 3600000.0 ? 3600000 : (int)ms;
         MHD_UNSIGNED_LONG_LONG mt;
-        if (MHD_get_timeout(s->d, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)wait_ms)
+        if (ep_mhd.get_timeout(s->d, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)wait_ms)
             wait_ms = (int)mt;
         struct pollfd p[2] = {{.fd = epfd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
         int rc = poll(p, sigfd >= 0 ? 2 : 1, wait_ms);
@@ -511,7 +511,7 @@ static int l_listen(lua_State *L)
     memset(s, 0, sizeof *s);
     luaL_setmetatable(L, EP_SIMSERVE_MT);
     errno = 0;
-    s->d = MHD_start_daemon(
+    s->d = ep_mhd.start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
         on_access, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
@@ -527,7 +527,7 @@ static int l_listen(lua_State *L)
         return luaL_error(L, "simserve.listen: cannot listen on %s:%d: %s", addr, (int)port,
                           s->log[0] ? s->log : (e ? strerror(e) : "libmicrohttpd refused to start"));
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = ep_mhd.get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : (uint16_t)port;
     return 1;
 }
@@ -546,6 +546,11 @@ static const luaL_Reg simserve_funcs[] = {
 
 int luaopen_ecsplay_core_simserve(lua_State *L)
 {
+    /* libmicrohttpd is loaded here, not at program start (see netlib.h); a failure is an
+     * ordinary Lua error from require. */
+    char err[512];
+    if (ep_mhd_load(err, sizeof err) != 0)
+        return luaL_error(L, "ecsplay.core.simserve: %s", err);
     if (luaL_newmetatable(L, EP_SIMSERVE_MT)) {
         luaL_newlib(L, srv_methods);
         lua_setfield(L, -2, "__index");

@@ -136,7 +136,9 @@ local function step(task, ok, value)
     task.wait = item
     heap_push(item)
   elseif kind == "http" then
-    local ok_start, id = pcall(http_core().start, arg)
+    -- inside the pcall: loading libcurl on first use may fail too, and that failure
+    -- belongs to the playbook's HTTP call, not to the scheduler
+    local ok_start, id = pcall(function(a) return http_core().start(a) end, arg)
     if not ok_start then
       make_ready(task, false, id)
     else
@@ -365,8 +367,9 @@ local function loop(main)
         if http_count > 0 then
           poll_http(timeout)
         elseif timeout > 0 then
-          -- nothing to poll but the clock: still let a signal cut the wait short
-          http_core().poll(timeout)
+          -- nothing to poll but the clock: core.wait still lets a signal cut the
+          -- wait short, and does not load libcurl for a plain sleep
+          core.wait(timeout)
         end
       end
       fire_due_timers()
