@@ -27,30 +27,11 @@ local function st(world) return world.state.cloudwatch end
 
 ---------------------------------------------------------------- small helpers
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return out
-end
+local util = require "ecsplay.sim.util"
+local copy = util.copy
 
 -- Durations in scenario scripts: seconds, or strings "90s", "5m", "1h30m", "2d".
-local UNIT_SECONDS = { s = 1, m = 60, h = 3600, d = 86400 }
-local function parse_duration(v, where)
-  if type(v) == "number" then return v end
-  if type(v) == "string" then
-    if v:match("^%s*%d+%.?%d*%s*$") then return tonumber(v) end
-    local total, rest = 0, v:gsub("%s", "")
-    local consumed = 0
-    for num, unit in rest:gmatch("(%d+%.?%d*)([smhd])") do
-      total = total + tonumber(num) * UNIT_SECONDS[unit]
-      consumed = consumed + #num + 1
-    end
-    if consumed == #rest and consumed > 0 then return total end
-  end
-  error(string.format("%s: expected seconds or a duration like \"90s\", \"5m\" or \"1h30m\", got %s",
-    where, type(v) == "string" and ("\"" .. v .. "\"") or tostring(v)), 0)
-end
+local parse_duration = util.duration
 M.parse_duration = parse_duration
 
 local function json_string(s)
@@ -72,6 +53,24 @@ end
 
 local function fmt_iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. ".000+0000"
+end
+
+--[[ NextToken paging of ListMetrics, DescribeAlarms and DescribeAlarmHistory: the token is
+     `prefix` and the 1-based index of the next item, so one operation refuses another's token.
+     Returns the page, each item through `render` when given, and the next token or nil. ]]
+local function token_page(world, list, token, prefix, max, render)
+  local from = 1
+  if token then
+    from = tonumber(token:match("^" .. prefix .. "(%d+)$") or "")
+    if not from then world:fail("InvalidNextToken", "The NextToken '" .. token .. "' is not valid.") end
+  end
+  local out = {}
+  for i = from, math.min(#list, from + max - 1) do
+    local x = list[i]
+    if render then x = render(x) end
+    out[#out + 1] = x
+  end
+  return out, (from + max <= #list) and (prefix .. (from + max)) or nil
 end
 
 ---------------------------------------------------------------- normal distribution
@@ -587,14 +586,8 @@ function ops.ListMetrics(world, input)
     end
     if ok then list[#list + 1] = { Namespace = ser.ns, MetricName = ser.name, Dimensions = copy(ser.dims) } end
   end
-  local from = 1
-  if input.NextToken then
-    from = tonumber(input.NextToken:match("^m(%d+)$") or "")
-    if not from then world:fail("InvalidNextToken", "The NextToken '" .. input.NextToken .. "' is not valid.") end
-  end
-  local out = {}
-  for i = from, math.min(#list, from + 499) do out[#out + 1] = list[i] end
-  return { Metrics = out, NextToken = (from + 500 <= #list) and ("m" .. (from + 500)) or nil }
+  local out, token = token_page(world, list, input.NextToken, "m", 500)
+  return { Metrics = out, NextToken = token }
 end
 
 ---------------------------------------------------------------- alarms
@@ -629,18 +622,20 @@ local function set_state(world, alarm, state, reason, reason_data)
   return true
 end
 
+-- A script's `then` is a list of steps or a chain ({ ..., ["then"] = { ... } }); as a list either way.
+local function script_steps(script)
+  local step = script["then"]
+  if type(step) == "table" and step[1] then return step end
+  local steps = {}
+  while type(step) == "table" do steps[#steps + 1] = step; step = step["then"] end
+  return steps
+end
+
 -- The scenario-scripted state of an alarm at time t, or nil when not scripted.
 local function scripted_state(world, script, t)
   if not script then return nil end
   local state = script.state
-  local step = script["then"]
-  local steps = {}
-  if type(step) == "table" and step[1] then
-    steps = step
-  else
-    while type(step) == "table" do steps[#steps + 1] = step; step = step["then"] end
-  end
-  for _, s in ipairs(steps) do
+  for _, s in ipairs(script_steps(script)) do
     if t >= world.start + s._at then state = s.state end
   end
   return state
@@ -652,14 +647,8 @@ local function check_script(name, script)
   if script.state ~= nil and not STATES[script.state] then
     error(where .. ".state: expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. tostring(script.state), 0)
   end
-  local step, i = script["then"], 0
-  local steps = {}
-  if type(step) == "table" and step[1] then
-    steps = step
-  else
-    while type(step) == "table" do steps[#steps + 1] = step; step = step["then"] end
-  end
-  for _, s in ipairs(steps) do
+  local i = 0
+  for _, s in ipairs(script_steps(script)) do
     i = i + 1
     local w = where .. ".then" .. (i > 1 and ("[" .. i .. "]") or "")
     s._at = parse_duration(s.at, w .. ".at")
@@ -920,19 +909,8 @@ function ops.DescribeAlarms(world, input)
       if ok then list[#list + 1] = a end
     end
   end
-  local from = 1
-  if input.NextToken then
-    from = tonumber(input.NextToken:match("^a(%d+)$") or "")
-    if not from then world:fail("InvalidNextToken", "The NextToken '" .. input.NextToken .. "' is not valid.") end
-  end
-  local max = input.MaxRecords or 50
-  local out = {}
-  for i = from, math.min(#list, from + max - 1) do out[#out + 1] = out_alarm(list[i]) end
-  return {
-    MetricAlarms = out,
-    CompositeAlarms = want_composite and {} or nil,
-    NextToken = (from + max <= #list) and ("a" .. (from + max)) or nil,
-  }
+  local out, token = token_page(world, list, input.NextToken, "a", input.MaxRecords or 50, out_alarm)
+  return { MetricAlarms = out, CompositeAlarms = want_composite and {} or nil, NextToken = token }
 end
 
 function ops.DeleteAlarms(world, input)
@@ -982,15 +960,8 @@ function ops.DescribeAlarmHistory(world, input)
     for i = #list, 1, -1 do rev[#rev + 1] = list[i] end
     list = rev
   end
-  local from = 1
-  if input.NextToken then
-    from = tonumber(input.NextToken:match("^h(%d+)$") or "")
-    if not from then world:fail("InvalidNextToken", "The NextToken '" .. input.NextToken .. "' is not valid.") end
-  end
-  local max = input.MaxRecords or 100
-  local out = {}
-  for i = from, math.min(#list, from + max - 1) do out[#out + 1] = copy(list[i]) end
-  return { AlarmHistoryItems = out, NextToken = (from + max <= #list) and ("h" .. (from + max)) or nil }
+  local out, token = token_page(world, list, input.NextToken, "h", input.MaxRecords or 100, copy)
+  return { AlarmHistoryItems = out, NextToken = token }
 end
 
 -- alarm_state(world, name) -> "OK"|"ALARM"|"INSUFFICIENT_DATA"|nil (no such alarm).

@@ -57,12 +57,7 @@ local PREDEFINED_TIME = 1543190400 -- 2018-11-26, when ECS blue/green arrived
 
 -- ---------------------------------------------------------------- helpers
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return t
-end
+local copy = require("ecsplay.sim.util").copy
 
 local function contains(list, v)
   for _, x in ipairs(list or {}) do if x == v then return true end end
@@ -76,15 +71,9 @@ local function sorted_keys(t)
   return keys
 end
 
--- "90s", "5m", "1h", "250ms" or a number of seconds.
+-- "90s", "5m", "1h", "250ms" or a number of seconds, from the scenario's codedeploy table.
 local function duration(v, what)
-  if type(v) == "number" then return v end
-  if type(v) == "string" then
-    local n, unit = v:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
-    local mult = ({ [""] = 1, ms = 0.001, s = 1, m = 60, h = 3600, d = 86400 })[unit or "?"]
-    if n and mult then return tonumber(n) * mult end
-  end
-  error("scenario codedeploy." .. what .. ": expected a duration like \"30s\" or \"5m\", got " .. tostring(v), 0)
+  return require("ecsplay.sim.util").duration(v, "scenario codedeploy." .. what)
 end
 
 local function setting(world, key, default)

@@ -189,13 +189,11 @@ function M.ops.DescribeClusters(world, input)
   for _, f in ipairs(input.include or {}) do include[f] = true end
   local refs = input.clusters
   if not refs or #refs == 0 then refs = { "default" } end
-  local out, failures = {}, {}
-  for _, ref in ipairs(refs) do
-    local name = U.short_name(ref)
-    local c = st.clusters[name]
-    if c then out[#out + 1] = describe_cluster(world, c, include)
-    else failures[#failures + 1] = { arn = world:arn("ecs", "cluster/" .. name), reason = "MISSING" } end
-  end
+  local out, failures = U.describe_each(refs,
+    function(ref) return st.clusters[U.short_name(ref)] end,
+    function(c) return describe_cluster(world, c, include) end,
+    -- a cluster ARN is reported rebuilt from its name, whatever form the reference had
+    function(ref) return world:arn("ecs", "cluster/" .. U.short_name(ref)) end)
   return { clusters = out, failures = failures }
 end
 
@@ -516,21 +514,12 @@ end
 
 function M.ops.DescribeServices(world, input)
   local c = U.cluster(world, input.cluster)
-  if #input.services == 0 then world:fail("InvalidParameterException", "Services cannot be empty.") end
-  if #input.services > 10 then
-    world:fail("InvalidParameterException", "Services cannot have more than 10 elements.")
-  end
-  local include_tags = false
-  for _, f in ipairs(input.include or {}) do if f == "TAGS" then include_tags = true end end
-  local out, failures = {}, {}
-  for _, ref in ipairs(input.services) do
-    local svc = c.services[U.short_name(ref)]
-    if svc then out[#out + 1] = M.describe_service(world, svc, include_tags)
-    else
-      local arn = ref:sub(1, 4) == "arn:" and ref or world:arn("ecs", "service/" .. c.name .. "/" .. ref)
-      failures[#failures + 1] = { arn = arn, reason = "MISSING" }
-    end
-  end
+  U.check_refs(world, input.services, "Services", 10, true)
+  local include_tags = U.wants_tags(input.include)
+  local out, failures = U.describe_each(input.services,
+    function(ref) return c.services[U.short_name(ref)] end,
+    function(svc) return M.describe_service(world, svc, include_tags) end,
+    function(ref) return U.ref_arn(world, c, "service", ref) end)
   return { services = out, failures = failures }
 end
 
@@ -586,11 +575,16 @@ local function resource_exists(world, arn)
   return false
 end
 
-function M.ops.TagResource(world, input)
-  local st = U.st(world)
-  if not resource_exists(world, input.resourceArn) then
+-- TagResource and UntagResource refuse an unknown resource alike (ListTagsForResource words it otherwise).
+local function check_taggable(world, arn)
+  if not resource_exists(world, arn) then
     world:fail("ResourceNotFoundException", "The specified resource wasn't found.")
   end
+end
+
+function M.ops.TagResource(world, input)
+  local st = U.st(world)
+  check_taggable(world, input.resourceArn)
   local tags = st.tags[input.resourceArn] or {}
   for _, t in ipairs(input.tags) do
     local found = false
@@ -604,9 +598,7 @@ end
 
 function M.ops.UntagResource(world, input)
   local st = U.st(world)
-  if not resource_exists(world, input.resourceArn) then
-    world:fail("ResourceNotFoundException", "The specified resource wasn't found.")
-  end
+  check_taggable(world, input.resourceArn)
   local drop = {}
   for _, k in ipairs(input.tagKeys) do drop[k] = true end
   local keep = {}

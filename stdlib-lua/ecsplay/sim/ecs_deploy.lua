@@ -58,19 +58,7 @@ end
 
 -- Tasks of a deployment: live (desired RUNNING), running, pending, healthy, not yet STOPPED.
 function P.counts(dep)
-  local c = { live = 0, running = 0, pending = 0, healthy = 0, present = 0 }
-  for _, task in ipairs(dep.svc.tasks) do
-    if task.dep == dep then
-      if task.last ~= "STOPPED" then c.present = c.present + 1 end
-      if T.live(task) then
-        c.live = c.live + 1
-        if T.running(task) then c.running = c.running + 1 end
-        if T.pending(task) then c.pending = c.pending + 1 end
-        if task.healthy then c.healthy = c.healthy + 1 end
-      end
-    end
-  end
-  return c
+  return T.counts(dep.svc.tasks, "dep", dep)
 end
 
 function P.threshold(svc)
@@ -159,20 +147,27 @@ end
 
 function P.primary(svc) return svc.deployments[1] end
 
--- Launches n tasks for dep; one "has started" event.
-function P.start_tasks(world, svc, dep, n, lbs)
+--[[ Launches n tasks of service svc with the T.launch options `opts` (cluster, svc and the
+     service's task group added here); one "has started" event. Deployments and task sets both
+     start their tasks through this. ]]
+function P.launch_tasks(world, svc, n, opts)
   if n <= 0 then return {} end
+  local o = { cluster = svc.cluster, svc = svc, group = "service:" .. svc.name }
+  for k, v in pairs(opts) do o[k] = v end
   local started = {}
-  for i = 1, n do
-    started[i] = T.launch(world, { cluster = svc.cluster, td = dep.td, svc = svc, dep = dep,
-      lbs = lbs or dep.lbs, group = "service:" .. svc.name, started_by = dep.id,
-      network = dep.network, launch_type = svc.launch_type })
-  end
+  for i = 1, n do started[i] = T.launch(world, o) end
   U.event(world, svc, string.format("has started %d tasks: %s.", n, U.task_list(started)))
   return started
 end
 
--- Scheduler-initiated stop of a list of tasks; one "has stopped" event.
+-- Launches n tasks for dep; one "has started" event.
+function P.start_tasks(world, svc, dep, n, lbs)
+  return P.launch_tasks(world, svc, n, { td = dep.td, dep = dep, lbs = lbs or dep.lbs, started_by = dep.id,
+    network = dep.network, launch_type = svc.launch_type })
+end
+
+-- Scheduler-initiated stop of a list of tasks; one "has stopped" event. The stop reason names
+-- `dep`'s id (task sets pass themselves: AWS names a task set's id there too), else each task's.
 function P.stop_tasks(world, svc, tasks, dep)
   if #tasks == 0 then return end
   local done = {}
@@ -183,6 +178,16 @@ function P.stop_tasks(world, svc, tasks, dep)
   if #done > 0 then
     U.event(world, svc, string.format("has stopped %d running tasks: %s.", #done, U.task_list(done)))
   end
+end
+
+-- Stops tasks of several deployments: one "has stopped" event per deployment, in first-seen order.
+function P.stop_by_deployment(world, svc, tasks)
+  local by_dep, order = {}, {}
+  for _, task in ipairs(tasks) do
+    if not by_dep[task.dep] then by_dep[task.dep] = {}; order[#order + 1] = task.dep end
+    table.insert(by_dep[task.dep], task)
+  end
+  for _, d in ipairs(order) do P.stop_tasks(world, svc, by_dep[d], d) end
 end
 
 function P.finish_sd(world, sd, status, reason)
@@ -251,17 +256,17 @@ function P.consume_task_notes(world, svc)
   end
 end
 
--- Circuit breaker and deployment alarms on the primary; returns true when it failed.
-function P.monitors(world, svc, dep)
-  if dep.rollout ~= "IN_PROGRESS" then return false end
+--[[ The circuit breaker, then the deployment alarms, of svc as they stand for dep: nil, or
+     what tripped { kind = "circuit breaker" | "alarms", why = (for the event), reason =
+     (rolloutStateReason), rollback = (the configuration asks for one) }, the service
+     deployment's monitor marked TRIGGERED. Rolling (P.monitors) and native (ecs_native)
+     deployments both watch through this; each fails in its own way. ]]
+function P.tripped(world, svc, dep)
   local cb = svc.dc.deploymentCircuitBreaker
-  -- A rollback deployment is watched too, but does not roll back again.
-  local can_rollback = not dep.rollback_of
   if cb and cb.enable and dep.cb_count >= P.threshold(svc) then
-    if dep.sd then dep.sd.cb.status = "TRIGGERED"; dep.sd.cb.threshold = P.threshold(svc) end
-    P.fail(world, svc, dep, "tasks failed to start", "ECS deployment circuit breaker: tasks failed to start.",
-      cb.rollback and can_rollback, "circuit breaker")
-    return true
+    if dep.sd then dep.sd.cb.status = "TRIGGERED" end
+    return { kind = "circuit breaker", why = "tasks failed to start",
+      reason = "ECS deployment circuit breaker: tasks failed to start.", rollback = cb.rollback }
   end
   local al = svc.dc.alarms
   if al and al.enable then
@@ -271,13 +276,23 @@ function P.monitors(world, svc, dep)
         dep.sd.alarms.status = "TRIGGERED"
         dep.sd.alarms.triggeredAlarmNames = { firing }
       end
-      P.fail(world, svc, dep, "alarm detected",
-        string.format("ECS deployment failed: alarm(s) %s in ALARM state.", firing),
-        al.rollback and can_rollback, "alarms")
-      return true
+      return { kind = "alarms", why = "alarm detected",
+        reason = string.format("ECS deployment failed: alarm(s) %s in ALARM state.", firing), rollback = al.rollback }
     end
   end
-  return false
+  return nil
+end
+
+-- Circuit breaker and deployment alarms on the primary; returns true when it failed.
+function P.monitors(world, svc, dep)
+  if dep.rollout ~= "IN_PROGRESS" then return false end
+  local trip = P.tripped(world, svc, dep)
+  if not trip then return false end
+  -- the rolling scheduler reports the threshold as it stands now (desiredCount may have changed)
+  if trip.kind == "circuit breaker" and dep.sd then dep.sd.cb.threshold = P.threshold(svc) end
+  -- A rollback deployment is watched too, but does not roll back again.
+  P.fail(world, svc, dep, trip.why, trip.reason, trip.rollback and not dep.rollback_of, trip.kind)
+  return true
 end
 
 ------------------------------------------------------------------ completion
@@ -405,12 +420,7 @@ function P.schedule(world, svc)
         budget = budget - 1
       end
     end
-    local by_dep, order = {}, {}
-    for _, task in ipairs(stop) do
-      if not by_dep[task.dep] then by_dep[task.dep] = {}; order[#order + 1] = task.dep end
-      table.insert(by_dep[task.dep], task)
-    end
-    for _, d in ipairs(order) do P.stop_tasks(world, svc, by_dep[d], d) end
+    P.stop_by_deployment(world, svc, stop)
     live_total = live_total - #stop
   end
 

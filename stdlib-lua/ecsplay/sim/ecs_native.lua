@@ -175,9 +175,7 @@ function N.abandon(world, svc, dep)
   set_traffic(world, svc, 0, 0)
   nat.weight, nat.test_weight = 0, 0
   nat.finished = true
-  local live = {}
-  for _, task in ipairs(svc.tasks) do if task.dep == dep and T.live(task) then live[#live + 1] = task end end
-  P.stop_tasks(world, svc, live, dep)
+  P.stop_tasks(world, svc, T.live_of(svc.tasks, "dep", dep), dep)
   if dep.sd and (dep.sd.status == "IN_PROGRESS" or dep.sd.status == "PENDING") then
     P.finish_sd(world, dep.sd, "STOPPED", "Service deployment superseded by a newer deployment.")
   end
@@ -197,39 +195,19 @@ local function fail(world, svc, dep, why, reason, rollback)
 end
 
 local function monitors(world, svc, dep)
-  local cb = svc.dc.deploymentCircuitBreaker
-  if cb and cb.enable and dep.cb_count >= P.threshold(svc) then
-    if dep.sd then dep.sd.cb.status = "TRIGGERED" end
-    fail(world, svc, dep, "tasks failed to start", "ECS deployment circuit breaker: tasks failed to start.", cb.rollback)
-    return true
-  end
-  local al = svc.dc.alarms
-  if al and al.enable then
-    local firing = U.alarm_firing(world, al.alarmNames)
-    if firing then
-      if dep.sd then
-        dep.sd.alarms.status = "TRIGGERED"
-        dep.sd.alarms.triggeredAlarmNames = { firing }
-      end
-      fail(world, svc, dep, "alarm detected",
-        string.format("ECS deployment failed: alarm(s) %s in ALARM state.", firing), al.rollback)
-      return true
-    end
-  end
-  return false
+  local trip = P.tripped(world, svc, dep)
+  if not trip then return false end
+  fail(world, svc, dep, trip.why, trip.reason, trip.rollback)
+  return true
 end
 
 -- Keeps deployment d at n live tasks (crashed tasks replaced, extras stopped).
 local function keep_at(world, svc, d, n)
-  local live = {}
-  for _, task in ipairs(svc.tasks) do if task.dep == d and T.live(task) then live[#live + 1] = task end end
+  local live = T.live_of(svc.tasks, "dep", d)
   if #live < n then
     P.start_tasks(world, svc, d, n - #live)
   elseif #live > n then
-    table.sort(live, function(a, b)
-      if (a.healthy and 1 or 0) ~= (b.healthy and 1 or 0) then return not a.healthy end
-      return a.created_at > b.created_at or (a.created_at == b.created_at and a.id > b.id)
-    end)
+    T.shed_order(live)
     local extra = {}
     for i = 1, #live - n do extra[i] = live[i] end
     P.stop_tasks(world, svc, extra, d)
@@ -237,14 +215,11 @@ local function keep_at(world, svc, d, n)
 end
 
 local function stop_others(world, svc, keep1, keep2)
-  local by_dep, order = {}, {}
+  local stop = {}
   for _, task in ipairs(svc.tasks) do
-    if T.live(task) and task.dep ~= keep1 and task.dep ~= keep2 then
-      if not by_dep[task.dep] then by_dep[task.dep] = {}; order[#order + 1] = task.dep end
-      table.insert(by_dep[task.dep], task)
-    end
+    if T.live(task) and task.dep ~= keep1 and task.dep ~= keep2 then stop[#stop + 1] = task end
   end
-  for _, d in ipairs(order) do P.stop_tasks(world, svc, by_dep[d], d) end
+  P.stop_by_deployment(world, svc, stop)
 end
 
 local function handle_hook_result(world, svc, dep, r)

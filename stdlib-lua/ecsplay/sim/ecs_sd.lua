@@ -76,17 +76,17 @@ end
 
 SD.ops = {}
 
+-- Service deployments and revisions are described by ARN alone, up to 20 at a time; `index` is
+-- the state table keyed by ARN, `what` the parameter's name for AWS's message.
+local function describe_arns(world, arns, what, index, describe)
+  U.check_refs(world, arns, what, 20)
+  local by_arn = U.st(world)[index]
+  return U.describe_each(arns, function(arn) return by_arn[arn] end, function(x) return describe(world, x) end)
+end
+
 function SD.ops.DescribeServiceDeployments(world, input)
-  local st = U.st(world)
-  if #input.serviceDeploymentArns > 20 then
-    world:fail("InvalidParameterException", "serviceDeploymentArns cannot have more than 20 elements.")
-  end
-  local out, failures = {}, {}
-  for _, arn in ipairs(input.serviceDeploymentArns) do
-    local sd = st.sds[arn]
-    if sd then out[#out + 1] = SD.describe(world, sd)
-    else failures[#failures + 1] = { arn = arn, reason = "MISSING" } end
-  end
+  local out, failures = describe_arns(world, input.serviceDeploymentArns, "serviceDeploymentArns", "sds",
+    SD.describe)
   return { serviceDeployments = out, failures = failures }
 end
 
@@ -151,16 +151,8 @@ function SD.ops.ContinueServiceDeployment(world, input)
 end
 
 function SD.ops.DescribeServiceRevisions(world, input)
-  local st = U.st(world)
-  if #input.serviceRevisionArns > 20 then
-    world:fail("InvalidParameterException", "serviceRevisionArns cannot have more than 20 elements.")
-  end
-  local out, failures = {}, {}
-  for _, arn in ipairs(input.serviceRevisionArns) do
-    local rev = st.revisions[arn]
-    if rev then out[#out + 1] = P.describe_revision(world, rev)
-    else failures[#failures + 1] = { arn = arn, reason = "MISSING" } end
-  end
+  local out, failures = describe_arns(world, input.serviceRevisionArns, "serviceRevisionArns", "revisions",
+    P.describe_revision)
   return { serviceRevisions = out, failures = failures }
 end
 

@@ -127,8 +127,15 @@ function D.ops.DescribeTaskDefinition(world, input)
   local td = D.find(world, input.taskDefinition)
   if not td then world:fail("ClientException", "Unable to describe task definition.") end
   local out = { taskDefinition = U.copy(td) }
-  for _, f in ipairs(input.include or {}) do
-    if f == "TAGS" then out.tags = U.copy(st.tags[td.taskDefinitionArn] or {}) end
+  if U.wants_tags(input.include) then out.tags = U.copy(st.tags[td.taskDefinitionArn] or {}) end
+  return out
+end
+
+-- The families whose name starts with `prefix` (all when nil), in registration order.
+local function families(st, prefix)
+  local out = {}
+  for _, name in ipairs(st.family_order) do
+    if not prefix or name:sub(1, #prefix) == prefix then out[#out + 1] = st.families[name] end
   end
   return out
 end
@@ -137,13 +144,10 @@ function D.ops.ListTaskDefinitions(world, input)
   local st = U.st(world)
   local want = input.status or "ACTIVE"
   local list = {}
-  for _, name in ipairs(st.family_order) do
-    if not input.familyPrefix or name:sub(1, #input.familyPrefix) == input.familyPrefix then
-      local f = st.families[name]
-      for n = 1, f.latest do
-        local r = f.revisions[n]
-        if r and r.status == want then list[#list + 1] = r.taskDefinitionArn end
-      end
+  for _, f in ipairs(families(st, input.familyPrefix)) do
+    for n = 1, f.latest do
+      local r = f.revisions[n]
+      if r and r.status == want then list[#list + 1] = r.taskDefinitionArn end
     end
   end
   if input.sort == "DESC" then
@@ -159,16 +163,13 @@ function D.ops.ListTaskDefinitionFamilies(world, input)
   local st = U.st(world)
   local want = input.status or "ACTIVE"
   local list = {}
-  for _, name in ipairs(st.family_order) do
-    if not input.familyPrefix or name:sub(1, #input.familyPrefix) == input.familyPrefix then
-      local f = st.families[name]
-      local active = false
-      for n = 1, f.latest do
-        if f.revisions[n] and f.revisions[n].status == "ACTIVE" then active = true end
-      end
-      if want == "ALL" or (want == "ACTIVE" and active) or (want == "INACTIVE" and not active) then
-        list[#list + 1] = name
-      end
+  for _, f in ipairs(families(st, input.familyPrefix)) do
+    local active = false
+    for n = 1, f.latest do
+      if f.revisions[n] and f.revisions[n].status == "ACTIVE" then active = true end
+    end
+    if want == "ALL" or (want == "ACTIVE" and active) or (want == "INACTIVE" and not active) then
+      list[#list + 1] = f.name
     end
   end
   local page, token = U.paginate(list, input)

@@ -226,6 +226,43 @@ function T.flush_notes(world)
 end
 
 function T.live(task) return task.desired == "RUNNING" end
+
+-- Deployments (key "dep") and task sets (key "ts") own tasks; these read a group by its owner.
+
+-- The live tasks among `tasks` whose task[key] is `owner`, in their order.
+function T.live_of(tasks, key, owner)
+  local out = {}
+  for _, task in ipairs(tasks) do if task[key] == owner and T.live(task) then out[#out + 1] = task end end
+  return out
+end
+
+-- Counts of the tasks among `tasks` whose task[key] is `owner`: live (desired RUNNING), running,
+-- pending, healthy, present (not yet STOPPED).
+function T.counts(tasks, key, owner)
+  local c = { live = 0, running = 0, pending = 0, healthy = 0, present = 0 }
+  for _, task in ipairs(tasks) do
+    if task[key] == owner then
+      if task.last ~= "STOPPED" then c.present = c.present + 1 end
+      if T.live(task) then
+        c.live = c.live + 1
+        if T.running(task) then c.running = c.running + 1 end
+        if T.pending(task) then c.pending = c.pending + 1 end
+        if task.healthy then c.healthy = c.healthy + 1 end
+      end
+    end
+  end
+  return c
+end
+
+--[[ Sorts a group's live tasks into the order a scheduler scaling it in stops them: not yet
+     healthy first (they serve nothing), then newest first, the larger id first on a tie so the
+     order never depends on table.sort. ]]
+function T.shed_order(list)
+  table.sort(list, function(a, b)
+    if (a.healthy and 1 or 0) ~= (b.healthy and 1 or 0) then return not a.healthy end
+    return a.created_at > b.created_at or (a.created_at == b.created_at and a.id > b.id)
+  end)
+end
 function T.pending(task) return task.desired == "RUNNING" and (task.last == "PROVISIONING" or task.last == "PENDING") end
 function T.running(task) return task.desired == "RUNNING" and task.last == "RUNNING" end
 
@@ -356,21 +393,12 @@ end
 
 function T.ops.DescribeTasks(world, input)
   local c = U.cluster(world, input.cluster)
-  if #input.tasks == 0 then world:fail("InvalidParameterException", "Tasks cannot be empty.") end
-  if #input.tasks > 100 then
-    world:fail("InvalidParameterException", "Tasks cannot have more than 100 elements.")
-  end
-  local include_tags = false
-  for _, f in ipairs(input.include or {}) do if f == "TAGS" then include_tags = true end end
-  local tasks, failures = {}, {}
-  for _, ref in ipairs(input.tasks) do
-    local task = find_task(world, c, ref)
-    if task then tasks[#tasks + 1] = T.describe(world, task, include_tags)
-    else
-      local arn = ref:sub(1, 4) == "arn:" and ref or world:arn("ecs", "task/" .. c.name .. "/" .. ref)
-      failures[#failures + 1] = { arn = arn, reason = "MISSING" }
-    end
-  end
+  U.check_refs(world, input.tasks, "Tasks", 100, true)
+  local include_tags = U.wants_tags(input.include)
+  local tasks, failures = U.describe_each(input.tasks,
+    function(ref) return find_task(world, c, ref) end,
+    function(task) return T.describe(world, task, include_tags) end,
+    function(ref) return U.ref_arn(world, c, "task", ref) end)
   return { tasks = tasks, failures = failures }
 end
 

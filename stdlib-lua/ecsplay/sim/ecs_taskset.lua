@@ -11,6 +11,7 @@ registered into its own load balancers' target groups. DRAINING task sets
 local U = require "ecsplay.sim.ecs_util"
 local T = require "ecsplay.sim.ecs_tasks"
 local TD = require "ecsplay.sim.ecs_taskdefs"
+local P = require "ecsplay.sim.ecs_deploy"
 
 local S = {}
 
@@ -23,19 +24,7 @@ function S.computed(svc, ts)
 end
 
 local function counts(svc, ts)
-  local c = { live = 0, running = 0, pending = 0, healthy = 0, present = 0 }
-  for _, task in ipairs(svc.tasks) do
-    if task.ts == ts then
-      if task.last ~= "STOPPED" then c.present = c.present + 1 end
-      if T.live(task) then
-        c.live = c.live + 1
-        if T.running(task) then c.running = c.running + 1 end
-        if T.pending(task) then c.pending = c.pending + 1 end
-        if task.healthy then c.healthy = c.healthy + 1 end
-      end
-    end
-  end
-  return c
+  return T.counts(svc.tasks, "ts", ts)
 end
 S.counts = counts
 
@@ -111,31 +100,16 @@ function S.schedule(world, svc)
   for i = #svc.task_sets, 1, -1 do
     local ts = svc.task_sets[i]
     local want = S.computed(svc, ts)
-    local live = {}
-    for _, task in ipairs(svc.tasks) do
-      if task.ts == ts and T.live(task) then live[#live + 1] = task end
-    end
+    local live = T.live_of(svc.tasks, "ts", ts)
     if #live > want then
-      table.sort(live, function(a, b)
-        if (a.healthy and 1 or 0) ~= (b.healthy and 1 or 0) then return not a.healthy end
-        return a.created_at > b.created_at or (a.created_at == b.created_at and a.id > b.id)
-      end)
-      local stop = {}
-      for k = 1, #live - want do
-        if T.stop(world, live[k], string.format("Scaling activity initiated by (deployment %s)", ts.id),
-          "ServiceSchedulerInitiated", false) then stop[#stop + 1] = live[k] end
-      end
-      if #stop > 0 then
-        U.event(world, svc, string.format("has stopped %d running tasks: %s.", #stop, U.task_list(stop)))
-      end
+      T.shed_order(live)
+      local extra = {}
+      for k = 1, #live - want do extra[k] = live[k] end
+      -- the stop reason names the task set's id, as AWS names the deployment's
+      P.stop_tasks(world, svc, extra, ts)
     elseif #live < want then
-      local started = {}
-      for k = 1, want - #live do
-        started[k] = T.launch(world, { cluster = svc.cluster, td = ts.td, svc = svc, ts = ts, lbs = ts.lbs,
-          group = "service:" .. svc.name, started_by = ts.started_by or ts.id, network = ts.network,
-          launch_type = ts.launch_type })
-      end
-      U.event(world, svc, string.format("has started %d tasks: %s.", #started, U.task_list(started)))
+      P.launch_tasks(world, svc, want - #live, { td = ts.td, ts = ts, lbs = ts.lbs,
+        started_by = ts.started_by or ts.id, network = ts.network, launch_type = ts.launch_type })
     end
     local c = counts(svc, ts)
     local stable = c.live == want and c.healthy == want and c.present == c.live
@@ -230,18 +204,17 @@ function S.ops.DescribeTaskSets(world, input, caller)
   local svc = U.service(world, c, input.service, true)
   if svc.status ~= "ACTIVE" then world:fail("ServiceNotActiveException", "Service was not ACTIVE.") end
   if svc.controller == "ECS" then check_controller(world, svc, caller) end
-  local include_tags = false
-  for _, f in ipairs(input.include or {}) do if f == "TAGS" then include_tags = true end end
+  local include_tags = U.wants_tags(input.include)
+  local function describe(ts) return S.describe(world, svc, ts, include_tags) end
   local out, failures = {}, {}
   if input.taskSets and #input.taskSets > 0 then
-    for _, ref in ipairs(input.taskSets) do
+    out, failures = U.describe_each(input.taskSets, function(ref)
       local found
       for _, ts in ipairs(svc.task_sets) do if ts.id == ref or ts.arn == ref then found = ts end end
-      if found then out[#out + 1] = S.describe(world, svc, found, include_tags)
-      else failures[#failures + 1] = { arn = ref, reason = "MISSING" } end
-    end
+      return found
+    end, describe)
   else
-    for _, ts in ipairs(svc.task_sets) do out[#out + 1] = S.describe(world, svc, ts, include_tags) end
+    for _, ts in ipairs(svc.task_sets) do out[#out + 1] = describe(ts) end
   end
   return { taskSets = out, failures = failures }
 end

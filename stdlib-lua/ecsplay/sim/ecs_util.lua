@@ -1,6 +1,7 @@
 --[[
 Shared helpers of the simulated ECS (sim/ecs*.lua): look-ups that raise AWS's
-errors, identifiers in AWS's layouts, service events, small table helpers.
+errors, identifiers in AWS's layouts, service events, the common shape of
+Describe*/List* answers, small table helpers.
 No state of its own: everything lives in world.state.ecs (built by sim/ecs.lua).
 ]]
 local U = {}
@@ -59,12 +60,7 @@ function U.uuid(world)
   return world:request_id()
 end
 
-function U.copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = U.copy(x) end
-  return out
-end
+U.copy = require("ecsplay.sim.util").copy
 
 -- Appends a service event, newest first, capped like AWS (the oldest fall off).
 function U.event(world, svc, message)
@@ -93,6 +89,41 @@ function U.alarm_firing(world, names)
     if U.alarm_state(world, n) == "ALARM" then return n end
   end
   return nil
+end
+
+-- include = { "TAGS", ... } on Describe* asks for each resource's tags.
+function U.wants_tags(include)
+  for _, f in ipairs(include or {}) do if f == "TAGS" then return true end end
+  return false
+end
+
+-- AWS's bounds on a Describe* list of references, worded as AWS words them ("Services cannot be
+-- empty."); `what` is the name AWS uses ("Tasks", "serviceRevisionArns").
+function U.check_refs(world, refs, what, max, nonempty)
+  if nonempty and #refs == 0 then world:fail("InvalidParameterException", what .. " cannot be empty.") end
+  if #refs > max then
+    world:fail("InvalidParameterException", what .. " cannot have more than " .. max .. " elements.")
+  end
+end
+
+--[[ Describe* answer what they find and, for each reference they do not, a failure
+     { arn, reason = "MISSING" } rather than an error. find(ref) -> object or nil;
+     describe(object) -> its output; missing_arn(ref) -> the ARN to report (the reference
+     itself when missing_arn is nil). Returns the outputs and the failures, in reference order. ]]
+function U.describe_each(refs, find, describe, missing_arn)
+  local out, failures = {}, {}
+  for _, ref in ipairs(refs) do
+    local x = find(ref)
+    if x then out[#out + 1] = describe(x)
+    else failures[#failures + 1] = { arn = missing_arn and missing_arn(ref) or ref, reason = "MISSING" } end
+  end
+  return out, failures
+end
+
+-- The ARN a reference to a service or task ("name", "id" or an ARN) in cluster c stands for.
+function U.ref_arn(world, c, kind, ref)
+  if ref:sub(1, 4) == "arn:" then return ref end
+  return world:arn("ecs", kind .. "/" .. c.name .. "/" .. ref)
 end
 
 function U.paginate(list, input)

@@ -68,12 +68,7 @@ local function remove_value(list, v)
   return false
 end
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return out
-end
+local copy = require("ecsplay.sim.util").copy
 
 -- Generic Marker/PageSize paging; the marker is the offset as a string.
 local function page(world, list, input)
@@ -92,30 +87,43 @@ local function page(world, list, input)
   return out, next_marker
 end
 
+-- Every Describe* pages the same way and renders each object of the page with its out_* function.
+local function page_out(world, list, input, render)
+  local pg, marker = page(world, list, input)
+  local out = {}
+  for i, x in ipairs(pg) do out[i] = render(x) end
+  return out, marker
+end
+
 ---------------------------------------------------------------- lookups
 
-local function lb_or_fail(world, arn)
-  local lb = st(world).lb_by_arn[arn]
-  if not lb then world:fail("LoadBalancerNotFound", "Load balancer '" .. tostring(arn) .. "' not found") end
-  return lb
+-- A look-up by ARN in one of the state's indexes that raises AWS's not-found error for that kind
+-- (`message` is a format for the ARN; AWS does not name the rule it did not find).
+local function finder(index, code, message)
+  return function(world, arn)
+    local x = st(world)[index][arn]
+    if not x then world:fail(code, string.format(message, tostring(arn))) end
+    return x
+  end
 end
 
-local function tg_or_fail(world, arn)
-  local tg = st(world).tg_by_arn[arn]
-  if not tg then world:fail("TargetGroupNotFound", "Target groups '" .. tostring(arn) .. "' not found") end
-  return tg
-end
+local lb_or_fail = finder("lb_by_arn", "LoadBalancerNotFound", "Load balancer '%s' not found")
+local tg_or_fail = finder("tg_by_arn", "TargetGroupNotFound", "Target groups '%s' not found")
+local listener_or_fail = finder("listener_by_arn", "ListenerNotFound", "Listener '%s' not found")
+local rule_or_fail = finder("rule_by_arn", "RuleNotFound", "One or more rules not found")
 
-local function listener_or_fail(world, arn)
-  local l = st(world).listener_by_arn[arn]
-  if not l then world:fail("ListenerNotFound", "Listener '" .. tostring(arn) .. "' not found") end
-  return l
-end
-
-local function rule_or_fail(world, arn)
-  local r = st(world).rule_by_arn[arn]
-  if not r then world:fail("RuleNotFound", "One or more rules not found") end
-  return r
+--[[ DescribeListeners and DescribeRules take either the objects' own ARNs (each must exist) or
+     their parent's ARN (all its children, in its order); AWS refuses a call with neither. ]]
+local function named_or_children(world, arns, find, parent_arn, find_parent, field, neither)
+  local list = {}
+  if arns and #arns > 0 then
+    for _, arn in ipairs(arns) do list[#list + 1] = find(world, arn) end
+  elseif parent_arn then
+    for _, x in ipairs(find_parent(world, parent_arn)[field]) do list[#list + 1] = x end
+  else
+    world:fail("ValidationError", neither)
+  end
+  return list
 end
 
 -- Every forward target group arn referenced by a listener (default rule and rules).
@@ -368,8 +376,33 @@ end
 
 ---------------------------------------------------------------- load balancers
 
-local function find_lb_by_name(s, name)
-  for _, lb in ipairs(s.lbs) do if lb.name == name then return lb end end
+-- Load balancer and target group names follow one AWS rule (a load balancer adds a reserved prefix).
+local function valid_name(name)
+  return type(name) == "string" and name:match("^[%w][%w%-]*$") ~= nil and #name <= 32 and name:sub(-1) ~= "-"
+end
+
+-- Load balancers and target groups are unique by name within their list.
+local function find_by_name(list, name)
+  for _, x in ipairs(list) do if x.name == name then return x end end
+end
+
+--[[ DescribeLoadBalancers and DescribeTargetGroups: the objects named by ARN (each must exist)
+     or by name (AWS's message shows the missing name in brackets); nil when the call names
+     neither, so that the caller picks its own default. ]]
+local function named(world, arns, find, names, pool, code, what)
+  local list = {}
+  if arns and #arns > 0 then
+    for _, arn in ipairs(arns) do list[#list + 1] = find(world, arn) end
+  elseif names and #names > 0 then
+    for _, name in ipairs(names) do
+      local x = find_by_name(pool, name)
+      if not x then world:fail(code, what .. " '[" .. name .. "]' not found") end
+      list[#list + 1] = x
+    end
+  else
+    return nil
+  end
+  return list
 end
 
 local function add_tags(world, arn, tags)
@@ -392,8 +425,7 @@ local ops = M.ops
 function ops.CreateLoadBalancer(world, input)
   local s = st(world)
   local name = input.Name
-  if type(name) ~= "string" or not name:match("^[%w][%w%-]*$") or #name > 32 or name:sub(-1) == "-"
-      or name:sub(1, 9) == "internal-" then
+  if not valid_name(name) or name:sub(1, 9) == "internal-" then
     world:fail("ValidationError", "Load balancer name '" .. tostring(name) .. "' is invalid: up to 32 " ..
       "alphanumeric characters or hyphens, not starting or ending with a hyphen")
   end
@@ -410,7 +442,7 @@ function ops.CreateLoadBalancer(world, input)
       "At least two subnets in two different Availability Zones must be specified")
   end
   local scheme = input.Scheme or "internet-facing"
-  local existing = find_lb_by_name(s, name)
+  local existing = find_by_name(s.lbs, name)
   if existing then
     -- CreateLoadBalancer is idempotent for identical settings
     if existing.scheme == scheme and table.concat(existing.subnets, ",") == table.concat(subnets, ",") then
@@ -449,21 +481,13 @@ end
 
 function ops.DescribeLoadBalancers(world, input)
   local s = st(world)
-  local list = {}
-  if input.LoadBalancerArns and #input.LoadBalancerArns > 0 then
-    for _, arn in ipairs(input.LoadBalancerArns) do list[#list + 1] = lb_or_fail(world, arn) end
-  elseif input.Names and #input.Names > 0 then
-    for _, name in ipairs(input.Names) do
-      local lb = find_lb_by_name(s, name)
-      if not lb then world:fail("LoadBalancerNotFound", "Load balancers '[" .. name .. "]' not found") end
-      list[#list + 1] = lb
-    end
-  else
+  local list = named(world, input.LoadBalancerArns, lb_or_fail, input.Names, s.lbs, "LoadBalancerNotFound",
+    "Load balancers")
+  if not list then
+    list = {}
     for _, lb in ipairs(s.lbs) do list[#list + 1] = lb end
   end
-  local pg, marker = page(world, list, input)
-  local out = {}
-  for i, lb in ipairs(pg) do out[i] = out_lb(lb) end
+  local out, marker = page_out(world, list, input, out_lb)
   return { LoadBalancers = out, NextMarker = marker }
 end
 
@@ -498,6 +522,19 @@ local function attr_list(attrs, defaults)
   return out
 end
 
+--[[ Modify*Attributes: every key must be one the resource has (and pass `check`, when given)
+     before any is set, so a refused request changes nothing. Values are stored as strings,
+     as AWS echoes them. ]]
+local function set_attrs(world, attrs, given, what, check)
+  for _, a in ipairs(given or {}) do
+    if attrs[a.Key] == nil then
+      world:fail("InvalidConfigurationRequest", what .. " attribute key '" .. tostring(a.Key) .. "' is not recognized")
+    end
+    if check then check(a) end
+  end
+  for _, a in ipairs(given or {}) do attrs[a.Key] = tostring(a.Value) end
+end
+
 function ops.DescribeLoadBalancerAttributes(world, input)
   local lb = lb_or_fail(world, input.LoadBalancerArn)
   return { Attributes = attr_list(lb.attrs, LB_ATTRIBUTES) }
@@ -505,20 +542,11 @@ end
 
 function ops.ModifyLoadBalancerAttributes(world, input)
   local lb = lb_or_fail(world, input.LoadBalancerArn)
-  for _, a in ipairs(input.Attributes or {}) do
-    if lb.attrs[a.Key] == nil then
-      world:fail("InvalidConfigurationRequest", "Load balancer attribute key '" .. tostring(a.Key) .. "' is not recognized")
-    end
-  end
-  for _, a in ipairs(input.Attributes or {}) do lb.attrs[a.Key] = tostring(a.Value) end
+  set_attrs(world, lb.attrs, input.Attributes, "Load balancer")
   return { Attributes = attr_list(lb.attrs, LB_ATTRIBUTES) }
 end
 
 ---------------------------------------------------------------- target groups
-
-local function find_tg_by_name(s, name)
-  for _, tg in ipairs(s.tgs) do if tg.name == name then return tg end end
-end
 
 local function hc_settings(world, input, base)
   local hc = base and copy(base) or {
@@ -544,7 +572,7 @@ end
 function ops.CreateTargetGroup(world, input)
   local s = st(world)
   local name = input.Name
-  if type(name) ~= "string" or not name:match("^[%w][%w%-]*$") or #name > 32 or name:sub(-1) == "-" then
+  if not valid_name(name) then
     world:fail("ValidationError", "Target group name '" .. tostring(name) .. "' is invalid: up to 32 " ..
       "alphanumeric characters or hyphens, not starting or ending with a hyphen")
   end
@@ -557,7 +585,7 @@ function ops.CreateTargetGroup(world, input)
       "' is not simulated; use HTTP or HTTPS (application load balancers)")
   end
   local hc = hc_settings(world, input)
-  local existing = find_tg_by_name(s, name)
+  local existing = find_by_name(s.tgs, name)
   if existing then
     -- idempotent for identical settings
     if existing.port == input.Port and existing.protocol == input.Protocol and existing.vpc == input.VpcId
@@ -583,28 +611,21 @@ end
 
 function ops.DescribeTargetGroups(world, input)
   local s = st(world)
-  local list = {}
-  if input.TargetGroupArns and #input.TargetGroupArns > 0 then
-    for _, arn in ipairs(input.TargetGroupArns) do list[#list + 1] = tg_or_fail(world, arn) end
-  elseif input.Names and #input.Names > 0 then
-    for _, name in ipairs(input.Names) do
-      local tg = find_tg_by_name(s, name)
-      if not tg then world:fail("TargetGroupNotFound", "Target groups '[" .. name .. "]' not found") end
-      list[#list + 1] = tg
-    end
-  elseif input.LoadBalancerArn then
+  local list = named(world, input.TargetGroupArns, tg_or_fail, input.Names, s.tgs, "TargetGroupNotFound",
+    "Target groups")
+  if not list and input.LoadBalancerArn then
     local lb = lb_or_fail(world, input.LoadBalancerArn)
+    list = {}
     for _, tg in ipairs(s.tgs) do
       for _, a in ipairs(tg_lb_arns(world, tg)) do
         if a == lb.arn then list[#list + 1] = tg break end
       end
     end
-  else
+  elseif not list then
+    list = {}
     for _, tg in ipairs(s.tgs) do list[#list + 1] = tg end
   end
-  local pg, marker = page(world, list, input)
-  local out = {}
-  for i, tg in ipairs(pg) do out[i] = out_tg(world, tg) end
+  local out, marker = page_out(world, list, input, function(tg) return out_tg(world, tg) end)
   return { TargetGroups = out, NextMarker = marker }
 end
 
@@ -616,8 +637,7 @@ end
 
 function ops.DeleteTargetGroup(world, input)
   local s = st(world)
-  local tg = s.tg_by_arn[input.TargetGroupArn]
-  if not tg then world:fail("TargetGroupNotFound", "Target groups '" .. tostring(input.TargetGroupArn) .. "' not found") end
+  local tg = tg_or_fail(world, input.TargetGroupArn)
   if tg_in_use(world, tg) then
     world:fail("ResourceInUse", "Target group '" .. tg.arn .. "' is currently in use by a listener or a rule")
   end
@@ -634,10 +654,7 @@ end
 
 function ops.ModifyTargetGroupAttributes(world, input)
   local tg = tg_or_fail(world, input.TargetGroupArn)
-  for _, a in ipairs(input.Attributes or {}) do
-    if tg.attrs[a.Key] == nil then
-      world:fail("InvalidConfigurationRequest", "Target group attribute key '" .. tostring(a.Key) .. "' is not recognized")
-    end
+  set_attrs(world, tg.attrs, input.Attributes, "Target group", function(a)
     if a.Key == "deregistration_delay.timeout_seconds" then
       local n = tonumber(a.Value)
       if not n or n < 0 or n > 3600 or n ~= math.floor(n) then
@@ -645,8 +662,7 @@ function ops.ModifyTargetGroupAttributes(world, input)
           tostring(a.Value) .. "'")
       end
     end
-  end
-  for _, a in ipairs(input.Attributes or {}) do tg.attrs[a.Key] = tostring(a.Value) end
+  end)
   return { Attributes = attr_list(tg.attrs, TG_ATTRIBUTES) }
 end
 
@@ -820,18 +836,23 @@ local function check_protocol(world, protocol)
   end
 end
 
+-- One listener per port and load balancer (CreateListener, and ModifyListener moving a port).
+local function check_port_free(world, lb, port)
+  for _, other in ipairs(lb.listeners) do
+    if other.port == port then
+      world:fail("DuplicateListener", "A listener already exists on port " .. tostring(port) ..
+        " of load balancer '" .. lb.arn .. "'")
+    end
+  end
+end
+
 function ops.CreateListener(world, input)
   local s = st(world)
   local lb = lb_or_fail(world, input.LoadBalancerArn)
   local protocol = input.Protocol or "HTTP"
   check_protocol(world, protocol)
   local actions = parse_actions(world, input.DefaultActions, lb)
-  for _, other in ipairs(lb.listeners) do
-    if other.port == input.Port then
-      world:fail("DuplicateListener", "A listener already exists on port " .. tostring(input.Port) ..
-        " of load balancer '" .. lb.arn .. "'")
-    end
-  end
+  check_port_free(world, lb, input.Port)
   local hex = world:id(nil, 16)
   local l = {
     arn = world:arn("elasticloadbalancing", string.format("listener/app/%s/%s/%s", lb.name, lb.hex, hex)),
@@ -853,32 +874,16 @@ function ops.CreateListener(world, input)
 end
 
 function ops.DescribeListeners(world, input)
-  local list = {}
-  if input.ListenerArns and #input.ListenerArns > 0 then
-    for _, arn in ipairs(input.ListenerArns) do list[#list + 1] = listener_or_fail(world, arn) end
-  elseif input.LoadBalancerArn then
-    local lb = lb_or_fail(world, input.LoadBalancerArn)
-    for _, l in ipairs(lb.listeners) do list[#list + 1] = l end
-  else
-    world:fail("ValidationError", "You must specify either listener ARNs or a load balancer ARN")
-  end
-  local pg, marker = page(world, list, input)
-  local out = {}
-  for i, l in ipairs(pg) do out[i] = out_listener(l) end
+  local list = named_or_children(world, input.ListenerArns, listener_or_fail, input.LoadBalancerArn, lb_or_fail,
+    "listeners", "You must specify either listener ARNs or a load balancer ARN")
+  local out, marker = page_out(world, list, input, out_listener)
   return { Listeners = out, NextMarker = marker }
 end
 
 function ops.ModifyListener(world, input)
   local l = listener_or_fail(world, input.ListenerArn)
   if input.Protocol then check_protocol(world, input.Protocol) end
-  if input.Port and input.Port ~= l.port then
-    for _, other in ipairs(l.lb.listeners) do
-      if other.port == input.Port then
-        world:fail("DuplicateListener", "A listener already exists on port " .. tostring(input.Port) ..
-          " of load balancer '" .. l.lb.arn .. "'")
-      end
-    end
-  end
+  if input.Port and input.Port ~= l.port then check_port_free(world, l.lb, input.Port) end
   local actions = input.DefaultActions and parse_actions(world, input.DefaultActions, l.lb)
   if input.Port then l.port = input.Port end
   if input.Protocol then l.protocol = input.Protocol end
@@ -904,6 +909,11 @@ local function sort_rules(l)
   end)
 end
 
+-- AWS's range for a rule priority (CreateRule, SetRulePriorities; each words its own error).
+local function valid_priority(p)
+  return type(p) == "number" and p == math.floor(p) and p >= 1 and p <= 50000
+end
+
 local function priority_taken(l, priority, except)
   for _, r in ipairs(l.rules) do
     if not r.is_default and r ~= except and r.priority == priority then return true end
@@ -915,7 +925,7 @@ function ops.CreateRule(world, input)
   local s = st(world)
   local l = listener_or_fail(world, input.ListenerArn)
   local p = input.Priority
-  if type(p) ~= "number" or p ~= math.floor(p) or p < 1 or p > 50000 then
+  if not valid_priority(p) then
     world:fail("ValidationError", "Priority must be an integer from 1 to 50000, got " .. tostring(p))
   end
   local conditions = parse_conditions(world, input.Conditions)
@@ -933,18 +943,9 @@ function ops.CreateRule(world, input)
 end
 
 function ops.DescribeRules(world, input)
-  local list = {}
-  if input.RuleArns and #input.RuleArns > 0 then
-    for _, arn in ipairs(input.RuleArns) do list[#list + 1] = rule_or_fail(world, arn) end
-  elseif input.ListenerArn then
-    local l = listener_or_fail(world, input.ListenerArn)
-    for _, r in ipairs(l.rules) do list[#list + 1] = r end
-  else
-    world:fail("ValidationError", "You must specify either listener ARN or rule ARNs")
-  end
-  local pg, marker = page(world, list, input)
-  local out = {}
-  for i, r in ipairs(pg) do out[i] = out_rule(r) end
+  local list = named_or_children(world, input.RuleArns, rule_or_fail, input.ListenerArn, listener_or_fail,
+    "rules", "You must specify either listener ARN or rule ARNs")
+  local out, marker = page_out(world, list, input, out_rule)
   return { Rules = out, NextMarker = marker }
 end
 
@@ -980,7 +981,7 @@ function ops.SetRulePriorities(world, input)
       world:fail("OperationNotPermitted", "The priority of a listener's default rule cannot be changed")
     end
     local p = pair.Priority
-    if type(p) ~= "number" or p ~= math.floor(p) or p < 1 or p > 50000 then
+    if not valid_priority(p) then
       world:fail("ValidationError", "RulePriorities.member." .. i .. ".Priority must be an integer from 1 to 50000")
     end
     changes[#changes + 1] = { rule = rule, priority = math.tointeger(p) or p }
@@ -1070,7 +1071,7 @@ end
        target_list = { "id:port", ... } (registration order) } ]]
 function M.target_group(world, arn_or_name)
   local s = st(world)
-  return s.tg_by_arn[arn_or_name] or find_tg_by_name(s, arn_or_name)
+  return s.tg_by_arn[arn_or_name] or find_by_name(s.tgs, arn_or_name)
 end
 
 -- target_health(world, tg_arn, id, port) -> state, reason as DescribeTargetHealth shows them.

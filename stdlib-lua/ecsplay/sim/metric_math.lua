@@ -128,24 +128,20 @@ local function parse(s)
     if is_op("+") then p = p + 1 return unary() end
     return power()
   end
-  local function term()
-    local a = unary()
-    while is_op("*") or is_op("/") do
-      local op = toks[p].v
-      p = p + 1
-      a = { n = "bin", op = op, a = a, b = unary() }
+  -- One precedence level of left-associative binary operators (op1, op2) over the tighter `operand`.
+  local function left_assoc(op1, op2, operand)
+    return function()
+      local a = operand()
+      while is_op(op1) or is_op(op2) do
+        local op = toks[p].v
+        p = p + 1
+        a = { n = "bin", op = op, a = a, b = operand() }
+      end
+      return a
     end
-    return a
   end
-  expr = function()
-    local a = term()
-    while is_op("+") or is_op("-") do
-      local op = toks[p].v
-      p = p + 1
-      a = { n = "bin", op = op, a = a, b = term() }
-    end
-    return a
-  end
+  local term = left_assoc("*", "/", unary)
+  expr = left_assoc("+", "-", term)
   local ast = expr()
   if p <= #toks then fail(string.format("unexpected '%s' at position %d", tostring(toks[p].v), toks[p].pos)) end
   return ast
