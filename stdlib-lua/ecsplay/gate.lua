@@ -331,21 +331,34 @@ function M.cloudwatch(opts)
   if not AGGREGATES[aggregate] then
     bad("cloudwatch", "aggregate: expected \"last\", \"sum\", \"max\", \"min\" or \"avg\", got " .. tostring(aggregate))
   end
+  local function build_queries()
+    local queries = {}
+    for _, id in ipairs(ids) do
+      local m = metrics[id]
+      queries[#queries + 1] = { Id = id, ReturnData = opts.expression == nil, MetricStat = {
+        Metric = { Namespace = m.namespace, MetricName = m.metric, Dimensions = dimension_list(m.dimensions) },
+        Period = m.period or 60, Stat = m.stat or "Average" } }
+    end
+    if opts.expression then
+      queries[#queries + 1] = { Id = "gate", Expression = opts.expression, ReturnData = true }
+    end
+    return queries
+  end
   return new_gate("cloudwatch", opts, {
     name = opts.name or (opts.expression or opts.metric),
+    -- the query is checked against CloudWatch's model before any change, so a
+    -- bad dimension is a usage error now rather than three failed measurements later
+    prepare = function(self)
+      local ok, err = require("ecsplay.validate").check(require("ecsplay.model").load("cloudwatch"),
+        "GetMetricData", { MetricDataQueries = build_queries(), StartTime = 0, EndTime = 60 })
+      if not ok then
+        bad("cloudwatch", string.format("`%s`: its query is not valid: %s", self.name,
+          tostring(err.message or err):gsub("^cloudwatch GetMetricData: ", "")))
+      end
+    end,
     measure = function(self, ctx)
       local window = window_of(self, ctx)
-      local queries = {}
-      for _, id in ipairs(ids) do
-        local m = metrics[id]
-        queries[#queries + 1] = { Id = id, ReturnData = opts.expression == nil, MetricStat = {
-          Metric = { Namespace = m.namespace, MetricName = m.metric, Dimensions = dimension_list(m.dimensions) },
-          Period = m.period or 60, Stat = m.stat or "Average" } }
-      end
-      if opts.expression then
-        queries[#queries + 1] = { Id = "gate", Expression = opts.expression, ReturnData = true }
-      end
-      local values = metric_data(queries, window, ctx.now)[result_id] or {}
+      local values = metric_data(build_queries(), window, ctx.now)[result_id] or {}
       local _, threshold = compare(0, opts)
       if #values == 0 then
         return { result = "inconclusive", threshold = threshold,

@@ -607,3 +607,14 @@ T.test("a canary with only a dry-run 5xx gate on api:flaky is promoted; the fail
   T.ok(fails >= 2, "the dry-run gate measured failures: " .. fails)
   T.eq(R.service("api").td, "api:2", "promoted")
 end)
+
+T.test("a cloudwatch gate whose query breaks CloudWatch's model is rejected at prepare, before any change", function()
+  local g = gate.cloudwatch { name = "orders", expression = "m1/m2", above = 0.95, metrics = {
+    m1 = { namespace = "AWS/ApplicationELB", metric = "HTTPCode_Target_2XX_Count", stat = "Sum",
+           dimensions = { TargetGroup = "" } },
+    m2 = { namespace = "AWS/ApplicationELB", metric = "RequestCount", stat = "Sum",
+           dimensions = { TargetGroup = "" } } } }
+  local e = T.raises(function() gate.prepare_all({ g }, {}) end,
+    "gate%.cloudwatch: `orders`: its query is not valid: .*MetricDataQueries%[1%]%.MetricStat%.Metric%.Dimensions%[1%]%.Value")
+  T.eq(e.bad_input, true)
+end)
