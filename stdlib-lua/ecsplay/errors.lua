@@ -78,6 +78,16 @@ function M.param_validation(t)
   return setmetatable(e, ParamError)
 end
 
+-- Bad usage or input found before anything changed (a playbook's options, a
+-- gate, a journal path): the runner exits 2 for it while no change was sent.
+local BadInput = { __tostring = function(e) return e.message end }
+BadInput.__index = BadInput
+M.BadInput = BadInput
+
+function M.bad_input(message, field)
+  return setmetatable({ code = "BadInput", bad_input = true, message = message, field = field }, BadInput)
+end
+
 -- Is v one of our error objects (any kind)?
 function M.is_error(v)
   if type(v) ~= "table" then return false end

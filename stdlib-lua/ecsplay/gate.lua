@@ -32,10 +32,7 @@ local COMMON = {
   failure_limit = true, inconclusive_limit = true, error_limit = true, dry_run = true, name = true,
 }
 
-local function bad_input(message)
-  return setmetatable({ code = "BadInput", bad_input = true, message = message },
-    { __tostring = function(e) return e.message end })
-end
+local bad_input = require("ecsplay.errors").bad_input
 
 local function bad(kind, msg) error(bad_input("gate." .. kind .. ": " .. msg), 0) end
 

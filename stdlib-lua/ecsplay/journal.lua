@@ -17,6 +17,7 @@ Undo actions are rollout/actions.lua data. The folder is ECSPLAY_RUNS_DIR, or
 local json = require "ecsplay.json"
 local core = require "ecsplay.core"
 local log = require "ecsplay.log"
+local errors = require "ecsplay.errors"
 
 local M = {}
 
@@ -97,7 +98,7 @@ end
 function M.read(path)
   local f, err = io.open(path, "r")
   if not f then
-    error({ code = "BadInput", bad_input = true, message = "cannot read journal " .. path .. ": " .. tostring(err) }, 0)
+    error(errors.bad_input("cannot read journal " .. path .. ": " .. tostring(err)), 0)
   end
   local state = { done = {}, undo = {}, path = path }
   local n = 0
@@ -111,8 +112,7 @@ function M.read(path)
         local rest = f:read("a")
         if rest and rest:match("%S") then
           f:close()
-          error({ code = "BadInput", bad_input = true,
-            message = string.format("%s:%d: not a journal line (%s)", path, n, jerr) }, 0)
+          error(errors.bad_input(string.format("%s:%d: not a journal line (%s)", path, n, jerr)), 0)
         end
         break
       end
@@ -130,7 +130,7 @@ function M.read(path)
   end
   f:close()
   if not state.start then
-    error({ code = "BadInput", bad_input = true, message = path .. ": not an ecsplay run journal (no start line)" }, 0)
+    error(errors.bad_input(path .. ": not an ecsplay run journal (no start line)"), 0)
   end
   for _, u in ipairs(undos) do if not u.undone then state.undo[#state.undo + 1] = u end end
   state.all_undo = undos
@@ -206,12 +206,12 @@ end
 function M.resume(path, opts)
   local state = M.read(path)
   if state.ended then
-    error({ code = "BadInput", bad_input = true, message = path .. ": the run already ended ("
-      .. state.ended .. "); nothing to resume" }, 0)
+    error(errors.bad_input(path .. ": the run already ended ("
+      .. state.ended .. "); nothing to resume"), 0)
   end
   local start = state.start
   if not start.playbook then
-    error({ code = "BadInput", bad_input = true, message = path .. ": the journal does not name its playbook" }, 0)
+    error(errors.bad_input(path .. ": the journal does not name its playbook"), 0)
   end
   configure_like(start, opts)
   local ecsplay = require "ecsplay"
@@ -222,7 +222,7 @@ function M.resume(path, opts)
   log.event("info", "resume", string.format("resuming run %s (%s) from %s", start.run,
     start.playbook, path))
   local chunk, err = loadfile(start.playbook)
-  if not chunk then error({ code = "BadInput", bad_input = true, message = err }, 0) end
+  if not chunk then error(errors.bad_input(err), 0) end
   return chunk()
 end
 

@@ -43,12 +43,7 @@ local function setup_paths(opts, playbook_dir)
 end
 
 -- A usage/input error: exit 2 when nothing has changed yet.
-local BadInput = {}
-BadInput.__index = BadInput
-BadInput.__tostring = function(e) return e.message end
-function M.bad_input(message)
-  return setmetatable({ code = "BadInput", message = message, bad_input = true }, BadInput)
-end
+M.bad_input = errors.bad_input
 
 local function describe(err)
   if type(err) == "string" then return err end

@@ -13,10 +13,7 @@ local function ecs() return require "ecsplay.ecs" end
 -- "arn:...:task-definition/api:7" -> "api:7", for messages.
 function M.short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
 
-local function bad(msg)
-  error(setmetatable({ code = "BadInput", bad_input = true, message = msg },
-    { __tostring = function(e) return e.message end }), 0)
-end
+local function bad(msg) error(require("ecsplay.errors").bad_input(msg), 0) end
 M.bad = bad
 
 -- describe_services for names; BadInput naming the field for a missing one.

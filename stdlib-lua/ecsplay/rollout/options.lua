@@ -6,12 +6,11 @@ local duration = require "ecsplay.duration"
 
 local M = {}
 
-local BadInput = { __tostring = function(e) return e.message end }
+local errors = require "ecsplay.errors"
 
 function M.bad(strategy, field, msg)
-  error(setmetatable({ code = "BadInput", bad_input = true, field = field,
-    message = string.format("rollout.%s: %s%s", strategy, field and (field .. ": ") or "", msg) },
-    BadInput), 0)
+  error(errors.bad_input(string.format("rollout.%s: %s%s", strategy, field and (field .. ": ") or "",
+    msg), field), 0)
 end
 
 local function distance(a, b)

@@ -7,10 +7,7 @@ local M = {}
 
 local function elbv2() return require "ecsplay.elbv2" end
 
-local function bad(msg)
-  error(setmetatable({ code = "BadInput", bad_input = true, message = msg },
-    { __tostring = function(e) return e.message end }), 0)
-end
+local function bad(msg) error(require("ecsplay.errors").bad_input(msg), 0) end
 
 -- Target group name or ARN -> ARN (and proof that it exists).
 function M.target_group_arn(name_or_arn, field)
