@@ -11,6 +11,9 @@ test listener back and scales green down again.
 Which side is blue is read from the rule: the side with all the traffic. So
 after a swap the next run deploys onto the other service; `gates` may be a
 function(green) returning the list, green = { service=, target_group= }.
+That decision is the run's first journaled step ("plan"): `ecsplay resume`
+takes it from the journal, since after a kill mid-swap the traffic no longer
+says which side was blue.
 ]]
 local gate = require "ecsplay.gate"
 local options = require "ecsplay.rollout.options"
@@ -89,13 +92,30 @@ local function prepare(c)
     options.bad(S, "green.target_group", "blue and green must use two different target groups")
   end
   ctx.point = traffic.resolve(c.rule, { a_tg, b_tg }, "rule")
-  local pct = traffic.percent(traffic.get(ctx.point))
-  local a, b = pct[a_tg] or 0, pct[b_tg] or 0
   local sides = {
     { side = c.blue, svc = svcs[1], tg = a_tg, field = "blue" },
     { side = c.green, svc = svcs[2], tg = b_tg, field = "green" },
   }
-  if a >= 99.5 then
+  -- resumed: the journaled plan says which side was blue (traffic may be anywhere by now)
+  local resume = Run.resuming(c.name)
+  local plan = resume and type(resume.done.plan) == "table" and resume.done.plan or nil
+  local a, b = 0, 0
+  if not plan then
+    local pct = traffic.percent(traffic.get(ctx.point))
+    a, b = pct[a_tg] or 0, pct[b_tg] or 0
+  end
+  if plan then
+    if plan.blue == sides[1].svc.serviceName and plan.green == sides[2].svc.serviceName then
+      ctx.blue, ctx.green = sides[1], sides[2]
+    elseif plan.blue == sides[2].svc.serviceName and plan.green == sides[1].svc.serviceName then
+      ctx.blue, ctx.green = sides[2], sides[1]
+      ctx.swapped_roles = true
+    else
+      options.bad(S, "blue/green", string.format("the journal's plan has blue `%s` and green `%s`, but the "
+        .. "playbook now names `%s` and `%s`; resume with the same arguments", tostring(plan.blue),
+        tostring(plan.green), sides[1].svc.serviceName, sides[2].svc.serviceName))
+    end
+  elseif a >= 99.5 then
     ctx.blue, ctx.green = sides[1], sides[2]
   elseif b >= 99.5 then
     -- the previous run swapped: the other service serves now
@@ -120,7 +140,8 @@ local function prepare(c)
   ctx.green_weights = { [ctx.blue.tg] = 0, [ctx.green.tg] = 100 }
   if c.test_listener then
     ctx.test_point = traffic.resolve(c.test_listener, {}, "test_listener")
-    ctx.test_home = traffic.get(ctx.test_point)
+    -- resumed: the test listener may point at green already; its home is in the plan
+    ctx.test_home = plan and type(plan.test_home) == "table" and plan.test_home or traffic.get(ctx.test_point)
     if next(ctx.test_home) == nil then
       options.bad(S, "test_listener", "it has no forward action to restore afterwards")
     end
@@ -144,7 +165,10 @@ local function prepare(c)
   ctx.test_gates = c.test_gates and bake.resolve_gates(options, S, c.test_gates, green_side) or ctx.gates
   gate.prepare_all(ctx.gates, ctx)
   if ctx.test_gates ~= ctx.gates then gate.prepare_all(ctx.test_gates, ctx) end
-  ctx.green_count = c.green_count or math.max(1, ctx.blue.svc.desiredCount)
+  ctx.green_count = c.green_count or (plan and math.tointeger(plan.green_count))
+    or math.max(1, ctx.blue.svc.desiredCount)
+  ctx.plan = { blue = ctx.blue.svc.serviceName, green = ctx.green.svc.serviceName,
+    green_count = ctx.green_count, test_home = ctx.test_home }
   return ctx
 end
 
@@ -156,6 +180,7 @@ function M.run(o)
   local blue, green = ctx.blue, ctx.green
   report.blue, report.green = blue.svc.serviceName, green.svc.serviceName
   return run:guard(function()
+    run:step("plan", "which side is blue", function() return ctx.plan end)
     if ctx.swapped_roles then
       run:log("info", "roles", string.format("%s serves all traffic now, so it is blue; deploying onto %s",
         blue.svc.serviceName, green.svc.serviceName))
@@ -181,9 +206,14 @@ function M.run(o)
         traffic.set(ctx.test_point, test_w)
         run:log("info", "test", "test listener → " .. green.name)
       end, { op = "set_weights", point = ctx.test_point, weights = ctx.test_home })
-      local w = bake.watcher(run, c, ctx.test_gates, fields)
-      w:bake(c.test_bake, { phase = "test" })
-      report.test_measurements = w.rounds
+      -- resumed after the swap: the test bake passed already
+      if run:done("swap") then
+        report.test_measurements = {}
+      else
+        local w = bake.watcher(run, c, ctx.test_gates, fields)
+        w:bake(c.test_bake, { phase = "test" })
+        report.test_measurements = w.rounds
+      end
     else
       run:log("info", "test", "no test_listener given: skipping the test-traffic phase")
     end
@@ -193,9 +223,14 @@ function M.run(o)
     end, { op = "set_weights", point = ctx.point, weights = ctx.blue_weights })
     run:log("info", "keep_blue", string.format("keeping blue %s for %ds", blue.svc.serviceName,
       math.floor(c.keep_blue)))
-    local w = bake.watcher(run, c, ctx.gates, fields)
-    w:bake(c.keep_blue, { phase = "keep_blue" })
-    report.measurements = w.rounds
+    -- resumed past keep_blue (its success steps are journaled): it baked already
+    if run:done("test_home") or run:done("scale_down_blue") then
+      report.measurements = {}
+    else
+      local w = bake.watcher(run, c, ctx.gates, fields)
+      w:bake(c.keep_blue, { phase = "keep_blue" })
+      report.measurements = w.rounds
+    end
     -- success from here on: nothing below is undone
     if ctx.test_point then
       run:step("test_home", "test listener back", function() traffic.set(ctx.test_point, ctx.test_home) end)

@@ -12,6 +12,10 @@ alternate_target_group= (and optionally rule=, test_rule=, role=): the
 configuration is set in the same UpdateService and kept afterwards.
 `gates` may be a function(green) returning the list; green = { service=,
 target_group= } is the target group receiving the new version this time.
+Which group is green (and the task definition to go back to) is the run's
+first journaled step ("plan"): `ecsplay resume` takes it from the journal,
+since mid-deployment the traffic is split and the service shows the new
+task definition.
 ]]
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
@@ -120,8 +124,11 @@ local function prepare(c)
       .. "deployment strategies need the ECS controller", c.service, ctl))
   end
   local lbs = ecs_util.require_load_balancer(svc, "service")
-  local ctx = { svc = svc, old_td = svc.taskDefinition }
-  if #(svc.deployments or {}) > 1 and not Run.resuming(c.name) then
+  -- resumed: the journaled plan says which group was blue and what ran before
+  local resume = Run.resuming(c.name)
+  local plan = resume and type(resume.done.plan) == "table" and resume.done.plan or nil
+  local ctx = { svc = svc, old_td = plan and plan.old_td or svc.taskDefinition }
+  if #(svc.deployments or {}) > 1 and not resume then
     options.bad(S, "service", string.format("service `%s` already has a deployment in progress", c.service))
   end
   local lb = lbs[1]
@@ -158,9 +165,17 @@ local function prepare(c)
   end
   ctx.point = { kind = "rule", arn = ac.productionListenerRule }
   -- green: the target group of the two that the production rule does not send traffic to
-  local pct = traffic.percent(traffic.get(ctx.point))
   local main_tg, alt_tg = lb.targetGroupArn, ac.alternateTargetGroupArn
-  if (pct[main_tg] or 0) >= 99.5 then ctx.blue_tg, ctx.green_tg = main_tg, alt_tg
+  local pct = plan and {} or traffic.percent(traffic.get(ctx.point))
+  if plan then
+    local known = { [main_tg] = true, [alt_tg] = true }
+    if not (known[plan.blue_tg] and known[plan.green_tg] and plan.blue_tg ~= plan.green_tg) then
+      options.bad(S, "service", string.format("the journal's plan names target groups %s and %s, but "
+        .. "service `%s` now uses %s and %s; resume with the same arguments", tostring(plan.blue_tg),
+        tostring(plan.green_tg), c.service, main_tg, alt_tg))
+    end
+    ctx.blue_tg, ctx.green_tg = plan.blue_tg, plan.green_tg
+  elseif (pct[main_tg] or 0) >= 99.5 then ctx.blue_tg, ctx.green_tg = main_tg, alt_tg
   elseif (pct[alt_tg] or 0) >= 99.5 then ctx.blue_tg, ctx.green_tg = alt_tg, main_tg
   else
     options.bad(S, "rule", string.format("production traffic is split between the service's target "
@@ -187,6 +202,7 @@ local function prepare(c)
   ctx.gates = bake.resolve_gates(options, S, c.gates, { service = c.service,
     target_group = ctx.names[ctx.green_tg] })
   gate.prepare_all(ctx.gates, ctx)
+  ctx.plan = { blue_tg = ctx.blue_tg, green_tg = ctx.green_tg, old_td = ctx.old_td }
   return ctx
 end
 
@@ -224,6 +240,7 @@ function M.run(o)
   report.service = c.service
   report.previous_task_definition = ctx.old_td
   return run:guard(function()
+    run:step("plan", "which target group is green", function() return ctx.plan end)
     local new_td = c.task_definition or ecs_util.register_step(run, ctx.old_td, c.image, c.container)
     report.task_definition = new_td
     local arn = run:step("deploy", "update the service with the " .. c.strategy .. " strategy", function()
@@ -265,9 +282,14 @@ function M.run(o)
         local stage = tostring(sd.lifecycleStage)
         run:log("info", "pause", string.format("paused at %s (green %.0f%%): baking %ds with %d gate(s)",
           stage, weight, math.floor(c.bake), #ctx.gates))
-        local w = bake.watcher(run, c, ctx.gates, fields)
-        w:bake(c.bake, { phase = stage, weight = weight })
-        report.pauses[#report.pauses + 1] = { stage = stage, weight = weight, measurements = w.rounds }
+        -- resumed: a pause whose continue is journaled baked already
+        local rounds = {}
+        if not run:done("continue:" .. waiting.hookId) then
+          local w = bake.watcher(run, c, ctx.gates, fields)
+          w:bake(c.bake, { phase = stage, weight = weight })
+          rounds = w.rounds
+        end
+        report.pauses[#report.pauses + 1] = { stage = stage, weight = weight, measurements = rounds }
         handled[waiting.hookId] = true
         run:step("continue:" .. waiting.hookId, "continue after " .. stage, function()
           ecs().continue_service_deployment { serviceDeploymentArn = arn, hookId = waiting.hookId,
