@@ -124,7 +124,7 @@ static int l_hex(lua_State *L)
     return 1;
 }
 
-static int hexval(unsigned char c)
+int ep_hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -147,7 +147,7 @@ static int l_unhex(lua_State *L)
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, len / 2);
     for (size_t i = 0; i < len; i += 2) {
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        int hi = ep_hexval(s[i]), lo = ep_hexval(s[i + 1]);
         if (hi < 0 || lo < 0) {
             lua_pushnil(L);
             lua_pushfstring(L, "crypto.unhex: invalid hex digit at offset %d", (int)(hi < 0 ? i : i + 1));

@@ -18,6 +18,9 @@ int ep_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len
 /* Lowercase hex of n bytes into out (2n chars + NUL). */
 void ep_hex_encode(const unsigned char *in, size_t n, char *out);
 
+/* The value of one hex digit (either case), or -1. */
+int ep_hexval(unsigned char c);
+
 /* Constant-time comparison: 1 when equal (same length and bytes), else 0. */
 int ep_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 

@@ -124,17 +124,6 @@ static int unreserved(unsigned char c)
            c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void pct(sbuf *b, unsigned char c)
 {
     static const char digits[] = "0123456789ABCDEF";
@@ -150,8 +139,8 @@ static void uri_encode(sbuf *b, const char *s, size_t n, int keep_slash, int kee
         unsigned char c = (unsigned char)s[i];
         if (unreserved(c) || (keep_slash && c == '/'))
             sb_addc(b, (char)c);
-        else if (keep_pct && c == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-                 hexval((unsigned char)s[i + 2]) >= 0) {
+        else if (keep_pct && c == '%' && i + 2 < n && ep_hexval((unsigned char)s[i + 1]) >= 0 &&
+                 ep_hexval((unsigned char)s[i + 2]) >= 0) {
             sb_addc(b, '%');
             sb_addc(b, (char)(s[i + 1] >= 'a' ? s[i + 1] - 32 : s[i + 1]));
             sb_addc(b, (char)(s[i + 2] >= 'a' ? s[i + 2] - 32 : s[i + 2]));
@@ -166,8 +155,8 @@ static void uri_decode(sbuf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = ep_hexval((unsigned char)s[i + 1])) >= 0 &&
+            (lo = ep_hexval((unsigned char)s[i + 2])) >= 0) {
             sb_addc(b, (char)(hi << 4 | lo));
             i += 2;
         } else

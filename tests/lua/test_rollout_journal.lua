@@ -45,14 +45,7 @@ local function killed_case(key, after)
   return res
 end
 
--- Runs `ecsplay ARGS...` (no endpoint options) to its end.
-local function command(r, name, args, timeout)
-  local p = L.start(r.dir, name, nil, args)
-  procs[#procs + 1] = p
-  local ok, rc, out = pcall(L.wait_exit, p, timeout or 60)
-  if not ok then L.reap(p) error(rc, 0) end
-  return rc, out
-end
+local function command(r, name, args, timeout) return L.command(r, name, args, procs, timeout) end
 
 local function rollback_case(point)
   return killed_case(point.key, function(r)

@@ -26,14 +26,7 @@ local function wait_output(p, text, timeout)
   end, timeout or 60, "`" .. text .. "` in the output")
 end
 
--- Runs `ecsplay ARGS...` (no endpoint options: the journal's start line has them) to its end.
-local function command(r, name, args, timeout)
-  local p = L.start(r.dir, name, nil, args)
-  procs[#procs + 1] = p
-  local ok, rc, out = pcall(L.wait_exit, p, timeout or 60)
-  if not ok then L.reap(p) error(rc, 0) end
-  return rc, out
-end
+local function command(r, name, args, timeout) return L.command(r, name, args, procs, timeout) end
 
 -- Starts `playbook`, waits for `reached(p, dir)`, kills the client with SIGKILL, then `after(r)`.
 local function killed_case(playbook, reached, after)

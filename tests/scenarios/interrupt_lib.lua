@@ -142,6 +142,16 @@ function L.reap(p)
   if p and not p.done and alive(p.pid) then L.kill(p, "KILL") end
 end
 
+-- Runs `ecsplay ARGS...` (no endpoint options: the journal's start line has them) to
+-- its end; the process is added to `procs` so the file can check nothing is left.
+function L.command(r, name, args, procs, timeout)
+  local p = L.start(r.dir, name, nil, args)
+  procs[#procs + 1] = p
+  local ok, rc, out = pcall(L.wait_exit, p, timeout or 60)
+  if not ok then L.reap(p) error(rc, 0) end
+  return rc, out
+end
+
 function L.journal_file(dir)
   local pp = io.popen("ls " .. q(dir .. "/runs") .. "/*.jsonl 2>/dev/null")
   local f = pp:read("l")
