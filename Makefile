@@ -5,7 +5,7 @@ PKGS      := lua5.4 libcurl openssl expat libmicrohttpd
 # libcurl and libmicrohttpd are dlopen'ed on first use (runtime/netlib.c): their
 # headers are needed to compile, but nothing links them, so a run that makes no
 # HTTP call never maps them and their ~30 dependencies.
-LINK_PKGS := lua5.4 openssl expat
+LINK_PKGS := lua5.4 libcrypto expat
 STDLIBDIR := $(PREFIX)/share/ecsplay/lua
 WARN      := -Wall -Wextra -Werror
 BASECFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fPIC \
