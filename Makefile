@@ -40,7 +40,7 @@ help:
 	@echo "make check      every test (C under valgrind if installed, Lua, the AWS CLI and boto3 against the simulator)"
 	@echo "make check-asan the C and Lua tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make bench      benchmarks, written to docs/benchmarks.md"
-	@echo "make models     regenerate stdlib-lua/ecsplay/models from ../shared/models"
+	@echo "make models     regenerate stdlib-lua/ecsplay/aws/models from vendor/aws-models"
 	@echo "make install PREFIX=/usr/local"
 
 # Checks the build dependencies once per make; installs them with apt when
@@ -120,7 +120,7 @@ bench: all
 	sh bench/run.sh
 
 models:
-	/usr/bin/python3 tools/gen_models.py ../shared/models stdlib-lua/ecsplay/models
+	/usr/bin/python3 tools/gen_models.py vendor/aws-models stdlib-lua/ecsplay/aws/models
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

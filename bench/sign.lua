@@ -1,7 +1,7 @@
 -- The signing cost alone: ecsplay.sigv4.sign of the ListClusters request ecsplay sends,
 -- in a loop. Prints the mean microseconds per signature of each round, one a line.
 --   ecsplay bench/sign.lua [calls=20000] [rounds=5]
-local sigv4 = require "ecsplay.sigv4"
+local sigv4 = require "ecsplay.aws.sigv4"
 local clock = require("ecsplay.core").monotonic
 local calls = math.tointeger(tonumber(ecsplay.args.calls or 20000)) or 20000
 local rounds = math.tointeger(tonumber(ecsplay.args.rounds or 5)) or 5

@@ -319,7 +319,7 @@ static int ep_run(ecsplay_runtime *rt, const char *entry, const char *target,
 
   lua_pushcfunction(L, ep_msgh);
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "ecsplay.runner");
+  lua_pushliteral(L, "ecsplay.cli.runner");
   status = lua_pcall(L, 1, 1, 1);
   if (status == LUA_OK) {
     int nargs = 2;

@@ -1,6 +1,6 @@
 /* sigv4.c: AWS Signature Version 4 header signing, stage by stage (see
  * sigv4.h), plus its Lua face ecsplay.core.sigv4 (policy such as URL parsing,
- * time formatting and argument checking lives in stdlib-lua/ecsplay/sigv4.lua).
+ * time formatting and argument checking lives in stdlib-lua/ecsplay/aws/sigv4.lua).
  *
  * Conformance: runs every case (header and presigned) of AWS's original sigv4 test
  * suite and of aws-c-auth's v4 suite (tests/c/test_sigv4.c). */

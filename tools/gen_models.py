@@ -2,8 +2,8 @@
 """Generate ecsplay's compact Lua model tables from botocore service models.
 
 Usage: tools/gen_models.py [MODELS_DIR] [OUT_DIR]
-  MODELS_DIR  default: ../shared/models relative to the project root
-  OUT_DIR     default: stdlib-lua/ecsplay/models under the project root
+  MODELS_DIR  default: vendor/aws-models relative to the project root
+  OUT_DIR     default: stdlib-lua/ecsplay/aws/models under the project root
 
 Reads MODELS_DIR/<svc>/<version>/{service-2,paginators-1,waiters-2}.json for each
 service ecsplay speaks and writes OUT_DIR/<svc>.lua.  Documentation strings and
@@ -212,7 +212,7 @@ def generate(svc, src_dir):
 
 def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    src = argv[1] if len(argv) > 1 else os.path.join(root, "..", "shared", "models")
+    src = argv[1] if len(argv) > 1 else os.path.join(root, "vendor", "aws-models")
     out = argv[2] if len(argv) > 2 else os.path.join(root, "stdlib-lua", "ecsplay", "models")
     os.makedirs(out, exist_ok=True)
     for svc in SERVICES:

@@ -1,2 +1,2 @@
 -- CloudWatch: every operation of the model as cloudwatch.<snake_name>{...}.
-return require("ecsplay.service").build("cloudwatch")
+return require("ecsplay.aws.service").build("cloudwatch")

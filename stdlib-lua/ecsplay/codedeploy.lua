@@ -1,2 +1,2 @@
 -- CodeDeploy: every operation of the model as codedeploy.<snake_name>{...}.
-return require("ecsplay.service").build("codedeploy")
+return require("ecsplay.aws.service").build("codedeploy")

@@ -1,5 +1,5 @@
 -- ECS: every operation of the model as ecs.<snake_name>{...}, plus ecs.reuse.
-local model = require "ecsplay.model"
+local model = require "ecsplay.aws.model"
 
 local M = {}
 
@@ -31,4 +31,4 @@ function M.reuse(td)
   return out
 end
 
-return require("ecsplay.service").build("ecs", M)
+return require("ecsplay.aws.service").build("ecs", M)

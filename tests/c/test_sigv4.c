@@ -3,7 +3,7 @@
  * the Lua face (ecsplay.sigv4), then unit checks of crypto and the signer.
  *
  * Usage: test_sigv4 [VECTORS_DIR]   (or env ECSPLAY_VECTORS; default
- * ../shared/vectors/sigv4, relative to the project root, where tests run).
+ * tests/vectors/sigv4, relative to the project root, where tests run).
  * Counts are per check: one per (case, stage) for the suites, one per
  * assertion for the unit checks. aws-c-auth's query-*.txt (presigned URL)
  * variants run too. */
@@ -348,7 +348,7 @@ static void lua_case(const char *cas, const char *fn, const parsed *p, const ep_
 {
     int top = lua_gettop(L);
     char chunk[64], stage[64];
-    snprintf(chunk, sizeof chunk, "return require('ecsplay.sigv4').%s", fn);
+    snprintf(chunk, sizeof chunk, "return require('ecsplay.aws.sigv4').%s", fn);
     if (luaL_dostring(L, chunk) != LUA_OK) {
         check_text(cas, "lua: require ecsplay.sigv4", "ok", lua_tostring(L, -1));
         lua_settop(L, top);
@@ -823,7 +823,7 @@ static void unit_c(void)
 
 static const char *lua_unit =
     "local crypto = require 'ecsplay.core.crypto'\n"
-    "local s = require 'ecsplay.sigv4'\n"
+    "local s = require 'ecsplay.aws.sigv4'\n"
     "local fails, count = {}, 0\n"
     "local function ok(c, m) count = count + 1 if not c then fails[#fails+1] = m end end\n"
     "ok(crypto.sha256_hex('') == 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'lua sha256_hex')\n"
@@ -915,7 +915,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : getenv("ECSPLAY_VECTORS");
     if (!dir || !*dir)
-        dir = "../shared/vectors/sigv4";
+        dir = "tests/vectors/sigv4";
     if (!is_dir(dir)) {
         printf("cannot open the SigV4 vectors at %s (give a path as argv[1] or ECSPLAY_VECTORS)\n", dir);
         printf("0 passed, 1 failed\n");

@@ -66,7 +66,7 @@ T.test("ECS json 1.1: exact request and parsed response", function()
   T.ok(r.headers["x-amz-date"]:match("^%d+T%d+Z$"), "x-amz-date")
   T.ok(r.headers["user-agent"]:find("^ecsplay/"), "user agent")
   -- the signature verifies over the headers as the server received them
-  local sigv4 = require "ecsplay.sigv4"
+  local sigv4 = require "ecsplay.aws.sigv4"
   local auth = assert(sigv4.parse_authorization(r.headers["authorization"]))
   local sig = sigv4.signature_for { method = r.method, path = r.path, headers = r.headers, body = r.body,
     region = auth.region, service = auth.service, access_key = auth.access_key, secret_key = SECRET,
@@ -321,7 +321,7 @@ T.test("endpoints: AWS_ENDPOINT_URL_<SERVICE> over AWS_ENDPOINT_URL; partition t
   aws.call("ecs", "ListClusters", {})
   T.eq(#stub:requests(), 1, "ECS went to AWS_ENDPOINT_URL_ECS")
   T.ok(stub:requests()[1].headers["authorization"]:find("/eu%-west%-1/ecs/"), "region in scope")
-  local endpoints = require "ecsplay.endpoints"
+  local endpoints = require "ecsplay.aws.endpoints"
   T.eq(endpoints.resolve("elbv2", "eu-west-1", { getenv = function() end }),
     "https://elasticloadbalancing.eu-west-1.amazonaws.com")
   T.eq(endpoints.resolve("ecs", "cn-north-1", { getenv = function() end }), "https://ecs.cn-north-1.amazonaws.com.cn")
@@ -369,7 +369,7 @@ T.test("service modules: snake_case operations, paginators, waiters, lazy models
   T.raises(function() return ecs.wait.service_stable end, "services_stable")
   -- a fresh process: requiring a service module does not load its model
   local exe = T.sh("readlink /proc/" .. require("ecsplay.core").pid() .. "/exe"):gsub("%s+$", "")
-  local out = T.sh(exe .. " -e 'local e = require \"ecsplay.ecs\"; print(package.loaded[\"ecsplay.models.ecs\"] == nil, type(e.update_service), package.loaded[\"ecsplay.models.ecs\"] ~= nil)'")
+  local out = T.sh(exe .. " -e 'local e = require \"ecsplay.ecs\"; print(package.loaded[\"ecsplay.aws.models.ecs\"] == nil, type(e.update_service), package.loaded[\"ecsplay.aws.models.ecs\"] ~= nil)'")
   T.eq(out:gsub("%s+$", ""), "true\tfunction\ttrue")
 end)
 
@@ -421,8 +421,8 @@ T.test("waiter error matcher (elbv2 target_deregistered on InvalidTarget)", func
 end)
 
 T.test("jmespath subset: every waiter/paginator expression of the models compiles and evaluates", function()
-  local J = require "ecsplay.jmespath"
-  local model = require "ecsplay.model"
+  local J = require "ecsplay.aws.jmespath"
+  local model = require "ecsplay.aws.model"
   local n = 0
   for _, name in ipairs { "ecs", "elbv2", "codedeploy", "cloudwatch", "sts" } do
     local m = model.load(name)
@@ -463,7 +463,7 @@ T.test("ecs.reuse keeps only RegisterTaskDefinition input members", function()
     containerDefinitions = { { name = "api", image = "api:v1" } } })
   r.containerDefinitions[1].image = "api:v2"
   T.eq(td.containerDefinitions[1].image, "api:v1", "deep copy")
-  require("ecsplay.validate").input(require("ecsplay.model").load("ecs"), "RegisterTaskDefinition", r)
+  require("ecsplay.aws.validate").input(require("ecsplay.aws.model").load("ecs"), "RegisterTaskDefinition", r)
 end)
 
 T.test("stop stub", function() stub:stop() end)

@@ -28,17 +28,17 @@ local function sh(cmd, env)
   return T.sh(table.concat(parts, " ") .. " " .. cmd)
 end
 
-local CHUNK = "print(package.searchpath('ecsplay.runner', package.path)) "
+local CHUNK = "print(package.searchpath('ecsplay.cli.runner', package.path)) "
   .. "print(ecsplay.simulated, #require('ecsplay.ecs').list_clusters{}.clusterArns > 0)"
 
 T.test("build tree: ./ecsplay finds stdlib-lua beside itself from any folder and through a symlink", function()
   local out, rc = sh(q(BIN) .. " --simulate -e " .. q(CHUNK))
   T.eq(rc, 0, out)
-  T.eq(out, BIN_DIR .. "/stdlib-lua/ecsplay/runner.lua\ntrue\ttrue\n")
+  T.eq(out, BIN_DIR .. "/stdlib-lua/ecsplay/cli/runner.lua\ntrue\ttrue\n")
   os.execute("mkdir -p " .. q(TMP .. "/links") .. " && ln -sf " .. q(BIN) .. " " .. q(TMP .. "/links/ecsplay"))
   out, rc = sh(q(TMP .. "/links/ecsplay") .. " --simulate -e " .. q(CHUNK))
   T.eq(rc, 0, out)
-  T.eq(out, BIN_DIR .. "/stdlib-lua/ecsplay/runner.lua\ntrue\ttrue\n", "the symlink's target folder counts")
+  T.eq(out, BIN_DIR .. "/stdlib-lua/ecsplay/cli/runner.lua\ntrue\ttrue\n", "the symlink's target folder counts")
   -- ECSPLAY_STDLIB overrides; a wrong one is a clear error, exit 2
   out, rc = sh(q(BIN) .. " -e " .. q("print(1)"), { ECSPLAY_STDLIB = TMP .. "/nowhere" })
   T.eq(rc, 2, out)
@@ -58,7 +58,7 @@ T.test("make install PREFIX=...: bin, lib, header, pkg-config file, the whole st
     .. " install PREFIX=" .. q(PREFIX) .. " >" .. q(log) .. " 2>&1; rc=$?; tail -n 20 " .. q(log) .. "; exit $rc)")
   T.eq(rc, 0, out)
   for _, f in ipairs { "/bin/ecsplay", "/lib/libecsplay.so", "/lib/libecsplay.a", "/include/ecsplay.h",
-    "/lib/pkgconfig/ecsplay.pc", "/share/ecsplay/lua/ecsplay/init.lua", "/share/ecsplay/lua/ecsplay/runner.lua" } do
+    "/lib/pkgconfig/ecsplay.pc", "/share/ecsplay/lua/ecsplay/init.lua", "/share/ecsplay/lua/ecsplay/cli/runner.lua" } do
     T.ok(io.open(PREFIX .. f, "r"), "installed " .. f)
   end
   -- every Lua file of the stdlib, and nothing else, went to share/ecsplay/lua
@@ -75,7 +75,7 @@ T.test("the installed ecsplay runs from another folder, stdlib from PREFIX/share
   T.ok(out:find("^ecsplay " .. VERSION:gsub("%p", "%%%0") .. " %(Lua 5%.4"), out)
   out, rc = sh(bin .. " --simulate -e " .. q(CHUNK))
   T.eq(rc, 0, out)
-  T.eq(out, PREFIX .. "/bin/../share/ecsplay/lua/ecsplay/runner.lua\ntrue\ttrue\n")
+  T.eq(out, PREFIX .. "/bin/../share/ecsplay/lua/ecsplay/cli/runner.lua\ntrue\ttrue\n")
   -- a playbook file with a team module beside it, and arguments, through the installed binary
   os.execute("mkdir -p " .. q(TMP .. "/pb"))
   local f = assert(io.open(TMP .. "/pb/team.lua", "w"))
@@ -115,7 +115,7 @@ int main(void) {
     "local ecs = require 'ecsplay.ecs'\n"
     "ecsplay.log.info('hello ' .. ecsplay.args.who .. ', clusters: '\n"
     "  .. #ecs.list_clusters{}.clusterArns)\n"
-    "print(package.searchpath('ecsplay.runner', package.path))", "=embed");
+    "print(package.searchpath('ecsplay.cli.runner', package.path))", "=embed");
   printf("first: %d [%s]\n", code, ecsplay_error(rt));
   code = ecsplay_run_string(rt, "local x = 1\nerror('embedded failure')", "=embed");
   printf("second: %d %s\n", code, strstr(ecsplay_error(rt), "embed:2: embedded failure") ? "named" : ecsplay_error(rt));
@@ -148,7 +148,7 @@ T.test("a program embedding the installed library builds with pkg-config and fin
   T.eq(rc, 0, out)
   T.eq(out, table.concat({
     "log info hello embedder, clusters: 1",
-    PREFIX .. "/lib/../share/ecsplay/lua/ecsplay/runner.lua",
+    PREFIX .. "/lib/../share/ecsplay/lua/ecsplay/cli/runner.lua",
     "first: 0 []",
     "second: 1 named",
     "lines: 1", "" }, "\n"))

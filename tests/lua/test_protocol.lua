@@ -1,11 +1,11 @@
 -- The wire codecs, both halves: client build → server decode gives the same params; server
 -- encode → client parse gives the same output; AWS-documented literals parse as boto3 would.
 local T = require "harness"
-local model = require "ecsplay.model"
-local protocol = require "ecsplay.protocol"
-local json = require "ecsplay.protocol.json"
-local query = require "ecsplay.protocol.query"
-local timestamp = require "ecsplay.timestamp"
+local model = require "ecsplay.aws.model"
+local protocol = require "ecsplay.aws.protocol"
+local json = require "ecsplay.aws.protocol.json"
+local query = require "ecsplay.aws.protocol.query"
+local timestamp = require "ecsplay.util.timestamp"
 
 local ecs, elbv2, cw = model.load("ecs"), model.load("elbv2"), model.load("cloudwatch")
 local cd, sts = model.load("codedeploy"), model.load("sts")

@@ -1,6 +1,6 @@
 -- retry.lua: classification, settings, backoff and the retry quota (standard mode).
 local T = require "harness"
-local retry = require "ecsplay.retry"
+local retry = require "ecsplay.aws.retry"
 local errors = require "ecsplay.errors"
 
 local function svc_err(code, status)

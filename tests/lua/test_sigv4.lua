@@ -1,7 +1,7 @@
 -- ecsplay.sigv4 at the Lua level, the way aws.lua and sim/auth.lua use it.
 -- (The full AWS suites run in tests/c/test_sigv4.c, through C and Lua.)
 local T = require "harness"
-local sigv4 = require "ecsplay.sigv4"
+local sigv4 = require "ecsplay.aws.sigv4"
 local crypto = require "ecsplay.core.crypto"
 
 local SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -40,8 +40,8 @@ local function new_world(opts)
   return w
 end
 
-local model = require("ecsplay.model").load("ecs")
-local validate = require "ecsplay.validate"
+local model = require("ecsplay.aws.model").load("ecs")
+local validate = require "ecsplay.aws.validate"
 
 -- Every output must be what the model allows: known members, right types, enum values.
 local function conform(shape_name, v, path)

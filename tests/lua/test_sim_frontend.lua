@@ -2,7 +2,7 @@
 -- faults, control endpoints, and the default world.
 local T = require "harness"
 local simlib = require "ecsplay.sim"
-local sigv4 = require "ecsplay.sigv4"
+local sigv4 = require "ecsplay.aws.sigv4"
 local json = require "ecsplay.json"
 
 local START = 1795687200 -- 2026-11-26T10:00:00Z

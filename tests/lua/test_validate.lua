@@ -1,7 +1,7 @@
 -- ecsplay.validate against the generated models: each error kind, with exact paths.
 local T = require "harness"
-local model = require "ecsplay.model"
-local validate = require "ecsplay.validate"
+local model = require "ecsplay.aws.model"
+local validate = require "ecsplay.aws.validate"
 
 local ecs = model.load("ecs")
 local elbv2 = model.load("elbv2")

@@ -18,7 +18,7 @@ local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local json = require "ecsplay.json"
 local actions = require "ecsplay.rollout.actions"
-local journal_mod = require "ecsplay.journal"
+local journal_mod = require "ecsplay.rollout.journal"
 
 local Run = {}
 Run.__index = Run

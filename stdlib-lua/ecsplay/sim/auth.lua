@@ -61,7 +61,7 @@ end
 -- → {access_key=, date=, region=, service=, signed_headers={...}, signature=} or nil, message
 function M.parse_authorization(h)
   if type(h) ~= "string" then return nil, "no Authorization header" end
-  local ok, sigv4 = pcall(require, "ecsplay.sigv4")
+  local ok, sigv4 = pcall(require, "ecsplay.aws.sigv4")
   if ok and type(sigv4) == "table" and sigv4.parse_authorization then
     local r, err = sigv4.parse_authorization(h)
     if r then return r end
@@ -90,13 +90,13 @@ end
 local function parse_amz_date(s)
   local y, mo, d, h, mi, sec = tostring(s or ""):match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
   if not y then return nil end
-  return require("ecsplay.timestamp").timegm(tonumber(y), tonumber(mo), tonumber(d),
+  return require("ecsplay.util.timestamp").timegm(tonumber(y), tonumber(mo), tonumber(d),
     tonumber(h), tonumber(mi), tonumber(sec))
 end
 M.parse_amz_date = parse_amz_date
 
 local function amz_date(t)
-  local iso = require("ecsplay.timestamp").iso8601(math.floor(t), false)
+  local iso = require("ecsplay.util.timestamp").iso8601(math.floor(t), false)
   return (iso:gsub("[-:]", ""))
 end
 M.amz_date = amz_date
@@ -112,7 +112,7 @@ end
 
 -- The signature the client should have sent, over exactly the headers it says it signed.
 local function expected_signature(req, auth, secret, date_hdr)
-  local sigv4 = require "ecsplay.sigv4"
+  local sigv4 = require "ecsplay.aws.sigv4"
   local path, query = req.path:match("^([^?]*)%??(.*)$")
   return sigv4.signature_for {
     method = req.method, path = path, query = query, headers = req.headers, body = req.body or "",

@@ -17,7 +17,7 @@ the same scenario give byte-identical answers.
 
 Errors: 400 {"error": "..."} for bad input, 404 for unknown paths, 405 for a wrong method.
 ]]
-local timestamp = require "ecsplay.timestamp"
+local timestamp = require "ecsplay.util.timestamp"
 
 local M = {}
 

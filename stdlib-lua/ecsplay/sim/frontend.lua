@@ -13,8 +13,8 @@ X-Amz-Target prefix (JSON) or the form's Version (query). Which protocol: JSON w
 an X-Amz-Target, else query. CloudWatch speaks both: ecsplay and recent SDKs send JSON 1.0,
 Debian's boto3 1.26 / awscli 2.9 send query; each is answered in the protocol it asked in.
 ]]
-local model_lib = require "ecsplay.model"
-local protocol = require "ecsplay.protocol"
+local model_lib = require "ecsplay.aws.model"
+local protocol = require "ecsplay.aws.protocol"
 
 local M = {}
 
@@ -109,7 +109,7 @@ end
 -- AWS's wording for model violations. Unknown members are ignored, as AWS does (a client
 -- with a newer model may send them); everything else is refused before the operation.
 function M.validate(m, kind, op, params)
-  local ok, err = require("ecsplay.validate").check(m, op, params)
+  local ok, err = require("ecsplay.aws.validate").check(m, op, params)
   if ok then return nil end
   local msgs = {}
   for _, e in ipairs(err.errors or {}) do

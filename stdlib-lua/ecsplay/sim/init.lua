@@ -25,8 +25,8 @@ local scenario_lib = require "ecsplay.sim.scenario"
 local frontend = require "ecsplay.sim.frontend"
 local auth_lib = require "ecsplay.sim.auth"
 local faults_lib = require "ecsplay.sim.faults"
-local model_lib = require "ecsplay.model"
-local validate = require "ecsplay.validate"
+local model_lib = require "ecsplay.aws.model"
+local validate = require "ecsplay.aws.validate"
 
 local M = {}
 local Sim = {}

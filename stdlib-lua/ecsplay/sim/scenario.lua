@@ -14,8 +14,8 @@ The normalised table has durations in seconds, start as epoch seconds, and
 `image_list` = the images in lookup order (exact names before "~patterns", each sorted),
 ready for World.new{images=}.
 ]]
-local timestamp = require "ecsplay.timestamp"
-local validate = require "ecsplay.validate"
+local timestamp = require "ecsplay.util.timestamp"
+local validate = require "ecsplay.aws.validate"
 
 local M = {}
 

@@ -1,0 +1,136 @@
+-- Protocol selection and the helpers both codecs share.
+-- Codecs (ecsplay.protocol.json, ecsplay.protocol.query) each export:
+--   client: build_request(model, op, params) → {method, path, headers, body}
+--           parse_response(model, op, status, headers, body) → true, output | false, err
+--   server: decode_request(model, body, headers) → op, params | nil, err{code,message,status}
+--           encode_response(model, op, output, request_id) → status, headers, body
+--           encode_error(model, code, message, status, request_id) → status, headers, body
+local M = {}
+
+local codecs = {}
+local function codec(name)
+  local c = codecs[name]
+  if not c then
+    c = require("ecsplay.aws.protocol." .. name)
+    codecs[name] = c
+  end
+  return c
+end
+
+local function speaks(model, name)
+  for _, p in ipairs(model.metadata.protocols or { model.metadata.protocol }) do
+    if p == name then return true end
+  end
+  return false
+end
+M.speaks = speaks
+
+-- The client codec for a model: `preferred` ("json"/"query") when the service speaks it;
+-- else json when it speaks json (CloudWatch: json 1.0), else its own protocol.
+function M.for_model(model, preferred)
+  if preferred then
+    if not speaks(model, preferred) then
+      error(string.format("%s does not speak the %s protocol", model.service or "service", preferred), 2)
+    end
+    return codec(preferred), preferred
+  end
+  if speaks(model, "json") then return codec("json"), "json" end
+  if speaks(model, "query") then return codec("query"), "query" end
+  error(string.format("%s: no supported protocol in %s", model.service or "service",
+    table.concat(model.metadata.protocols or {}, ", ")), 2)
+end
+
+-- Case-insensitive header lookup (clients and servers disagree on case).
+function M.header(headers, name)
+  if not headers then return nil end
+  local v = headers[name]
+  if v ~= nil then return v end
+  local lname = name:lower()
+  for k, val in pairs(headers) do
+    if k:lower() == lname then return val end
+  end
+  return nil
+end
+
+-- The server codec for an incoming request: X-Amz-Target or a JSON content type → json;
+-- a form body → query. → codec, name  or  nil, message.
+function M.for_request(model, headers)
+  local ct = (M.header(headers, "content-type") or ""):lower()
+  local name
+  if M.header(headers, "x-amz-target") or ct:find("json", 1, true) then
+    name = "json"
+  elseif ct == "" or ct:find("x-www-form-urlencoded", 1, true) then
+    name = "query"
+  else
+    return nil, "unsupported content type " .. ct
+  end
+  if not speaks(model, name) then
+    return nil, string.format("%s does not accept the %s protocol", model.service or "service", name)
+  end
+  return codec(name), name
+end
+
+-- Numbers as Python's repr/str would write them (what botocore sends): integers plain,
+-- floats with the shortest round-tripping digits and a ".0" when integral.
+function M.format_number(v)
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  if v ~= v or v == math.huge or v == -math.huge then
+    return nil, "cannot send a non-finite number"
+  end
+  if v == math.floor(v) and math.abs(v) < 1e16 then return string.format("%.1f", v) end
+  for p = 15, 17 do
+    local s = string.format("%." .. p .. "g", v)
+    if tonumber(s) == v then return s end
+  end
+  return string.format("%.17g", v)
+end
+
+-- base64 via the C crypto module when present, else a Lua fallback (plain lua5.4 tests).
+local ok_crypto, crypto = pcall(require, "ecsplay.core.crypto")
+if not ok_crypto or type(crypto) ~= "table" then crypto = nil end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B64INV = {}
+for i = 1, 64 do B64INV[B64:byte(i)] = i - 1 end
+
+function M.base64(s)
+  if crypto and crypto.base64 then return crypto.base64(s) end
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local e1, e2, e3, e4 = (n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63
+    out[#out + 1] = B64:sub(e1 + 1, e1 + 1) .. B64:sub(e2 + 1, e2 + 1)
+      .. (b and B64:sub(e3 + 1, e3 + 1) or "=") .. (c and B64:sub(e4 + 1, e4 + 1) or "=")
+  end
+  return table.concat(out)
+end
+
+-- → decoded string, or nil and a message.
+function M.unbase64(s)
+  if crypto and crypto.unbase64 then return crypto.unbase64(s) end
+  s = s:gsub("%s", "")
+  if #s % 4 ~= 0 then return nil, "invalid base64 length" end
+  local out = {}
+  for i = 1, #s, 4 do
+    local n, pad = 0, 0
+    for j = i, i + 3 do
+      local ch = s:byte(j)
+      local v = B64INV[ch]
+      if ch == 61 then v, pad = 0, pad + 1
+      elseif v == nil or pad > 0 then return nil, "invalid base64 character" end
+      n = (n << 6) | v
+    end
+    local bytes = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255)
+    out[#out + 1] = bytes:sub(1, 3 - pad)
+  end
+  return table.concat(out)
+end
+
+-- A request id for server responses when the caller gives none.
+function M.request_id()
+  if crypto and crypto.uuid4 then return crypto.uuid4() end
+  return require("ecsplay.aws.validate").uuid4()
+end
+
+return M

@@ -1,0 +1,442 @@
+-- The AWS JSON protocols (awsJson1_0, awsJson1_1): ECS, CodeDeploy, CloudWatch (1.0).
+-- Requests: POST / with X-Amz-Target: <targetPrefix>.<Operation> and a JSON body.
+-- Encoding is shape-directed (lists stay arrays when empty, timestamps are epoch seconds,
+-- blobs base64), so it does not depend on how a JSON library guesses at Lua tables.
+local proto = require "ecsplay.aws.protocol"
+local timestamp = require "ecsplay.util.timestamp"
+
+local M = {}
+
+---------------------------------------------------------------------------------------
+-- Decoding: lua-cjson when present, else a small strict decoder.
+local NULL = setmetatable({}, { __tostring = function() return "null" end })
+local cjson_ok, cjson = pcall(require, "cjson")
+if not cjson_ok then cjson = nil end
+local function is_null(v)
+  return v == nil or v == NULL or (cjson and v == cjson.null)
+end
+
+local function lua_decode(s)
+  local pos = 1
+  local function fail(what)
+    error({ json = true, msg = string.format("%s at character %d", what, pos) }, 0)
+  end
+  local function ws() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
+  local value
+  local escapes = { b = "\b", f = "\f", n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["/"] = "/" }
+  local function str()
+    local out, i = {}, pos + 1
+    while true do
+      local j = s:find('["\\]', i)
+      if not j then fail("unterminated string") end
+      out[#out + 1] = s:sub(i, j - 1)
+      if s:byte(j) == 34 then pos = j + 1 return table.concat(out) end
+      local e = s:sub(j + 1, j + 1)
+      if e == "u" then
+        local hex = s:match("^%x%x%x%x", j + 2)
+        if not hex then pos = j fail("bad \\u escape") end
+        local cp = tonumber(hex, 16)
+        local nexti = j + 6
+        if cp >= 0xD800 and cp <= 0xDBFF then
+          local lo = s:match("^\\u(%x%x%x%x)", nexti)
+          if lo then
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (tonumber(lo, 16) - 0xDC00)
+            nexti = nexti + 6
+          end
+        end
+        out[#out + 1] = utf8.char(cp)
+        i = nexti
+      elseif escapes[e] then
+        out[#out + 1] = escapes[e]
+        i = j + 2
+      else
+        pos = j fail("bad escape")
+      end
+    end
+  end
+  function value()
+    ws()
+    local c = s:sub(pos, pos)
+    if c == "{" then
+      local t = {}
+      pos = pos + 1 ws()
+      if s:sub(pos, pos) == "}" then pos = pos + 1 return t end
+      while true do
+        ws()
+        if s:sub(pos, pos) ~= '"' then fail("expected a string key") end
+        local k = str()
+        ws()
+        if s:sub(pos, pos) ~= ":" then fail("expected ':'") end
+        pos = pos + 1
+        t[k] = value()
+        ws()
+        local d = s:sub(pos, pos)
+        pos = pos + 1
+        if d == "}" then return t end
+        if d ~= "," then pos = pos - 1 fail("expected ',' or '}'") end
+      end
+    elseif c == "[" then
+      local t, n = {}, 0
+      pos = pos + 1 ws()
+      if s:sub(pos, pos) == "]" then pos = pos + 1 return t end
+      while true do
+        n = n + 1
+        t[n] = value()
+        ws()
+        local d = s:sub(pos, pos)
+        pos = pos + 1
+        if d == "]" then return t end
+        if d ~= "," then pos = pos - 1 fail("expected ',' or ']'") end
+      end
+    elseif c == '"' then
+      return str()
+    elseif s:find("^true", pos) then pos = pos + 4 return true
+    elseif s:find("^false", pos) then pos = pos + 5 return false
+    elseif s:find("^null", pos) then pos = pos + 4 return NULL
+    else
+      local num = s:match("^-?%d+%.?%d*[eE]?[+-]?%d*", pos)
+      local n = num and tonumber(num)
+      if not n then fail("unexpected " .. (c == "" and "end of input" or string.format("%q", c))) end
+      pos = pos + #num
+      return n
+    end
+  end
+  local v = value()
+  ws()
+  if pos <= #s then fail("trailing characters") end
+  return v
+end
+
+-- → value or nil, message
+function M.decode(s)
+  if cjson then
+    local ok, v = pcall(cjson.decode, s)
+    if ok then return v end
+    return nil, tostring(v)
+  end
+  local ok, v = pcall(lua_decode, s)
+  if ok then return v end
+  if type(v) == "table" and v.json then return nil, v.msg end
+  error(v, 0)
+end
+
+---------------------------------------------------------------------------------------
+-- Encoding.
+local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+  ["\r"] = "\\r", ["\t"] = "\\t" }
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return ESC[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+M.quote = quote
+
+local function number(v, path)
+  local s, err = proto.format_number(v)
+  if not s then error(string.format("cannot encode `%s`: %s", path, err), 0) end
+  return s
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+-- Untyped values (document shapes): arrays when t[1] is set, objects otherwise.
+local function encode_any(v, out, path)
+  local t = type(v)
+  if is_null(v) then out[#out + 1] = "null"
+  elseif t == "string" then out[#out + 1] = quote(v)
+  elseif t == "number" then out[#out + 1] = number(v, path)
+  elseif t == "boolean" then out[#out + 1] = tostring(v)
+  elseif t == "table" then
+    if v[1] ~= nil then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        encode_any(v[i], out, path)
+      end
+      out[#out + 1] = "]"
+    else
+      out[#out + 1] = "{"
+      for i, k in ipairs(sorted_keys(v)) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = quote(tostring(k)) .. ":"
+        encode_any(v[k], out, path)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    error(string.format("cannot encode a %s at `%s` as JSON", t, path), 0)
+  end
+end
+
+local function encode(m, sh, v, out, path)
+  local t = sh.type
+  if t == "structure" then
+    if sh.document then return encode_any(v, out, path) end
+    out[#out + 1] = "{"
+    local first = true
+    for _, name in ipairs(sh.order or {}) do
+      local fv = v[name]
+      if not is_null(fv) then
+        local mem = sh.members[name]
+        if not first then out[#out + 1] = "," end
+        first = false
+        out[#out + 1] = quote(mem.locationName or name) .. ":"
+        encode(m, m.shapes[mem.shape], fv, out, path == "" and name or path .. "." .. name)
+      end
+    end
+    out[#out + 1] = "}"
+  elseif t == "list" then
+    out[#out + 1] = "["
+    local msh = m.shapes[sh.member.shape]
+    for i = 1, #v do
+      if i > 1 then out[#out + 1] = "," end
+      encode(m, msh, v[i], out, path .. "[" .. i .. "]")
+    end
+    out[#out + 1] = "]"
+  elseif t == "map" then
+    out[#out + 1] = "{"
+    local vsh = m.shapes[sh.value.shape]
+    for i, k in ipairs(sorted_keys(v)) do
+      if i > 1 then out[#out + 1] = "," end
+      out[#out + 1] = quote(tostring(k)) .. ":"
+      encode(m, vsh, v[k], out, path .. "." .. tostring(k))
+    end
+    out[#out + 1] = "}"
+  elseif t == "timestamp" then
+    local e, err = timestamp.to_epoch(v)
+    if not e then error(string.format("cannot encode `%s`: %s", path, err), 0) end
+    out[#out + 1] = number(e, path)
+  elseif t == "blob" then
+    out[#out + 1] = quote(proto.base64(v))
+  elseif t == "integer" or t == "long" then
+    out[#out + 1] = number(math.tointeger(v) or v, path)
+  elseif t == "document" then
+    encode_any(v, out, path)
+  else
+    encode_any(v, out, path)
+  end
+end
+
+-- Encode a Lua value as JSON by shape (shape name or shape table).
+function M.encode_shape(m, shape, v)
+  local sh = type(shape) == "string" and m.shapes[shape] or shape
+  local out = {}
+  encode(m, sh, v, out, "")
+  return table.concat(out)
+end
+
+---------------------------------------------------------------------------------------
+-- Typing decoded JSON by shape. strict (server side) reports mismatches; lenient
+-- (client side) keeps what it cannot convert. Unknown members are dropped (as botocore).
+local function typed(m, sh, v, path, strict)
+  if is_null(v) then return nil end
+  local t = sh.type
+  local function bad(expected)
+    if strict then
+      error({ json = true, msg = string.format("expected %s at `%s`, found %s", expected,
+        path == "" and "$" or path, type(v)) }, 0)
+    end
+    return v
+  end
+  if t == "structure" then
+    if sh.document then return v end
+    if type(v) ~= "table" then return bad("an object") end
+    local r = {}
+    for name, mem in pairs(sh.members or {}) do
+      local fv = v[mem.locationName or name]
+      if fv ~= nil then
+        r[name] = typed(m, m.shapes[mem.shape], fv, path == "" and name or path .. "." .. name, strict)
+      end
+    end
+    return r
+  elseif t == "list" then
+    if type(v) ~= "table" then return bad("an array") end
+    local r, msh = {}, m.shapes[sh.member.shape]
+    for i = 1, #v do
+      local x = typed(m, msh, v[i], path .. "[" .. i .. "]", strict)
+      if x ~= nil then r[#r + 1] = x end
+    end
+    return r
+  elseif t == "map" then
+    if type(v) ~= "table" then return bad("an object") end
+    local r, vsh = {}, m.shapes[sh.value.shape]
+    for k, x in pairs(v) do r[k] = typed(m, vsh, x, path .. "." .. tostring(k), strict) end
+    return r
+  elseif t == "string" then
+    if type(v) ~= "string" then return bad("a string") end
+    return v
+  elseif t == "integer" or t == "long" then
+    if type(v) ~= "number" then return bad("a number") end
+    return math.tointeger(v) or (strict and bad("an integer") or v)
+  elseif t == "double" or t == "float" then
+    if type(v) ~= "number" then return bad("a number") end
+    return v + 0.0
+  elseif t == "boolean" then
+    if type(v) ~= "boolean" then return bad("a boolean") end
+    return v
+  elseif t == "timestamp" then
+    if type(v) == "number" then return v end
+    if type(v) == "string" then
+      local e = timestamp.to_epoch(v)
+      if e then return e end
+    end
+    return bad("a timestamp")
+  elseif t == "blob" then
+    if type(v) ~= "string" then return bad("a base64 string") end
+    local d = proto.unbase64(v)
+    if not d then return bad("valid base64") end
+    return d
+  end
+  return v
+end
+M.typed = typed
+
+---------------------------------------------------------------------------------------
+-- Client half.
+local function content_type(m)
+  return "application/x-amz-json-" .. (m.metadata.jsonVersion or "1.0")
+end
+
+local function op_of(m, opname)
+  local op = m.operations[opname] or (m.by_snake and m.operations[m.by_snake[opname] or ""])
+  if not op then error(string.format("%s: unknown operation %q", m.service or "aws", tostring(opname)), 3) end
+  return op
+end
+
+function M.build_request(m, opname, params)
+  local op = op_of(m, opname)
+  local body = "{}"
+  if op.input then body = M.encode_shape(m, op.input, params or {}) end
+  local headers = {
+    ["Content-Type"] = content_type(m),
+    ["X-Amz-Target"] = m.metadata.targetPrefix .. "." .. op.name,
+  }
+  if m.metadata.awsQueryCompatible then headers["x-amzn-query-mode"] = "true" end
+  return { method = op.http and op.http.method or "POST", path = op.http and op.http.requestUri or "/",
+    headers = headers, body = body }
+end
+
+-- "aws.protocoltests#FooError:http://internal" → "FooError"
+local function clean_code(c)
+  if type(c) ~= "string" then return nil end
+  c = c:gsub(":.*$", "")
+  c = c:gsub("^.*#", "")
+  if c == "" then return nil end
+  return c
+end
+
+function M.parse_error(m, status, headers, body)
+  local decoded = body and body ~= "" and M.decode(body) or nil
+  if type(decoded) ~= "table" then decoded = {} end
+  local code = clean_code(proto.header(headers, "x-amzn-errortype"))
+    or clean_code(decoded.__type) or clean_code(decoded.code)
+  local fault
+  local qe = m.metadata.awsQueryCompatible and proto.header(headers, "x-amzn-query-error")
+  if qe then
+    local qcode, qfault = qe:match("^([^;]+);?(.*)$")
+    if qcode then code, fault = qcode, qfault ~= "" and qfault or nil end
+  end
+  local msg = decoded.message or decoded.Message or decoded.errorMessage
+  if is_null(msg) then msg = nil end
+  if not code then
+    code = tostring(status)
+    if not msg and body and body ~= "" and not body:find("^%s*{") then msg = body:sub(1, 200) end
+  end
+  return {
+    code = code, message = msg or "", status = status, type = fault,
+    request_id = proto.header(headers, "x-amzn-requestid"),
+  }
+end
+
+-- → true, output  |  false, err{code, message, status, request_id}
+function M.parse_response(m, opname, status, headers, body)
+  local op = op_of(m, opname)
+  if status < 200 or status >= 300 then
+    return false, M.parse_error(m, status, headers, body)
+  end
+  if not op.output then return true, {} end
+  if body == nil or body == "" or body:match("^%s*$") then return true, {} end
+  local v, err = M.decode(body)
+  if type(v) ~= "table" or v[1] ~= nil then -- a result is always a JSON object
+    return false, { code = "InvalidResponse", status = status,
+      request_id = proto.header(headers, "x-amzn-requestid"),
+      message = string.format("could not parse the %s %s response as JSON: %s", m.service or "",
+        op.name, err or "not an object") }
+  end
+  return true, typed(m, m.shapes[op.output], v, "", false) or {}
+end
+
+---------------------------------------------------------------------------------------
+-- Server half (the simulator).
+local function serr(code, message, status)
+  return nil, { code = code, message = message, status = status or 400 }
+end
+
+-- → opname, params  |  nil, err{code, message, status}
+function M.decode_request(m, body, headers)
+  local target = proto.header(headers, "x-amz-target")
+  if not target then return serr("UnknownOperationException", "missing X-Amz-Target header") end
+  local prefix, opname = target:match("^(.-)%.([^.]+)$")
+  local op = opname and m.operations[opname]
+  if not op or prefix ~= m.metadata.targetPrefix then
+    return serr("UnknownOperationException", "unknown operation " .. target)
+  end
+  local params = {}
+  if body and not body:match("^%s*$") then
+    local v, err = M.decode(body)
+    if v == nil or type(v) ~= "table" or (v[1] ~= nil) then
+      return serr("SerializationException", "the request body is not a JSON object: " .. (err or "wrong type"))
+    end
+    if op.input then
+      local ok, r = pcall(typed, m, m.shapes[op.input], v, "", true)
+      if not ok then
+        if type(r) == "table" and r.json then return serr("SerializationException", r.msg) end
+        error(r, 0)
+      end
+      params = r or {}
+    end
+  end
+  return op.name, params
+end
+
+function M.encode_response(m, opname, output, request_id)
+  local op = op_of(m, opname)
+  local body = "{}"
+  if op.output then body = M.encode_shape(m, op.output, output or {}) end
+  return 200, {
+    ["Content-Type"] = content_type(m),
+    ["x-amzn-RequestId"] = request_id or proto.request_id(),
+  }, body
+end
+
+-- code: an error shape name ("ClusterNotFoundException"), a query code ("ResourceNotFound",
+-- CloudWatch) or any common code ("ThrottlingException"). status defaults from the model.
+function M.encode_error(m, code, message, status, request_id)
+  local name, sh = require("ecsplay.aws.model").error_shape(m, code)
+  local e = sh and sh.error or {}
+  status = status or e.httpStatusCode or (sh and sh.fault and 500) or 400
+  local headers = {
+    ["Content-Type"] = content_type(m),
+    ["x-amzn-RequestId"] = request_id or proto.request_id(),
+  }
+  if m.metadata.awsQueryCompatible then
+    local fault = (e.senderFault or (not sh and status < 500)) and "Sender" or "Receiver"
+    headers["x-amzn-query-error"] = (e.code or code) .. ";" .. fault
+  end
+  local body = '{"__type":' .. quote(name or code) .. ',"message":' .. quote(message or "") .. "}"
+  return status, headers, body
+end
+
+M.null = NULL
+M.lua_decode = function(s)
+  local ok, v = pcall(lua_decode, s)
+  if ok then return v end
+  if type(v) == "table" and v.json then return nil, v.msg end
+  error(v, 0)
+end
+return M
