@@ -27,8 +27,8 @@ for r = target, 1, -1 do
   if ok and res.taskDefinition.status == "ACTIVE" then to = res.taskDefinition.taskDefinitionArn break end
 end
 if not to then
-  error({ code = "BadInput", bad_input = true,
-    message = string.format("rollback: %s runs %s:%d and no earlier ACTIVE revision exists", service, family, rev) }, 0)
+  error(require("ecsplay.errors").bad_input(
+    string.format("rollback: %s runs %s:%d and no earlier ACTIVE revision exists", service, family, rev)), 0)
 end
 local report = rollout.rolling { cluster = cluster, service = service, task_definition = to,
   timeout = a.timeout or "20m", name = "rollback " .. service }

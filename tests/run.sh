@@ -47,7 +47,8 @@ run_one() {
 for g in $groups; do
   case "$g" in
     style)
-      run_one check_c_style.sh sh tools/check_c_style.sh ;;
+      run_one check_c_style.sh sh tools/check_c_style.sh
+      run_one check_layers.lua "$bin" tools/check_layers.lua ;;
     c)
       for t in "$BUILD"/tests/test_*; do
         [ -x "$t" ] || continue

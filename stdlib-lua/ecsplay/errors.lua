@@ -1,112 +1,148 @@
--- The error object every AWS call raises (PLAYBOOK_API.md):
---   { service=, operation=, code=, message=, status=, request_id=, retryable=, kind= }
--- kind says where it came from: "service" (AWS answered with an error), "transport"
--- (connection error, timeout, reset), "validation" (ParamValidation, nothing was sent),
--- "response" (an answer we could not read), "credentials", "config", "waiter".
--- tostring(e) is one line, e.g.
---   elbv2 ModifyRule: RuleNotFound (400): The specified rule does not exist. [request 1234-...]
--- Error objects never carry secrets: messages are built by ecsplay code from names and
--- codes, and errors.scrub() is applied to every message that includes outside text.
+--[[
+ecsplay.errors: the one error vocabulary. Every error ecsplay raises is made
+by errors.new(kind, fields) and is an Error: a table with at least
+  kind     what happened (the table KINDS below)
+  code     a short CamelCase code (AWS's own for AWS errors: RuleNotFound, ...)
+  message  one line saying what and why
+and, by kind, service/operation/status/request_id/retryable (AWS calls),
+field/file/line (bad input), gate/value (gates), left (a failed rollback),
+signal (an interruption).
+
+  errors.is(e)            is e an ecsplay error
+  errors.is(e, x)         ... whose kind or code is x (or one of the list x)
+  errors.describe(e)      the one way any value raised becomes text
+  errors.bad_input(msg, field)   what a playbook raises for bad input (exit 2)
+
+The runner (ecsplay.cli.runner) maps kinds to exit codes in one table; no
+place decides by matching English. Error objects never carry secrets:
+messages are built from names and codes, and errors.scrub() is applied to
+any text that comes from outside.
+]]
+local strings = require "ecsplay.util.strings"
+
 local M = {}
+
+-- kind → what it means (docs/playbooks.md "Errors" lists the same).
+M.KINDS = {
+  service = "AWS answered with an error",
+  transport = "the request did not get an answer (connection, timeout, reset)",
+  response = "an answer that could not be read",
+  validation = "parameters that do not fit the model; nothing was sent",
+  credentials = "no usable credentials",
+  config = "a bad configuration or credentials file, region or endpoint",
+  waiter = "a waiter reached a failure state or timed out",
+  bad_input = "bad usage or input found before anything changed",
+  gate = "a gate failed",
+  rollout = "a rollout failed and was rolled back",
+  rollback = "a rollback could not complete",
+  interrupted = "SIGINT or SIGTERM",
+  journal = "a run journal that cannot be read or written",
+  scenario = "a simulator scenario that is wrong or failed",
+  internal = "a bug in ecsplay",
+}
 
 local Error = {}
 Error.__index = Error
 M.Error = Error
 
--- One line, at most `limit` bytes: newlines and runs of blanks collapsed.
-local function one_line(s, limit)
-  s = tostring(s or ""):gsub("[%c%s]+", " "):gsub("^ +", ""):gsub(" +$", "")
-  limit = limit or 600
-  if #s > limit then s = s:sub(1, limit - 3) .. "..." end
-  return s
-end
-M.one_line = one_line
+M.one_line = strings.one_line
+
+local FIELDS = { "kind", "code", "message", "service", "operation", "status", "request_id",
+  "retryable", "path", "errors", "waiter", "last_state", "url", "attempts", "source",
+  "field", "file", "line", "gate", "value", "left", "signal", "changed", "cause" }
 
 Error.__tostring = function(e)
+  if e.kind == "validation" or e.kind == "bad_input" or e.kind == "interrupted"
+     or e.kind == "scenario" or e.kind == "journal" then
+    return e.message or e.code
+  end
   local parts = {}
   local who = e.service and (e.operation and (e.service .. " " .. e.operation) or e.service)
   if who then parts[#parts + 1] = who .. ": " end
   parts[#parts + 1] = tostring(e.code or "Error")
   if e.status then parts[#parts + 1] = string.format(" (%s)", tostring(e.status)) end
-  local msg = e.message and one_line(e.message) or ""
+  local msg = e.message and strings.one_line(e.message) or ""
   if msg ~= "" then parts[#parts + 1] = ": " .. msg end
   if e.request_id then parts[#parts + 1] = string.format(" [request %s]", e.request_id) end
   return table.concat(parts)
 end
 
-local FIELDS = { "service", "operation", "code", "message", "status", "request_id",
-  "retryable", "kind", "path", "errors", "waiter", "last_state", "url", "attempts", "source" }
+-- Default codes per kind, so no error is ever without one.
+local DEFAULT_CODE = {
+  service = "Error", transport = "ConnectionError", response = "InvalidResponse",
+  validation = "ParamValidation", credentials = "NoCredentials", config = "InvalidConfig",
+  waiter = "WaiterFailed", bad_input = "BadInput", gate = "GateFailed",
+  rollout = "RolloutFailed", rollback = "RollbackFailed", interrupted = "Interrupted",
+  journal = "JournalError", scenario = "ScenarioError", internal = "InternalError",
+}
 
--- Build an error object from a table of fields (copied; unknown fields ignored).
-local function make(t, kind)
+--[[ The one constructor. fields is copied (unknown fields are dropped);
+     messages are folded onto one line. ]]
+function M.new(kind, fields)
+  if not M.KINDS[kind] then error("errors.new: unknown kind " .. tostring(kind), 2) end
+  fields = fields or {}
   local e = {}
-  for _, k in ipairs(FIELDS) do e[k] = t[k] end
-  e.kind = e.kind or kind
-  e.code = e.code or "Error"
-  if e.retryable == nil then e.retryable = false end
-  if e.message ~= nil then e.message = one_line(e.message, 2000) end
+  for _, k in ipairs(FIELDS) do e[k] = fields[k] end
+  e.kind = kind
+  e.code = e.code or DEFAULT_CODE[kind]
+  if e.retryable == nil then e.retryable = (kind == "transport") end
+  if e.message ~= nil then e.message = strings.one_line(e.message, 2000) end
   return setmetatable(e, Error)
 end
 
--- errors.aws{service=, operation=, code=, message=, status=, request_id=, retryable=}
-function M.aws(t) return make(t, "service") end
-
--- errors.transport{service=, operation=, code="ConnectionError"|"Timeout"|..., message=}
-function M.transport(t)
-  local e = make(t, "transport")
-  if t.retryable == nil then e.retryable = true end
-  return e
-end
-
--- A response that could not be understood (malformed XML/JSON, wrong content type, ...).
-function M.response(t) return make(t, "response") end
-
--- Credentials / configuration problems (no credentials, bad config file, ...).
-function M.credentials(t) return make(t, "credentials") end
-function M.config(t) return make(t, "config") end
-
--- The ParamValidation variant: from validate.lua's error table (keeps path and errors).
--- Its tostring is the validation message alone, which already names service and operation.
-local ParamError = setmetatable({}, { __index = Error })
-ParamError.__index = ParamError
-ParamError.__tostring = function(e) return e.message end
-M.ParamError = ParamError
-
+-- Shorthands for the kinds raised most; each is errors.new underneath.
+function M.aws(t) return M.new("service", t) end
+function M.transport(t) return M.new("transport", t) end
+function M.response(t) return M.new("response", t) end
+function M.credentials(t) return M.new("credentials", t) end
+function M.config(t) return M.new("config", t) end
 function M.param_validation(t)
-  local e = make(t, "validation")
-  e.code = "ParamValidation"
-  return setmetatable(e, ParamError)
+  local f = {}
+  for k, v in pairs(t) do f[k] = v end
+  f.code = "ParamValidation"
+  return M.new("validation", f)
 end
 
--- Bad usage or input found before anything changed (a playbook's options, a
--- gate, a journal path): the runner exits 2 for it while no change was sent.
-local BadInput = { __tostring = function(e) return e.message end }
-BadInput.__index = BadInput
-M.BadInput = BadInput
-
+-- Bad usage or input (a playbook's options, a gate, a journal path, a
+-- playbook argument): exit 2 while nothing has changed. Playbooks call it as
+--   error(require("ecsplay.errors").bad_input("replicas: expected 1 to 10", "replicas"), 0)
 function M.bad_input(message, field)
-  return setmetatable({ code = "BadInput", bad_input = true, message = message, field = field }, BadInput)
+  return M.new("bad_input", { message = message, field = field })
 end
 
 -- Is v one of our error objects (any kind)?
 function M.is_error(v)
-  if type(v) ~= "table" then return false end
-  local mt = getmetatable(v)
-  return mt == Error or mt == ParamError
+  return type(v) == "table" and getmetatable(v) == Error
 end
 
--- errors.is(e, code) → true when e is an error object (or any table with .code) whose code
--- equals code, or is in code when code is a list. errors.is(e) → is it an ecsplay error.
-function M.is(e, code)
+-- errors.is(e, x): e is an ecsplay error whose kind or code is x (or is in the
+-- list x). errors.is(e): e is an ecsplay error. Plain tables with a `code`
+-- (a decoded AWS error body) also match by code.
+function M.is(e, x)
   if type(e) ~= "table" then return false end
-  if code == nil then return M.is_error(e) end
-  if type(code) == "table" then
-    for _, c in ipairs(code) do
-      if e.code == c then return true end
+  if x == nil then return M.is_error(e) end
+  if type(x) == "table" then
+    for _, c in ipairs(x) do
+      if M.is(e, c) then return true end
     end
     return false
   end
-  return e.code == code
+  return e.code == x or (M.is_error(e) and e.kind == x)
+end
+
+--[[ The one way an error value becomes text. Strings stay as they are, error
+     objects use their __tostring, other tables with a message say
+     "Code: message", anything else is tostring'd. ]]
+function M.describe(e)
+  if type(e) == "string" then return e end
+  if type(e) == "table" then
+    local mt = getmetatable(e)
+    if mt and mt.__tostring then return tostring(e) end
+    if e.message then
+      return (e.code and (tostring(e.code) .. ": ") or "") .. tostring(e.message)
+    end
+  end
+  return tostring(e)
 end
 
 -- Remove every occurrence of the given secret strings from s (used on text that comes from

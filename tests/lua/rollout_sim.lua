@@ -42,7 +42,7 @@ end
 local function classify(ok, err, before)
   if ok then return 0 end
   if type(err) == "table" and err.rollback_failed then return 3 end
-  if type(err) == "table" and (err.bad_input or err.code == "ParamValidation")
+  if type(err) == "table" and (require("ecsplay.errors").is(err, "BadInput") or err.code == "ParamValidation")
      and aws.stats.mutating_calls == before then
     return 2
   end

@@ -616,5 +616,5 @@ T.test("a cloudwatch gate whose query breaks CloudWatch's model is rejected at p
            dimensions = { TargetGroup = "" } } } }
   local e = T.raises(function() gate.prepare_all({ g }, {}) end,
     "gate%.cloudwatch: `orders`: its query is not valid: .*MetricDataQueries%[1%]%.MetricStat%.Metric%.Dimensions%[1%]%.Value")
-  T.eq(e.bad_input, true)
+  T.eq(e.kind, "bad_input")
 end)

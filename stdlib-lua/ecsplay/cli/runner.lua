@@ -116,7 +116,7 @@ local function classify(failure, rollback_failures)
     text = text .. "\nrollback FAILED; what may be left in a mixed state:\n  " .. table.concat(left, "\n  ")
   elseif sched.is_interrupt(err) or (sig and type(err) == "table" and err.interrupted) then
     code = (sig == 15 or (type(err) == "table" and err.signal == 15)) and 143 or 130
-  elseif ((type(err) == "table" and (err.bad_input or err.code == "ParamValidation"
+  elseif ((type(err) == "table" and (errors.is(err, "BadInput") or err.code == "ParamValidation"
           or (err.kind == "config" and getmetatable(err) == errors.Error)))
          or (type(err) == "string" and err:find("module '[^']+' not found"))) and mutations() == 0 then
     -- a missing module: the playbook was wrong before it changed anything
@@ -237,7 +237,7 @@ local function execute(opts, chunk, playbook_dir)
   local ok_setup, setup_err = xpcall(setup, capture, opts, playbook_dir)
   if not ok_setup then
     local err = setup_err.err
-    if type(err) == "table" and err.bad_input then
+    if errors.is(err, "BadInput") then
       return 2, "ecsplay: " .. log.redact(describe(err))
     end
     return classify(setup_err, {})

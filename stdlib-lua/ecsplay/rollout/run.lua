@@ -18,6 +18,7 @@ local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local json = require "ecsplay.json"
 local actions = require "ecsplay.rollout.actions"
+local errors = require "ecsplay.errors"
 local journal_mod = require "ecsplay.rollout.journal"
 
 local Run = {}
@@ -214,7 +215,7 @@ function Run:guard(body)
     self:jwrite { t = "end", status = "rolled_back" }
     self:log("warn", "summary", self.name .. ": rolled back, stable version serving all traffic")
   end
-  if type(err) == "table" and err.bad_input and not changed then
+  if errors.is(err, "BadInput") and not changed then
     error(err, 0) -- nothing changed: usage error, exit 2
   end
   if interrupted then

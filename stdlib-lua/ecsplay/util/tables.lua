@@ -1,0 +1,31 @@
+--[[
+ecsplay.util.tables: copying and small table helpers. Part of the closed
+kernel: requires nothing.
+]]
+local M = {}
+
+-- A deep copy of plain data (no metatables, no cycles: AWS inputs/outputs,
+-- scenario tables, journal records).
+function M.copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = M.copy(x) end
+  return c
+end
+
+-- A one-level copy.
+function M.shallow_copy(t)
+  local c = {}
+  for k, v in pairs(t or {}) do c[k] = v end
+  return c
+end
+
+-- Sorted keys of a table (for stable output and messages).
+function M.keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+  return out
+end
+
+return M
