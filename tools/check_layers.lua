@@ -22,7 +22,7 @@ local LAYERS = {
   { name = "util",     match = { "^ecsplay%.util%." }, may = { "util" } },
   { name = "base",     match = { "^ecsplay%.errors$", "^ecsplay%.duration$", "^ecsplay%.json$",
                                  "^ecsplay%.log$", "^ecsplay%.sched$", "^ecsplay%.http$",
-                                 "^ecsplay%.notify$", "^ecsplay$" },
+                                 "^ecsplay%.notify$", "^ecsplay%.context$", "^ecsplay%.undo$", "^ecsplay$" },
     may = { "c", "util", "base" } },
   { name = "aws",      match = { "^ecsplay%.aws$", "^ecsplay%.aws%." }, may = { "c", "util", "base", "aws" } },
   { name = "services", match = { "^ecsplay%.ecs$", "^ecsplay%.elbv2$", "^ecsplay%.codedeploy$",

@@ -1,0 +1,25 @@
+--[[
+ecsplay.context: what the runner knows about the current run that the layers
+below it need, passed through one internal module instead of fields of the
+public `ecsplay` table:
+  simulated   true under --simulate (the in-process simulator)
+  sim         the in-process simulator, when simulated
+  run_info    { playbook=, args=, config= } for the run journal's start line
+  resume      { [rollout name] = journal state } when `ecsplay resume` re-runs
+  aborts      the ecsplay.on_abort stack (oldest first)
+The runner sets it up (context.reset) before the playbook runs; nothing else
+writes it except on_abort and the resume command.
+]]
+local M = {}
+
+function M.reset()
+  M.simulated = false
+  M.sim = nil
+  M.run_info = {}
+  M.resume = nil
+  M.aborts = {}
+end
+
+M.reset()
+
+return M
