@@ -49,7 +49,8 @@ M.one_line = strings.one_line
 
 local FIELDS = { "kind", "code", "message", "service", "operation", "status", "request_id",
   "retryable", "path", "errors", "waiter", "last_state", "url", "attempts", "source",
-  "field", "file", "line", "gate", "value", "left", "signal", "changed", "cause" }
+  "field", "file", "line", "gate", "value", "left", "signal", "changed", "cause",
+  "report", "traceback", "rolled_back", "strategy", "name", "step", "run" }
 
 Error.__tostring = function(e)
   if e.kind == "validation" or e.kind == "bad_input" or e.kind == "interrupted"
