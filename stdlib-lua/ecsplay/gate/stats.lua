@@ -5,7 +5,6 @@ per-minute samples with the stable version's.
 ]]
 local M = {}
 
-
 -- Exact when the pooled sample is at most this big (the counting below is
 -- O(n · n1 · rank sums)); the normal approximation beyond.
 local EXACT_MAX = 40

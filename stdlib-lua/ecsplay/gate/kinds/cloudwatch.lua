@@ -1,0 +1,92 @@
+--[[
+gate.cloudwatch: any CloudWatch metric, or metric math over several, against
+above=/below=.
+  gate.cloudwatch{ name=, expression="m1/m2", metrics={ m1={namespace=, metric=,
+    dimensions={Name=value}, stat="Sum", period=60}, ... }, above=/below=,
+    aggregate="last"|"sum"|"max"|"min"|"avg" (over the window's datapoints) }
+or with a single metric: gate.cloudwatch{ namespace=, metric=, dimensions=, stat=, below= }
+]]
+local duration = require "ecsplay.duration"
+local options = require "ecsplay.gate.options"
+local metrics = require "ecsplay.gate.metrics"
+
+local M = {}
+
+local KIND = "cloudwatch"
+
+local ALLOWED = { expression = true, metrics = true, above = true, below = true, namespace = true,
+  metric = true, dimensions = true, stat = true, period = true, aggregate = true, window = true }
+
+-- The fields of one metric, given inside metrics= when there is an expression.
+local METRIC_FIELDS = { "namespace", "metric", "dimensions", "stat", "period" }
+
+local function bad(field, msg) options.bad(KIND, field, msg) end
+
+--[[ The metrics of the options -> specs (id -> metric), the sorted ids, and
+     the id whose values are the gate's (the expression's, or the one metric's). ]]
+local function metric_specs(opts)
+  local specs, result_id
+  if opts.expression ~= nil then
+    if type(opts.expression) ~= "string" or opts.expression == "" then
+      bad("expression", "expected a metric math expression like \"m1/m2*100\"")
+    end
+    if type(opts.metrics) ~= "table" or next(opts.metrics) == nil then
+      bad("metrics", "required with expression=: { m1 = {namespace=, metric=, ...}, ... }")
+    end
+    for _, f in ipairs(METRIC_FIELDS) do
+      if opts[f] ~= nil then bad(f, "goes inside metrics= when expression= is given") end
+    end
+    specs, result_id = opts.metrics, "gate"
+  elseif opts.metrics ~= nil then
+    bad("metrics", "needs expression= (or give one metric with namespace= and metric=)")
+  else
+    if opts.metric == nil then bad("metric", "give metric= (one metric) or expression= with metrics=") end
+    specs, result_id = { m1 = { namespace = opts.namespace, metric = opts.metric,
+      dimensions = opts.dimensions, stat = opts.stat, period = opts.period } }, "m1"
+  end
+  local ids = {}
+  for id, m in pairs(specs) do
+    if type(id) ~= "string" or not id:match("^[a-z][%w_]*$") or id == "gate" then
+      bad("metrics", "ids must start with a lowercase letter (CloudWatch's rule) and not be "
+        .. "`gate`, got " .. tostring(id))
+    end
+    options.metric_spec(KIND, opts.expression and ("metrics." .. id .. ".") or "", m)
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  return specs, ids, result_id
+end
+
+function M.cloudwatch(opts)
+  options.check(KIND, opts, ALLOWED)
+  options.thresholds(KIND, opts)
+  local specs, ids, result_id = metric_specs(opts)
+  local aggregate = opts.aggregate or "last"
+  if not metrics.AGGREGATES[aggregate] then
+    bad("aggregate", "expected \"last\", \"sum\", \"max\", \"min\" or \"avg\", got " .. tostring(aggregate))
+  end
+  local function queries() return metrics.queries(specs, ids, opts.expression) end
+  return options.new_gate(KIND, opts, {
+    name = opts.name or (opts.expression or opts.metric),
+    prepare = function(self)
+      local ok, why = metrics.check_queries(queries())
+      if not ok then bad(nil, string.format("`%s`: its query is not valid: %s", self.name, why)) end
+    end,
+    measure = function(self, ctx)
+      local window = metrics.window_of(self, ctx)
+      local values = metrics.data(queries(), window, ctx.now)[result_id] or {}
+      local _, threshold = metrics.compare(0, opts)
+      if #values == 0 then
+        return { result = "inconclusive", threshold = threshold,
+          detail = "no datapoints in the last " .. duration.format(window) }
+      end
+      local v = metrics.aggregate(values, aggregate)
+      local result
+      result, threshold = metrics.compare(v, opts)
+      return { result = result, value = v, threshold = threshold,
+        detail = aggregate ~= "last" and string.format("%s of %d datapoints", aggregate, #values) or nil }
+    end,
+  })
+end
+
+return M

@@ -1,0 +1,139 @@
+--[[
+ecsplay.gate.tracker: running a list of gates and deciding on their
+measurements. The bake (ecsplay.rollout.bake) owns the loop and its clock —
+when to measure, when the bake is over, raising GateFailed — and asks the
+tracker, once a round, to measure every gate and for its verdict.
+
+  tracker.prepare_all(gates, ctx)  every gate's prepare, before any change
+  tracker.new(gates, defaults)     -> tracker (gate.tracker)
+    :measure(ctx)   -> list of {gate=, m=measurement}
+    :verdict()      -> "ok" | "abort", reason
+    :all_passed()   -> true when every non-dry-run gate's last measurement passed
+  tracker.describe(m)              one line for a measurement (gate.describe)
+]]
+local errors = require "ecsplay.errors"
+local sched = require "ecsplay.sched"
+
+local M = {}
+
+-- The results a gate's measure may return; anything else counts as an error.
+M.RESULTS = { pass = true, fail = true, inconclusive = true }
+
+-- One line: "fail 6.1 (want < 1%) 61 of 1000 requests" (result, value, threshold, detail).
+function M.describe(m)
+  if not m then return "not measured" end
+  local parts = { m.result }
+  if m.value ~= nil then
+    parts[#parts + 1] = type(m.value) == "number" and string.format("%.4g", m.value) or tostring(m.value)
+  end
+  if m.threshold then parts[#parts + 1] = "(want " .. m.threshold .. ")" end
+  if m.detail then parts[#parts + 1] = m.detail end
+  return table.concat(parts, " ")
+end
+
+-- Calls every gate's prepare (resolving names, proving resources exist).
+function M.prepare_all(gates, ctx)
+  for i, g in ipairs(gates or {}) do
+    if type(g) ~= "table" or type(g.measure) ~= "function" then
+      error(errors.bad_input("gates[" .. i .. "]: expected a gate (gate.alb_5xx_rate{...}, gate.check(...), "
+        .. "...), got " .. type(g), "gates"), 0)
+    end
+    if g.prepare then g:prepare(ctx) end
+  end
+end
+
+--[[ One measurement of gate g. A gate that raises (an API error, a provider
+     that is down) or returns something that is not a measurement gives an
+     { result = "error" } measurement; only an interruption goes through. ]]
+local function measure_one(g, ctx)
+  local ok, m = pcall(g.measure, g, ctx)
+  if not ok then
+    if sched.is_interrupt(m) then error(m, 0) end
+    return { result = "error", detail = errors.describe(m) }
+  end
+  if type(m) ~= "table" or not M.RESULTS[m.result] then
+    -- a custom gate's bug is the provider failing, not a crash of the rollout
+    return { result = "error", detail = string.format("gate `%s` returned %s; expected a measurement "
+      .. "{ result = \"pass\"|\"fail\"|\"inconclusive\", value=, threshold= }", tostring(g.name),
+      type(m) == "table" and ("result = " .. tostring(m.result)) or tostring(m)) }
+  end
+  return m
+end
+
+--[[ The streaks, per gate: a pass resets everything; a fail resets the
+     inconclusive and error streaks; no data resets the error streak; only a
+     pass ends a failure streak (fail, no data, fail is two failures in a row:
+     missing data is no evidence of recovery). ]]
+local function count(e, m)
+  if m.result == "pass" then
+    e.fails, e.inconclusive, e.errors = 0, 0, 0
+  elseif m.result == "fail" then
+    e.fails, e.inconclusive, e.errors = e.fails + 1, 0, 0
+  elseif m.result == "inconclusive" then
+    e.inconclusive, e.errors = e.inconclusive + 1, 0
+  else
+    e.errors = e.errors + 1
+  end
+  e.last = m
+end
+
+local Tracker = {}
+Tracker.__index = Tracker
+
+--[[ defaults: { failure_limit=, inconclusive_limit=, error_limit= } (the
+     rollout's); a gate's own limits win. ]]
+function M.new(gates, defaults)
+  defaults = defaults or {}
+  local t = setmetatable({ entries = {} }, Tracker)
+  for i, g in ipairs(gates or {}) do
+    t.entries[i] = {
+      gate = g,
+      failure_limit = g.failure_limit or defaults.failure_limit or 1,
+      inconclusive_limit = g.inconclusive_limit or defaults.inconclusive_limit or 3,
+      error_limit = g.error_limit or defaults.error_limit or 3,
+      fails = 0, inconclusive = 0, errors = 0, last = nil,
+    }
+  end
+  return t
+end
+
+function Tracker:measure(ctx)
+  local out = {}
+  for _, e in ipairs(self.entries) do
+    local m = measure_one(e.gate, ctx)
+    count(e, m)
+    out[#out + 1] = { gate = e.gate, m = m }
+  end
+  return out
+end
+
+-- The streaks that abort, each with the words the reason uses.
+local STREAKS = {
+  { "fails", "failure_limit", "failed" },
+  { "inconclusive", "inconclusive_limit", "was inconclusive" },
+  { "errors", "error_limit", "could not be measured" },
+}
+
+function Tracker:verdict()
+  for _, e in ipairs(self.entries) do
+    if not e.gate.dry_run then
+      for _, s in ipairs(STREAKS) do
+        local n, limit = e[s[1]], e[s[2]]
+        if n >= limit then
+          return "abort", string.format("gate `%s` %s %d time(s) in a row (limit %d): %s",
+            e.gate.name, s[3], n, limit, M.describe(e.last))
+        end
+      end
+    end
+  end
+  return "ok"
+end
+
+function Tracker:all_passed()
+  for _, e in ipairs(self.entries) do
+    if not e.gate.dry_run and (not e.last or e.last.result ~= "pass") then return false end
+  end
+  return true
+end
+
+return M
