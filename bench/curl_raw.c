@@ -25,7 +25,8 @@ struct buf {
     size_t len;
 };
 
-static double now_us(void) {
+static double now_us(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
@@ -33,14 +34,16 @@ static double now_us(void) {
 
 /* The answer is counted and dropped: keeping it would add a copy the
  * ecsplay path also pays, but we want the floor. */
-static size_t sink(char *ptr, size_t size, size_t nmemb, void *ud) {
+static size_t sink(char *ptr, size_t size, size_t nmemb, void *ud)
+{
     (void)ptr;
     size_t *total = ud;
     *total += size * nmemb;
     return size * nmemb;
 }
 
-static int read_file(const char *path, struct buf *out) {
+static int read_file(const char *path, struct buf *out)
+{
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "curl_raw: cannot open %s: %s\n", path, strerror(errno));
@@ -53,7 +56,11 @@ static int read_file(const char *path, struct buf *out) {
         len += n;
         if (len == cap) {
             char *q = realloc(p, cap * 2 + 1);
-            if (!q) { free(p); p = NULL; break; }
+            if (!q) {
+                free(p);
+                p = NULL;
+                break;
+            }
             p = q;
             cap *= 2;
         }
@@ -69,7 +76,8 @@ static int read_file(const char *path, struct buf *out) {
     return 0;
 }
 
-static long parse_count(const char *s, const char *what) {
+static long parse_count(const char *s, const char *what)
+{
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -80,24 +88,31 @@ static long parse_count(const char *s, const char *what) {
     return v;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc != 5) {
         fprintf(stderr, "usage: curl_raw URL REQUEST_FILE CALLS ROUNDS\n");
         return 2;
     }
     long calls = parse_count(argv[3], "CALLS"), rounds = parse_count(argv[4], "ROUNDS");
     struct buf req;
-    if (read_file(argv[2], &req) != 0) return 1;
+    if (read_file(argv[2], &req) != 0)
+        return 1;
 
     /* Split the file into header lines and the body at the first empty line. */
     struct curl_slist *headers = NULL;
     char *line = req.data, *body = NULL;
     while (line && *line) {
         char *nl = strchr(line, '\n');
-        if (!nl) break;
+        if (!nl)
+            break;
         *nl = '\0';
-        if (nl > line && nl[-1] == '\r') nl[-1] = '\0';
-        if (*line == '\0') { body = nl + 1; break; }
+        if (nl > line && nl[-1] == '\r')
+            nl[-1] = '\0';
+        if (*line == '\0') {
+            body = nl + 1;
+            break;
+        }
         headers = curl_slist_append(headers, line);
         line = nl + 1;
     }

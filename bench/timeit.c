@@ -28,26 +28,31 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void) {
+static double now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int cmp_double(const void *a, const void *b) {
+static int cmp_double(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
 /* Linear interpolation between order statistics (the usual "type 7"). */
-static double quantile(const double *sorted, int n, double q) {
+static double quantile(const double *sorted, int n, double q)
+{
     double pos = q * (n - 1);
     int lo = (int)pos;
-    if (lo >= n - 1) return sorted[n - 1];
+    if (lo >= n - 1)
+        return sorted[n - 1];
     return sorted[lo] + (pos - lo) * (sorted[lo + 1] - sorted[lo]);
 }
 
-static long parse_count(const char *s, const char *what) {
+static long parse_count(const char *s, const char *what)
+{
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -60,7 +65,8 @@ static long parse_count(const char *s, const char *what) {
 
 /* → elapsed ms, or a negative number when the command did not exit 0;
  * *cpu_ms gets the child's user + system time. */
-static double run_once(char **argv, double *cpu_ms) {
+static double run_once(char **argv, double *cpu_ms)
+{
     double t0 = now_ms();
     pid_t pid = fork();
     if (pid < 0) {
@@ -73,7 +79,8 @@ static double run_once(char **argv, double *cpu_ms) {
             dup2(fd, 0);
             dup2(fd, 1);
             dup2(fd, 2);
-            if (fd > 2) close(fd);
+            if (fd > 2)
+                close(fd);
         }
         execvp(argv[0], argv);
         _exit(127);
@@ -97,17 +104,26 @@ static double run_once(char **argv, double *cpu_ms) {
     return dt;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     long runs = 20, warmup = 2;
     const char *label = NULL;
     int i = 1;
     for (; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) { i++; break; }
-        if (i + 1 >= argc) break;
-        if (strcmp(argv[i], "-n") == 0) runs = parse_count(argv[++i], "-n");
-        else if (strcmp(argv[i], "-w") == 0) warmup = parse_count(argv[++i], "-w");
-        else if (strcmp(argv[i], "-l") == 0) label = argv[++i];
-        else break;
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        }
+        if (i + 1 >= argc)
+            break;
+        if (strcmp(argv[i], "-n") == 0)
+            runs = parse_count(argv[++i], "-n");
+        else if (strcmp(argv[i], "-w") == 0)
+            warmup = parse_count(argv[++i], "-w");
+        else if (strcmp(argv[i], "-l") == 0)
+            label = argv[++i];
+        else
+            break;
     }
     if (i >= argc || runs < 1) {
         fprintf(stderr, "usage: timeit [-n RUNS] [-w WARMUP] [-l LABEL] -- COMMAND [ARG...]\n");
@@ -121,11 +137,17 @@ int main(int argc, char **argv) {
     }
     double *cpu = t + runs, ignored;
     for (long w = 0; w < warmup; w++) {
-        if (run_once(cmd, &ignored) < 0) { free(t); return 1; }
+        if (run_once(cmd, &ignored) < 0) {
+            free(t);
+            return 1;
+        }
     }
     for (long r = 0; r < runs; r++) {
         t[r] = run_once(cmd, &cpu[r]);
-        if (t[r] < 0) { free(t); return 1; }
+        if (t[r] < 0) {
+            free(t);
+            return 1;
+        }
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
     qsort(cpu, (size_t)runs, sizeof *cpu, cmp_double);

@@ -150,7 +150,8 @@ static int l_unhex(lua_State *L)
         int hi = ep_hexval(s[i]), lo = ep_hexval(s[i + 1]);
         if (hi < 0 || lo < 0) {
             lua_pushnil(L);
-            lua_pushfstring(L, "crypto.unhex: invalid hex digit at offset %d", (int)(hi < 0 ? i : i + 1));
+            lua_pushfstring(L, "crypto.unhex: invalid hex digit at offset %d",
+                            (int)(hi < 0 ? i : i + 1));
             return 2;
         }
         p[i / 2] = (char)(hi << 4 | lo);
@@ -232,7 +233,8 @@ static int l_unbase64(lua_State *L)
                 return 2;
             }
         }
-        unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        unsigned w =
+            (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
         p[o++] = (char)(w >> 16 & 255);
         if (pad < 2)
             p[o++] = (char)(w >> 8 & 255);

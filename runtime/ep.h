@@ -5,23 +5,23 @@
 #ifndef EP_H
 #define EP_H
 
-#include <lua.h>
 #include <lauxlib.h>
+#include <lua.h>
 
 /* Lua modules written in C, preloaded by host.c (one file each). */
-int luaopen_ecsplay_core(lua_State *L);          /* sched.c: clock, signals, files */
+int luaopen_ecsplay_core(lua_State *L);          /* core.c: clocks, signals, files */
 int luaopen_ecsplay_core_http(lua_State *L);     /* http.c: libcurl multi */
 int luaopen_ecsplay_core_xml(lua_State *L);      /* xml.c: expat */
 int luaopen_ecsplay_core_crypto(lua_State *L);   /* crypto.c: OpenSSL digests */
-int luaopen_ecsplay_core_sigv4(lua_State *L);    /* sigv4.c: the signer */
+int luaopen_ecsplay_core_sigv4(lua_State *L);    /* sigv4_lua.c: the signer (sigv4.c) */
 int luaopen_ecsplay_core_simserve(lua_State *L); /* simserve.c: libmicrohttpd */
 
-/* sched.c: signal plumbing. The handler records the signal and writes a
+/* core.c: signal plumbing. The handler records the signal and writes a
 ** byte to a self-pipe so that any poll() including ep_signal_fd() wakes. */
 int ep_signal_fd(void);
-int ep_signals_install(void);   /* 0 or -1 */
+int ep_signals_install(void); /* 0 or -1 */
 void ep_signals_restore(void);
-int ep_signal_pending(void);    /* 0 or the signal number */
+int ep_signal_pending(void); /* 0 or the signal number */
 void ep_signal_clear(void);
 
 /* host.c: runs an entry point of ecsplay.runner (used by main.c for the

@@ -21,7 +21,10 @@ struct ep_sym {
     size_t offset; /* of the member in the table */
 };
 
-#define CURL_SYM(field, sym) {#sym, offsetof(struct ep_curl_api, field)}
+#define CURL_SYM(field, sym)                                                                       \
+    {                                                                                              \
+#sym, offsetof(struct ep_curl_api, field)                                                  \
+    }
 static const struct ep_sym curl_syms[] = {
     CURL_SYM(global_init, curl_global_init),
     CURL_SYM(global_cleanup, curl_global_cleanup),
@@ -46,7 +49,10 @@ static const struct ep_sym curl_syms[] = {
 };
 #undef CURL_SYM
 
-#define MHD_SYM(field, sym) {#sym, offsetof(struct ep_mhd_api, field)}
+#define MHD_SYM(field, sym)                                                                        \
+    {                                                                                              \
+#sym, offsetof(struct ep_mhd_api, field)                                                   \
+    }
 static const struct ep_sym mhd_syms[] = {
     MHD_SYM(start_daemon, MHD_start_daemon),
     MHD_SYM(stop_daemon, MHD_stop_daemon),
@@ -75,10 +81,11 @@ _Static_assert(sizeof(struct ep_mhd_api) <= EP_SCRATCH, "grow EP_SCRATCH");
  * guarantees round-trips (ISO C has no conversion between object and function pointers).
  */
 static int load(const char *what, const char *soname, const char *install,
-                const struct ep_sym *syms, size_t nsyms, void *table, size_t size,
-                int *loaded, char *err, size_t n)
+                const struct ep_sym *syms, size_t nsyms, void *table, size_t size, int *loaded,
+                char *err, size_t n)
 {
-    if (*loaded) return 0;
+    if (*loaded)
+        return 0;
     unsigned char scratch[EP_SCRATCH];
     /* RTLD_NOW: an unresolvable dependency fails here, with a message, rather than as a
      * crash in the middle of a transfer. RTLD_LOCAL: keep its symbols out of the way of
@@ -113,14 +120,12 @@ int ep_curl_load(char *err, size_t n)
 {
     static int loaded;
     return load("libcurl", EP_CURL_SONAME, "libcurl4-openssl-dev or libcurl4", curl_syms,
-                sizeof curl_syms / sizeof curl_syms[0], &ep_curl, sizeof ep_curl, &loaded,
-                err, n);
+                sizeof curl_syms / sizeof curl_syms[0], &ep_curl, sizeof ep_curl, &loaded, err, n);
 }
 
 int ep_mhd_load(char *err, size_t n)
 {
     static int loaded;
-    return load("libmicrohttpd", EP_MHD_SONAME, "libmicrohttpd-dev or libmicrohttpd12",
-                mhd_syms, sizeof mhd_syms / sizeof mhd_syms[0], &ep_mhd, sizeof ep_mhd,
-                &loaded, err, n);
+    return load("libmicrohttpd", EP_MHD_SONAME, "libmicrohttpd-dev or libmicrohttpd12", mhd_syms,
+                sizeof mhd_syms / sizeof mhd_syms[0], &ep_mhd, sizeof ep_mhd, &loaded, err, n);
 }

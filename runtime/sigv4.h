@@ -6,6 +6,9 @@
  * the simulator can verify an incoming request over exactly the headers the
  * client signed (cfg.signed_headers).
  *
+ * The signer is sigv4.c (the stages and the whole), sigv4_canon.c (canonical
+ * forms), sigv4_key.c (signing key and cache); its Lua face is sigv4_lua.c.
+ *
  * Strings handed out in ep_sigv4_result are malloc'd and owned by the result;
  * release them with ep_sigv4_result_free(). The secret key is only read; the
  * derived signing key lives in a small cache keyed by a SHA-256 over
@@ -32,7 +35,7 @@ typedef struct ep_sigv4_request {
     const char *query;              /* raw query without '?', NULL or "" = none */
     const ep_sigv4_header *headers; /* in wire order; duplicates allowed */
     size_t nheaders;
-    const char *body;               /* may be NULL when body_len is 0 */
+    const char *body; /* may be NULL when body_len is 0 */
     size_t body_len;
 } ep_sigv4_request;
 
@@ -47,10 +50,10 @@ typedef struct ep_sigv4_config {
     const char *amz_date;
     /* Host header value to add when the request has none; NULL = add nothing. */
     const char *host;
-    int normalize_path;      /* remove dot segments, collapse '//' (all but S3) */
-    int double_encode;       /* encode '%' in the path again (all but S3) */
-    int sign_body;           /* add and sign x-amz-content-sha256 */
-    int omit_session_token;  /* add X-Amz-Security-Token after signing (unsigned) */
+    int normalize_path;     /* remove dot segments, collapse '//' (all but S3) */
+    int double_encode;      /* encode '%' in the path again (all but S3) */
+    int sign_body;          /* add and sign x-amz-content-sha256 */
+    int omit_session_token; /* add X-Amz-Security-Token after signing (unsigned) */
     /* Presigned URL mode (X-Amz-* query parameters instead of headers) when
      * > 0: the URL stays valid this many seconds. Only Host may be added. */
     long presign_expires;
@@ -69,12 +72,12 @@ typedef struct ep_sigv4_added {
 typedef struct ep_sigv4_result {
     char *canonical_request;
     char *string_to_sign;
-    char *signed_headers;   /* "host;x-amz-date" */
-    char *scope;            /* "20150830/us-east-1/service/aws4_request" */
-    char *amz_date;         /* the timestamp actually signed */
-    char signature[65];     /* lowercase hex */
-    char *authorization;    /* full Authorization header value (NULL when presigning) */
-    char *presigned_query;  /* presign mode: the query string to send (no '?'), else NULL */
+    char *signed_headers;  /* "host;x-amz-date" */
+    char *scope;           /* "20150830/us-east-1/service/aws4_request" */
+    char *amz_date;        /* the timestamp actually signed */
+    char signature[65];    /* lowercase hex */
+    char *authorization;   /* full Authorization header value (NULL when presigning) */
+    char *presigned_query; /* presign mode: the query string to send (no '?'), else NULL */
     /* Headers to add, in this order: Host, X-Amz-Security-Token, X-Amz-Date,
      * x-amz-content-sha256, Authorization (each only when needed). */
     ep_sigv4_added added[5];
@@ -92,8 +95,8 @@ enum {
 
 /* Fills *out (zeroed first). On failure everything in *out is freed and err
  * (if non-NULL) holds a message naming the field; it never contains secrets. */
-int ep_sigv4_sign(const ep_sigv4_request *req, const ep_sigv4_config *cfg,
-                  ep_sigv4_result *out, char *err, size_t errlen);
+int ep_sigv4_sign(const ep_sigv4_request *req, const ep_sigv4_config *cfg, ep_sigv4_result *out,
+                  char *err, size_t errlen);
 void ep_sigv4_result_free(ep_sigv4_result *r);
 
 /* ---- stage by stage ---------------------------------------------------- */
@@ -122,15 +125,20 @@ int ep_sigv4_signing_key(const char *secret, size_t secret_len, const char *date
 int ep_sigv4_signature(const unsigned char key[32], const char *string_to_sign, size_t len,
                        char hex_out[65]);
 /* "AWS4-HMAC-SHA256 Credential=AK/scope, SignedHeaders=..., Signature=...". malloc'd or NULL. */
-char *ep_sigv4_authorization(const char *access_key, const char *scope,
-                             const char *signed_headers, const char *signature_hex);
+char *ep_sigv4_authorization(const char *access_key, const char *scope, const char *signed_headers,
+                             const char *signature_hex);
 
 /* Wipes and empties the signing-key cache. */
 void ep_sigv4_cache_clear(void);
 /* Cache hit/miss counters since start (for tests). */
 void ep_sigv4_cache_stats(unsigned long *hits, unsigned long *misses);
 
-struct lua_State;
-int luaopen_ecsplay_core_sigv4(struct lua_State *L);
+/* ---- shared by the signer's files (sigv4.c, sigv4_canon.c) ------------- */
+
+struct ep_sbuf;
+/* Appends the RFC 3986 encoding of s[0..n) to b (sbuf.h): unreserved bytes as
+ * they are, '/' too when keep_slash, existing %XX escapes (in uppercase) when
+ * keep_pct (S3: the wire path is already encoded once), any other byte as %XX. */
+void ep_sigv4_uri_encode(struct ep_sbuf *b, const char *s, size_t n, int keep_slash, int keep_pct);
 
 #endif

@@ -32,7 +32,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "ep.h" /* luaopen_ecsplay_core_simserve, ep_signal_fd (sched.c's self-pipe) */
+#include "ep.h"     /* luaopen_ecsplay_core_simserve, ep_signal_fd (core.c's self-pipe) */
 #include "netlib.h" /* libmicrohttpd, dlopen'ed on first use: every call goes through ep_mhd */
 
 #define EP_SIMSERVE_MT "ecsplay.core.simserve.server"
@@ -42,20 +42,24 @@
 
 struct ep_srv;
 
-struct ep_hdr { const char *name, *value; }; /* point into MHD's per-request pool */
+struct ep_hdr {
+    const char *name, *value;
+}; /* point into MHD's per-request pool */
 
 struct ep_req {
     struct ep_srv *srv;
     char *uri; /* raw request target, query string included */
     int seen;
-    char *body; size_t body_len, body_cap;
+    char *body;
+    size_t body_len, body_cap;
     int too_large;
     int answered; /* a response was queued early (413); ignore the rest of the request */
     const char *method;
-    struct ep_hdr *hdrs; size_t nhdrs, hdrs_cap;
+    struct ep_hdr *hdrs;
+    size_t nhdrs, hdrs_cap;
     struct MHD_Response *response; /* built by the handler, queued now or after a delay */
     unsigned status;
-    int drop;          /* handler status 0: close the connection with no answer (a fault) */
+    int drop; /* handler status 0: close the connection with no answer (a fault) */
     double delay;
     struct MHD_Connection *conn;
     int suspended;
@@ -66,13 +70,13 @@ struct ep_req {
 struct ep_srv {
     struct MHD_Daemon *d;
     uint16_t port;
-    lua_State *L;     /* set only while run() is active */
+    lua_State *L; /* set only while run() is active */
     int handler_idx;
     struct ep_req *delayed;
     lua_Integer served;
     int have_error;
     char last_error[512];
-    char log[256];    /* last libmicrohttpd message, for listen() errors */
+    char log[256]; /* last libmicrohttpd message, for listen() errors */
 };
 
 static double now_mono(void)
@@ -87,16 +91,21 @@ static void on_log(void *cls, const char *fm, va_list ap)
     struct ep_srv *s = cls;
     vsnprintf(s->log, sizeof s->log, fm, ap);
     size_t n = strlen(s->log);
-    while (n > 0 && (s->log[n - 1] == '\n' || s->log[n - 1] == '\r')) s->log[--n] = '\0';
+    while (n > 0 && (s->log[n - 1] == '\n' || s->log[n - 1] == '\r'))
+        s->log[--n] = '\0';
 }
 
 static struct ep_req *req_new(struct ep_srv *s, const char *uri)
 {
     struct ep_req *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    if (!r)
+        return NULL;
     r->srv = s;
     r->uri = strdup(uri ? uri : "/");
-    if (!r->uri) { free(r); return NULL; }
+    if (!r->uri) {
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -110,18 +119,25 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void unlink_delayed(struct ep_srv *s, struct ep_req *r)
 {
     for (struct ep_req **pp = &s->delayed; *pp; pp = &(*pp)->next_delayed)
-        if (*pp == r) { *pp = r->next_delayed; r->next_delayed = NULL; return; }
+        if (*pp == r) {
+            *pp = r->next_delayed;
+            r->next_delayed = NULL;
+            return;
+        }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn; (void)toe;
+    (void)conn;
+    (void)toe;
     struct ep_srv *s = cls;
     struct ep_req *r = *con_cls;
-    if (!r) return;
+    if (!r)
+        return;
     unlink_delayed(s, r);
-    if (r->response) ep_mhd.destroy_response(r->response);
+    if (r->response)
+        ep_mhd.destroy_response(r->response);
     free(r->body);
     free(r->hdrs);
     free(r->uri);
@@ -132,7 +148,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static enum MHD_Result queue_owned(struct MHD_Connection *conn, unsigned status,
                                    struct MHD_Response *resp)
 {
-    if (!resp) return MHD_NO; /* out of memory: MHD drops the connection */
+    if (!resp)
+        return MHD_NO; /* out of memory: MHD drops the connection */
     enum MHD_Result ret = ep_mhd.queue_response(conn, status, resp);
     ep_mhd.destroy_response(resp);
     return ret;
@@ -144,14 +161,20 @@ static struct MHD_Response *error_response(const char *type, const char *msg)
     char body[1024];
     size_t n = (size_t)snprintf(body, sizeof body, "{\"__type\":\"%s\",\"message\":\"", type);
     for (const unsigned char *p = (const unsigned char *)msg; *p && n + 8 < sizeof body; p++) {
-        if (*p == '"' || *p == '\\') { body[n++] = '\\'; body[n++] = (char)*p; }
-        else if (*p < 0x20) n += (size_t)snprintf(body + n, sizeof body - n, "\\u%04x", *p);
-        else body[n++] = (char)*p;
+        if (*p == '"' || *p == '\\') {
+            body[n++] = '\\';
+            body[n++] = (char)*p;
+        } else if (*p < 0x20)
+            n += (size_t)snprintf(body + n, sizeof body - n, "\\u%04x", *p);
+        else
+            body[n++] = (char)*p;
     }
     n += (size_t)snprintf(body + n, sizeof body - n, "\"}");
-    if (n >= sizeof body) n = sizeof body - 1;
+    if (n >= sizeof body)
+        n = sizeof body - 1;
     struct MHD_Response *resp = ep_mhd.create_response_from_buffer(n, body, MHD_RESPMEM_MUST_COPY);
-    if (resp) ep_mhd.add_response_header(resp, "Content-Type", "application/x-amz-json-1.1");
+    if (resp)
+        ep_mhd.add_response_header(resp, "Content-Type", "application/x-amz-json-1.1");
     return resp;
 }
 
@@ -163,7 +186,8 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     if (r->nhdrs == r->hdrs_cap) {
         size_t cap = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
         struct ep_hdr *h = realloc(r->hdrs, cap * sizeof *h);
-        if (!h) return MHD_NO; /* stop iterating; the handler sees fewer headers */
+        if (!h)
+            return MHD_NO; /* stop iterating; the handler sees fewer headers */
         r->hdrs = h;
         r->hdrs_cap = cap;
     }
@@ -181,7 +205,8 @@ static void push_headers(lua_State *L, struct ep_req *r)
         luaL_Buffer b;
         const char *n = r->hdrs[i].name;
         luaL_buffinit(L, &b);
-        for (; *n; n++) luaL_addchar(&b, (*n >= 'A' && *n <= 'Z') ? (char)(*n + 32) : *n);
+        for (; *n; n++)
+            luaL_addchar(&b, (*n >= 'A' && *n <= 'Z') ? (char)(*n + 32) : *n);
         luaL_pushresult(&b);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, t) == LUA_TSTRING) { /* repeated header: join like a proxy would */
@@ -248,7 +273,8 @@ static int dispatch(lua_State *L)
     size_t blen = 0;
     const char *body = bty == LUA_TSTRING ? lua_tolstring(L, top - 1, &blen) : "";
     r->response = ep_mhd.create_response_from_buffer(blen, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r->response) return luaL_error(L, "simserve: out of memory building a response");
+    if (!r->response)
+        return luaL_error(L, "simserve: out of memory building a response");
     r->status = (unsigned)status;
     r->delay = delay > 0 && delay == delay ? delay : 0;
     if (hty == LUA_TTABLE) {
@@ -262,7 +288,8 @@ static int dispatch(lua_State *L)
             /* MHD computes Content-Length itself; a second one would corrupt framing. */
             if (strcasecmp(k, "content-length") != 0 &&
                 ep_mhd.add_response_header(r->response, k, v) != MHD_YES)
-                return luaL_error(L, "simserve handler header '%s' has an invalid name or value", k);
+                return luaL_error(L, "simserve handler header '%s' has an invalid name or value",
+                                  k);
             lua_pop(L, 1);
         }
     }
@@ -277,15 +304,19 @@ static enum MHD_Result respond(struct ep_srv *s, struct ep_req *r, struct MHD_Co
         return queue_owned(conn, 503, error_response("ServiceUnavailable", "server is closing"));
     ep_mhd.get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);
     int top = lua_gettop(L);
-    if (!lua_checkstack(L, 8)) return MHD_NO;
+    if (!lua_checkstack(L, 8))
+        return MHD_NO;
     lua_pushcfunction(L, dispatch);
     lua_pushvalue(L, s->handler_idx);
     lua_pushlightuserdata(L, r);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                          : "simserve: handler failed";
+        const char *msg =
+            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "simserve: handler failed";
         remember_error(s, msg);
-        if (r->response) { ep_mhd.destroy_response(r->response); r->response = NULL; }
+        if (r->response) {
+            ep_mhd.destroy_response(r->response);
+            r->response = NULL;
+        }
         r->response = error_response("InternalFailure", msg);
         r->status = 500;
         r->delay = 0;
@@ -316,7 +347,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct ep_srv *s = cls;
     struct ep_req *r = *con_cls;
     if (!r) { /* the URI callback could not allocate */
-        if (!(r = req_new(s, url))) return MHD_NO;
+        if (!(r = req_new(s, url)))
+            return MHD_NO;
         *con_cls = r;
     }
     if (!r->seen) { /* headers are in; the body (if any) follows in later calls */
@@ -329,7 +361,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             if (errno == 0 && n > EP_SIMSERVE_MAX_BODY) {
                 r->too_large = 1;
                 r->answered = 1;
-                return queue_owned(conn, 413, error_response("RequestEntityTooLarge",
+                return queue_owned(
+                    conn, 413,
+                    error_response("RequestEntityTooLarge",
                                    "request body exceeds the simulator's 10 MiB limit"));
             }
         }
@@ -342,12 +376,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->too_large || n > EP_SIMSERVE_MAX_BODY - r->body_len) { r->too_large = 1; return MHD_YES; }
+        if (r->too_large || n > EP_SIMSERVE_MAX_BODY - r->body_len) {
+            r->too_large = 1;
+            return MHD_YES;
+        }
         if (r->body_len + n > r->body_cap) {
             size_t cap = r->body_cap ? r->body_cap : 16384;
-            while (cap < r->body_len + n) cap *= 2;
+            while (cap < r->body_len + n)
+                cap *= 2;
             char *b = realloc(r->body, cap);
-            if (!b) return MHD_NO;
+            if (!b)
+                return MHD_NO;
             r->body = b;
             r->body_cap = cap;
         }
@@ -364,8 +403,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return queue_owned(conn, r->status, resp);
     }
     if (r->too_large)
-        return queue_owned(conn, 413, error_response("RequestEntityTooLarge",
-                           "request body exceeds the simulator's 10 MiB limit"));
+        return queue_owned(conn, 413,
+                           error_response("RequestEntityTooLarge",
+                                          "request body exceeds the simulator's 10 MiB limit"));
     return respond(s, r, conn);
 }
 
@@ -374,7 +414,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static struct ep_srv *check_srv(lua_State *L)
 {
     struct ep_srv *s = luaL_checkudata(L, 1, EP_SIMSERVE_MT);
-    if (!s->d) luaL_error(L, "simserve: server is closed");
+    if (!s->d)
+        luaL_error(L, "simserve: server is closed");
     return s;
 }
 
@@ -395,7 +436,8 @@ static void resume_due(struct ep_srv *s, double now, int all)
 
 static void srv_close(struct ep_srv *s)
 {
-    if (!s->d) return;
+    if (!s->d)
+        return;
     /* MHD forbids stopping with suspended connections: resume them, let them flush. */
     if (s->delayed) {
         resume_due(s, 0, 1);
@@ -408,7 +450,8 @@ static void srv_close(struct ep_srv *s)
 static int l_close(lua_State *L)
 {
     struct ep_srv *s = luaL_checkudata(L, 1, EP_SIMSERVE_MT);
-    if (s->L) return luaL_error(L, "simserve: close() called from inside run()");
+    if (s->L)
+        return luaL_error(L, "simserve: close() called from inside run()");
     srv_close(s);
     return 0;
 }
@@ -416,7 +459,8 @@ static int l_close(lua_State *L)
 static int l_gc(lua_State *L)
 {
     struct ep_srv *s = luaL_checkudata(L, 1, EP_SIMSERVE_MT);
-    if (!s->L) srv_close(s);
+    if (!s->L)
+        srv_close(s);
     return 0;
 }
 
@@ -428,7 +472,8 @@ static int l_port(lua_State *L)
 
 static int signal_ready(int fd)
 {
-    if (fd < 0) return 0;
+    if (fd < 0)
+        return 0;
     struct pollfd p = {.fd = fd, .events = POLLIN};
     return poll(&p, 1, 0) > 0;
 }
@@ -439,10 +484,13 @@ static int l_run(lua_State *L)
     double timeout = luaL_checknumber(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
-    if (s->L) return luaL_error(L, "simserve: run() is not reentrant");
-    if (!(timeout >= 0)) timeout = 0;
+    if (s->L)
+        return luaL_error(L, "simserve: run() is not reentrant");
+    if (!(timeout >= 0))
+        timeout = 0;
     const union MHD_DaemonInfo *info = ep_mhd.get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-    if (!info) return luaL_error(L, "simserve: libmicrohttpd has no epoll fd");
+    if (!info)
+        return luaL_error(L, "simserve: libmicrohttpd has no epoll fd");
     int epfd = info->epoll_fd;
     int sigfd = ep_signal_fd();
     double deadline = now_mono() + timeout;
@@ -455,12 +503,15 @@ static int l_run(lua_State *L)
         double now = now_mono();
         resume_due(s, now, 0);
         ep_mhd.run(s->d);
-        if (signal_ready(sigfd)) break;
+        if (signal_ready(sigfd))
+            break;
         now = now_mono();
-        if (now >= deadline) break;
+        if (now >= deadline)
+            break;
         double wait = deadline - now;
         for (struct ep_req *r = s->delayed; r; r = r->next_delayed)
-            if (r->resume_at - now < wait) wait = r->resume_at - now;
+            if (r->resume_at - now < wait)
+                wait = r->resume_at - now;
         double ms = wait > 0 ? wait * 1000.0 + 0.999 : 0;
         int wait_ms = ms > 3600000.0 ? 3600000 : (int)ms;
         MHD_UNSIGNED_LONG_LONG mt;
@@ -475,7 +526,10 @@ static int l_run(lua_State *L)
     }
     s->L = NULL;
     lua_pushinteger(L, s->served);
-    if (s->have_error) lua_pushstring(L, s->last_error); else lua_pushnil(L);
+    if (s->have_error)
+        lua_pushstring(L, s->last_error);
+    else
+        lua_pushnil(L);
     return 2;
 }
 
@@ -504,28 +558,25 @@ static int l_listen(lua_State *L)
     const char *addr = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
     /* The simulator accepts any credentials: never expose it beyond loopback. */
     if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127)
-        return luaL_error(L, "simserve.listen: host '%s' is not an IPv4 loopback address (127.x.x.x)",
-                          host);
+        return luaL_error(
+            L, "simserve.listen: host '%s' is not an IPv4 loopback address (127.x.x.x)", host);
 
     struct ep_srv *s = lua_newuserdatauv(L, sizeof *s, 0);
     memset(s, 0, sizeof *s);
     luaL_setmetatable(L, EP_SIMSERVE_MT);
     errno = 0;
-    s->d = ep_mhd.start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-        on_access, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_LIMIT, EP_SIMSERVE_CONN_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, EP_SIMSERVE_CONN_TIMEOUT,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_END);
+    s->d = ep_mhd.start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                               (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
+                               on_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
+                               on_completed, s, MHD_OPTION_CONNECTION_LIMIT, EP_SIMSERVE_CONN_LIMIT,
+                               MHD_OPTION_CONNECTION_TIMEOUT, EP_SIMSERVE_CONN_TIMEOUT,
+                               MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->d) {
         int e = errno;
         return luaL_error(L, "simserve.listen: cannot listen on %s:%d: %s", addr, (int)port,
-                          s->log[0] ? s->log : (e ? strerror(e) : "libmicrohttpd refused to start"));
+                          s->log[0] ? s->log
+                                    : (e ? strerror(e) : "libmicrohttpd refused to start"));
     }
     const union MHD_DaemonInfo *info = ep_mhd.get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : (uint16_t)port;

@@ -1,7 +1,8 @@
 /*
  * ecsplay.core.xml: parse AWS XML responses (expat) into plain Lua tables; escape text.
  *
- *   parse(s)  -> {name=, attrs={}, children={...}, text=} | nil, "XML error at line L, column C: msg"
+ *   parse(s)  -> {name=, attrs={}, children={...}, text=}
+ *                | nil, "XML error at line L, column C: msg"
  *   escape(s) -> s with & < > " ' (and CR) replaced by references
  *
  * Parsing happens in two phases so that no Lua error can ever unwind through expat:
@@ -24,7 +25,9 @@
 #define EP_XML_GUARD_MT "ecsplay.core.xml.parse"
 #define NONE SIZE_MAX
 
-struct span { size_t off, len; }; /* into ctx.strs */
+struct span {
+    size_t off, len;
+}; /* into ctx.strs */
 
 struct xnode {
     struct span name, text;
@@ -32,24 +35,31 @@ struct xnode {
     size_t first_child, last_child, next_sibling, nchildren;
 };
 
-struct xattr { struct span name, value; };
+struct xattr {
+    struct span name, value;
+};
 
 struct ep_xml_ctx {
     XML_Parser parser;
-    char *strs; size_t strs_len, strs_cap;     /* all names, values and texts */
-    char *text; size_t text_len, text_cap;     /* pending character data, stack-shaped */
-    struct xnode *nodes; size_t nnodes, nodes_cap;
-    struct xattr *attrs; size_t nattrs, attrs_cap;
-    size_t stack[EP_XML_MAX_DEPTH];            /* open element node indices */
-    size_t text_start[EP_XML_MAX_DEPTH];       /* where each open element's text starts */
+    char *strs;
+    size_t strs_len, strs_cap; /* all names, values and texts */
+    char *text;
+    size_t text_len, text_cap; /* pending character data, stack-shaped */
+    struct xnode *nodes;
+    size_t nnodes, nodes_cap;
+    struct xattr *attrs;
+    size_t nattrs, attrs_cap;
+    size_t stack[EP_XML_MAX_DEPTH];      /* open element node indices */
+    size_t text_start[EP_XML_MAX_DEPTH]; /* where each open element's text starts */
     size_t depth;
     size_t root;
-    int failed;                                /* 1 = out of memory, 2 = too deep */
+    int failed; /* 1 = out of memory, 2 = too deep */
 };
 
 static void ctx_free(struct ep_xml_ctx *c)
 {
-    if (c->parser) XML_ParserFree(c->parser);
+    if (c->parser)
+        XML_ParserFree(c->parser);
     free(c->strs);
     free(c->text);
     free(c->nodes);
@@ -66,14 +76,17 @@ static int guard_gc(lua_State *L)
 /* Grow *p (elements of size sz) so that it holds at least need elements. */
 static int grow(void **p, size_t *cap, size_t need, size_t sz)
 {
-    if (need <= *cap) return 0;
+    if (need <= *cap)
+        return 0;
     size_t n = *cap ? *cap : 16;
     while (n < need) {
-        if (n > SIZE_MAX / 2 / sz) return -1;
+        if (n > SIZE_MAX / 2 / sz)
+            return -1;
         n *= 2;
     }
     void *q = realloc(*p, n * sz);
-    if (!q) return -1;
+    if (!q)
+        return -1;
     *p = q;
     *cap = n;
     return 0;
@@ -81,9 +94,12 @@ static int grow(void **p, size_t *cap, size_t need, size_t sz)
 
 static int add_str(struct ep_xml_ctx *c, const char *s, size_t n, struct span *out)
 {
-    if (n > SIZE_MAX - c->strs_len) return -1;
-    if (grow((void **)&c->strs, &c->strs_cap, c->strs_len + n, 1)) return -1;
-    if (n) memcpy(c->strs + c->strs_len, s, n);
+    if (n > SIZE_MAX - c->strs_len)
+        return -1;
+    if (grow((void **)&c->strs, &c->strs_cap, c->strs_len + n, 1))
+        return -1;
+    if (n)
+        memcpy(c->strs + c->strs_len, s, n);
     out->off = c->strs_len;
     out->len = n;
     c->strs_len += n;
@@ -99,30 +115,46 @@ static const char *local_name(const char *n)
 
 static void fail(struct ep_xml_ctx *c, int why)
 {
-    if (!c->failed) c->failed = why;
+    if (!c->failed)
+        c->failed = why;
     XML_StopParser(c->parser, XML_FALSE);
 }
 
 static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
     struct ep_xml_ctx *c = ud;
-    if (c->failed) return;
-    if (c->depth >= EP_XML_MAX_DEPTH) { fail(c, 2); return; }
-    if (grow((void **)&c->nodes, &c->nodes_cap, c->nnodes + 1, sizeof *c->nodes)) { fail(c, 1); return; }
+    if (c->failed)
+        return;
+    if (c->depth >= EP_XML_MAX_DEPTH) {
+        fail(c, 2);
+        return;
+    }
+    if (grow((void **)&c->nodes, &c->nodes_cap, c->nnodes + 1, sizeof *c->nodes)) {
+        fail(c, 1);
+        return;
+    }
     size_t idx = c->nnodes++;
     struct xnode *nd = &c->nodes[idx];
     memset(nd, 0, sizeof *nd);
     nd->first_child = nd->last_child = nd->next_sibling = NONE;
     const char *ln = local_name(name);
-    if (add_str(c, ln, strlen(ln), &nd->name)) { fail(c, 1); return; }
+    if (add_str(c, ln, strlen(ln), &nd->name)) {
+        fail(c, 1);
+        return;
+    }
     nd->attr_first = c->nattrs;
     for (size_t i = 0; atts[i] && atts[i + 1]; i += 2) {
         /* Namespace declarations are plumbing, not data. */
-        if (strcmp(atts[i], "xmlns") == 0 || strncmp(atts[i], "xmlns:", 6) == 0) continue;
-        if (grow((void **)&c->attrs, &c->attrs_cap, c->nattrs + 1, sizeof *c->attrs)) { fail(c, 1); return; }
+        if (strcmp(atts[i], "xmlns") == 0 || strncmp(atts[i], "xmlns:", 6) == 0)
+            continue;
+        if (grow((void **)&c->attrs, &c->attrs_cap, c->nattrs + 1, sizeof *c->attrs)) {
+            fail(c, 1);
+            return;
+        }
         struct xattr *a = &c->attrs[c->nattrs];
         const char *an = local_name(atts[i]);
-        if (add_str(c, an, strlen(an), &a->name) || add_str(c, atts[i + 1], strlen(atts[i + 1]), &a->value)) {
+        if (add_str(c, an, strlen(an), &a->name) ||
+            add_str(c, atts[i + 1], strlen(atts[i + 1]), &a->value)) {
             fail(c, 1);
             return;
         }
@@ -131,8 +163,10 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     }
     if (c->depth > 0) {
         struct xnode *parent = &c->nodes[c->stack[c->depth - 1]];
-        if (parent->last_child == NONE) parent->first_child = idx;
-        else c->nodes[parent->last_child].next_sibling = idx;
+        if (parent->last_child == NONE)
+            parent->first_child = idx;
+        else
+            c->nodes[parent->last_child].next_sibling = idx;
         parent->last_child = idx;
         parent->nchildren++;
     } else {
@@ -146,7 +180,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 static int all_space(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') return 0;
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return 0;
     return 1;
 }
 
@@ -154,22 +189,31 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 {
     (void)name;
     struct ep_xml_ctx *c = ud;
-    if (c->failed || c->depth == 0) return;
+    if (c->failed || c->depth == 0)
+        return;
     c->depth--;
     struct xnode *nd = &c->nodes[c->stack[c->depth]];
     size_t start = c->text_start[c->depth];
     const char *t = c->text + start;
     size_t n = c->text_len - start;
-    if (nd->nchildren > 0 && all_space(t, n)) n = 0; /* indentation between children */
-    if (add_str(c, t, n, &nd->text)) { fail(c, 1); return; }
+    if (nd->nchildren > 0 && all_space(t, n))
+        n = 0; /* indentation between children */
+    if (add_str(c, t, n, &nd->text)) {
+        fail(c, 1);
+        return;
+    }
     c->text_len = start; /* the parent's text continues where it was */
 }
 
 static void XMLCALL on_chars(void *ud, const XML_Char *s, int len)
 {
     struct ep_xml_ctx *c = ud;
-    if (c->failed || c->depth == 0 || len <= 0) return;
-    if (grow((void **)&c->text, &c->text_cap, c->text_len + (size_t)len, 1)) { fail(c, 1); return; }
+    if (c->failed || c->depth == 0 || len <= 0)
+        return;
+    if (grow((void **)&c->text, &c->text_cap, c->text_len + (size_t)len, 1)) {
+        fail(c, 1);
+        return;
+    }
     memcpy(c->text + c->text_len, s, (size_t)len);
     c->text_len += (size_t)len;
 }
@@ -209,7 +253,8 @@ static int l_parse(lua_State *L)
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, EP_XML_GUARD_MT);
     c->parser = XML_ParserCreate(NULL);
-    if (!c->parser) return luaL_error(L, "xml.parse: out of memory");
+    if (!c->parser)
+        return luaL_error(L, "xml.parse: out of memory");
     XML_SetUserData(c->parser, c);
     XML_SetElementHandler(c->parser, on_start, on_end);
     XML_SetCharacterDataHandler(c->parser, on_chars);
@@ -227,9 +272,9 @@ static int l_parse(lua_State *L)
     } while (st == XML_STATUS_OK && off < len);
 
     if (st != XML_STATUS_OK || c->failed) {
-        const char *msg = c->failed == 1 ? "out of memory"
-                        : c->failed == 2 ? "elements nested deeper than 200 levels"
-                        : XML_ErrorString(XML_GetErrorCode(c->parser));
+        const char *msg = c->failed == 1   ? "out of memory"
+                          : c->failed == 2 ? "elements nested deeper than 200 levels"
+                                           : XML_ErrorString(XML_GetErrorCode(c->parser));
         unsigned long line = (unsigned long)XML_GetCurrentLineNumber(c->parser);
         unsigned long col = (unsigned long)XML_GetCurrentColumnNumber(c->parser) + 1;
         lua_pushnil(L);

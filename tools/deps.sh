@@ -1,11 +1,18 @@
 #!/bin/sh
-# Checks ecsplay's build and test dependencies (Debian package names). When one
-# is missing: installs with apt-get if we are root on Debian/Ubuntu, otherwise
-# prints the exact command and fails.
-BUILD_PKGS="liblua5.4-dev libcurl4-openssl-dev libssl-dev libexpat1-dev libmicrohttpd-dev pkg-config lua-cjson"
-TEST_PKGS="python3-boto3 awscli valgrind"
+# Checks the packages (Debian names) that `make`, `make check` and `make bench`
+# use. When one is missing: installs with apt-get if we are root on
+# Debian/Ubuntu, otherwise prints the exact command and fails.
+#   build: a C compiler and make, pkg-config, the headers of Lua 5.4, libcurl,
+#          OpenSSL, expat and libmicrohttpd; lua-cjson (loaded by the Lua library)
+#   check: /usr/bin/python3 with boto3 and the AWS CLI (real clients against the
+#          simulator), valgrind (the C tests), clang-format (tools/check_c_style.sh)
+#   bench: the lua5.4 interpreter (start-up baseline); callgrind_annotate comes
+#          with valgrind
+BUILD_PKGS="build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libssl-dev libexpat1-dev libmicrohttpd-dev lua-cjson"
+TEST_PKGS="python3 python3-boto3 awscli valgrind clang-format"
+BENCH_PKGS="lua5.4"
 missing=""
-for p in $BUILD_PKGS $TEST_PKGS; do
+for p in $BUILD_PKGS $TEST_PKGS $BENCH_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0

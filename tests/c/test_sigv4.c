@@ -20,6 +20,7 @@
 #include <lualib.h>
 
 #include "../../runtime/crypto.h"
+#include "../../runtime/ep.h"
 #include "../../runtime/sigv4.h"
 
 static int passed, failed, skipped;
@@ -98,7 +99,8 @@ static void diff_hint(const char *want, const char *got)
     while (w > want && w[-1] != '\n') /* back to line starts */
         w--, g--;
     int wl = (int)strcspn(w, "\n"), gl = (int)strcspn(g, "\n");
-    printf("      first difference at line %d\n      want: %.*s\n      got:  %.*s\n", line, wl, w, gl, g);
+    printf("      first difference at line %d\n      want: %.*s\n      got:  %.*s\n", line, wl, w,
+           gl, g);
 }
 
 static void check_text(const char *cas, const char *stage, const char *want, const char *got)
@@ -427,8 +429,8 @@ static void trim_trailing_newlines(char *s)
 }
 
 /* aws-c-auth's query-*.txt: the same request presigned (X-Amz-* query). */
-static void run_presign(const char *dir, const char *cas, const parsed *p, const ep_sigv4_config *base,
-                        const char *ctx)
+static void run_presign(const char *dir, const char *cas, const parsed *p,
+                        const ep_sigv4_config *base, const char *ctx)
 {
     char path[4096], name[600];
     snprintf(path, sizeof path, "%s/query-canonical-request.txt", dir);
@@ -460,11 +462,13 @@ static void run_presign(const char *dir, const char *cas, const parsed *p, const
         check_text(name, "canonical request", want_creq, res.canonical_request);
         check_text(name, "string to sign", want_sts, res.string_to_sign);
         check_text(name, "signature", want_sig, res.signature);
-        size_t cap = strlen(p->method) + strlen(p->path) + strlen(res.presigned_query) + p->body_len + 64;
+        size_t cap =
+            strlen(p->method) + strlen(p->path) + strlen(res.presigned_query) + p->body_len + 64;
         for (size_t i = 0; i < p->nraw; i++)
             cap += strlen(p->raw_lines[i]) + 1;
         char *sreq = malloc(cap);
-        size_t n = (size_t)snprintf(sreq, cap, "%s %s?%s HTTP/1.1\n", p->method, p->path, res.presigned_query);
+        size_t n = (size_t)snprintf(sreq, cap, "%s %s?%s HTTP/1.1\n", p->method, p->path,
+                                    res.presigned_query);
         for (size_t i = 0; i < p->nraw; i++)
             n += (size_t)snprintf(sreq + n, cap - n, "%s\n", p->raw_lines[i]);
         n += (size_t)snprintf(sreq + n, cap - n, "\n");
@@ -696,10 +700,15 @@ static void unit_c(void)
     ep_hex_encode(mac, 32, hex);
     check(strcmp(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843") == 0,
           "hmac_sha256 RFC 4231 case 2");
-    check(ep_ct_equal("abc", 3, "abc", 3) && !ep_ct_equal("abc", 3, "abd", 3) && !ep_ct_equal("ab", 2, "abc", 3),
+    check(ep_ct_equal("abc", 3, "abc", 3) && !ep_ct_equal("abc", 3, "abd", 3) &&
+              !ep_ct_equal("ab", 2, "abc", 3),
           "constant-time equal");
 
-    struct { const char *in; int norm, dbl; const char *want; } paths[] = {
+    struct {
+        const char *in;
+        int norm, dbl;
+        const char *want;
+    } paths[] = {
         {"/my-object//example//photo.user", 0, 0, "/my-object//example//photo.user"},
         {"/a%2Fb", 0, 0, "/a%2Fb"},
         {"/a%2fb", 0, 0, "/a%2Fb"},
@@ -713,12 +722,14 @@ static void unit_c(void)
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         char *got = ep_sigv4_canonical_path(paths[i].in, paths[i].norm, paths[i].dbl);
         char what[160];
-        snprintf(what, sizeof what, "canonical_path(\"%s\", %d, %d) = \"%s\", got \"%s\"", paths[i].in,
-                 paths[i].norm, paths[i].dbl, paths[i].want, got ? got : "(null)");
+        snprintf(what, sizeof what, "canonical_path(\"%s\", %d, %d) = \"%s\", got \"%s\"",
+                 paths[i].in, paths[i].norm, paths[i].dbl, paths[i].want, got ? got : "(null)");
         check(got && strcmp(got, paths[i].want) == 0, what);
         free(got);
     }
-    struct { const char *in, *want; } qs[] = {
+    struct {
+        const char *in, *want;
+    } qs[] = {
         {"b=2&a=1&a=0", "a=0&a=1&b=2"},
         {"Action=List&Version=2&x=a%20b+c", "Action=List&Version=2&x=a%20b%2Bc"},
         {"flag&&k=", "flag=&k="},
@@ -727,8 +738,8 @@ static void unit_c(void)
     for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
         char *got = ep_sigv4_canonical_query(qs[i].in);
         char what[160];
-        snprintf(what, sizeof what, "canonical_query(\"%s\") = \"%s\", got \"%s\"", qs[i].in, qs[i].want,
-                 got ? got : "(null)");
+        snprintf(what, sizeof what, "canonical_query(\"%s\") = \"%s\", got \"%s\"", qs[i].in,
+                 qs[i].want, got ? got : "(null)");
         check(got && strcmp(got, qs[i].want) == 0, what);
         free(got);
     }
@@ -736,8 +747,8 @@ static void unit_c(void)
     /* Unsigned headers never make it into SignedHeaders; the cache hits. */
     ep_sigv4_header hs[] = {
         {"Host", 4, "example.amazonaws.com", 21}, {"User-Agent", 10, "ecsplay/1", 9},
-        {"Expect", 6, "100-continue", 12},          {"X-Amzn-Trace-Id", 15, "Root=1", 6},
-        {"Connection", 10, "keep-alive", 10},       {"Transfer-Encoding", 17, "chunked", 7},
+        {"Expect", 6, "100-continue", 12},        {"X-Amzn-Trace-Id", 15, "Root=1", 6},
+        {"Connection", 10, "keep-alive", 10},     {"Transfer-Encoding", 17, "chunked", 7},
         {"Authorization", 13, "stale", 5},
     };
     ep_sigv4_request r = {"GET", "/", NULL, hs, sizeof hs / sizeof *hs, NULL, 0};
@@ -756,8 +767,11 @@ static void unit_c(void)
     ep_sigv4_cache_clear();
     ep_sigv4_cache_stats(&h0, &m0);
     int rc = ep_sigv4_sign(&r, &c, &res, err, sizeof err);
-    check(rc == 0 && strcmp(res.signed_headers, "host;x-amz-date") == 0, "unsigned headers are not signed");
-    check(rc == 0 && strcmp(res.signature, "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31") == 0,
+    check(rc == 0 && strcmp(res.signed_headers, "host;x-amz-date") == 0,
+          "unsigned headers are not signed");
+    check(rc == 0 &&
+              strcmp(res.signature,
+                     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31") == 0,
           "get-vanilla signature with unsigned headers present");
     ep_sigv4_result_free(&res);
     rc = ep_sigv4_sign(&r, &c, &res, err, sizeof err);
@@ -767,7 +781,9 @@ static void unit_c(void)
     c.secret_key = "another-secret";
     c.secret_len = strlen(c.secret_key);
     rc = ep_sigv4_sign(&r, &c, &res, err, sizeof err);
-    check(rc == 0 && strcmp(res.signature, "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31") != 0,
+    check(rc == 0 &&
+              strcmp(res.signature,
+                     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31") != 0,
           "a different secret for the same access key is not served from the cache");
     ep_sigv4_result_free(&res);
     /* Evict: more distinct scopes than slots, all still correct. */
@@ -787,14 +803,17 @@ static void unit_c(void)
     /* Verification mode signs exactly the listed headers. */
     c.region = "us-east-1";
     const char *names[] = {"host", "x-amz-date"};
-    ep_sigv4_header vh[] = {{"Host", 4, "example.amazonaws.com", 21}, {"X-Amz-Date", 10, "20150830T123600Z", 16},
+    ep_sigv4_header vh[] = {{"Host", 4, "example.amazonaws.com", 21},
+                            {"X-Amz-Date", 10, "20150830T123600Z", 16},
                             {"X-Extra", 7, "not signed", 10}};
     ep_sigv4_request vr = {"GET", "/", NULL, vh, 3, NULL, 0};
     c.amz_date = NULL;
     c.signed_headers = names;
     c.nsigned_headers = 2;
     rc = ep_sigv4_sign(&vr, &c, &res, err, sizeof err);
-    check(rc == 0 && strcmp(res.signature, "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31") == 0 &&
+    check(rc == 0 &&
+              strcmp(res.signature,
+                     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31") == 0 &&
               res.nadded == 0,
           "verification mode reproduces get-vanilla over host;x-amz-date");
     ep_sigv4_result_free(&res);
@@ -802,7 +821,8 @@ static void unit_c(void)
     c.signed_headers = missing;
     c.nsigned_headers = 3;
     rc = ep_sigv4_sign(&vr, &c, &res, err, sizeof err);
-    check(rc == EP_SIGV4_EINVAL && strstr(err, "x-amz-target"), "verification names a missing signed header");
+    check(rc == EP_SIGV4_EINVAL && strstr(err, "x-amz-target"),
+          "verification names a missing signed header");
     c.signed_headers = NULL;
     c.nsigned_headers = 0;
 
@@ -917,7 +937,8 @@ int main(int argc, char **argv)
     if (!dir || !*dir)
         dir = "tests/vectors/sigv4";
     if (!is_dir(dir)) {
-        printf("cannot open the SigV4 vectors at %s (give a path as argv[1] or ECSPLAY_VECTORS)\n", dir);
+        printf("cannot open the SigV4 vectors at %s (give a path as argv[1] or ECSPLAY_VECTORS)\n",
+               dir);
         printf("0 passed, 1 failed\n");
         return 1;
     }

@@ -21,7 +21,10 @@ static void check(lua_State *L, const char *name, const char *doc, size_t doclen
         lua_settop(L, top);
         return;
     }
-    if (doc) lua_pushlstring(L, doc, doclen); else lua_pushnil(L);
+    if (doc)
+        lua_pushlstring(L, doc, doclen);
+    else
+        lua_pushnil(L);
     if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
         printf("FAIL %s: %s\n", name, lua_tostring(L, -1));
         failed++;
@@ -77,57 +80,64 @@ static const char *describe_tg =
 int main(void)
 {
     lua_State *L = luaL_newstate();
-    if (!L) { printf("0 passed, 1 failed\n"); return 1; }
+    if (!L) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
     luaL_openlibs(L);
     luaL_requiref(L, "ecsplay.core.xml", luaopen_ecsplay_core_xml, 0);
     lua_pop(L, 1);
 
-    CHECK(L, "DescribeTargetGroups: structure", describe_tg,
-          "local xml = require 'ecsplay.core.xml'\n"
-          "local r, err = xml.parse(...)\n"
-          "if not r then return false, err end\n"
-          "if r.name ~= 'DescribeTargetGroupsResponse' then return false, 'root ' .. r.name end\n"
-          "if next(r.attrs) ~= nil then return false, 'xmlns must not appear in attrs' end\n"
-          "if #r.children ~= 2 then return false, 'root children ' .. #r.children end\n"
-          "if r.text ~= '' then return false, 'whitespace between children must be dropped' end\n"
-          "local tgs = r.children[1].children[1]\n"
-          "if tgs.name ~= 'TargetGroups' or #tgs.children ~= 2 then return false, 'TargetGroups' end\n"
-          "local m = tgs.children[1]\n"
-          "local f = {} for _, c in ipairs(m.children) do f[c.name] = c end\n"
-          "if f.TargetGroupName.text ~= 'web-blue' then return false, 'name' end\n"
-          "if f.Port.text ~= '80' then return false, 'port' end\n"
-          "if f.HealthCheckPath.text ~= '/health?a=1&b=2' then return false, 'entity in text' end\n"
-          "if f.Matcher.children[1].name ~= 'HttpCode' or f.Matcher.children[1].text ~= '200' then return false, 'matcher' end\n"
-          "if #f.LoadBalancerArns.children ~= 1 then return false, 'one-member list' end\n"
-          "if not f.LoadBalancerArns.children[1].text:find('loadbalancer/app/my-lb', 1, true) then return false, 'lb arn' end\n"
-          "local g = tgs.children[2].children[3]\n"
-          "if g.name ~= 'LoadBalancerArns' or #g.children ~= 0 or g.text ~= '' then return false, 'empty element' end\n"
-          "if r.children[2].children[1].text ~= '9ab4a9c7-1b2d-4f1b-9b7c-1c2d3e4f5a6b' then return false, 'request id' end\n"
-          "return true");
+    CHECK(
+        L, "DescribeTargetGroups: structure", describe_tg,
+        "local xml = require 'ecsplay.core.xml'\n"
+        "local r, err = xml.parse(...)\n"
+        "if not r then return false, err end\n"
+        "if r.name ~= 'DescribeTargetGroupsResponse' then return false, 'root ' .. r.name end\n"
+        "if next(r.attrs) ~= nil then return false, 'xmlns must not appear in attrs' end\n"
+        "if #r.children ~= 2 then return false, 'root children ' .. #r.children end\n"
+        "if r.text ~= '' then return false, 'whitespace between children must be dropped' end\n"
+        "local tgs = r.children[1].children[1]\n"
+        "if tgs.name ~= 'TargetGroups' or #tgs.children ~= 2 then return false, 'TargetGroups' end\n"
+        "local m = tgs.children[1]\n"
+        "local f = {} for _, c in ipairs(m.children) do f[c.name] = c end\n"
+        "if f.TargetGroupName.text ~= 'web-blue' then return false, 'name' end\n"
+        "if f.Port.text ~= '80' then return false, 'port' end\n"
+        "if f.HealthCheckPath.text ~= '/health?a=1&b=2' then return false, 'entity in text' end\n"
+        "if f.Matcher.children[1].name ~= 'HttpCode' or f.Matcher.children[1].text ~= '200' then return false, 'matcher' end\n"
+        "if #f.LoadBalancerArns.children ~= 1 then return false, 'one-member list' end\n"
+        "if not f.LoadBalancerArns.children[1].text:find('loadbalancer/app/my-lb', 1, true) then return false, 'lb arn' end\n"
+        "local g = tgs.children[2].children[3]\n"
+        "if g.name ~= 'LoadBalancerArns' or #g.children ~= 0 or g.text ~= '' then return false, 'empty element' end\n"
+        "if r.children[2].children[1].text ~= '9ab4a9c7-1b2d-4f1b-9b7c-1c2d3e4f5a6b' then return false, 'request id' end\n"
+        "return true");
 
-    CHECK(L, "empty elements", "<a><b/><c></c><d> </d></a>",
-          "local r = assert(require('ecsplay.core.xml').parse(...))\n"
-          "if #r.children ~= 3 then return false, 'children' end\n"
-          "if r.children[1].text ~= '' or r.children[2].text ~= '' then return false, 'empty text' end\n"
-          "if r.children[3].text ~= ' ' then return false, 'leaf whitespace is kept' end\n"
-          "return true");
+    CHECK(
+        L, "empty elements", "<a><b/><c></c><d> </d></a>",
+        "local r = assert(require('ecsplay.core.xml').parse(...))\n"
+        "if #r.children ~= 3 then return false, 'children' end\n"
+        "if r.children[1].text ~= '' or r.children[2].text ~= '' then return false, 'empty text' end\n"
+        "if r.children[3].text ~= ' ' then return false, 'leaf whitespace is kept' end\n"
+        "return true");
 
-    CHECK(L, "attributes, prefixes and namespaces",
-          "<ns:Root xmlns:ns='urn:x' xmlns='urn:y' a='1' ns:b='&lt;2&gt;'><ns:Child k=\"v\">t</ns:Child></ns:Root>",
-          "local r, e = require('ecsplay.core.xml').parse(...)\n"
-          "if not r then return false, e end\n"
-          "if r.name ~= 'Root' then return false, 'prefix not stripped: ' .. r.name end\n"
-          "if r.attrs.a ~= '1' or r.attrs.b ~= '<2>' then return false, 'attrs' end\n"
-          "if r.attrs.xmlns or r.attrs.ns or r.attrs['xmlns:ns'] then return false, 'xmlns kept' end\n"
-          "if r.children[1].name ~= 'Child' or r.children[1].attrs.k ~= 'v' then return false, 'child' end\n"
-          "return r.text == '', 'root text'");
+    CHECK(
+        L, "attributes, prefixes and namespaces",
+        "<ns:Root xmlns:ns='urn:x' xmlns='urn:y' a='1' ns:b='&lt;2&gt;'><ns:Child k=\"v\">t</ns:Child></ns:Root>",
+        "local r, e = require('ecsplay.core.xml').parse(...)\n"
+        "if not r then return false, e end\n"
+        "if r.name ~= 'Root' then return false, 'prefix not stripped: ' .. r.name end\n"
+        "if r.attrs.a ~= '1' or r.attrs.b ~= '<2>' then return false, 'attrs' end\n"
+        "if r.attrs.xmlns or r.attrs.ns or r.attrs['xmlns:ns'] then return false, 'xmlns kept' end\n"
+        "if r.children[1].name ~= 'Child' or r.children[1].attrs.k ~= 'v' then return false, 'child' end\n"
+        "return r.text == '', 'root text'");
 
-    CHECK(L, "entities and character references",
-          "<m>a &amp; b &lt; c &gt; d &quot;e&quot; &apos;f&apos; &#233;&#x263A; <![CDATA[<raw>&]]></m>",
-          "local r, e = require('ecsplay.core.xml').parse(...)\n"
-          "if not r then return false, e end\n"
-          "local want = 'a & b < c > d \"e\" \\'f\\' \\u{e9}\\u{263a} <raw>&'\n"
-          "return r.text == want, 'got ' .. r.text");
+    CHECK(
+        L, "entities and character references",
+        "<m>a &amp; b &lt; c &gt; d &quot;e&quot; &apos;f&apos; &#233;&#x263A; <![CDATA[<raw>&]]></m>",
+        "local r, e = require('ecsplay.core.xml').parse(...)\n"
+        "if not r then return false, e end\n"
+        "local want = 'a & b < c > d \"e\" \\'f\\' \\u{e9}\\u{263a} <raw>&'\n"
+        "return r.text == want, 'got ' .. r.text");
 
     CHECK(L, "mixed content concatenates text", "<a>x<b>y</b>z</a>",
           "local r = assert(require('ecsplay.core.xml').parse(...))\n"
@@ -138,15 +148,28 @@ int main(void)
           "if r ~= nil then return false, 'parsed malformed input' end\n"
           "return e:find('^XML error at line 2, column %d+: mismatched tag') ~= nil, e");
 
-    const char *bad[] = {"", "   ", "<", "<a>", "<a></a><b/>", "text only", "<a>&undefined;</a>",
-                         "<a b='1' b='2'/>", "<a>\x01</a>", "<?xml version='1.0'?>", "<a x=1/>",
-                         "</a>", "<a><!-- unterminated </a>", "<p:a/>junk", NULL};
+    const char *bad[] = {"",
+                         "   ",
+                         "<",
+                         "<a>",
+                         "<a></a><b/>",
+                         "text only",
+                         "<a>&undefined;</a>",
+                         "<a b='1' b='2'/>",
+                         "<a>\x01</a>",
+                         "<?xml version='1.0'?>",
+                         "<a x=1/>",
+                         "</a>",
+                         "<a><!-- unterminated </a>",
+                         "<p:a/>junk",
+                         NULL};
     for (int i = 0; bad[i]; i++) {
         char name[64];
         snprintf(name, sizeof name, "malformed input #%d", i + 1);
-        CHECK(L, name, bad[i],
-              "local r, e = require('ecsplay.core.xml').parse(...)\n"
-              "return r == nil and type(e) == 'string' and e:find('^XML error at line') ~= nil, tostring(e)");
+        CHECK(
+            L, name, bad[i],
+            "local r, e = require('ecsplay.core.xml').parse(...)\n"
+            "return r == nil and type(e) == 'string' and e:find('^XML error at line') ~= nil, tostring(e)");
     }
 
     check(L, "embedded NUL is an error, not a crash", "<a>x\0y</a>", 10,
@@ -174,10 +197,19 @@ int main(void)
         int d = depths[k];
         size_t cap = (size_t)d * 7 + 1;
         char *doc = malloc(cap);
-        if (!doc) { failed++; continue; }
+        if (!doc) {
+            failed++;
+            continue;
+        }
         size_t n = 0;
-        for (int i = 0; i < d; i++) { memcpy(doc + n, "<e>", 3); n += 3; }
-        for (int i = 0; i < d; i++) { memcpy(doc + n, "</e>", 4); n += 4; }
+        for (int i = 0; i < d; i++) {
+            memcpy(doc + n, "<e>", 3);
+            n += 3;
+        }
+        for (int i = 0; i < d; i++) {
+            memcpy(doc + n, "</e>", 4);
+            n += 4;
+        }
         char name[64];
         snprintf(name, sizeof name, "nesting depth %d", d);
         check(L, name, doc, n,
@@ -189,18 +221,20 @@ int main(void)
         free(doc);
     }
 
-    CHECK(L, "wide document (10000 siblings)", NULL,
-          "local xml = require 'ecsplay.core.xml'\n"
-          "local r = assert(xml.parse('<l>' .. string.rep('<member>x</member>', 10000) .. '</l>'))\n"
-          "return #r.children == 10000 and r.children[10000].text == 'x'");
+    CHECK(
+        L, "wide document (10000 siblings)", NULL,
+        "local xml = require 'ecsplay.core.xml'\n"
+        "local r = assert(xml.parse('<l>' .. string.rep('<member>x</member>', 10000) .. '</l>'))\n"
+        "return #r.children == 10000 and r.children[10000].text == 'x'");
 
-    CHECK(L, "escape round trip", NULL,
-          "local xml = require 'ecsplay.core.xml'\n"
-          "local s = 'a<b>&c\"d\\'e\\r\\n\\tf \\u{263a}'\n"
-          "local e = xml.escape(s)\n"
-          "if e ~= 'a&lt;b&gt;&amp;c&quot;d&apos;e&#13;\\n\\tf \\u{263a}' then return false, e end\n"
-          "local r = assert(xml.parse('<v a=\"' .. e .. '\">' .. e .. '</v>'))\n"
-          "return r.text == s, 'text round trip'");
+    CHECK(
+        L, "escape round trip", NULL,
+        "local xml = require 'ecsplay.core.xml'\n"
+        "local s = 'a<b>&c\"d\\'e\\r\\n\\tf \\u{263a}'\n"
+        "local e = xml.escape(s)\n"
+        "if e ~= 'a&lt;b&gt;&amp;c&quot;d&apos;e&#13;\\n\\tf \\u{263a}' then return false, e end\n"
+        "local r = assert(xml.parse('<v a=\"' .. e .. '\">' .. e .. '</v>'))\n"
+        "return r.text == s, 'text round trip'");
 
     CHECK(L, "escape rejects control characters", NULL,
           "local ok, e = pcall(require('ecsplay.core.xml').escape, 'ab\\1')\n"
