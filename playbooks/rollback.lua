@@ -5,16 +5,19 @@
 --                                                         revision, so the rehearsal deploys api:v2
 --                                                         first and then rolls it back
 local rollout, ecs = require "ecsplay.rollout", require "ecsplay.ecs"
+local errors = require "ecsplay.errors"
 local a = ecsplay.args
 local cluster, service = a.cluster or "production", a.service or "api"
 local function current()
   local svc = ecs.describe_services({ cluster = cluster, services = { service } }).services[1]
-  assert(svc, "service " .. service .. " not found in cluster " .. cluster)
+  if not svc then
+    error(errors.bad_input("service " .. service .. " not found in cluster " .. cluster, "service"), 0)
+  end
   local family, rev = svc.taskDefinition:match("task%-definition/([^:]+):(%d+)$")
   return family, tonumber(rev)
 end
 local family, rev = current()
-if ecsplay.simulated and rev == 1 and not a.to then
+if ecsplay.simulating() and rev == 1 and not a.to then
   print("rehearsal: " .. family .. ":1 has no earlier revision; deploying " .. (a.image or "api:v2") .. " first")
   rollout.rolling { cluster = cluster, service = service, image = a.image or "api:v2", bake = 0 }
   family, rev = current()
@@ -27,8 +30,8 @@ for r = target, 1, -1 do
   if ok and res.taskDefinition.status == "ACTIVE" then to = res.taskDefinition.taskDefinitionArn break end
 end
 if not to then
-  error(require("ecsplay.errors").bad_input(
-    string.format("rollback: %s runs %s:%d and no earlier ACTIVE revision exists", service, family, rev)), 0)
+  error(errors.bad_input(string.format("rollback: %s runs %s:%d and no earlier ACTIVE revision exists",
+    service, family, rev), "to"), 0)
 end
 local report = rollout.rolling { cluster = cluster, service = service, task_definition = to,
   timeout = a.timeout or "20m", name = "rollback " .. service }

@@ -1,18 +1,13 @@
 -- ECS: every operation of the model as ecs.<snake_name>{...}, plus ecs.reuse.
+local tables = require "ecsplay.util.tables"
 local model = require "ecsplay.aws.model"
+local service = require "ecsplay.aws.service"
 
 local M = {}
 
 -- Fields DescribeTaskDefinition returns that RegisterTaskDefinition does not take.
 local RESPONSE_ONLY = { "taskDefinitionArn", "revision", "status", "requiresAttributes",
   "compatibilities", "registeredAt", "registeredBy", "deregisteredAt" }
-
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deep_copy(x) end
-  return c
-end
 
 -- ecs.reuse(td) → a copy of a described task definition that register_task_definition
 -- accepts: response-only fields dropped, only members of its input shape kept.
@@ -26,9 +21,9 @@ function M.reuse(td)
   for _, k in ipairs(RESPONSE_ONLY) do drop[k] = true end
   local out = {}
   for k, v in pairs(td) do
-    if not drop[k] and input.members[k] then out[k] = deep_copy(v) end
+    if not drop[k] and input.members[k] then out[k] = tables.copy(v) end
   end
   return out
 end
 
-return require("ecsplay.aws.service").build("ecs", M)
+return service.build("ecs", M)

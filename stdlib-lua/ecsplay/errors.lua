@@ -6,14 +6,17 @@ by errors.new(kind, fields) and is an Error: a table with at least
   message  one line saying what and why
 and, by kind, service/operation/status/request_id/retryable (AWS calls),
 field/file/line (bad input), gate/value (gates), left (a failed rollback),
-signal (an interruption).
+signal (an interruption), details (extra lines shown under the message, such
+as the paths searched for a missing module).
 
   errors.is(e)            is e an ecsplay error
   errors.is(e, x)         ... whose kind or code is x (or one of the list x)
   errors.describe(e)      the one way any value raised becomes text
+  errors.describe(e, { code = true })   ... naming the code even for the kinds
+                          whose text is their message alone (the runner's last line)
   errors.bad_input(msg, field)   what a playbook raises for bad input (exit 2)
 
-The runner (ecsplay.cli.runner) maps kinds to exit codes in one table; no
+The runner maps kinds to exit codes in one table (ecsplay.cli.exit); no
 place decides by matching English. Error objects never carry secrets:
 messages are built from names and codes, and errors.scrub() is applied to
 any text that comes from outside.
@@ -35,10 +38,10 @@ M.KINDS = {
   gate = "a gate failed",
   rollout = "a rollout failed and was rolled back",
   rollback = "a rollback could not complete",
-  interrupted = "SIGINT or SIGTERM",
+  interrupted = "SIGINT or SIGTERM (signal = 2 or 15), or a task cancelled (code Cancelled)",
   journal = "a run journal that cannot be read or written",
   scenario = "a simulator scenario that is wrong or failed",
-  internal = "a bug in ecsplay",
+  internal = "a bug in ecsplay, or tasks that all wait on each other (code Deadlock)",
 }
 
 local Error = {}
@@ -50,11 +53,16 @@ M.one_line = strings.one_line
 local FIELDS = { "kind", "code", "message", "service", "operation", "status", "request_id",
   "retryable", "path", "errors", "waiter", "last_state", "url", "attempts", "source",
   "field", "file", "line", "gate", "value", "left", "signal", "changed", "cause",
-  "report", "traceback", "rolled_back", "strategy", "name", "step", "run" }
+  "report", "traceback", "rolled_back", "rollback_failed", "strategy", "name", "step", "run",
+  "details" }
+
+-- Kinds whose text is their message alone: the message already says what is
+-- wrong in the user's terms (a field, a file and line, a signal).
+local MESSAGE_ONLY = { validation = true, bad_input = true, interrupted = true,
+  scenario = true, journal = true, rollout = true, rollback = true }
 
 Error.__tostring = function(e)
-  if e.kind == "validation" or e.kind == "bad_input" or e.kind == "interrupted"
-     or e.kind == "scenario" or e.kind == "journal" then
+  if MESSAGE_ONLY[e.kind] then
     return e.message or e.code
   end
   local parts = {}
@@ -131,12 +139,30 @@ function M.is(e, x)
   return e.code == x or (M.is_error(e) and e.kind == x)
 end
 
+-- "text" .. e and e .. "text" work on error objects as on strings (code
+-- written for string errors, e.g. around pcall(require, ...), keeps working).
+Error.__concat = function(a, b)
+  return (type(a) == "table" and tostring(a) or a) .. (type(b) == "table" and tostring(b) or b)
+end
+
 --[[ The one way an error value becomes text. Strings stay as they are, error
-     objects use their __tostring, other tables with a message say
-     "Code: message", anything else is tostring'd. ]]
-function M.describe(e)
+     objects use their __tostring (plus their details, one per line), other
+     tables with a message say "Code: message", anything else is tostring'd.
+     opts.code: name the code of an error object whose text would not, as
+     " [Code]" (the runner's last line, so every failure names its code). ]]
+function M.describe(e, opts)
   if type(e) == "string" then return e end
   if type(e) == "table" then
+    if M.is_error(e) then
+      local text = tostring(e)
+      if opts and opts.code and MESSAGE_ONLY[e.kind] and e.message then
+        text = text .. " [" .. tostring(e.code) .. "]"
+      end
+      if type(e.details) == "table" then
+        for _, line in ipairs(e.details) do text = text .. "\n\t" .. tostring(line) end
+      end
+      return text
+    end
     local mt = getmetatable(e)
     if mt and mt.__tostring then return tostring(e) end
     if e.message then

@@ -6,6 +6,7 @@ world is a value, not an error; bad arguments raise).
 ]]
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
+local json = require "ecsplay.json"
 
 local M = {}
 
@@ -22,7 +23,7 @@ function M.request(req)
   for k, v in pairs(req.headers or {}) do headers[k] = tostring(v) end
   local body = req.body
   if type(body) == "table" then
-    body = assert(require("ecsplay.json").encode(body))
+    body = assert(json.encode(body))
     if not headers["Content-Type"] and not headers["content-type"] then
       headers["Content-Type"] = "application/json"
     end

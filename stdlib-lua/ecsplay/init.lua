@@ -1,29 +1,37 @@
 --[[
-The `ecsplay` table every playbook sees (PLAYBOOK_API.md §2): arguments,
+The `ecsplay` table every playbook sees (docs/playbooks.md): arguments,
 time, concurrency, abort handlers, logging, HTTP and JSON. Heavier modules
 (the AWS services, rollout, the simulator) load on first `require`.
 ]]
+local core = require "ecsplay.core"
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
+local log = require "ecsplay.log"
+local context = require "ecsplay.context"
 
 local M = {
-  version = require("ecsplay.core").version,
+  version = core.version,
   args = {},
-  simulated = false,
-  log = require "ecsplay.log",
+  log = log,
   duration = duration,
 }
 
 -- ecsplay.http and ecsplay.json (cjson, a shared object to map) load on first use.
+-- ecsplay.simulated: ecsplay.simulating() for older playbooks, read from the run
+-- context on each access (no run state is kept in this table).
 local lazy = { http = "ecsplay.http", json = "ecsplay.json" }
 setmetatable(M, { __index = function(t, k)
+  if k == "simulated" then return context.simulated == true end
   local modname = lazy[k]
   if modname then
-    local v = require(modname)
+    local v = require(modname) -- lazy: start-up cost (libcurl, cjson) for playbooks that never use them
     rawset(t, k, v)
     return v
   end
 end })
+
+-- true under --simulate (the in-process simulator on a virtual clock).
+function M.simulating() return context.simulated == true end
 
 function M.now() return sched.now() end
 
@@ -84,13 +92,12 @@ function M.map(list, fn, opts)
   return results
 end
 
--- Abort handlers: run newest first when the playbook fails or is interrupted.
-local aborts = {}
-M._aborts = aborts
-
+-- Abort handlers: run newest first when the playbook fails or is interrupted
+-- (the runner carries them out through ecsplay.undo).
 function M.on_abort(fn, name)
   if type(fn) ~= "function" then error("ecsplay.on_abort: expected a function", 2) end
   local entry = { fn = fn, name = name }
+  local aborts = context.aborts
   aborts[#aborts + 1] = entry
   return function()
     for i = #aborts, 1, -1 do

@@ -97,7 +97,7 @@ function M.event(level, event, message, fields)
   if format == "json" then
     -- time, level, event, message first, then the fields sorted: stable lines
     -- that read well in a CI log and diff cleanly between runs
-    local json = require "ecsplay.json"
+    local json = require "ecsplay.json" -- lazy: cjson loads only for --log-format json (start-up cost)
     local parts = {}
     local function add(k, v)
       local ev = json.encode(v)

@@ -1,7 +1,7 @@
 --[[
 Ready-made `notify` hooks for the strategies: chat webhooks and JSON sinks.
 
-  local notify = require "ecsplay.notify"
+  -- notify: the module ecsplay.notify
   rollout.canary { ..., notify = notify.webhook { url = os.getenv("SLACK_WEBHOOK") } }
 
 webhook{ url=, format = "slack" (default: {"text": "..."}, which Slack,
@@ -13,6 +13,7 @@ A webhook that fails is logged as a warning; it never stops or slows a
 rollback beyond its timeout.
 ]]
 local log = require "ecsplay.log"
+local http = require "ecsplay.http"
 
 local M = {}
 
@@ -42,7 +43,7 @@ function M.webhook(opts)
   return function(event)
     if not wanted[event.event] then return end
     local body = format == "slack" and { text = M.text(event) } or event
-    local res, err = require("ecsplay.http").request { method = "POST", url = opts.url,
+    local res, err = http.request { method = "POST", url = opts.url,
       headers = headers, body = body, timeout = opts.timeout or 5 }
     if not res then
       log.event("warn", "notify", "webhook failed: " .. tostring(err))

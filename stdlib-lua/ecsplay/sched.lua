@@ -11,10 +11,12 @@ waits on a timer and no real I/O is in flight, now() moves straight to the
 next deadline, which is how a 30-minute canary rehearses in milliseconds.
 
 Signals: at the next safe point (a task's yield), each task that is waiting
-gets the error { code = "Interrupted", signal = n } raised where it waits, once.
+gets errors.new("interrupted", { signal = n }) raised where it waits, once.
 Its pcall-protected rollback code then runs normally, and may yield again.
+A cancelled task gets the same kind with code "Cancelled" (no signal).
 ]]
 local core = require "ecsplay.core"
+local errors = require "ecsplay.errors"
 
 local M = {}
 
@@ -34,6 +36,7 @@ local signal_seen = nil          -- the signal being handled, once delivered
 local http_mod
 
 local function http_core()
+  -- lazy: libcurl is loaded on the first HTTP wait, so a playbook that only sleeps never pays for it
   if not http_mod then http_mod = require "ecsplay.core.http" end
   return http_mod
 end
@@ -176,17 +179,15 @@ local function current_task()
   return tasks_by_co[co]
 end
 
--- Interrupted error, raised inside the task where it waits.
-local Interrupted = {}
-Interrupted.__index = Interrupted
-Interrupted.__tostring = function(e)
-  if e.message then return e.message end
-  return string.format("interrupted by %s", e.signal == 15 and "SIGTERM" or
-    e.signal == 2 and "SIGINT" or ("signal " .. tostring(e.signal)))
+-- The error raised inside a waiting task when a signal arrives.
+local function interrupted(sig)
+  local name = sig == 15 and "SIGTERM" or sig == 2 and "SIGINT" or ("signal " .. tostring(sig))
+  return errors.new("interrupted", { signal = sig, message = "interrupted by " .. name })
 end
-M.Interrupted = Interrupted
 
-function M.is_interrupt(e) return getmetatable(e) == Interrupted end
+-- An interruption (a signal, or a cancelled task): code that catches errors
+-- to retry or to carry on re-raises these, so the task stops.
+function M.is_interrupt(e) return errors.is(e, "interrupted") end
 
 -- The one place every wait goes through.
 local function wait(kind, arg)
@@ -249,7 +250,8 @@ function Task:cancel(reason)
       w.cancelled = true
     end
     self.wait = nil
-    make_ready(self, false, { code = "Cancelled", message = reason or "task cancelled" })
+    make_ready(self, false, errors.new("interrupted", { code = "Cancelled",
+      message = reason or "task cancelled" }))
     return true
   end
   return false
@@ -258,8 +260,7 @@ end
 -- Delivers a signal to every waiting task, once.
 local function deliver_signal(sig)
   signal_seen = sig
-  local err = setmetatable({ code = "Interrupted", signal = sig,
-    message = sig == 15 and "interrupted by SIGTERM" or "interrupted by SIGINT" }, Interrupted)
+  local err = interrupted(sig)
   for _, task in pairs(tasks_by_co) do
     if not task.done and task.wait then
       local w = task.wait
@@ -318,7 +319,8 @@ local function fail_deadlock(main)
   local js = main.wait.join.joiners
   for i = #js, 1, -1 do if js[i] == main then table.remove(js, i) end end
   main.wait = nil
-  make_ready(main, false, { code = "Deadlock", message = "every task is waiting on another task" })
+  make_ready(main, false, errors.new("internal", { code = "Deadlock",
+    message = "every task is waiting on another task" }))
 end
 
 --[[ Runs the loop until `main` is done, then until every other task is done

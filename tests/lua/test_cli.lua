@@ -137,7 +137,7 @@ T.test("exit codes: 0 finished, 1 failed (rollbacks ran), 2 bad input, 3 rollbac
   out, err, rc = run { args = q(PLAY .. "/rollbroke.lua") }
   T.eq(rc, 3, err)
   has(err, "rollback FAILED")
-  has(err, "restore weights: ")
+  has(err, "restore weights FAILED: ")
   has(err, "cannot restore weights")
   _, err, rc = run { args = "-e " .. q("local = 1") }
   T.eq(rc, 2, err)
@@ -319,17 +319,18 @@ T.test("-e with --simulate runs against the in-process simulator", function()
   local chunk = table.concat({
     "local ecs = require 'ecsplay.ecs'",
     "local arns = ecs.list_clusters {}.clusterArns",
-    "print(ecsplay.simulated, #arns > 0, arns[1]:match('^arn:aws:ecs:') ~= nil, ecsplay.args.k)",
+    "print(ecsplay.simulating(), #arns > 0, arns[1]:match('^arn:aws:ecs:') ~= nil, ecsplay.args.k)",
+    "print(ecsplay.simulated)",
   }, "\n")
   local out, err, rc = run { args = "--simulate -e " .. q(chunk) .. " k=v" }
   T.eq(rc, 0, err)
-  T.eq(out, "true\ttrue\ttrue\tv\n")
+  T.eq(out, "true\ttrue\ttrue\tv\ntrue\n", "ecsplay.simulating(), and the older field")
   out, err, rc = run { args = "--simulate=" .. q(ROOT .. "/tests/scenarios/empty.lua") .. " -e "
     .. q("print(#require('ecsplay.ecs').list_clusters{}.clusterArns)") }
   T.eq(rc, 0, err)
   T.eq(out, "0\n", "the empty scenario has no clusters")
-  out, err, rc = run { args = "-e " .. q("print(ecsplay.simulated)") }
-  T.eq(out, "false\n")
+  out, err, rc = run { args = "-e " .. q("print(ecsplay.simulating(), ecsplay.simulated)") }
+  T.eq(out, "false\tfalse\n")
 end)
 
 ---------------------------------------------------------------------------------------------

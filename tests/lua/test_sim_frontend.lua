@@ -221,6 +221,20 @@ T.test("model validation: ValidationException (json) / ValidationError (query)",
   local code, msg = xml_code(r)
   T.eq({ r.status, code }, { 400, "ValidationError" })
   T.ok(msg:find("PageSize", 1, true), msg)
+  -- by the validator's problem kinds: an unknown member is ignored (as AWS does), a missing
+  -- one worded as AWS words it, others keep the validator's message
+  r = sim:handle(request("ecs", "ListClusters", { maxResultz = 5 }))
+  T.eq(r.status, 200, "an unknown member alone is not an error: " .. r.body)
+  local frontend = require "ecsplay.sim.frontend"
+  local ecs_model = require("ecsplay.aws.model").load("ecs")
+  T.eq(frontend.validate(ecs_model, "json", "ListClusters", { maxResultz = 5 }), nil)
+  local v = frontend.validate(ecs_model, "json", "DescribeServices",
+    { servicez = { "a" }, include = { "NOPE" } })
+  T.eq(v.code, "ValidationException")
+  T.ok(v.message:find("^2 validation errors detected: "), v.message)
+  T.ok(v.message:find("Value null at 'services' failed to satisfy constraint: Member must not be null", 1, true), v.message)
+  T.ok(v.message:find('invalid value "NOPE" at `include[1]`', 1, true), v.message)
+  T.ok(not v.message:find("servicez", 1, true), "the unknown member is ignored: " .. v.message)
 end)
 
 T.test("world:fail becomes the service's error; a Lua error becomes InternalFailure", function()
@@ -353,7 +367,7 @@ local function world_summary(sim)
   return json.decode(r.body), r.body
 end
 
-T.test("the default world matches SCENARIO.md", function()
+T.test("the default world matches docs/simulator.md", function()
   need_modules()
   local sim = simlib.new(nil, { warn = function(m) error(m, 0) end })
   T.eq(sim.world.now, START)

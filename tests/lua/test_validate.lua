@@ -120,6 +120,35 @@ T.test("params that are not a table", function()
   T.ok(e.message:find("parameters must be a table", 1, true), e.message)
 end)
 
+T.test("every problem carries its kind (the simulator decides by kind, not by the words)", function()
+  local cd = model.load("codedeploy")
+  local function kinds(e)
+    local out = {}
+    for i, p in ipairs(e.errors) do
+      T.ok(p.path and p.message, "problem " .. i .. " has a path and a message")
+      out[p.path] = p.kind
+    end
+    return out
+  end
+  T.eq(kinds(verr(ecs, "UpdateService", { desiredcount = 3, desiredCount = "3",
+    deploymentController = { type = "BLUE" } })), {
+    desiredcount = "unknown_member", service = "missing_required", desiredCount = "type",
+    ["deploymentController.type"] = "enum" })
+  T.eq(kinds(verr(elbv2, "DescribeTargetGroups", { PageSize = 0 })), { PageSize = "range" })
+  T.eq(kinds(verr(cw, "PutMetricData", { Namespace = "n", MetricData = { { MetricName = "m", Value = 0 / 0 } } })),
+    { ["MetricData[1].Value"] = "range" }, "NaN")
+  T.eq(kinds(verr(cd, "GetApplication", { applicationName = string.rep("a", 101) })),
+    { applicationName = "length" }, "a string too long")
+  T.eq(kinds(verr(ecs, "TagResource", { resourceArn = "a", tags = (function()
+    local t = {}
+    for i = 1, 51 do t[i] = { key = "k" .. i, value = "v" } end
+    return t
+  end)() })), { tags = "length" }, "a list too long")
+  T.eq(kinds(verr(cw, "GetMetricData", { MetricDataQueries = {}, StartTime = "yesterday", EndTime = 1 })),
+    { StartTime = "type" }, "a bad timestamp")
+  T.eq(kinds(verr(ecs, "DescribeServices", "api")), { [""] = "type" })
+end)
+
 T.test("suggest and levenshtein", function()
   T.eq(validate.levenshtein("kitten", "sitting"), 3)
   T.eq(validate.suggest("DESIREDCOUNT", { "cluster", "desiredCount" }), "desiredCount")

@@ -9,13 +9,18 @@
 --   timeout=, connect_timeout=, max_size=, ca_bundle=,
 --   -- for tests: env = table|fn, config_file=, credentials_file=, http = fn (metadata
 --   -- endpoints), rand = fn() → [0,1) (retry jitter), now = fn() → epoch }
+local core = require "ecsplay.core"
+local sched = require "ecsplay.sched"
+local log = require "ecsplay.log"
+local errors = require "ecsplay.errors"
+local tables = require "ecsplay.util.tables"
 local model = require "ecsplay.aws.model"
 local validate = require "ecsplay.aws.validate"
 local protocol = require "ecsplay.aws.protocol"
-local errors = require "ecsplay.errors"
 local endpoints = require "ecsplay.aws.endpoints"
 local credentials = require "ecsplay.aws.credentials"
 local retry = require "ecsplay.aws.retry"
+local sigv4 = require "ecsplay.aws.sigv4"
 
 local M = {}
 
@@ -35,24 +40,15 @@ local function read_only(opname)
     or opname:find("^BatchGet")
 end
 
-local function version()
-  local ok, core = pcall(require, "ecsplay.core")
-  if ok and type(core) == "table" and core.version then return core.version end
-  return "dev"
-end
-
-local function sched() return require "ecsplay.sched" end
+local USER_AGENT = "ecsplay/" .. core.version
 
 local function now(opts)
   if opts.now then return opts.now() end
-  local ok, s = pcall(sched)
-  if ok then return s.now() end
-  return os.time()
+  return sched.now()
 end
 
 local function default_log(level, event, message, fields)
-  local ok, log = pcall(require, "ecsplay.log")
-  if ok and log.event then log.event(level, event, message, fields) end
+  log.event(level, event, message, fields)
 end
 
 -- Reset everything to `opts` (a fresh resolver, fresh retry quotas).
@@ -126,7 +122,7 @@ M.retryer = retryer
 
 -- The default transport: the scheduler's HTTP (libcurl).
 local function http_transport(req)
-  local c = sched().http(req)
+  local c = sched.http(req)
   if c.error then return nil, c.error, c.kind or "other" end
   return c
 end
@@ -135,12 +131,6 @@ local TRANSPORT_CODES = { timeout = "Timeout", connect = "ConnectionError", rese
   too_large = "ResponseTooLarge", tls = "TLSError", other = "TransportError" }
 
 local function header(h, name) return protocol.header(h, name) end
-
-local function shallow_copy(t)
-  local c = {}
-  for k, v in pairs(t or {}) do c[k] = v end
-  return c
-end
 
 -- Is the content type one this protocol could have answered with?
 local function content_type_problem(proto_name, status, ct)
@@ -168,11 +158,10 @@ end
 local function attempt(s, ctx)
   local o = s.opts
   local creds = ctx.creds
-  local headers = shallow_copy(ctx.req.headers)
-  headers["User-Agent"] = "ecsplay/" .. version()
+  local headers = tables.shallow_copy(ctx.req.headers)
+  headers["User-Agent"] = USER_AGENT
   local signed_headers = headers
   if creds then
-    local sigv4 = require "ecsplay.aws.sigv4"
     local sig = sigv4.sign { method = ctx.req.method, url = ctx.url, headers = headers,
       body = ctx.req.body, region = ctx.region, service = ctx.signing_name,
       access_key = creds.access_key, secret_key = creds:secret_key(),
@@ -229,11 +218,11 @@ function M.request(service, opname, params, ropts)
   local op = model.operation(m, opname)
   local vok, verr = pcall(validate.input, m, opname, params)
   if not vok then
-    if type(verr) == "table" then verr.service = verr.service or service error(errors.param_validation(verr), 0) end
+    if errors.is(verr, "validation") then verr.service = verr.service or service end
     error(verr, 0)
   end
   opname = op.name
-  params = validate.fill_idempotency_tokens(m, opname, shallow_copy(params))
+  params = validate.fill_idempotency_tokens(m, opname, tables.shallow_copy(params))
   local codec, proto_name = protocol.for_model(m)
   local bok, req = pcall(codec.build_request, m, opname, params)
   if not bok then
@@ -275,7 +264,7 @@ function M.request(service, opname, params, ropts)
     s.log("info", "aws.retry", string.format("%s %s: %s; retrying in %.2fs", service, opname,
       tostring(e.code), delay), { service = service, operation = opname, code = e.code,
       status = e.status, attempt = n, delay = delay })
-    sched().sleep(delay)
+    sched.sleep(delay)
   end
 end
 

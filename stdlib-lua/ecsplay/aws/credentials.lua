@@ -14,6 +14,9 @@
 -- from; the secret key and token live in a weak table keyed by the object and are read with
 -- creds:secret_key() / creds:session_token(). Nothing here puts them in a message.
 local errors = require "ecsplay.errors"
+local log = require "ecsplay.log"
+local json = require "ecsplay.json"
+local sched = require "ecsplay.sched"
 local config_files = require "ecsplay.aws.config_files"
 local timestamp = require "ecsplay.util.timestamp"
 
@@ -25,7 +28,7 @@ M.IMDS_TIMEOUT = 1
 M.CONTAINER_TIMEOUT = 2
 
 local function json_decode(s)
-  return require("ecsplay.aws.protocol.json").decode(s)
+  return (json.decode(s))
 end
 
 ---------------------------------------------------------------------------------------
@@ -60,11 +63,8 @@ function M.new(t)
   if token == "" then token = nil end
   vault[c] = { secret = t.secret_key, token = token }
   -- Defence in depth: the log layer masks these wherever they would appear.
-  local ok, log = pcall(require, "ecsplay.log")
-  if ok and type(log) == "table" and log.add_secret then
-    log.add_secret(t.secret_key)
-    log.add_secret(token)
-  end
+  log.add_secret(t.secret_key)
+  log.add_secret(token)
   return c
 end
 
@@ -240,15 +240,11 @@ function Resolver:sts(op, params, creds, region, source)
   local ok, out = pcall(self.opts.sts, op, params, creds, region or self:region() or "us-east-1")
   if not ok then
     local e = out
-    if not errors.is_error(e) then error(e, 0) end  -- interrupts and Lua errors pass through
-    local msg = tostring(e)
-    if type(e) == "table" and e.code then
-      msg = e.message and e.message ~= "" and (e.code .. ": " .. e.message) or e.code
-    end
-    error(errors.credentials { code = (type(e) == "table" and e.code) or "AssumeRoleFailed",
-      status = type(e) == "table" and e.status or nil,
-      request_id = type(e) == "table" and e.request_id or nil,
-      message = string.format("%s: STS %s failed: %s", source, op, msg) }, 0)
+    -- interrupts and Lua errors pass through
+    if not errors.is_error(e) or errors.is(e, "interrupted") then error(e, 0) end
+    local msg = e.message and e.message ~= "" and (e.code .. ": " .. e.message) or e.code
+    error(errors.credentials { code = e.code or "AssumeRoleFailed", status = e.status,
+      request_id = e.request_id, message = string.format("%s: STS %s failed: %s", source, op, msg) }, 0)
   end
   return from_sts_output(out, source)
 end
@@ -401,7 +397,6 @@ end
 -- HTTP for the metadata endpoints: opts.http, else ecsplay.sched.http.
 function Resolver:get(req)
   if self.opts.http then return self.opts.http(req) end
-  local sched = require "ecsplay.sched"
   local r = sched.http(req)
   if r.error then return nil, r.error, r.kind end
   return r
@@ -542,7 +537,8 @@ function Resolver:credentials()
       self.current = nc
       return nc
     end
-    if not ok and not errors.is_error(nc) then error(nc, 0) end  -- e.g. an interrupt
+    -- an interrupt or a Lua error: not a provider failing
+    if not ok and (not errors.is_error(nc) or errors.is(nc, "interrupted")) then error(nc, 0) end
     if self.now() < c.expiration then return c end
     if not ok then error(nc, 0) end
   end

@@ -27,6 +27,7 @@ function M.load(service)
     error(string.format("unknown AWS service %q (expected one of: %s)", tostring(service),
       table.concat(names, ", ")), 2)
   end
+  -- lazy: the generated models are large; each loads when its service is first used
   m = index(require("ecsplay.aws.models." .. service))
   cache[service] = m
   return m

@@ -1,8 +1,10 @@
 -- Paginators from the models: `for page in ecs.pages.list_services{...} do ... end`.
 -- Each page is the operation's whole output; the next request carries the output token(s)
 -- as the input token(s) until no token comes back (or more_results says no).
+local errors = require "ecsplay.errors"
 local jmespath = require "ecsplay.aws.jmespath"
 local model = require "ecsplay.aws.model"
+local aws = require "ecsplay.aws.call"
 
 local M = {}
 
@@ -17,7 +19,7 @@ function M.pages(service, opname, params, call)
   local op = model.operation(m, opname)
   local def = op and m.paginators and m.paginators[op.name]
   if not def then error(string.format("%s %s cannot be paginated", service, tostring(opname)), 2) end
-  call = call or require("ecsplay.aws.call").call
+  call = call or aws.call
   local inputs, outputs = list(def.input_token), list(def.output_token)
   local req = {}
   for k, v in pairs(params or {}) do req[k] = v end
@@ -39,8 +41,8 @@ function M.pages(service, opname, params, call)
     if any then
       local k = table.concat(key, "\0")
       if seen[k] then
-        error(string.format("%s %s: the service returned the same pagination token twice", service,
-          op.name), 0)
+        error(errors.response { service = service, operation = op.name, code = "RepeatedPaginationToken",
+          message = "the service returned the same pagination token twice" }, 0)
       end
       seen[k] = true
     else

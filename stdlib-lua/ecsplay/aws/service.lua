@@ -4,22 +4,20 @@
 --   mod.wait.<waiter_snake>{ ...params, timeout = "10m" | seconds, delay = seconds }
 --   mod.pages.<operation_snake>{ ... }  → iterator of pages
 --   mod.all.<operation_snake>{ ... }    → every page's result list concatenated
+local strings = require "ecsplay.util.strings"
 local model = require "ecsplay.aws.model"
+local aws = require "ecsplay.aws.call"
+local waiter = require "ecsplay.aws.waiter"
+local paginator = require "ecsplay.aws.paginator"
 
 local M = {}
 
-local function aws() return require "ecsplay.aws.call" end
-
-local function suggest(name, candidates)
-  local ok, validate = pcall(require, "ecsplay.aws.validate")
-  if ok and validate.suggest then return validate.suggest(name, candidates) end
-end
-
+-- A name that is not in the model: a mistake in the calling code (a Lua error
+-- at the caller's line, like calling a missing function).
 local function no_such(service, what, name, candidates)
   table.sort(candidates)
-  local hint = suggest(tostring(name), candidates)
   error(string.format("%s has no %s %q%s", service, what, tostring(name),
-    hint and string.format("; did you mean %q?", hint) or ""), 3)
+    strings.did_you_mean(tostring(name), candidates, { quote = true })), 3)
 end
 
 -- Keys the waiter takes for itself, unless the operation's input has a member so named.
@@ -47,7 +45,7 @@ local function waiters(name)
           opts[o], p[o] = p[o], nil
         end
       end
-      return require("ecsplay.aws.waiter").wait(name, wname, p, opts)
+      return waiter.wait(name, wname, p, opts)
     end
     rawset(t, k, fn)
     return fn
@@ -64,7 +62,7 @@ local function paginated(name, field)
       no_such(name, "paginated operation", k, names)
     end
     local fn = function(params)
-      return require("ecsplay.aws.paginator")[field](name, op.name, params)
+      return paginator[field](name, op.name, params)
     end
     rawset(t, k, fn)
     return fn
@@ -76,7 +74,7 @@ function M.build(name, extras)
   mod.wait = waiters(name)
   mod.pages = paginated(name, "pages")
   mod.all = paginated(name, "all")
-  mod.call = function(op, params) return aws().call(name, op, params) end
+  mod.call = function(op, params) return aws.call(name, op, params) end
   return setmetatable(mod, {
     __index = function(t, k)
       if type(k) ~= "string" then return nil end
@@ -88,7 +86,7 @@ function M.build(name, extras)
         no_such(name, "operation", k, names)
       end
       local opname = op.name
-      local fn = function(params) return aws().call(name, opname, params) end
+      local fn = function(params) return aws.call(name, opname, params) end
       rawset(t, k, fn)
       return fn
     end,

@@ -4,23 +4,17 @@
 -- An error no acceptor matched is raised as is. Polling stops at the timeout
 -- (default delay * maxAttempts) with a WaiterTimeout that names the waiter and the last state.
 --   waiter.wait(service, "ServicesStable", params, { timeout = "10m" | seconds, delay = s })
-local jmespath = require "ecsplay.aws.jmespath"
 local errors = require "ecsplay.errors"
+local sched = require "ecsplay.sched"
+local duration = require "ecsplay.duration"
+local jmespath = require "ecsplay.aws.jmespath"
 local model = require "ecsplay.aws.model"
+local aws = require "ecsplay.aws.call"
 
 local M = {}
 
-local function sched() return require "ecsplay.sched" end
-
 local function seconds(v, what)
-  local ok, duration = pcall(require, "ecsplay.duration")
-  local s, err
-  if ok and duration.parse then
-    s, err = duration.parse(v)
-  else
-    s = tonumber(v)
-    err = "expected seconds"
-  end
+  local s, err = duration.parse(v)
   if not s then
     error(errors.param_validation { message = string.format("waiter %s: %s", what, tostring(err)),
       path = what }, 0)
@@ -107,10 +101,10 @@ function M.wait(service, wname, params, opts)
   local def = m.waiters and m.waiters[wname]
   if not def then error(string.format("%s has no waiter %q", service, tostring(wname)), 2) end
   local snake = model.xform_name(wname)
-  local call = opts.call or require("ecsplay.aws.call").call
+  local call = opts.call or aws.call
   local delay = opts.delay and seconds(opts.delay, "delay") or def.delay
   local timeout = opts.timeout and seconds(opts.timeout, "timeout") or def.delay * def.maxAttempts
-  local s = sched()
+  local s = sched
   local start = s.now()
   local deadline = start + timeout
   local checks, last = 0, nil
@@ -121,7 +115,7 @@ function M.wait(service, wname, params, opts)
     if not ok then
       -- Only AWS outcomes go to the acceptors; Lua errors, interrupts and bad parameters
       -- propagate untouched.
-      if not errors.is_error(out) or out.kind == "validation" then error(out, 0) end
+      if not errors.is_error(out) or errors.is(out, { "validation", "interrupted" }) then error(out, 0) end
       err, out = out, nil
     end
     local state = nil
@@ -134,19 +128,17 @@ function M.wait(service, wname, params, opts)
     last = describe_state(def, out, err)
     if state == "success" then return out or {} end
     if state == "failure" then
-      error(errors.aws { kind = "waiter", service = service, operation = def.operation,
+      error(errors.new("waiter", { service = service, operation = def.operation,
         code = "WaiterFailed", waiter = snake, last_state = last,
         message = string.format("waiter %s reached a failure state after %d check%s: %s", snake,
-          checks, checks == 1 and "" or "s", last) }, 0)
+          checks, checks == 1 and "" or "s", last) }), 0)
     end
     if state == nil and err then error(err, 0) end
     if s.now() + delay > deadline - 1e-6 then
-      local dur = require("ecsplay.duration")
-      local took = dur.format and dur.format(timeout) or (tostring(timeout) .. "s")
-      error(errors.aws { kind = "waiter", service = service, operation = def.operation,
+      error(errors.new("waiter", { service = service, operation = def.operation,
         code = "WaiterTimeout", waiter = snake, last_state = last,
         message = string.format("waiter %s timed out after %s (%d check%s); last state: %s", snake,
-          took, checks, checks == 1 and "" or "s", last) }, 0)
+          duration.format(timeout), checks, checks == 1 and "" or "s", last) }), 0)
     end
     s.sleep(delay)
   end

@@ -13,7 +13,14 @@ clock (aws.lua signs with sched.now()); in `sim serve` it is the real wall clock
 boto3 and the AWS CLI sign with the machine's time whatever the simulated time is.
 
 Secrets: neither the secret key nor any signature ever appears in a message.
+
+The { code=, message=, status= } tables are answers the simulator serves, never
+raised: they stay plain tables (ecsplay.errors is for what ecsplay raises).
 ]]
+local crypto = require "ecsplay.core.crypto"
+local timestamp = require "ecsplay.util.timestamp"
+local sigv4 = require "ecsplay.aws.sigv4"
+
 local M = {}
 
 M.DEFAULT_KEYS = { AKIDSIMULATOR = "simulator-secret-key" }
@@ -59,60 +66,27 @@ end
 
 -- "AWS4-HMAC-SHA256 Credential=AK/20261126/us-east-1/ecs/aws4_request, SignedHeaders=a;b, Signature=hex"
 -- → {access_key=, date=, region=, service=, signed_headers={...}, signature=} or nil, message
-function M.parse_authorization(h)
-  if type(h) ~= "string" then return nil, "no Authorization header" end
-  local ok, sigv4 = pcall(require, "ecsplay.aws.sigv4")
-  if ok and type(sigv4) == "table" and sigv4.parse_authorization then
-    local r, err = sigv4.parse_authorization(h)
-    if r then return r end
-    return nil, err
-  end
-  local alg, rest = h:match("^%s*(%S+)%s+(.*)$")
-  if alg ~= "AWS4-HMAC-SHA256" then
-    return nil, "Authorization header requires the AWS4-HMAC-SHA256 algorithm"
-  end
-  local fields = {}
-  for k, v in rest:gmatch("(%w+)=([^,%s]*)") do fields[k] = v end
-  if not (fields.Credential and fields.SignedHeaders and fields.Signature) then
-    return nil, "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters"
-  end
-  local ak, date, region, service, term = fields.Credential:match("^([^/]+)/(%d+)/([^/]+)/([^/]+)/([^/]+)$")
-  if not ak or term ~= "aws4_request" then
-    return nil, "Credential should be scoped to a valid region, service and date"
-  end
-  local signed = {}
-  for name in fields.SignedHeaders:gmatch("[^;]+") do signed[#signed + 1] = name:lower() end
-  return { access_key = ak, date = date, region = region, service = service,
-    signed_headers = signed, signature = fields.Signature:lower() }
-end
+M.parse_authorization = sigv4.parse_authorization
 
 -- "20261126T101500Z" ↔ epoch seconds
 local function parse_amz_date(s)
   local y, mo, d, h, mi, sec = tostring(s or ""):match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
   if not y then return nil end
-  return require("ecsplay.util.timestamp").timegm(tonumber(y), tonumber(mo), tonumber(d),
+  return timestamp.timegm(tonumber(y), tonumber(mo), tonumber(d),
     tonumber(h), tonumber(mi), tonumber(sec))
 end
 M.parse_amz_date = parse_amz_date
 
 local function amz_date(t)
-  local iso = require("ecsplay.util.timestamp").iso8601(math.floor(t), false)
+  local iso = timestamp.iso8601(math.floor(t), false)
   return (iso:gsub("[-:]", ""))
 end
 M.amz_date = amz_date
 
-local function constant_eq(a, b)
-  local ok, crypto = pcall(require, "ecsplay.core.crypto")
-  if ok and type(crypto) == "table" and crypto.equal then return crypto.equal(a, b) end
-  if #a ~= #b then return false end
-  local diff = 0
-  for i = 1, #a do diff = diff | (a:byte(i) ~ b:byte(i)) end
-  return diff == 0
-end
+local constant_eq = crypto.equal
 
 -- The signature the client should have sent, over exactly the headers it says it signed.
 local function expected_signature(req, auth, secret, date_hdr)
-  local sigv4 = require "ecsplay.aws.sigv4"
   local path, query = req.path:match("^([^?]*)%??(.*)$")
   return sigv4.signature_for {
     method = req.method, path = path, query = query, headers = req.headers, body = req.body or "",

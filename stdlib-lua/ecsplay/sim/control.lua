@@ -18,6 +18,11 @@ the same scenario give byte-identical answers.
 Errors: 400 {"error": "..."} for bad input, 404 for unknown paths, 405 for a wrong method.
 ]]
 local timestamp = require "ecsplay.util.timestamp"
+local tables = require "ecsplay.util.tables"
+local json = require "ecsplay.json"
+local duration = require "ecsplay.duration"
+local errors = require "ecsplay.errors"
+local scenario = require "ecsplay.sim.scenario"
 
 local M = {}
 
@@ -82,11 +87,7 @@ local function integers(v)
 end
 
 local function decode(s)
-  local ok, cjson = pcall(require, "cjson.safe")
-  if not ok then ok, cjson = pcall(require, "cjson") end
-  if not ok then return nil, "no JSON decoder available (lua-cjson)" end
-  local okd, v, err = pcall(cjson.decode, s)
-  if not okd then return nil, tostring(v) end
+  local v, err = json.decode(s)
   if v == nil then return nil, err or "invalid JSON" end
   return integers(v)
 end
@@ -98,7 +99,8 @@ end
 local function try(fn, ...)
   local ok, res = pcall(fn, ...)
   if ok then return res end
-  return { error = type(res) == "table" and (tostring(res.code) .. ": " .. tostring(res.message)) or tostring(res) }
+  return { error = type(res) == "table" and (tostring(res.code) .. ": " .. tostring(res.message))
+    or errors.describe(res) }
 end
 
 local function by_name(list, key)
@@ -239,12 +241,6 @@ function M.summary(sim)
   }
 end
 
-local function fault_view(f)
-  local v = {}
-  for k, x in pairs(f) do v[k] = x end
-  return v
-end
-
 function M.handle(sim, method, path, headers, body)
   local route = path:match("^/_sim/?([^?]*)") or ""
   method = method:upper()
@@ -259,7 +255,7 @@ function M.handle(sim, method, path, headers, body)
     local v, err = decode(body ~= "" and body or "{}")
     if not v then return reply(400, { error = "body is not JSON: " .. tostring(err) }) end
     local secs = type(v) == "table" and v.seconds
-    if type(secs) == "string" then secs = require("ecsplay.duration").parse(secs) end
+    if type(secs) == "string" then secs = duration.parse(secs) end
     if type(secs) ~= "number" or secs < 0 or secs ~= secs then
       return reply(400, { error = "expected {\"seconds\": N} with N >= 0 (a number, or a duration such as \"5m\")" })
     end
@@ -268,7 +264,7 @@ function M.handle(sim, method, path, headers, body)
   elseif route == "faults" then
     if method == "GET" then
       local list = {}
-      for i, f in ipairs(sim.faults:list()) do list[i] = fault_view(f) end
+      for i, f in ipairs(sim.faults:list()) do list[i] = tables.shallow_copy(f) end
       return reply(200, { faults = array(list) })
     elseif method == "DELETE" then
       local n = #sim.faults:list()
@@ -280,8 +276,8 @@ function M.handle(sim, method, path, headers, body)
       local list = v[1] ~= nil and v or { v }
       local checked = {}
       for i, f in ipairs(list) do
-        local ok, res = pcall(require("ecsplay.sim.scenario").check_fault, f, "POST /_sim/faults[" .. i .. "]")
-        if not ok then return reply(400, { error = tostring(res) }) end
+        local ok, res = pcall(scenario.check_fault, f, "POST /_sim/faults[" .. i .. "]")
+        if not ok then return reply(400, { error = errors.describe(res) }) end
         checked[i] = res
       end
       for _, f in ipairs(checked) do sim.faults:add(f) end

@@ -1,5 +1,5 @@
 --[[
-The built-in default world of SCENARIO.md, built through the ordinary operations (caller
+The built-in default world (docs/simulator.md), built through the ordinary operations (caller
 "setup", each input validated against the model first) so it is exactly what a user could
 have created with the API. It is built 15 minutes before the scenario start and advanced to
 it, so a run begins steady: tasks RUNNING, targets healthy, metric history present.
@@ -7,7 +7,7 @@ it, so a run begins steady: tasks RUNNING, targets healthy, metric history prese
 default_world.build(sim)  (sim:call(service, Op, params) → output)
 default_world.images      image behaviours of the default world (after the scenario's own)
 
-Deliberate values beyond the table in SCENARIO.md (documented in docs/simulator.md):
+Deliberate values (also in docs/simulator.md):
 target groups check health every 10 s with a healthy threshold of 2, so a new task is
 healthy about 20 s after it starts serving; both listeners are HTTPS with a fake ACM
 certificate; the alarm fires when api-canary's 5xx Sum over 60 s exceeds 10 (1 period,
@@ -51,17 +51,9 @@ local function network()
     assignPublicIp = "DISABLED" } }
 end
 
-function M.build(sim)
-  local world = sim.world
-  local call = function(service, op, params) return sim:call(service, op, params) end
+-- ELBv2: load balancer, target groups, listeners, the weighted rule.
+local function build_elbv2(world, call)
   local cert = world:arn("acm", "certificate/00000000-0000-4000-8000-00000000051a")
-
-  -- ECS: cluster and task definitions
-  call("ecs", "CreateCluster", { clusterName = "production" })
-  call("ecs", "RegisterTaskDefinition", task_definition("api"))
-  call("ecs", "RegisterTaskDefinition", task_definition("app"))
-
-  -- ELBv2: load balancer, target groups, listeners, the weighted rule
   local lb = call("elbv2", "CreateLoadBalancer", { Name = "web", Subnets = SUBNETS,
     SecurityGroups = { SECURITY_GROUP }, Scheme = "internet-facing", Type = "application" })
     .LoadBalancers[1].LoadBalancerArn
@@ -89,8 +81,11 @@ function M.build(sim)
       { TargetGroupArn = tg["api-canary"], Weight = 0 },
     } } } },
   })
+  return lb, tg, prod, test
+end
 
-  -- ECS services
+-- ECS services: api (rolling), api-canary (empty), app (CODE_DEPLOY).
+local function build_services(call, tg)
   call("ecs", "CreateService", {
     cluster = "production", serviceName = "api", taskDefinition = "api:1", desiredCount = 4,
     launchType = "FARGATE", deploymentController = { type = "ECS" },
@@ -114,8 +109,10 @@ function M.build(sim)
     loadBalancers = { { targetGroupArn = tg["app-blue"], containerName = "app", containerPort = 8080 } },
     networkConfiguration = network(),
   })
+end
 
-  -- CodeDeploy blue/green for app
+-- CodeDeploy blue/green for app.
+local function build_codedeploy(world, call, prod, test)
   call("codedeploy", "CreateApplication", { applicationName = "app-deploy", computePlatform = "ECS" })
   call("codedeploy", "CreateDeploymentGroup", {
     applicationName = "app-deploy", deploymentGroupName = "app-dg",
@@ -135,8 +132,10 @@ function M.build(sim)
     autoRollbackConfiguration = { enabled = true,
       events = { "DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST" } },
   })
+end
 
-  -- CloudWatch: the canary's 5xx alarm (dimensions are the ARN suffixes, as ALB metrics use)
+-- CloudWatch: the canary's 5xx alarm (dimensions are the ARN suffixes, as ALB metrics use).
+local function build_alarm(sim, call, lb, tg)
   call("cloudwatch", "PutMetricAlarm", {
     -- 60 errors a minute: 0.5% of the whole load balancer's traffic (200 rps), so a
     -- healthy image (0.1%) never trips it even with all traffic, and api:flaky does at 25%.
@@ -156,6 +155,18 @@ function M.build(sim)
     call("cloudwatch", "SetAlarmState", { AlarmName = "api-5xx-high", StateValue = "OK",
       StateReason = "default world: initial state" })
   end
+end
+
+function M.build(sim)
+  local world = sim.world
+  local call = function(service, op, params) return sim:call(service, op, params) end
+  call("ecs", "CreateCluster", { clusterName = "production" })
+  call("ecs", "RegisterTaskDefinition", task_definition("api"))
+  call("ecs", "RegisterTaskDefinition", task_definition("app"))
+  local lb, tg, prod, test = build_elbv2(world, call)
+  build_services(call, tg)
+  build_codedeploy(world, call, prod, test)
+  build_alarm(sim, call, lb, tg)
   return { load_balancer = lb, target_groups = tg, listeners = { prod = prod, test = test } }
 end
 

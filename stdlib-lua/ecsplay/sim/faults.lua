@@ -1,5 +1,5 @@
 --[[
-Injected faults (SCENARIO.md `faults`, and POST /_sim/faults at run time).
+Injected faults (a scenario's `faults`, docs/scenario.md, and POST /_sim/faults at run time).
 
 faults.new(world, list)  → F       list: faults already checked by scenario.lua
 F:add(fault) / F:clear() / F:list()
@@ -14,7 +14,11 @@ list order with an error or a drop decides the answer; every matching fault coun
 Codes: AWS's JSON services say ThrottlingException, its query services say Throttling, so a
 scenario may write either and the request's protocol picks the spelling. A bare status
 becomes the code AWS uses for it (503 → ServiceUnavailable, 500 → InternalFailure, ...).
+The effect's error is an answer the simulator serves (encoded by the front end),
+never raised: a plain table.
 ]]
+local tables = require "ecsplay.util.tables"
+
 local M = {}
 
 local F = {}
@@ -27,8 +31,7 @@ function M.new(world, list)
 end
 
 function F:add(fault)
-  local copy = {}
-  for k, v in pairs(fault) do copy[k] = v end
+  local copy = tables.shallow_copy(fault)
   copy.hits = 0
   self.items[#self.items + 1] = copy
   return copy

@@ -5,7 +5,10 @@ AWS gives before an operation runs (unknown service or operation, bad input).
 frontend.detect(headers, body) → { service=, kind="json"|"query", model=, codec= }
                                   or nil, { code=, message=, status=, kind= }
 frontend.validate(model, kind, op, params) → nil or {code=, message=, status=}
-frontend.error_response(kind, model, err, request_id) → status, headers, body
+frontend.error_response(detected, err, request_id) → status, headers, body
+
+`kind` here is the request's protocol ("json" or "query"), and the error tables are
+answers the simulator serves (encoded in that protocol), never raised: plain tables.
 
 Which service: the credential scope of the Authorization header names it (that is what AWS's
 endpoints effectively do: one host per service). Unsigned requests fall back to the
@@ -15,6 +18,7 @@ Debian's boto3 1.26 / awscli 2.9 send query; each is answered in the protocol it
 ]]
 local model_lib = require "ecsplay.aws.model"
 local protocol = require "ecsplay.aws.protocol"
+local validate = require "ecsplay.aws.validate"
 
 local M = {}
 
@@ -106,19 +110,29 @@ function M.detect(headers, body)
   return { service = service, kind = name, model = m, codec = codec }
 end
 
--- AWS's wording for model violations. Unknown members are ignored, as AWS does (a client
--- with a newer model may send them); everything else is refused before the operation.
+-- How AWS words each kind of model violation (the validator's problem kinds,
+-- ecsplay.aws.validate). false: ignored, as AWS does (a client with a newer
+-- model may send members this model lacks). Kinds not listed keep the
+-- validator's own message.
+local AWS_WORDING = {
+  unknown_member = false,
+  missing_required = function(path)
+    return string.format("Value null at '%s' failed to satisfy constraint: Member must not be null", path)
+  end,
+}
+
+-- AWS's answer to model violations; everything but unknown members is refused
+-- before the operation runs.
 function M.validate(m, kind, op, params)
-  local ok, err = require("ecsplay.aws.validate").check(m, op, params)
+  local ok, err = validate.check(m, op, params)
   if ok then return nil end
   local msgs = {}
   for _, e in ipairs(err.errors or {}) do
     local path = e.path ~= "" and e.path or "input"
-    if e.message:match("^unknown parameter") then
-      -- ignored
-    elseif e.message:match("^missing required parameter") then
-      msgs[#msgs + 1] = string.format("Value null at '%s' failed to satisfy constraint: Member must not be null", path)
-    else
+    local wording = AWS_WORDING[e.kind]
+    if wording then
+      msgs[#msgs + 1] = wording(path)
+    elseif wording == nil then
       msgs[#msgs + 1] = e.message
     end
   end

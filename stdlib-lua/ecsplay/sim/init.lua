@@ -25,38 +25,29 @@ local scenario_lib = require "ecsplay.sim.scenario"
 local frontend = require "ecsplay.sim.frontend"
 local auth_lib = require "ecsplay.sim.auth"
 local faults_lib = require "ecsplay.sim.faults"
+local control = require "ecsplay.sim.control"
+local default_world = require "ecsplay.sim.default_world"
+local sim_ecs = require "ecsplay.sim.ecs"
+local sim_elbv2 = require "ecsplay.sim.elbv2"
+local sim_codedeploy = require "ecsplay.sim.codedeploy"
+local sim_cloudwatch = require "ecsplay.sim.cloudwatch"
 local model_lib = require "ecsplay.aws.model"
 local validate = require "ecsplay.aws.validate"
+local sched = require "ecsplay.sched"
+local tables = require "ecsplay.util.tables"
+local errors = require "ecsplay.errors"
 
 local M = {}
 local Sim = {}
 Sim.__index = Sim
 
 M.SERVICE_MODULES = { "ecs", "elbv2", "codedeploy", "cloudwatch" }
-
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deep_copy(x) end
-  return setmetatable(c, getmetatable(v))
-end
+local SERVICES = { ecs = sim_ecs, elbv2 = sim_elbv2, codedeploy = sim_codedeploy, cloudwatch = sim_cloudwatch }
 
 local function lower_headers(h)
   local out = {}
   for k, v in pairs(h or {}) do out[tostring(k):lower()] = v end
   return out
-end
-
--- A service module, or nil when its file is not in the tree (any other load error raises).
-local function load_service(name, warn)
-  local modname = "ecsplay.sim." .. name
-  local ok, mod = pcall(require, modname)
-  if ok then return mod end
-  if tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
-    warn(string.format("simulator: service module %s is missing; %s operations will fail", modname, name))
-    return nil
-  end
-  error(mod, 0)
 end
 
 local function stderr_warn(msg) io.stderr:write("warning: ", msg, "\n") end
@@ -76,7 +67,7 @@ function Sim:build()
   local images = {}
   for _, e in ipairs(sc.image_list) do images[#images + 1] = e end
   if sc.world == "default" then
-    for _, e in ipairs(require("ecsplay.sim.default_world").images) do images[#images + 1] = e end
+    for _, e in ipairs(default_world.images) do images[#images + 1] = e end
   end
   local world = World.new { start = sc.start, seed = sc.seed, images = images,
     traffic = sc.traffic or { rps = 200 }, scenario = sc }
@@ -89,16 +80,15 @@ function Sim:build()
 
   if sc.world == "default" then
     -- built before the start and advanced to it, so the run begins steady
-    local lead = require("ecsplay.sim.default_world").BUILD_LEAD
+    local lead = default_world.BUILD_LEAD
     world.now = start - lead
     world.next_tick = world.now + world.tick
   end
   for _, name in ipairs(self.opts.services or M.SERVICE_MODULES) do
-    local mod = load_service(name, self.warn)
-    if mod then world:add_service(mod) end
+    world:add_service(SERVICES[name])
   end
   if sc.world == "default" then
-    require("ecsplay.sim.default_world").build(self)
+    default_world.build(self)
     world:advance(start)
   end
   if sc.setup then self:run_setup(sc.setup) end
@@ -135,20 +125,20 @@ function Sim:has_op(service, op)
 end
 
 -- Direct operation call (setup, the default world, control endpoints): validated input,
--- copied in and out so callers and state never share tables. Raises the sim error table.
+-- copied in and out so callers and state never share tables. Raises world:fail's error.
 function Sim:call(service, op, params, caller)
   local m = model_lib.load(service)
   local real = model_lib.operation(m, op)
   if not real then error(string.format("%s has no operation %q", service, tostring(op)), 2) end
   op = real.name
-  params = deep_copy(params or {})
+  params = tables.copy(params or {})
   validate.input(m, op, params)
   local mod = self:service_module(service)
   if not (mod and mod.ops and mod.ops[op]) then
     error(string.format("the simulator does not implement %s %s%s", service, op,
-      mod and "" or string.format(" (module ecsplay.sim.%s is missing)", service)), 2)
+      mod and "" or string.format(" (service %s is not loaded)", service)), 2)
   end
-  return deep_copy(mod.ops[op](self.world, params, caller or "setup") or {})
+  return tables.copy(mod.ops[op](self.world, params, caller or "setup") or {})
 end
 
 -- scenario.setup(aws): aws.ecs.create_service{...}; errors point at the setup's own line.
@@ -165,8 +155,8 @@ function Sim:run_setup(setup)
       local fn = function(params)
         local ok2, res = pcall(sim.call, sim, service, opdef.name, params, "setup")
         if ok2 then return res end
-        local msg = type(res) == "table" and (res.code and (res.code .. ": " .. tostring(res.message))
-          or tostring(res)) or tostring(res)
+        local msg = type(res) == "table" and res.code and (res.code .. ": " .. tostring(res.message))
+          or errors.describe(res)
         error(string.format("scenario setup: %s %s failed: %s", service, opdef.name, msg), 2)
       end
       rawset(p, name, fn)
@@ -238,7 +228,7 @@ function Sim:dispatch(req, headers, rid)
 
   local trace
   local ok, out = xpcall(mod.ops[op], function(e)
-    if not self.world:is_error(e) then trace = debug.traceback(tostring(e), 2) end
+    if not self.world:is_error(e) then trace = debug.traceback(errors.describe(e), 2) end
     return e
   end, self.world, params, nil)
   local r
@@ -248,9 +238,9 @@ function Sim:dispatch(req, headers, rid)
     r = finish(frontend.error_response(d, { code = out.code, message = out.message, status = out.status }, rid))
   else
     self.warn(string.format("simulator: internal error in %s %s [request %s]: %s", d.service, op, rid,
-      trace or tostring(out)))
+      trace or errors.describe(out)))
     r = finish(frontend.error_response(d, { code = "InternalFailure", status = 500,
-      message = INTERNAL .. " (simulator: " .. tostring(out):gsub("\n.*", "") .. ")" }, rid))
+      message = INTERNAL .. " (simulator: " .. errors.describe(out):gsub("\n.*", "") .. ")" }, rid))
   end
   r.delay = delay
   return r
@@ -262,14 +252,14 @@ function Sim:handle(req)
   local ok, res = pcall(function()
     self:sync()
     if path == "/_sim" or path:sub(1, 6) == "/_sim/" then
-      return require("ecsplay.sim.control").handle(self, req.method or "GET", path, headers, req.body or "")
+      return control.handle(self, req.method or "GET", path, headers, req.body or "")
     end
     return self:dispatch(req, headers, self:request_id())
   end)
   if ok then return res end
   -- last line of defence: a bug outside an operation (in a codec, the clock, a tick)
   local rid = self:request_id()
-  self.warn(string.format("simulator: internal error [request %s]: %s", rid, tostring(res)))
+  self.warn(string.format("simulator: internal error [request %s]: %s", rid, errors.describe(res)))
   local kind = (headers["x-amz-target"] or (headers["content-type"] or ""):find("json")) and "json" or "query"
   return finish(frontend.bare_error(kind, "InternalFailure", INTERNAL, 500, rid))
 end
@@ -291,10 +281,7 @@ function Sim:transport(req)
   local path = (req.url or "/"):match("^%a[%w+.-]*://[^/?#]*(.*)$") or req.url or "/"
   if path == "" or path:sub(1, 1) == "?" then path = "/" .. path end
   local r = self:handle { method = req.method or "POST", path = path, headers = req.headers, body = req.body }
-  if r.delay and r.delay > 0 then
-    local ok, sched = pcall(require, "ecsplay.sched")
-    if ok and sched.sleep then sched.sleep(r.delay) end
-  end
+  if r.delay and r.delay > 0 then sched.sleep(r.delay) end
   if r.drop then
     return nil, "connection reset by peer (fault injected by the simulator)", "reset"
   end

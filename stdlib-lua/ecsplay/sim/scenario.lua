@@ -1,5 +1,5 @@
 --[[
-Scenario files (design/SCENARIO.md): loading, checking and normalising.
+Scenario files (docs/scenario.md): loading, checking and normalising.
 
 scenario.load(path)        → normalised scenario table, or raises "path:line: field: problem"
 scenario.check(tbl, name)  → the same for a table already in memory (name = where it came from)
@@ -15,7 +15,9 @@ The normalised table has durations in seconds, start as epoch seconds, and
 ready for World.new{images=}.
 ]]
 local timestamp = require "ecsplay.util.timestamp"
-local validate = require "ecsplay.aws.validate"
+local strings = require "ecsplay.util.strings"
+local duration = require "ecsplay.duration"
+local errors = require "ecsplay.errors"
 
 local M = {}
 
@@ -23,15 +25,12 @@ local SERVICES = { ecs = true, elbv2 = true, codedeploy = true, cloudwatch = tru
 local ALARM_STATES = { OK = true, ALARM = true, INSUFFICIENT_DATA = true }
 local normalised = setmetatable({}, { __mode = "k" })
 
-local ScenarioError = {}
-ScenarioError.__index = ScenarioError
-ScenarioError.__tostring = function(e) return e.message end
-M.ScenarioError = ScenarioError
+-- Every problem is errors.new("scenario", { file=, line=, field=, message= }):
+-- bad input (exit 2) for the command line, a 400 for POST /_sim/faults.
+local function scenario_error(fields) return errors.new("scenario", fields) end
 
-local function duration_parse(v)
-  return require("ecsplay.duration").parse(v)
-end
-
+-- How a scenario value is shown in a message (scenario files hold strings,
+-- numbers, tables and functions; never a secret: keys are checked by type only).
 local function describe(v)
   local t = type(v)
   if t == "string" then return string.format("string %q", #v > 40 and v:sub(1, 37) .. "..." or v) end
@@ -91,9 +90,8 @@ function Ctx:fail(keys, msg)
   local field = table.concat(parts)
   local line = find_line(self.src, keys)
   local where = self.name .. (line and (":" .. line) or "")
-  error(setmetatable({ code = "ScenarioError", file = self.name, line = line, field = field,
-    message = string.format("%s: %s%s", where, field ~= "" and (field .. ": ") or "", msg) },
-    ScenarioError), 0)
+  error(scenario_error { file = self.name, line = line, field = field,
+    message = string.format("%s: %s%s", where, field ~= "" and (field .. ": ") or "", msg) }, 0)
 end
 
 local function path_plus(keys, k)
@@ -119,15 +117,14 @@ function Ctx:known(tbl, keys, allowed)
     self:fail(keys, string.format("unexpected list item [%s]; expected named fields (%s)",
       tostring(k), table.concat(names, ", ")))
   end
-  local hint = validate.suggest(k, names)
   self:fail(path_plus(keys, k), string.format("unknown field %q%s (known fields: %s)", k,
-    hint and string.format("; did you mean %q?", hint) or "", table.concat(names, ", ")))
+    strings.did_you_mean(k, names, { quote = true }), table.concat(names, ", ")))
 end
 
 function Ctx:duration(v, keys, allow_fn)
   if allow_fn and type(v) == "function" then return v end
   local secs, err
-  if type(v) == "number" or type(v) == "string" then secs, err = duration_parse(v) end
+  if type(v) == "number" or type(v) == "string" then secs, err = duration.parse(v) end
   if secs == nil or secs < 0 then
     self:fail(keys, string.format("expected a duration (\"40s\", \"5m\" or seconds)%s, got %s%s",
       allow_fn and " or a function" or "", describe(v), err and (" (" .. err .. ")") or ""))
@@ -149,12 +146,6 @@ function Ctx:table(v, keys, what)
     self:fail(keys, string.format("expected %s, got %s", what or "a table", describe(v)))
   end
   return v
-end
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
 end
 
 local IMAGE_FIELDS = { start = true, crash = true, after = true, error_rate = true, latency_ms = true }
@@ -288,6 +279,63 @@ function Ctx:fault(f, keys)
   return out
 end
 
+-- keys = { ACCESS_KEY_ID = "secret" }: the key pairs the simulator accepts.
+function Ctx:keys(keys)
+  self:table(keys, { "keys" }, "a table { ACCESS_KEY_ID = \"secret\" }")
+  local n, out = 0, {}
+  for k, v in pairs(keys) do
+    if type(k) ~= "string" or k == "" then self:fail({ "keys" }, "access key ids must be non-empty strings") end
+    -- never echo the secret: describe only its type
+    if type(v) ~= "string" or v == "" then self:fail({ "keys", k }, "expected the secret key as a non-empty string, got " .. type(v)) end
+    out[k] = v
+    n = n + 1
+  end
+  if n == 0 then self:fail({ "keys" }, "no key pairs given (omit `keys` for the default pair)") end
+  return out
+end
+
+-- traffic = { rps=, listeners = { [port or ARN] = rps } }
+function Ctx:traffic(traffic)
+  self:table(traffic, { "traffic" }, "a table {rps=}")
+  self:known(traffic, { "traffic" }, { rps = true, listeners = true })
+  local tr = {}
+  tr.rps = traffic.rps == nil and 200 or self:number(traffic.rps, { "traffic", "rps" }, 0, nil, false, "a number >= 0")
+  if traffic.listeners ~= nil then
+    self:table(traffic.listeners, { "traffic", "listeners" }, "a table { [listener port or ARN] = rps }")
+    tr.listeners = {}
+    for k, v in pairs(traffic.listeners) do
+      tr.listeners[k] = self:number(v, { "traffic", "listeners", k }, 0, nil, false, "a number >= 0")
+    end
+  end
+  return tr
+end
+
+-- alarms["name"] = { state=, then = { at=, state= } }
+function Ctx:alarm(name, a)
+  local keys = { "alarms", name }
+  if type(name) ~= "string" then self:fail({ "alarms" }, "alarm names must be strings") end
+  self:table(a, keys, "a table {state=, then={at=, state=}}")
+  self:known(a, keys, { state = true, ["then"] = true })
+  local o = {}
+  if a.state ~= nil then
+    if not ALARM_STATES[a.state] then
+      self:fail(path_plus(keys, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(a.state))
+    end
+    o.state = a.state
+  end
+  if a["then"] ~= nil then
+    local tk = path_plus(keys, "then")
+    local th = self:table(a["then"], tk, "a table {at=, state=}")
+    self:known(th, tk, { at = true, state = true })
+    if th.at == nil then self:fail(path_plus(tk, "at"), "missing (a duration from the scenario start, such as \"12m\")") end
+    if not ALARM_STATES[th.state] then
+      self:fail(path_plus(tk, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(th.state))
+    end
+    o["then"] = { at = self:duration(th.at, path_plus(tk, "at")), state = th.state }
+  end
+  return o
+end
+
 local TOP = { seed = true, start = true, keys = true, world = true, setup = true, traffic = true,
   images = true, alarms = true, faults = true }
 
@@ -309,19 +357,7 @@ function Ctx:check(s)
     end
     out.start = t
   end
-  if s.keys ~= nil then
-    self:table(s.keys, { "keys" }, "a table { ACCESS_KEY_ID = \"secret\" }")
-    local n = 0
-    out.keys = {}
-    for k, v in pairs(s.keys) do
-      if type(k) ~= "string" or k == "" then self:fail({ "keys" }, "access key ids must be non-empty strings") end
-      -- never echo the secret: describe only its type
-      if type(v) ~= "string" or v == "" then self:fail({ "keys", k }, "expected the secret key as a non-empty string, got " .. type(v)) end
-      out.keys[k] = v
-      n = n + 1
-    end
-    if n == 0 then self:fail({ "keys" }, "no key pairs given (omit `keys` for the default pair)") end
-  end
+  if s.keys ~= nil then out.keys = self:keys(s.keys) end
   if s.world ~= nil then
     if s.world ~= "default" and s.world ~= "empty" then
       self:fail({ "world" }, "expected \"default\" or \"empty\", got " .. describe(s.world))
@@ -332,20 +368,7 @@ function Ctx:check(s)
     if type(s.setup) ~= "function" then self:fail({ "setup" }, "expected a function(aws), got " .. describe(s.setup)) end
     out.setup = s.setup
   end
-  if s.traffic ~= nil then
-    self:table(s.traffic, { "traffic" }, "a table {rps=}")
-    self:known(s.traffic, { "traffic" }, { rps = true, listeners = true })
-    local tr = {}
-    tr.rps = s.traffic.rps == nil and 200 or self:number(s.traffic.rps, { "traffic", "rps" }, 0, nil, false, "a number >= 0")
-    if s.traffic.listeners ~= nil then
-      self:table(s.traffic.listeners, { "traffic", "listeners" }, "a table { [listener port or ARN] = rps }")
-      tr.listeners = {}
-      for k, v in pairs(s.traffic.listeners) do
-        tr.listeners[k] = self:number(v, { "traffic", "listeners", k }, 0, nil, false, "a number >= 0")
-      end
-    end
-    out.traffic = tr
-  end
+  if s.traffic ~= nil then out.traffic = self:traffic(s.traffic) end
   if s.images ~= nil then
     self:table(s.images, { "images" }, "a table { [\"image:tag\"] = {...} }")
     for k, v in pairs(s.images) do
@@ -356,30 +379,7 @@ function Ctx:check(s)
   out.image_list = M.image_list(out.images)
   if s.alarms ~= nil then
     self:table(s.alarms, { "alarms" }, "a table { [\"alarm name\"] = {state=, then=} }")
-    for name, a in pairs(s.alarms) do
-      local keys = { "alarms", name }
-      if type(name) ~= "string" then self:fail({ "alarms" }, "alarm names must be strings") end
-      self:table(a, keys, "a table {state=, then={at=, state=}}")
-      self:known(a, keys, { state = true, ["then"] = true })
-      local o = {}
-      if a.state ~= nil then
-        if not ALARM_STATES[a.state] then
-          self:fail(path_plus(keys, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(a.state))
-        end
-        o.state = a.state
-      end
-      if a["then"] ~= nil then
-        local tk = path_plus(keys, "then")
-        local th = self:table(a["then"], tk, "a table {at=, state=}")
-        self:known(th, tk, { at = true, state = true })
-        if th.at == nil then self:fail(path_plus(tk, "at"), "missing (a duration from the scenario start, such as \"12m\")") end
-        if not ALARM_STATES[th.state] then
-          self:fail(path_plus(tk, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(th.state))
-        end
-        o["then"] = { at = self:duration(th.at, path_plus(tk, "at")), state = th.state }
-      end
-      out.alarms[name] = o
-    end
+    for name, a in pairs(s.alarms) do out.alarms[name] = self:alarm(name, a) end
   end
   if s.faults ~= nil then
     self:table(s.faults, { "faults" }, "a list of fault tables")
@@ -407,7 +407,7 @@ end
 
 function M.is_normalised(tbl) return normalised[tbl] == true end
 
--- A single fault (runtime injection through /_sim/faults). → fault or raises ScenarioError.
+-- A single fault (runtime injection through /_sim/faults). → fault or raises a scenario error.
 function M.check_fault(f, name)
   return new_ctx(name or "fault"):fault(f, {})
 end
@@ -429,20 +429,20 @@ end
 function M.load(path)
   local fh, oerr = io.open(path, "rb")
   if not fh then
-    error(setmetatable({ code = "ScenarioError", file = path,
-      message = string.format("cannot read scenario %s: %s", path, tostring(oerr)) }, ScenarioError), 0)
+    error(scenario_error { file = path,
+      message = string.format("cannot read scenario %s: %s", path, tostring(oerr)) }, 0)
   end
   local src = fh:read("a")
   fh:close()
   local chunk, err = load(src, "@" .. path, "t", sandbox())
   if not chunk then
-    error(setmetatable({ code = "ScenarioError", file = path,
-      message = string.format("syntax error in scenario %s", tostring(err)) }, ScenarioError), 0)
+    error(scenario_error { file = path, line = tonumber(tostring(err):match(":(%d+):")),
+      message = string.format("syntax error in scenario %s", tostring(err)) }, 0)
   end
   local ok, res = pcall(chunk)
   if not ok then
-    error(setmetatable({ code = "ScenarioError", file = path,
-      message = string.format("scenario %s failed while loading: %s", path, tostring(res)) }, ScenarioError), 0)
+    error(scenario_error { file = path,
+      message = string.format("scenario %s failed while loading: %s", path, errors.describe(res)) }, 0)
   end
   return new_ctx(path, src):check(res)
 end

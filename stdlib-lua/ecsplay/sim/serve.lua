@@ -18,9 +18,11 @@ Faults: a delay holds the response back delay/speed wall seconds (the server's o
 support when it has one, else a blocking wait: the simulator answers one request at a
 time anyway); a drop closes the connection without a response (handler status 0).
 ]]
-local M = {}
+local core = require "ecsplay.core"
+local sim_lib = require "ecsplay.sim"
+local errors = require "ecsplay.errors"
 
-local function core() return require "ecsplay.core" end
+local M = {}
 
 local function default_out(line)
   io.stdout:write(line, "\n")
@@ -29,7 +31,7 @@ end
 
 -- Blocking wait of `secs` wall seconds; used only for injected delays.
 local function wall_wait(secs)
-  local c = core()
+  local c = core
   local deadline = c.monotonic() + secs
   while true do
     local left = deadline - c.monotonic()
@@ -43,12 +45,14 @@ function M.run(conf)
   conf = conf or {}
   local speed = conf.speed or 1
   local out = conf.out or default_out
-  local c = core()
+  local c = core
+  -- lazy: looked up when the server starts (tests stand a fake in for it in package.loaded)
   local simserve = require "ecsplay.core.simserve"
   if type(simserve) ~= "table" or not simserve.listen then
-    error("ecsplay.core.simserve.listen is not available: this build has no HTTP server (runtime/simserve.c)", 0)
+    error(errors.new("internal", { code = "NoHttpServer", message = "ecsplay.core.simserve.listen "
+      .. "is not available: this build has no HTTP server (runtime/simserve.c)" }), 0)
   end
-  local sim = require("ecsplay.sim").new(conf.scenario, { no_auth = conf.no_auth, warn = conf.warn,
+  local sim = sim_lib.new(conf.scenario, { no_auth = conf.no_auth, warn = conf.warn,
     services = conf.services })
   local start = sim.world.now
   local wall0 = c.monotonic()

@@ -12,6 +12,9 @@ Why hash-based noise: `world:noise(...)` is a pure function of the seed and the
 keys given, so a metric sample for (target group, minute) is the same whichever
 order GetMetricData calls arrive in, in process or over HTTP.
 ]]
+local crypto = require "ecsplay.core.crypto"
+local errors = require "ecsplay.errors"
+
 local World = {}
 World.__index = World
 
@@ -29,28 +32,9 @@ local BEHAVIOUR_DEFAULTS = {
   after = nil,                      -- seconds, with crash = "after"
 }
 
--- FNV-1a over a string, 32 bits; enough to spread (seed, keys) over [0,1).
-local function fnv1a(s)
-  local h = 2166136261
-  for i = 1, #s do
-    h = h ~ s:byte(i)
-    h = (h * 16777619) & 0xffffffff
-  end
-  return h
-end
-
-local function mix(h)
-  -- xorshift-multiply finaliser (murmur3 fmix32) so near keys give far values
-  h = h ~ (h >> 16); h = (h * 0x85ebca6b) & 0xffffffff
-  h = h ~ (h >> 13); h = (h * 0xc2b2ae35) & 0xffffffff
-  h = h ~ (h >> 16)
-  return h
-end
-
--- FNV-1a + fmix32 of a string: in C when the runtime has it (ecsplay.core.crypto),
--- the same arithmetic in Lua otherwise (plain lua5.4 in unit tests).
-local has_c, crypto = pcall(require, "ecsplay.core.crypto")
-local hash32 = has_c and crypto.fnv1a32 or function(s) return mix(fnv1a(s)) end
+-- FNV-1a + murmur3's fmix32 over a string (C: ecsplay.core.crypto): 32 bits that
+-- spread (seed, keys) over [0,1), near keys giving far values.
+local hash32 = crypto.fnv1a32
 
 --[[ opts: start (epoch seconds), seed, region, account, tick (seconds),
      images (array of {key=, behaviour=} in lookup order), traffic ({rps=}) ]]
@@ -174,13 +158,17 @@ function World:arn(service, resource)
   return string.format("arn:aws:%s:%s:%s:%s", service, self.region, self.account, resource)
 end
 
---[[ Raises the error an operation answers with. The front end turns it into
-     the service's wire error (JSON __type or XML <Error>). ]]
+--[[ Raises the error an operation answers with: an AWS-shaped error (kind
+     "service"), which the front end turns into the service's wire error
+     (JSON __type or XML <Error>). sim_error marks it as the simulator's own
+     answer (not a bug in an operation) for the service modules and tests. ]]
 function World:fail(code, message, status)
-  error(setmetatable({ sim_error = true, code = code, message = message, status = status or 400 },
-    { __tostring = function(e) return e.code .. ": " .. e.message end }), 0)
+  local e = errors.new("service", { code = code, message = message, status = status or 400 })
+  e.sim_error = true
+  error(e, 0)
 end
 
+-- Is e an answer an operation gave on purpose (world:fail), as opposed to a bug?
 function World:is_error(e)
   return type(e) == "table" and e.sim_error == true
 end

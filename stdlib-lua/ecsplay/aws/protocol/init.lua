@@ -5,12 +5,15 @@
 --   server: decode_request(model, body, headers) → op, params | nil, err{code,message,status}
 --           encode_response(model, op, output, request_id) → status, headers, body
 --           encode_error(model, code, message, status, request_id) → status, headers, body
+local crypto = require "ecsplay.core.crypto"
+
 local M = {}
 
 local codecs = {}
 local function codec(name)
   local c = codecs[name]
   if not c then
+    -- lazy: each codec requires this module for the shared helpers (a cycle if loaded here)
     c = require("ecsplay.aws.protocol." .. name)
     codecs[name] = c
   end
@@ -85,52 +88,11 @@ function M.format_number(v)
   return string.format("%.17g", v)
 end
 
--- base64 via the C crypto module when present, else a Lua fallback (plain lua5.4 tests).
-local ok_crypto, crypto = pcall(require, "ecsplay.core.crypto")
-if not ok_crypto or type(crypto) ~= "table" then crypto = nil end
-
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local B64INV = {}
-for i = 1, 64 do B64INV[B64:byte(i)] = i - 1 end
-
-function M.base64(s)
-  if crypto and crypto.base64 then return crypto.base64(s) end
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local e1, e2, e3, e4 = (n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63
-    out[#out + 1] = B64:sub(e1 + 1, e1 + 1) .. B64:sub(e2 + 1, e2 + 1)
-      .. (b and B64:sub(e3 + 1, e3 + 1) or "=") .. (c and B64:sub(e4 + 1, e4 + 1) or "=")
-  end
-  return table.concat(out)
-end
-
--- → decoded string, or nil and a message.
-function M.unbase64(s)
-  if crypto and crypto.unbase64 then return crypto.unbase64(s) end
-  s = s:gsub("%s", "")
-  if #s % 4 ~= 0 then return nil, "invalid base64 length" end
-  local out = {}
-  for i = 1, #s, 4 do
-    local n, pad = 0, 0
-    for j = i, i + 3 do
-      local ch = s:byte(j)
-      local v = B64INV[ch]
-      if ch == 61 then v, pad = 0, pad + 1
-      elseif v == nil or pad > 0 then return nil, "invalid base64 character" end
-      n = (n << 6) | v
-    end
-    local bytes = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255)
-    out[#out + 1] = bytes:sub(1, 3 - pad)
-  end
-  return table.concat(out)
-end
+-- base64 (C: ecsplay.core.crypto). unbase64 → decoded string, or nil and a message.
+M.base64 = crypto.base64
+M.unbase64 = crypto.unbase64
 
 -- A request id for server responses when the caller gives none.
-function M.request_id()
-  if crypto and crypto.uuid4 then return crypto.uuid4() end
-  return require("ecsplay.aws.validate").uuid4()
-end
+M.request_id = crypto.uuid4
 
 return M

@@ -2,24 +2,26 @@
 -- Requests: POST / with X-Amz-Target: <targetPrefix>.<Operation> and a JSON body.
 -- Encoding is shape-directed (lists stay arrays when empty, timestamps are epoch seconds,
 -- blobs base64), so it does not depend on how a JSON library guesses at Lua tables.
+local cjson = require "cjson"
+local errors = require "ecsplay.errors"
 local proto = require "ecsplay.aws.protocol"
+local model_lib = require "ecsplay.aws.model"
 local timestamp = require "ecsplay.util.timestamp"
 
 local M = {}
 
 ---------------------------------------------------------------------------------------
--- Decoding: lua-cjson when present, else a small strict decoder.
+-- Decoding: lua-cjson. lua_decode below is a small strict decoder kept as the
+-- reference the protocol tests hold cjson to (M.lua_decode); nothing else uses it.
 local NULL = setmetatable({}, { __tostring = function() return "null" end })
-local cjson_ok, cjson = pcall(require, "cjson")
-if not cjson_ok then cjson = nil end
 local function is_null(v)
-  return v == nil or v == NULL or (cjson and v == cjson.null)
+  return v == nil or v == NULL or v == cjson.null
 end
 
 local function lua_decode(s)
   local pos = 1
   local function fail(what)
-    error({ json = true, msg = string.format("%s at character %d", what, pos) }, 0)
+    error(errors.response { code = "InvalidJSON", message = string.format("%s at character %d", what, pos) }, 0)
   end
   local function ws() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
   local value
@@ -109,15 +111,9 @@ end
 
 -- → value or nil, message
 function M.decode(s)
-  if cjson then
-    local ok, v = pcall(cjson.decode, s)
-    if ok then return v end
-    return nil, tostring(v)
-  end
-  local ok, v = pcall(lua_decode, s)
+  local ok, v = pcall(cjson.decode, s)
   if ok then return v end
-  if type(v) == "table" and v.json then return nil, v.msg end
-  error(v, 0)
+  return nil, tostring(v)
 end
 
 ---------------------------------------------------------------------------------------
@@ -238,8 +234,8 @@ local function typed(m, sh, v, path, strict)
   local t = sh.type
   local function bad(expected)
     if strict then
-      error({ json = true, msg = string.format("expected %s at `%s`, found %s", expected,
-        path == "" and "$" or path, type(v)) }, 0)
+      error(errors.new("validation", { code = "SerializationException", message = string.format(
+        "expected %s at `%s`, found %s", expected, path == "" and "$" or path, type(v)) }), 0)
     end
     return v
   end
@@ -395,7 +391,7 @@ function M.decode_request(m, body, headers)
     if op.input then
       local ok, r = pcall(typed, m, m.shapes[op.input], v, "", true)
       if not ok then
-        if type(r) == "table" and r.json then return serr("SerializationException", r.msg) end
+        if errors.is(r, "validation") then return serr(r.code, r.message) end
         error(r, 0)
       end
       params = r or {}
@@ -417,7 +413,7 @@ end
 -- code: an error shape name ("ClusterNotFoundException"), a query code ("ResourceNotFound",
 -- CloudWatch) or any common code ("ThrottlingException"). status defaults from the model.
 function M.encode_error(m, code, message, status, request_id)
-  local name, sh = require("ecsplay.aws.model").error_shape(m, code)
+  local name, sh = model_lib.error_shape(m, code)
   local e = sh and sh.error or {}
   status = status or e.httpStatusCode or (sh and sh.fault and 500) or 400
   local headers = {
@@ -436,7 +432,7 @@ M.null = NULL
 M.lua_decode = function(s)
   local ok, v = pcall(lua_decode, s)
   if ok then return v end
-  if type(v) == "table" and v.json then return nil, v.msg end
+  if errors.is(v, "response") then return nil, v.message end
   error(v, 0)
 end
 return M

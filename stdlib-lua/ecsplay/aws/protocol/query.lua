@@ -2,7 +2,10 @@
 -- Requests are form-encoded (Action=Op&Version=...&Names.member.1=...), responses XML:
 --   <OpResponse xmlns=NS><OpResult>...</OpResult><ResponseMetadata>..</ResponseMetadata></OpResponse>
 -- Serialization follows botocore's QuerySerializer and its XML parser, shape by shape.
+local core_xml = require "ecsplay.core.xml"
+local errors = require "ecsplay.errors"
 local proto = require "ecsplay.aws.protocol"
+local model_lib = require "ecsplay.aws.model"
 local timestamp = require "ecsplay.util.timestamp"
 local xmlwrite = require "ecsplay.aws.protocol.xmlwrite"
 
@@ -132,18 +135,11 @@ function M.build_request(m, opname, params)
   }
 end
 
--- The XML parser: ecsplay.core.xml in the runtime; tests may install another with the
--- same contract (parse(s) → {name=, attrs=, children=, text=} or nil, message).
-local xml_parse
+-- The XML parser: ecsplay.core.xml; a test may install another with the same
+-- contract (parse(s) → {name=, attrs=, children=, text=} or nil, message).
+local xml_parse = core_xml.parse
 function M.set_xml_parser(fn) xml_parse = fn end
 local function parse_xml(s)
-  if not xml_parse then
-    local ok, x = pcall(require, "ecsplay.core.xml")
-    if not ok or type(x) ~= "table" or not x.parse then
-      error("ecsplay.core.xml.parse is not available and no XML parser was set", 0)
-    end
-    xml_parse = x.parse
-  end
   return xml_parse(s)
 end
 
@@ -184,7 +180,10 @@ end
 local function scalar_from_text(sh, s, path, strict)
   local t = sh.type
   local function bad(what)
-    if strict then error({ query = true, msg = string.format("invalid %s value %q for `%s`", what, s, path) }, 0) end
+    if strict then
+      error(errors.new("validation", { code = "ValidationError",
+        message = string.format("invalid %s value %q for `%s`", what, s, path) }), 0)
+    end
     return s
   end
   if t == "string" then return s end
@@ -415,7 +414,7 @@ function M.decode_request(m, body, headers)
   local ctx = { m = m, form = form, prefixes = prefixes }
   local ok, r = pcall(deform, ctx, m.shapes[op.input], "")
   if not ok then
-    if type(r) == "table" and r.query then return serr("ValidationError", r.msg) end
+    if errors.is(r, "validation") then return serr(r.code, r.message) end
     error(r, 0)
   end
   return op.name, r or {}
@@ -523,7 +522,7 @@ end
 
 -- code: shape name or wire code; the XML carries the wire code (error.code in the model).
 function M.encode_error(m, code, message, status, request_id)
-  local name, sh = require("ecsplay.aws.model").error_shape(m, code)
+  local name, sh = model_lib.error_shape(m, code)
   local e = sh and sh.error or {}
   status = status or e.httpStatusCode or (sh and sh.fault and 500) or 400
   request_id = request_id or proto.request_id()
