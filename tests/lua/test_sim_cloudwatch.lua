@@ -4,7 +4,7 @@ local T = require "harness"
 local World = require "ecsplay.sim.world"
 local elbv2 = require "ecsplay.sim.elbv2"
 local cloudwatch = require "ecsplay.sim.cloudwatch"
-local MM = require "ecsplay.sim.metric_math"
+local MM = require "ecsplay.sim.cloudwatch.metric_math"
 
 local START = 1795687200 -- a multiple of 60
 

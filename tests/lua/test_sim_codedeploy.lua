@@ -1,4 +1,4 @@
--- The simulated CodeDeploy (sim/codedeploy.lua) against small fake ecs/elbv2/
+-- The simulated CodeDeploy (sim/codedeploy/) against small fake ecs/elbv2/
 -- cloudwatch modules that record the calls CodeDeploy makes, so the flow is
 -- checked on its own: order of traffic shifts, times, rollbacks, hooks, errors.
 local T = require "harness"

@@ -343,7 +343,7 @@ end)
 T.test("circuit breaker threshold rule and rollback = false", function()
   local w = new_world()
   setup(w, { desired = 10, dc = { deploymentCircuitBreaker = { enable = true, rollback = false } } })
-  local P = require "ecsplay.sim.ecs_deploy"
+  local P = require "ecsplay.sim.ecs.deploy"
   local st = w.state.ecs.clusters.production.services.api
   T.eq(P.threshold(st), 5)
   st.desired = 500

@@ -1,11 +1,13 @@
 --[[
 Task definitions of the simulated ECS: families, revisions, ACTIVE/INACTIVE/
-DELETE_IN_PROGRESS, and the five operations on them.
+DELETE_IN_PROGRESS, the five operations on them, and the checks of what
+services and task sets ask of a task definition (load balancer containers and
+ports, network mode).
 st.families[family] = { name=, revisions = { [n] = record }, latest = n }
 A record is the TaskDefinition output shape itself (AWS casing), so describing
 one is a copy.
 ]]
-local U = require "ecsplay.sim.ecs_util"
+local U = require "ecsplay.sim.ecs.util"
 
 local D = {}
 
@@ -51,10 +53,60 @@ function D.resolve(world, ref, active, msg)
   return td
 end
 
+------------------------------------------------------------------ what services ask of a task definition
+
+-- Load balancer entries must name a container and port of the task definition (and existing target groups).
+function D.check_load_balancers(world, td, lbs)
+  for _, lb in ipairs(lbs or {}) do
+    if not lb.targetGroupArn and not lb.loadBalancerName then
+      world:fail("InvalidParameterException", "Either targetGroupArn or loadBalancerName must be specified for a load balancer.")
+    end
+    local cd
+    for _, c in ipairs(td.containerDefinitions or {}) do if c.name == lb.containerName then cd = c end end
+    if not cd then
+      world:fail("InvalidParameterException", string.format(
+        "The container %s does not exist in the task definition.", tostring(lb.containerName)))
+    end
+    local port_ok = false
+    for _, pm in ipairs(cd.portMappings or {}) do if pm.containerPort == lb.containerPort then port_ok = true end end
+    if not port_ok then
+      world:fail("InvalidParameterException", string.format(
+        "The container %s did not have a container port %s defined.", tostring(lb.containerName), tostring(lb.containerPort)))
+    end
+    local elbv2 = world.svc.elbv2
+    if elbv2 and elbv2.target_group and lb.targetGroupArn then
+      for _, arn in ipairs({ lb.targetGroupArn, lb.advancedConfiguration and lb.advancedConfiguration.alternateTargetGroupArn }) do
+        if arn and not elbv2.target_group(world, arn) then
+          world:fail("InvalidParameterException", string.format(
+            "The target group with targetGroupArn %s does not exist.", arn))
+        end
+      end
+    end
+  end
+end
+
+-- FARGATE needs awsvpc; awsvpc needs a network configuration with subnets.
+function D.check_network(world, td, network, launch_type)
+  if launch_type == "FARGATE" and td.networkMode ~= "awsvpc" then
+    world:fail("InvalidParameterException", "Task definition does not support launch_type FARGATE.")
+  end
+  if td.networkMode == "awsvpc" then
+    local vpc = network and network.awsvpcConfiguration
+    if not vpc then
+      world:fail("InvalidParameterException", "Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+    end
+    if not vpc.subnets or #vpc.subnets == 0 then
+      world:fail("InvalidParameterException", "subnets can not be empty.")
+    end
+  end
+end
+
+------------------------------------------------------------------ operations
+
 D.ops = {}
 
-function D.ops.RegisterTaskDefinition(world, input, caller)
-  local st = U.st(world)
+-- RegisterTaskDefinition's checks of the family, the containers and Fargate's requirements.
+local function check_registration(world, input)
   local family = input.family
   if not family:match("^[%w_%-]+$") or #family > 255 then
     world:fail("ClientException", "Family contains invalid characters; up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores are allowed.")
@@ -81,6 +133,12 @@ function D.ops.RegisterTaskDefinition(world, input, caller)
       end
     end
   end
+end
+
+function D.ops.RegisterTaskDefinition(world, input, caller)
+  local st = U.st(world)
+  local family = input.family
+  check_registration(world, input)
   local f = st.families[family]
   if not f then
     f = { name = family, revisions = {}, latest = 0 }
@@ -140,40 +198,40 @@ local function families(st, prefix)
   return out
 end
 
-function D.ops.ListTaskDefinitions(world, input)
-  local st = U.st(world)
-  local want = input.status or "ACTIVE"
+-- ListTaskDefinitions and ListTaskDefinitionFamilies: what `pick(family, status, list)` adds
+-- from each family matching familyPrefix (status: the one asked for, ACTIVE by default).
+local function from_families(world, input, pick)
   local list = {}
-  for _, f in ipairs(families(st, input.familyPrefix)) do
+  for _, f in ipairs(families(U.st(world), input.familyPrefix)) do pick(f, input.status or "ACTIVE", list) end
+  return list
+end
+
+function D.ops.ListTaskDefinitions(world, input)
+  local list = from_families(world, input, function(f, want, out)
     for n = 1, f.latest do
       local r = f.revisions[n]
-      if r and r.status == want then list[#list + 1] = r.taskDefinitionArn end
+      if r and r.status == want then out[#out + 1] = r.taskDefinitionArn end
     end
-  end
+  end)
   if input.sort == "DESC" then
     local rev = {}
     for i = #list, 1, -1 do rev[#rev + 1] = list[i] end
     list = rev
   end
-  local page, token = U.paginate(list, input)
-  return { taskDefinitionArns = page, nextToken = token }
+  return U.list_answer(list, input, "taskDefinitionArns")
 end
 
 function D.ops.ListTaskDefinitionFamilies(world, input)
-  local st = U.st(world)
-  local want = input.status or "ACTIVE"
-  local list = {}
-  for _, f in ipairs(families(st, input.familyPrefix)) do
+  local list = from_families(world, input, function(f, want, out)
     local active = false
     for n = 1, f.latest do
       if f.revisions[n] and f.revisions[n].status == "ACTIVE" then active = true end
     end
     if want == "ALL" or (want == "ACTIVE" and active) or (want == "INACTIVE" and not active) then
-      list[#list + 1] = f.name
+      out[#out + 1] = f.name
     end
-  end
-  local page, token = U.paginate(list, input)
-  return { families = page, nextToken = token }
+  end)
+  return U.list_answer(list, input, "families")
 end
 
 function D.ops.DeregisterTaskDefinition(world, input)

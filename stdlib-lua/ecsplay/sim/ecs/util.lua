@@ -1,9 +1,11 @@
 --[[
-Shared helpers of the simulated ECS (sim/ecs*.lua): look-ups that raise AWS's
+Shared helpers of the simulated ECS (sim/ecs/*.lua): look-ups that raise AWS's
 errors, identifiers in AWS's layouts, service events, the common shape of
-Describe*/List* answers, small table helpers.
-No state of its own: everything lives in world.state.ecs (built by sim/ecs.lua).
+Describe*/List* answers.
+No state of its own: everything lives in world.state.ecs (built by sim/ecs/init.lua).
 ]]
+local tables = require "ecsplay.util.tables"
+
 local U = {}
 
 U.MAX_EVENTS = 100
@@ -60,7 +62,8 @@ function U.uuid(world)
   return world:request_id()
 end
 
-U.copy = require("ecsplay.sim.util").copy
+-- A deep copy: what an answer hands out must not alias the world's tables.
+U.copy = tables.copy
 
 -- Appends a service event, newest first, capped like AWS (the oldest fall off).
 function U.event(world, svc, message)
@@ -120,12 +123,28 @@ function U.describe_each(refs, find, describe, missing_arn)
   return out, failures
 end
 
+--[[ DescribeServices and DescribeTasks: the references in input[field] (AWS's bounds: `what`,
+     at most `max`, not empty) to objects of the input's cluster, each found by find(c, ref) and
+     described by describe(x, include_tags); one not found is a MISSING failure naming the ARN
+     the reference stands for (`kind`: "service" or "task"). ]]
+function U.describe_in_cluster(world, input, field, what, max, kind, find, describe)
+  local c = U.cluster(world, input.cluster)
+  local refs = input[field]
+  U.check_refs(world, refs, what, max, true)
+  local include_tags = U.wants_tags(input.include)
+  return U.describe_each(refs,
+    function(ref) return find(c, ref) end,
+    function(x) return describe(x, include_tags) end,
+    function(ref) return U.ref_arn(world, c, kind, ref) end)
+end
+
 -- The ARN a reference to a service or task ("name", "id" or an ARN) in cluster c stands for.
 function U.ref_arn(world, c, kind, ref)
   if ref:sub(1, 4) == "arn:" then return ref end
   return world:arn("ecs", kind .. "/" .. c.name .. "/" .. ref)
 end
 
+-- nextToken/maxResults paging: the page of `list` and the next token (the offset) or nil.
 function U.paginate(list, input)
   local start = tonumber(input.nextToken or "0") or 0
   local max = input.maxResults or 100
@@ -134,6 +153,12 @@ function U.paginate(list, input)
   local token
   if start + max < #list then token = tostring(start + max) end
   return out, token
+end
+
+-- A List* answer: the page of `list` under `field`, and nextToken.
+function U.list_answer(list, input, field)
+  local page, token = U.paginate(list, input)
+  return { [field] = page, nextToken = token }
 end
 
 return U

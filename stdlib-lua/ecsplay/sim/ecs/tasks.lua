@@ -13,11 +13,12 @@ Lifecycle (Fargate-like, fixed so runs are reproducible):
   crash=after      exits `after` seconds after RUNNING
   stop             desiredStatus STOPPED, deregistered at once, DEPROVISIONING,
                    STOPPED 10 s later (the ENI is released then)
-The schedulers (ecs_deploy, ecs_taskset, ecs_native) read `task.healthy`,
+The schedulers (deploy.lua, taskset.lua, native.lua) read `task.healthy`,
 `task.failed_new` (a crash not yet counted by a circuit breaker) and
 `task.healthy_new` (just became healthy).
 ]]
-local U = require "ecsplay.sim.ecs_util"
+local U = require "ecsplay.sim.ecs.util"
+local TD = require "ecsplay.sim.ecs.taskdefs"
 
 local T = {}
 
@@ -277,16 +278,14 @@ end
 
 local function ts_or_nil(t, now) if t and t <= now then return t end return nil end
 
-function T.describe(world, task, include_tags)
-  local st = U.st(world)
-  local now = world.now
-  local td = task.td
+-- The containers of a task as DescribeTasks shows them (one per container definition).
+local function describe_containers(world, task)
   local containers = {}
   local container_status = task.last
   if container_status == "PROVISIONING" or container_status == "PENDING" then container_status = "PENDING"
   elseif container_status == "DEPROVISIONING" then container_status = "STOPPED" end
   if task.desired == "STOPPED" and container_status ~= "PENDING" then container_status = "STOPPED" end
-  for _, cd in ipairs(td.containerDefinitions or {}) do
+  for _, cd in ipairs(task.td.containerDefinitions or {}) do
     containers[#containers + 1] = {
       containerArn = world:arn("ecs", "container/" .. task.cluster.name .. "/" .. task.id .. "/" .. (cd.name or "")),
       taskArn = task.arn,
@@ -303,6 +302,14 @@ function T.describe(world, task, include_tags)
       memory = cd.memory and tostring(cd.memory) or nil,
     }
   end
+  return containers
+end
+
+function T.describe(world, task, include_tags)
+  local st = U.st(world)
+  local now = world.now
+  local td = task.td
+  local containers = describe_containers(world, task)
   local subnet = "subnet-0sima"
   local net = task.network and task.network.awsvpcConfiguration
   if net and net.subnets and net.subnets[1] then subnet = net.subnets[1] end
@@ -387,18 +394,13 @@ function T.ops.ListTasks(world, input)
     if ok and input.launchType and task.launch_type ~= input.launchType then ok = false end
     if ok then list[#list + 1] = task.arn end
   end
-  local page, token = U.paginate(list, input)
-  return { taskArns = page, nextToken = token }
+  return U.list_answer(list, input, "taskArns")
 end
 
 function T.ops.DescribeTasks(world, input)
-  local c = U.cluster(world, input.cluster)
-  U.check_refs(world, input.tasks, "Tasks", 100, true)
-  local include_tags = U.wants_tags(input.include)
-  local tasks, failures = U.describe_each(input.tasks,
-    function(ref) return find_task(world, c, ref) end,
-    function(task) return T.describe(world, task, include_tags) end,
-    function(ref) return U.ref_arn(world, c, "task", ref) end)
+  local tasks, failures = U.describe_in_cluster(world, input, "tasks", "Tasks", 100, "task",
+    function(c, ref) return find_task(world, c, ref) end,
+    function(task, include_tags) return T.describe(world, task, include_tags) end)
   return { tasks = tasks, failures = failures }
 end
 
@@ -414,7 +416,7 @@ end
 
 function T.ops.RunTask(world, input)
   local c = U.cluster(world, input.cluster)
-  local td = require("ecsplay.sim.ecs_taskdefs").resolve(world, input.taskDefinition, true)
+  local td = TD.resolve(world, input.taskDefinition, true)
   local count = input.count or 1
   if count < 1 or count > 10 then
     world:fail("InvalidParameterException", "Task count must be between 1 and 10.")

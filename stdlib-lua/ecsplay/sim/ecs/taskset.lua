@@ -8,10 +8,10 @@ A task set runs ceil(desiredCount * scale% / 100) tasks (computedDesiredCount),
 registered into its own load balancers' target groups. DRAINING task sets
 (deleted) stop their tasks and disappear once every task has STOPPED.
 ]]
-local U = require "ecsplay.sim.ecs_util"
-local T = require "ecsplay.sim.ecs_tasks"
-local TD = require "ecsplay.sim.ecs_taskdefs"
-local P = require "ecsplay.sim.ecs_deploy"
+local U = require "ecsplay.sim.ecs.util"
+local T = require "ecsplay.sim.ecs.tasks"
+local TD = require "ecsplay.sim.ecs.taskdefs"
+local P = require "ecsplay.sim.ecs.deploy"
 
 local S = {}
 
@@ -157,7 +157,7 @@ function S.ops.CreateTaskSet(world, input, caller)
     world:fail("InvalidParameterException", "Network Configuration must be provided when networkMode 'awsvpc' is specified.")
   end
   local lbs = input.loadBalancers or svc.lbs
-  require("ecsplay.sim.ecs").check_load_balancers(world, td, lbs)
+  TD.check_load_balancers(world, td, lbs)
   local ts = S.create(world, svc, {
     td = td, lbs = lbs, network = network, launch_type = input.launchType or svc.launch_type,
     scale = input.scale, external_id = input.externalId,

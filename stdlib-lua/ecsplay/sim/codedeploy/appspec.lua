@@ -15,11 +15,14 @@ M.ecs(document, where) -> { task_definition=, container_name=, container_port=,
                           |  nil, message
 `where[tbl][key]` is the line a key was written on (YAML only; nil for JSON).
 ]]
+local cjson = require "cjson.safe"
+
 local M = {}
 
 M.HOOK_EVENTS = { "BeforeInstall", "AfterInstall", "AfterAllowTestTraffic",
                   "BeforeAllowTraffic", "AfterAllowTraffic" }
 
+-- A malformed AppSpec: caught at this module's edge (M.parse), which answers nil, message.
 local function fail(line, msg)
   error({ appspec = true, msg = line and ("line " .. line .. ": " .. msg) or msg }, 0)
 end
@@ -212,13 +215,26 @@ function Parser:nested(indent)
   return nil
 end
 
+-- A new map or list, noted as starting on the current line.
+function Parser:container()
+  local t = {}
+  self.where[t] = { [0] = self.lines[self.i].n }
+  return t
+end
+
+-- The current line while it belongs to the block at `indent` (nil at a shallower line); a deeper one is refused.
+function Parser:line_at(indent)
+  local l = self.lines[self.i]
+  if not l or l.indent < indent then return nil end
+  if l.indent > indent then fail(l.n, "unexpected indentation (expected column " .. (indent + 1) .. ")") end
+  return l
+end
+
 function Parser:map(indent)
-  local map = {}
-  self.where[map] = { [0] = self.lines[self.i].n }
+  local map = self:container()
   while true do
-    local l = self.lines[self.i]
-    if not l or l.indent < indent then break end
-    if l.indent > indent then fail(l.n, "unexpected indentation (expected column " .. (indent + 1) .. ")") end
+    local l = self:line_at(indent)
+    if not l then break end
     if is_item(l.text) then fail(l.n, "a list item where a 'key: value' line was expected") end
     local key, rest = split_key(l.text, l.n)
     if not key then fail(l.n, "expected 'key: value', found '" .. l.text .. "'") end
@@ -232,12 +248,10 @@ function Parser:map(indent)
 end
 
 function Parser:seq(indent)
-  local list = {}
-  self.where[list] = { [0] = self.lines[self.i].n }
+  local list = self:container()
   while true do
-    local l = self.lines[self.i]
-    if not l or l.indent < indent then break end
-    if l.indent > indent then fail(l.n, "unexpected indentation (expected column " .. (indent + 1) .. ")") end
+    local l = self:line_at(indent)
+    if not l then break end
     if not is_item(l.text) then break end -- a sibling key of the parent map
     local content = l.text:sub(2):gsub("^%s+", "")
     self:note(list, #list + 1, l.n)
@@ -301,10 +315,7 @@ end
 -- ---------------------------------------------------------------- JSON
 
 local function parse_json(text)
-  local ok, cjson = pcall(require, "cjson.safe")
-  if not ok then fail(nil, "JSON AppSpec content needs the cjson module") end
-  local dec = cjson.new and cjson.new() or cjson
-  local doc, err = dec.decode(text)
+  local doc, err = cjson.new().decode(text)
   if doc == nil then
     local pos = tonumber(tostring(err):match("character (%d+)"))
     local line = pos and select(2, text:sub(1, pos):gsub("\n", "")) + 1
@@ -375,6 +386,34 @@ local function network_config(nc, where)
   return out
 end
 
+-- The Hooks section: { {event=, fn=}, ... } (empty when absent), or nil and a message.
+local function read_hooks(doc, where)
+  local out = {}
+  local valid = {}
+  for _, e in ipairs(M.HOOK_EVENTS) do valid[e] = true end
+  local hooks = doc.Hooks
+  if hooks == nil then return out end
+  if not is_list(hooks) then return nil, "Hooks must be a list of '- EventName: FunctionName' entries" .. at(where, doc, "Hooks") end
+  local seen = {}
+  for i, h in ipairs(hooks) do
+    if type(h) ~= "table" or map_keys(h) ~= 1 then
+      return nil, "Hooks[" .. (i - 1) .. "] must be one 'EventName: FunctionName' pair" .. at(where, hooks, i)
+    end
+    local ev, fn = next(h)
+    if not valid[ev] then
+      return nil, "Hooks[" .. (i - 1) .. "]: '" .. tostring(ev) .. "' is not an ECS lifecycle hook (expected one of "
+        .. table.concat(M.HOOK_EVENTS, ", ") .. ")" .. at(where, h, ev)
+    end
+    if type(fn) ~= "string" or fn == "" then
+      return nil, "Hooks[" .. (i - 1) .. "]." .. ev .. " must name a Lambda function" .. at(where, h, ev)
+    end
+    if seen[ev] then return nil, "Hooks: " .. ev .. " is given twice" .. at(where, h, ev) end
+    seen[ev] = true
+    out[#out + 1] = { event = ev, fn = fn }
+  end
+  return out
+end
+
 function M.ecs(doc, where)
   where = where or {}
   local P = "Resources[0].TargetService"
@@ -419,29 +458,9 @@ function M.ecs(doc, where)
     network_configuration = nc,
     hooks = {},
   }
-  local valid = {}
-  for _, e in ipairs(M.HOOK_EVENTS) do valid[e] = true end
-  local hooks = doc.Hooks
-  if hooks ~= nil then
-    if not is_list(hooks) then return nil, "Hooks must be a list of '- EventName: FunctionName' entries" .. at(where, doc, "Hooks") end
-    local seen = {}
-    for i, h in ipairs(hooks) do
-      if type(h) ~= "table" or map_keys(h) ~= 1 then
-        return nil, "Hooks[" .. (i - 1) .. "] must be one 'EventName: FunctionName' pair" .. at(where, hooks, i)
-      end
-      local ev, fn = next(h)
-      if not valid[ev] then
-        return nil, "Hooks[" .. (i - 1) .. "]: '" .. tostring(ev) .. "' is not an ECS lifecycle hook (expected one of "
-          .. table.concat(M.HOOK_EVENTS, ", ") .. ")" .. at(where, h, ev)
-      end
-      if type(fn) ~= "string" or fn == "" then
-        return nil, "Hooks[" .. (i - 1) .. "]." .. ev .. " must name a Lambda function" .. at(where, h, ev)
-      end
-      if seen[ev] then return nil, "Hooks: " .. ev .. " is given twice" .. at(where, h, ev) end
-      seen[ev] = true
-      out.hooks[#out.hooks + 1] = { event = ev, fn = fn }
-    end
-  end
+  local hooks, herr = read_hooks(doc, where)
+  if not hooks then return nil, herr end
+  out.hooks = hooks
   return out
 end
 

@@ -25,9 +25,9 @@ Rollback (circuit breaker, alarms, hook, StopServiceDeployment ROLLBACK): traffi
 returns to blue at once, green tasks stop, then the service deployment is
 ROLLBACK_SUCCESSFUL and the blue deployment PRIMARY again.
 ]]
-local U = require "ecsplay.sim.ecs_util"
-local T = require "ecsplay.sim.ecs_tasks"
-local P = require "ecsplay.sim.ecs_deploy"
+local U = require "ecsplay.sim.ecs.util"
+local T = require "ecsplay.sim.ecs.tasks"
+local P = require "ecsplay.sim.ecs.deploy"
 
 local N = {}
 
@@ -231,84 +231,106 @@ local function handle_hook_result(world, svc, dep, r)
   return r
 end
 
--- One stage transition; true when the stage changed (the caller loops).
-local function advance(world, svc, dep)
-  local nat = dep.native
-  local stage = nat.stage
+--[[ The lifecycle stages: STAGES[stage](world, svc, dep) moves the deployment on when it can
+     and returns true when the stage changed (N.step loops while it does). ]]
+local STAGES = {}
+
+-- Runs the hooks of `hook_stage` at occurrence `key`; once they are all done, on to `next_stage`.
+local function after_hooks(world, svc, dep, hook_stage, key, next_stage)
+  local r = handle_hook_result(world, svc, dep, hooks(world, svc, dep, hook_stage, key))
+  if r == true then go(world, dep, next_stage) return true end
+  return false
+end
+
+-- A stage that only runs its hooks, then moves on.
+local function hook_stage(stage, next_stage)
+  STAGES[stage] = function(world, svc, dep) return after_hooks(world, svc, dep, stage, stage, next_stage) end
+end
+hook_stage("RECONCILE_SERVICE", "PRE_SCALE_UP")
+hook_stage("PRE_SCALE_UP", "SCALE_UP")
+hook_stage("POST_SCALE_UP", "TEST_TRAFFIC_SHIFT")
+hook_stage("POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
+
+function STAGES.SCALE_UP(world, svc, dep)
   local D = svc.desired
-  local function after_hooks(hook_stage, key, next_stage)
-    local r = handle_hook_result(world, svc, dep, hooks(world, svc, dep, hook_stage, key))
-    if r == true then go(world, dep, next_stage) return true end
-    return false
+  dep.native.scaling = true
+  keep_at(world, svc, dep, D)
+  local c = P.counts(dep)
+  if c.live == D and c.healthy == D then go(world, dep, "POST_SCALE_UP") return true end
+  return false
+end
+
+function STAGES.TEST_TRAFFIC_SHIFT(world, svc, dep)
+  local nat = dep.native
+  if not nat.test_shifted then
+    nat.test_shifted = true
+    nat.test_weight = 100
+    set_traffic(world, svc, nil, 100)
   end
-  if stage == "RECONCILE_SERVICE" then
-    return after_hooks("RECONCILE_SERVICE", "RECONCILE_SERVICE", "PRE_SCALE_UP")
-  elseif stage == "PRE_SCALE_UP" then
-    return after_hooks("PRE_SCALE_UP", "PRE_SCALE_UP", "SCALE_UP")
-  elseif stage == "SCALE_UP" then
-    nat.scaling = true
-    keep_at(world, svc, dep, D)
-    local c = P.counts(dep)
-    if c.live == D and c.healthy == D then go(world, dep, "POST_SCALE_UP") return true end
-    return false
-  elseif stage == "POST_SCALE_UP" then
-    return after_hooks("POST_SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT")
-  elseif stage == "TEST_TRAFFIC_SHIFT" then
-    if not nat.test_shifted then
-      nat.test_shifted = true
-      nat.test_weight = 100
-      set_traffic(world, svc, nil, 100)
-    end
-    return after_hooks("TEST_TRAFFIC_SHIFT", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT")
-  elseif stage == "POST_TEST_TRAFFIC_SHIFT" then
-    return after_hooks("POST_TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
-  elseif stage == "PRODUCTION_TRAFFIC_SHIFT" then
-    if nat.wait_until then
-      if world.now < nat.wait_until then return false end
-      nat.wait_until = nil
-    end
-    local i = nat.step + 1
-    if nat.shifted ~= i then
-      local r = handle_hook_result(world, svc, dep,
-        hooks(world, svc, dep, "PRE_PRODUCTION_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT:" .. i))
-      if r ~= true then return false end
-      nat.shifted = i
-      nat.weight = nat.steps[i]
-      set_traffic(world, svc, nat.weight, nil)
-      if dep.sd then dep.sd.updated_at = world.now end
-    end
+  return after_hooks(world, svc, dep, "TEST_TRAFFIC_SHIFT", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT")
+end
+
+-- One production step at a time: its PRE_ hooks, the shift, its hooks, then the step's bake.
+function STAGES.PRODUCTION_TRAFFIC_SHIFT(world, svc, dep)
+  local nat = dep.native
+  if nat.wait_until then
+    if world.now < nat.wait_until then return false end
+    nat.wait_until = nil
+  end
+  local i = nat.step + 1
+  if nat.shifted ~= i then
     local r = handle_hook_result(world, svc, dep,
-      hooks(world, svc, dep, "PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT:" .. i))
+      hooks(world, svc, dep, "PRE_PRODUCTION_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT:" .. i))
     if r ~= true then return false end
-    nat.step = i
-    if nat.steps[i] >= 100 then go(world, dep, "POST_PRODUCTION_TRAFFIC_SHIFT") return true end
-    nat.wait_until = world.now + (nat.bakes[i] or 0) * 60
-    return true
-  elseif stage == "POST_PRODUCTION_TRAFFIC_SHIFT" then
-    local r = after_hooks("POST_PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME")
-    if r then nat.bake_until = world.now + (svc.dc.bakeTimeInMinutes or 0) * 60 end
-    return r
-  elseif stage == "BAKE_TIME" then
-    if world.now >= nat.bake_until then go(world, dep, "CLEAN_UP") return true end
-    return false
-  elseif stage == "CLEAN_UP" then
-    stop_others(world, svc, dep, nil)
-    local present = 0
-    for i = 2, #svc.deployments do present = present + P.counts(svc.deployments[i]).present end
-    if present == 0 then
-      for i, lb in ipairs(svc.lbs) do
-        if lb.advancedConfiguration and lb.advancedConfiguration.alternateTargetGroupArn then
-          svc.prod_alt[i] = not svc.prod_alt[i]
-        end
+    nat.shifted = i
+    nat.weight = nat.steps[i]
+    set_traffic(world, svc, nat.weight, nil)
+    if dep.sd then dep.sd.updated_at = world.now end
+  end
+  local r = handle_hook_result(world, svc, dep,
+    hooks(world, svc, dep, "PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT:" .. i))
+  if r ~= true then return false end
+  nat.step = i
+  if nat.steps[i] >= 100 then go(world, dep, "POST_PRODUCTION_TRAFFIC_SHIFT") return true end
+  nat.wait_until = world.now + (nat.bakes[i] or 0) * 60
+  return true
+end
+
+function STAGES.POST_PRODUCTION_TRAFFIC_SHIFT(world, svc, dep)
+  local r = after_hooks(world, svc, dep, "POST_PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME")
+  if r then dep.native.bake_until = world.now + (svc.dc.bakeTimeInMinutes or 0) * 60 end
+  return r
+end
+
+function STAGES.BAKE_TIME(world, svc, dep)
+  if world.now >= dep.native.bake_until then go(world, dep, "CLEAN_UP") return true end
+  return false
+end
+
+-- Blue's tasks stop; once they are gone, green's target groups become production.
+function STAGES.CLEAN_UP(world, svc, dep)
+  stop_others(world, svc, dep, nil)
+  local present = 0
+  for i = 2, #svc.deployments do present = present + P.counts(svc.deployments[i]).present end
+  if present == 0 then
+    for i, lb in ipairs(svc.lbs) do
+      if lb.advancedConfiguration and lb.advancedConfiguration.alternateTargetGroupArn then
+        svc.prod_alt[i] = not svc.prod_alt[i]
       end
-      nat.finished = true
-      P.complete(world, svc, dep)
-      if dep.sd then dep.sd.stage = "CLEAN_UP" end
-      P.check_steady(world, svc)
     end
-    return false
+    dep.native.finished = true
+    P.complete(world, svc, dep)
+    if dep.sd then dep.sd.stage = "CLEAN_UP" end
+    P.check_steady(world, svc)
   end
   return false
+end
+
+-- One stage transition; true when the stage changed (the caller loops).
+local function advance(world, svc, dep)
+  local stage = STAGES[dep.native.stage]
+  if not stage then return false end
+  return stage(world, svc, dep)
 end
 
 local function rollback_progress(world, svc, dep)

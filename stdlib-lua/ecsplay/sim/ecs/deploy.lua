@@ -16,8 +16,8 @@ The rolling scheduler runs once a tick per service:
 Circuit breaker threshold (AWS's documented rule, thresholdConfiguration
 BOUNDED_PERCENT 50 by default): max(3, min(200, ceil(0.5 * desiredCount))).
 ]]
-local U = require "ecsplay.sim.ecs_util"
-local T = require "ecsplay.sim.ecs_tasks"
+local U = require "ecsplay.sim.ecs.util"
+local T = require "ecsplay.sim.ecs.tasks"
 
 local P = {}
 
@@ -78,12 +78,33 @@ local function rollout_reason(dep, what)
   return string.format("ECS deployment %s %s.", dep.id, what)
 end
 
+-- The service deployment record of a new deployment `dep` (replacing `sources`).
+local function new_service_deployment(world, svc, dep, rev, sources)
+  local st = U.st(world)
+  local now = world.now
+  local cb = svc.dc.deploymentCircuitBreaker or {}
+  local al = svc.dc.alarms or {}
+  local sd = {
+    arn = world:arn("ecs", string.format("service-deployment/%s/%s/%s", svc.cluster.name, svc.name,
+      world:id(nil, 22))),
+    svc = svc, created_at = now, started_at = now, updated_at = now, status = "IN_PROGRESS",
+    stage = "SCALE_UP",
+    target = rev, target_dep = dep, source_deps = sources, dc = U.copy(svc.dc),
+    cb = { status = cb.enable and "MONITORING" or "DISABLED", failureCount = 0, threshold = P.threshold(svc) },
+    alarms = { status = al.enable and "MONITORING" or "DISABLED", alarmNames = U.copy(al.alarmNames or {}),
+      triggeredAlarmNames = {} },
+    hooks = {},
+  }
+  st.sds[sd.arn] = sd
+  svc.sds[#svc.sds + 1] = sd
+  return sd
+end
+
 --[[ Creates the new PRIMARY deployment of svc for task definition td.
      opts.sd: continue this service deployment (a rollback); opts.rev: re-use a
      revision; opts.reason: rolloutStateReason. ]]
 function P.new_deployment(world, svc, td, opts)
   opts = opts or {}
-  local st = U.st(world)
   local now = world.now
   local rev = opts.rev or P.new_revision(world, svc, td, opts.lbs)
   local dep = {
@@ -120,26 +141,7 @@ function P.new_deployment(world, svc, td, opts)
   end
   table.insert(svc.deployments, 1, dep)
   svc.td = td
-  if opts.sd then
-    dep.sd = opts.sd
-  else
-    local cb = svc.dc.deploymentCircuitBreaker or {}
-    local al = svc.dc.alarms or {}
-    local sd = {
-      arn = world:arn("ecs", string.format("service-deployment/%s/%s/%s", svc.cluster.name, svc.name,
-        world:id(nil, 22))),
-      svc = svc, created_at = now, started_at = now, updated_at = now, status = "IN_PROGRESS",
-      stage = "SCALE_UP",
-      target = rev, target_dep = dep, source_deps = sources, dc = U.copy(svc.dc),
-      cb = { status = cb.enable and "MONITORING" or "DISABLED", failureCount = 0, threshold = P.threshold(svc) },
-      alarms = { status = al.enable and "MONITORING" or "DISABLED", alarmNames = U.copy(al.alarmNames or {}),
-        triggeredAlarmNames = {} },
-      hooks = {},
-    }
-    st.sds[sd.arn] = sd
-    svc.sds[#svc.sds + 1] = sd
-    dep.sd = sd
-  end
+  dep.sd = opts.sd or new_service_deployment(world, svc, dep, rev, sources)
   svc.current_sd = dep.sd
   svc.steady = false
   return dep
@@ -259,7 +261,7 @@ end
 --[[ The circuit breaker, then the deployment alarms, of svc as they stand for dep: nil, or
      what tripped { kind = "circuit breaker" | "alarms", why = (for the event), reason =
      (rolloutStateReason), rollback = (the configuration asks for one) }, the service
-     deployment's monitor marked TRIGGERED. Rolling (P.monitors) and native (ecs_native)
+     deployment's monitor marked TRIGGERED. Rolling (P.monitors) and native (native.lua)
      deployments both watch through this; each fails in its own way. ]]
 function P.tripped(world, svc, dep)
   local cb = svc.dc.deploymentCircuitBreaker
@@ -342,7 +344,7 @@ local function healthy_first_sort(list)
   end)
 end
 
--- A StopServiceDeployment request recorded by ecs_sd, acted on at the next tick.
+-- A StopServiceDeployment request recorded by service_deployments.lua, acted on at the next tick.
 function P.handle_stop(world, svc, dep)
   local kind = dep.stop_request
   dep.stop_request = nil
@@ -368,6 +370,79 @@ function P.handle_stop(world, svc, dep)
   end
 end
 
+-- The live tasks of svc: the primary's (live_p), the old deployments' (old_live), and totals.
+local function live_tasks(svc, dep)
+  local g = { live_p = {}, old_live = {}, healthy_total = 0, live_total = 0 }
+  for _, task in ipairs(svc.tasks) do
+    if T.live(task) then
+      g.live_total = g.live_total + 1
+      if task.healthy then g.healthy_total = g.healthy_total + 1 end
+      if task.dep == dep then g.live_p[#g.live_p + 1] = task else g.old_live[#g.old_live + 1] = task end
+    end
+  end
+  return g
+end
+
+-- The primary above its desired count (desiredCount lowered) stops the least useful extras.
+local function shed_primary_extra(world, svc, dep, g, D)
+  if #g.live_p <= D then return end
+  healthy_first_sort(g.live_p)
+  local extra = {}
+  for i = 1, #g.live_p - D do
+    extra[i] = g.live_p[i]
+    if g.live_p[i].healthy then g.healthy_total = g.healthy_total - 1 end
+  end
+  P.stop_tasks(world, svc, extra, dep)
+  g.live_total = g.live_total - #extra
+end
+
+-- Old deployments: shed what is not healthy, then healthy tasks above the floor (oldest deployment first).
+local function shed_old(world, svc, g, min_healthy)
+  table.sort(g.old_live, function(a, b)
+    if (a.healthy and 1 or 0) ~= (b.healthy and 1 or 0) then return not a.healthy end
+    if a.dep.created_at ~= b.dep.created_at then return a.dep.created_at < b.dep.created_at end
+    return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
+  end)
+  local stop = {}
+  local budget = g.healthy_total - min_healthy
+  for _, task in ipairs(g.old_live) do
+    if not task.healthy then stop[#stop + 1] = task
+    elseif budget > 0 then
+      stop[#stop + 1] = task
+      budget = budget - 1
+    end
+  end
+  P.stop_by_deployment(world, svc, stop)
+  g.live_total = g.live_total - #stop
+end
+
+-- The primary's new tasks, within maximumPercent.
+local function launch_primary(world, svc, dep, g, D, max_total)
+  local live_count = math.min(#g.live_p, D)
+  local want = D - live_count
+  local room = max_total - g.live_total
+  if room < 0 then room = 0 end
+  -- maximumPercent 100 with nothing left to stop must still replace crashed tasks
+  if room == 0 and #g.old_live == 0 and g.live_total < D then room = D - g.live_total end
+  P.start_tasks(world, svc, dep, math.min(want, room))
+end
+
+-- The primary completes once it has D healthy tasks and the old deployments none left (after the bake time).
+local function try_complete(world, svc, dep, D)
+  local c = P.counts(dep)
+  local olds_present = 0
+  for i = 2, #svc.deployments do olds_present = olds_present + P.counts(svc.deployments[i]).present end
+  if c.live == D and c.healthy == D and olds_present == 0 then
+    local bake = (svc.dc.alarms and svc.dc.alarms.enable) and (svc.dc.bakeTimeInMinutes or 0) * 60 or 0
+    if bake > 0 and not dep.bake_until then
+      dep.bake_until = world.now + bake
+      if dep.sd then dep.sd.stage = "BAKE_TIME" end
+    end
+    if not dep.bake_until or world.now >= dep.bake_until then P.complete(world, svc, dep) end
+  end
+end
+
+-- One tick of the rolling scheduler for svc (the steps in this file's header).
 function P.schedule(world, svc)
   P.consume_task_notes(world, svc)
   local dep = svc.deployments[1]
@@ -382,78 +457,16 @@ function P.schedule(world, svc)
   local max_total = (D * (dc.maximumPercent or 200)) // 100
   local min_healthy = math.ceil(D * (dc.minimumHealthyPercent or 100) / 100)
   local failed_primary = dep.rollout == "FAILED"
-
-  local live_p, old_live, healthy_total, live_total = {}, {}, 0, 0
-  for _, task in ipairs(svc.tasks) do
-    if T.live(task) then
-      live_total = live_total + 1
-      if task.healthy then healthy_total = healthy_total + 1 end
-      if task.dep == dep then live_p[#live_p + 1] = task else old_live[#old_live + 1] = task end
-    end
-  end
-
-  -- the primary above its desired count (desiredCount lowered)
-  if #live_p > D then
-    healthy_first_sort(live_p)
-    local extra = {}
-    for i = 1, #live_p - D do
-      extra[i] = live_p[i]
-      if live_p[i].healthy then healthy_total = healthy_total - 1 end
-    end
-    P.stop_tasks(world, svc, extra, dep)
-    live_total = live_total - #extra
-  end
-
-  -- old deployments: shed what is not healthy, then healthy tasks above the floor
-  if not failed_primary and #old_live > 0 then
-    table.sort(old_live, function(a, b)
-      if (a.healthy and 1 or 0) ~= (b.healthy and 1 or 0) then return not a.healthy end
-      if a.dep.created_at ~= b.dep.created_at then return a.dep.created_at < b.dep.created_at end
-      return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
-    end)
-    local stop = {}
-    local budget = healthy_total - min_healthy
-    for _, task in ipairs(old_live) do
-      if not task.healthy then stop[#stop + 1] = task
-      elseif budget > 0 then
-        stop[#stop + 1] = task
-        budget = budget - 1
-      end
-    end
-    P.stop_by_deployment(world, svc, stop)
-    live_total = live_total - #stop
-  end
-
-  -- the primary's new tasks, within maximumPercent
-  if not failed_primary then
-    local live_count = math.min(#live_p, D)
-    local want = D - live_count
-    local room = max_total - live_total
-    if room < 0 then room = 0 end
-    -- maximumPercent 100 with nothing left to stop must still replace crashed tasks
-    if room == 0 and #old_live == 0 and live_total < D then room = D - live_total end
-    P.start_tasks(world, svc, dep, math.min(want, room))
-  end
-
+  local g = live_tasks(svc, dep)
+  shed_primary_extra(world, svc, dep, g, D)
+  if not failed_primary and #g.old_live > 0 then shed_old(world, svc, g, min_healthy) end
+  if not failed_primary then launch_primary(world, svc, dep, g, D, max_total) end
   -- old deployments report the count they are scaling down from
   for i = 2, #svc.deployments do
     local d = svc.deployments[i]
     d.desired = P.counts(d).live
   end
-
-  if dep.rollout == "IN_PROGRESS" then
-    local c = P.counts(dep)
-    local olds_present = 0
-    for i = 2, #svc.deployments do olds_present = olds_present + P.counts(svc.deployments[i]).present end
-    if c.live == D and c.healthy == D and olds_present == 0 then
-      local bake = (svc.dc.alarms and svc.dc.alarms.enable) and (svc.dc.bakeTimeInMinutes or 0) * 60 or 0
-      if bake > 0 and not dep.bake_until then
-        dep.bake_until = world.now + bake
-        if dep.sd then dep.sd.stage = "BAKE_TIME" end
-      end
-      if not dep.bake_until or world.now >= dep.bake_until then P.complete(world, svc, dep) end
-    end
-  end
+  if dep.rollout == "IN_PROGRESS" then try_complete(world, svc, dep, D) end
   P.check_steady(world, svc)
 end
 

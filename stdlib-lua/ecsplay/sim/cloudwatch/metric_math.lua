@@ -29,6 +29,7 @@ env = {
 ]]
 local M = {}
 
+-- A malformed expression: caught at this module's edge (M.parse, M.eval), which answer nil, message.
 local function fail(msg) error({ math_error = msg }, 0) end
 
 -- Tokens: { t = "num"|"id"|"str"|"op", v = ... }
@@ -63,87 +64,91 @@ local function tokenize(s)
   return toks
 end
 
--- Recursive-descent parser producing a small AST.
+-- Recursive-descent parser producing a small AST; `ps` is { toks = tokens, p = next index }.
+local function peek(ps) return ps.toks[ps.p] end
+local function is_op(ps, v) local t = ps.toks[ps.p]; return t and t.t == "op" and t.v == v end
+local function expect(ps, v)
+  if not is_op(ps, v) then
+    local t = ps.toks[ps.p]
+    fail(string.format("expected '%s' %s", v, t and ("at position " .. t.pos) or "at end"))
+  end
+  ps.p = ps.p + 1
+end
+
+local expr
+
+-- Comma-separated expressions up to `close` (consumed); none at all only when `empty_ok`.
+local function expr_list(ps, close, empty_ok)
+  local items = {}
+  if not (empty_ok and is_op(ps, close)) then
+    repeat
+      items[#items + 1] = expr(ps)
+      local more = is_op(ps, ",")
+      if more then ps.p = ps.p + 1 end
+    until not more
+  end
+  expect(ps, close)
+  return items
+end
+
+local function primary(ps)
+  local t = peek(ps)
+  if not t then fail("unexpected end of expression") end
+  if t.t == "num" then ps.p = ps.p + 1 return { n = "num", v = t.v } end
+  if t.t == "str" then ps.p = ps.p + 1 return { n = "str", v = t.v } end
+  if t.t == "id" then
+    ps.p = ps.p + 1
+    if is_op(ps, "(") then
+      ps.p = ps.p + 1
+      return { n = "call", f = t.v:upper(), args = expr_list(ps, ")", true) }
+    end
+    return { n = "id", v = t.v }
+  end
+  if is_op(ps, "(") then
+    ps.p = ps.p + 1
+    local e = expr(ps)
+    expect(ps, ")")
+    return e
+  end
+  if is_op(ps, "[") then
+    ps.p = ps.p + 1
+    return { n = "list", items = expr_list(ps, "]", false) }
+  end
+  fail(string.format("unexpected '%s' at position %d", tostring(t.v), t.pos))
+end
+
+local unary
+local function power(ps)
+  local base = primary(ps)
+  if is_op(ps, "^") then ps.p = ps.p + 1 return { n = "bin", op = "^", a = base, b = unary(ps) } end
+  return base
+end
+unary = function(ps)
+  if is_op(ps, "-") then ps.p = ps.p + 1 return { n = "neg", a = unary(ps) } end
+  if is_op(ps, "+") then ps.p = ps.p + 1 return unary(ps) end
+  return power(ps)
+end
+
+-- One precedence level of left-associative binary operators (op1, op2) over the tighter `operand`.
+local function left_assoc(op1, op2, operand)
+  return function(ps)
+    local a = operand(ps)
+    while is_op(ps, op1) or is_op(ps, op2) do
+      local op = ps.toks[ps.p].v
+      ps.p = ps.p + 1
+      a = { n = "bin", op = op, a = a, b = operand(ps) }
+    end
+    return a
+  end
+end
+local term = left_assoc("*", "/", unary)
+expr = left_assoc("+", "-", term)
+
 local function parse(s)
-  local toks, p = tokenize(s), 1
-  local function peek() return toks[p] end
-  local function is_op(v) local t = toks[p]; return t and t.t == "op" and t.v == v end
-  local function expect(v)
-    if not is_op(v) then
-      local t = toks[p]
-      fail(string.format("expected '%s' %s", v, t and ("at position " .. t.pos) or "at end"))
-    end
-    p = p + 1
-  end
-  local expr
-  local function primary()
-    local t = peek()
-    if not t then fail("unexpected end of expression") end
-    if t.t == "num" then p = p + 1 return { n = "num", v = t.v } end
-    if t.t == "str" then p = p + 1 return { n = "str", v = t.v } end
-    if t.t == "id" then
-      p = p + 1
-      if is_op("(") then
-        p = p + 1
-        local args = {}
-        if not is_op(")") then
-          repeat
-            args[#args + 1] = expr()
-            local more = is_op(",")
-            if more then p = p + 1 end
-          until not more
-        end
-        expect(")")
-        return { n = "call", f = t.v:upper(), args = args }
-      end
-      return { n = "id", v = t.v }
-    end
-    if is_op("(") then
-      p = p + 1
-      local e = expr()
-      expect(")")
-      return e
-    end
-    if is_op("[") then
-      p = p + 1
-      local items = {}
-      repeat
-        items[#items + 1] = expr()
-        local more = is_op(",")
-        if more then p = p + 1 end
-      until not more
-      expect("]")
-      return { n = "list", items = items }
-    end
-    fail(string.format("unexpected '%s' at position %d", tostring(t.v), t.pos))
-  end
-  local unary
-  local function power()
-    local base = primary()
-    if is_op("^") then p = p + 1 return { n = "bin", op = "^", a = base, b = unary() } end
-    return base
-  end
-  unary = function()
-    if is_op("-") then p = p + 1 return { n = "neg", a = unary() } end
-    if is_op("+") then p = p + 1 return unary() end
-    return power()
-  end
-  -- One precedence level of left-associative binary operators (op1, op2) over the tighter `operand`.
-  local function left_assoc(op1, op2, operand)
-    return function()
-      local a = operand()
-      while is_op(op1) or is_op(op2) do
-        local op = toks[p].v
-        p = p + 1
-        a = { n = "bin", op = op, a = a, b = operand() }
-      end
-      return a
-    end
-  end
-  local term = left_assoc("*", "/", unary)
-  expr = left_assoc("+", "-", term)
-  local ast = expr()
-  if p <= #toks then fail(string.format("unexpected '%s' at position %d", tostring(toks[p].v), toks[p].pos)) end
+  local ps = { toks = tokenize(s), p = 1 }
+  local ast = expr(ps)
+  local t = ps.toks[ps.p]
+  if t then fail(string.format("unexpected '%s' at position %d", tostring(t.v), t.pos)) end
   return ast
 end
 
@@ -263,7 +268,100 @@ local function fill(env, x, how)
   end)
 end
 
-local function eval(node, env)
+local eval
+
+-- Checks a call's argument count: `lo` exactly, or lo to hi.
+local function argc(f, args, lo, hi)
+  if #args < lo or #args > (hi or lo) then
+    fail(string.format("%s takes %s argument(s), got %d", f, hi and hi ~= lo and (lo .. "-" .. hi) or lo, #args))
+  end
+end
+
+-- The functions of metric math besides SUM/AVG/MIN/MAX: FUNCTIONS[name](env, args) -> value.
+local FUNCTIONS = {}
+
+function FUNCTIONS.METRICS(env, args)
+  argc("METRICS", args, 0, 1)
+  local filter
+  if args[1] then
+    local a = eval(args[1], env)
+    if a.k ~= "str" then fail("METRICS expects a string filter") end
+    filter = a.v
+  end
+  return { k = "array", list = env.metrics(filter) }
+end
+
+function FUNCTIONS.FILL(env, args)
+  argc("FILL", args, 2)
+  local x, how = eval(args[1], env), eval(args[2], env)
+  local h
+  if how.k == "scalar" then h = how.v
+  elseif how.k == "kw" then h = how.v
+  else fail("FILL expects a number, REPEAT or LINEAR as its second argument") end
+  return fill(env, x, h)
+end
+
+function FUNCTIONS.ABS(env, args)
+  argc("ABS", args, 1)
+  local x = eval(args[1], env)
+  if x.k == "scalar" then return scalar(math.abs(x.v)) end
+  return each_series(x, "ABS", function(s)
+    local vs = {}
+    for i, v in ipairs(s.vs) do vs[i] = math.abs(v) end
+    return series(s.ts, vs, s.period)
+  end)
+end
+
+-- RATE (per second) and DIFF: the change from each point to the next.
+local function change(f)
+  return function(env, args)
+    argc(f, args, 1)
+    return each_series(eval(args[1], env), f, function(s)
+      local ts, vs = {}, {}
+      for i = 2, #s.ts do
+        local d = s.vs[i] - s.vs[i - 1]
+        ts[#ts + 1] = s.ts[i]
+        vs[#vs + 1] = f == "RATE" and d / (s.ts[i] - s.ts[i - 1]) or d
+      end
+      return series(ts, vs, s.period)
+    end)
+  end
+end
+FUNCTIONS.RATE = change("RATE")
+FUNCTIONS.DIFF = change("DIFF")
+
+function FUNCTIONS.PERIOD(env, args)
+  argc("PERIOD", args, 1)
+  local x = eval(args[1], env)
+  if x.k ~= "series" then fail("PERIOD expects a time series") end
+  return scalar(x.period or env.period)
+end
+
+local function eval_call(node, env)
+  local f, args = node.f, node.args
+  if REDUCE[f] then
+    argc(f, args, 1)
+    return reduce(f, eval(args[1], env))
+  end
+  local fn = FUNCTIONS[f]
+  if not fn then
+    fail("unsupported function '" .. f .. "' (supported: SUM AVG MIN MAX METRICS FILL ABS RATE DIFF PERIOD)")
+  end
+  return fn(env, args)
+end
+
+local function eval_list(node, env)
+  local list = {}
+  for _, item in ipairs(node.items) do
+    local v = eval(item, env)
+    if v.k == "series" then list[#list + 1] = v
+    elseif v.k == "array" then for _, s in ipairs(v.list) do list[#list + 1] = s end
+    else fail("array members must be time series") end
+  end
+  return { k = "array", list = list }
+end
+
+eval = function(node, env)
   local n = node.n
   if n == "num" then return scalar(node.v) end
   if n == "str" then return { k = "str", v = node.v } end
@@ -282,90 +380,30 @@ local function eval(node, env)
     end
     return binop(node.op, a, b)
   end
-  if n == "list" then
-    local list = {}
-    for _, item in ipairs(node.items) do
-      local v = eval(item, env)
-      if v.k == "series" then list[#list + 1] = v
-      elseif v.k == "array" then for _, s in ipairs(v.list) do list[#list + 1] = s end
-      else fail("array members must be time series") end
-    end
-    return { k = "array", list = list }
-  end
-  -- function call
-  local f, args = node.f, node.args
-  local function argc(lo, hi)
-    if #args < lo or #args > (hi or lo) then
-      fail(string.format("%s takes %s argument(s), got %d", f, hi and hi ~= lo and (lo .. "-" .. hi) or lo, #args))
-    end
-  end
-  if REDUCE[f] then
-    argc(1)
-    return reduce(f, eval(args[1], env))
-  elseif f == "METRICS" then
-    argc(0, 1)
-    local filter
-    if args[1] then
-      local a = eval(args[1], env)
-      if a.k ~= "str" then fail("METRICS expects a string filter") end
-      filter = a.v
-    end
-    return { k = "array", list = env.metrics(filter) }
-  elseif f == "FILL" then
-    argc(2)
-    local x, how = eval(args[1], env), eval(args[2], env)
-    local h
-    if how.k == "scalar" then h = how.v
-    elseif how.k == "kw" then h = how.v
-    else fail("FILL expects a number, REPEAT or LINEAR as its second argument") end
-    return fill(env, x, h)
-  elseif f == "ABS" then
-    argc(1)
-    local x = eval(args[1], env)
-    if x.k == "scalar" then return scalar(math.abs(x.v)) end
-    return each_series(x, f, function(s)
-      local vs = {}
-      for i, v in ipairs(s.vs) do vs[i] = math.abs(v) end
-      return series(s.ts, vs, s.period)
-    end)
-  elseif f == "RATE" or f == "DIFF" then
-    argc(1)
-    return each_series(eval(args[1], env), f, function(s)
-      local ts, vs = {}, {}
-      for i = 2, #s.ts do
-        local d = s.vs[i] - s.vs[i - 1]
-        ts[#ts + 1] = s.ts[i]
-        vs[#vs + 1] = f == "RATE" and d / (s.ts[i] - s.ts[i - 1]) or d
-      end
-      return series(ts, vs, s.period)
-    end)
-  elseif f == "PERIOD" then
-    argc(1)
-    local x = eval(args[1], env)
-    if x.k ~= "series" then fail("PERIOD expects a time series") end
-    return scalar(x.period or env.period)
-  end
-  fail("unsupported function '" .. f .. "' (supported: SUM AVG MIN MAX METRICS FILL ABS RATE DIFF PERIOD)")
+  if n == "list" then return eval_list(node, env) end
+  return eval_call(node, env)
+end
+
+-- Runs fn(...): its result, or nil and the message of a metric math error (anything else raises).
+local function protect(fn, ...)
+  local ok, res = pcall(fn, ...)
+  if ok then return res end
+  if type(res) == "table" and res.math_error then return nil, res.math_error end
+  error(res, 0)
 end
 
 -- Parses expr: ast, or nil and a message.
-function M.parse(expr)
-  local ok, res = pcall(parse, expr)
-  if ok then return res end
-  if type(res) == "table" and res.math_error then return nil, res.math_error end
-  error(res, 0)
+function M.parse(expr_text)
+  return protect(parse, expr_text)
 end
 
 -- Evaluates expr (a string or a parsed ast): value, or nil and a message.
-function M.eval(expr, env)
-  local ok, res = pcall(function()
-    local ast = expr
-    if type(expr) == "string" then ast = parse(expr) end
+function M.eval(expr_or_ast, env)
+  return protect(function()
+    local ast = expr_or_ast
+    if type(expr_or_ast) == "string" then ast = parse(expr_or_ast) end
     return eval(ast, env)
   end)
-  if ok then return res end
-  if type(res) == "table" and res.math_error then return nil, res.math_error end
-  error(res, 0)
 end
 
 -- The query ids an expression refers to (for dependency checks).

@@ -1,14 +1,14 @@
 --[[
 Service deployments and service revisions of the simulated ECS: the records
-ecs_deploy/ecs_native keep (sd = { arn, svc, status, stage, target, source_deps,
+deploy.lua/native.lua keep (sd = { arn, svc, status, stage, target, source_deps,
 cb, alarms, hooks, rollback, ... }) and the operations that read and steer them:
 DescribeServiceDeployments, ListServiceDeployments, StopServiceDeployment,
 ContinueServiceDeployment, DescribeServiceRevisions.
 Stop and continue only record the request; the service's next tick acts on it
 (as AWS answers first and acts asynchronously).
 ]]
-local U = require "ecsplay.sim.ecs_util"
-local P = require "ecsplay.sim.ecs_deploy"
+local U = require "ecsplay.sim.ecs.util"
+local P = require "ecsplay.sim.ecs.deploy"
 
 local SD = {}
 
@@ -76,19 +76,22 @@ end
 
 SD.ops = {}
 
--- Service deployments and revisions are described by ARN alone, up to 20 at a time; `index` is
--- the state table keyed by ARN, `what` the parameter's name for AWS's message.
-local function describe_arns(world, arns, what, index, describe)
-  U.check_refs(world, arns, what, 20)
-  local by_arn = U.st(world)[index]
-  return U.describe_each(arns, function(arn) return by_arn[arn] end, function(x) return describe(world, x) end)
+--[[ DescribeServiceDeployments and DescribeServiceRevisions: by ARN alone (the parameter
+     `param`), up to 20 at a time, from the state table `index` keyed by ARN; each described
+     by `describe`, answered under `out` with the failures. ]]
+local function describe_by_arn(param, index, describe, out)
+  return function(world, input)
+    local arns = input[param]
+    U.check_refs(world, arns, param, 20)
+    local by_arn = U.st(world)[index]
+    local found, failures = U.describe_each(arns, function(arn) return by_arn[arn] end,
+      function(x) return describe(world, x) end)
+    return { [out] = found, failures = failures }
+  end
 end
 
-function SD.ops.DescribeServiceDeployments(world, input)
-  local out, failures = describe_arns(world, input.serviceDeploymentArns, "serviceDeploymentArns", "sds",
-    SD.describe)
-  return { serviceDeployments = out, failures = failures }
-end
+SD.ops.DescribeServiceDeployments = describe_by_arn("serviceDeploymentArns", "sds",
+  function(world, sd) return SD.describe(world, sd) end, "serviceDeployments")
 
 function SD.ops.ListServiceDeployments(world, input)
   local c = U.cluster(world, input.cluster)
@@ -111,8 +114,7 @@ function SD.ops.ListServiceDeployments(world, input)
       }
     end
   end
-  local page, token = U.paginate(list, input)
-  return { serviceDeployments = page, nextToken = token }
+  return U.list_answer(list, input, "serviceDeployments")
 end
 
 local ACTIVE_SD = { PENDING = true, IN_PROGRESS = true }
@@ -120,9 +122,8 @@ local ACTIVE_SD = { PENDING = true, IN_PROGRESS = true }
 function SD.ops.StopServiceDeployment(world, input)
   local sd = find(world, input.serviceDeploymentArn)
   if not ACTIVE_SD[sd.status] then
-    error(setmetatable({ sim_error = true, code = "ConflictException", status = 400,
-      message = string.format("The service deployment is in status %s and cannot be stopped.", sd.status),
-      resourceIds = { sd.arn } }, { __tostring = function(e) return e.code .. ": " .. e.message end }), 0)
+    world:fail("ConflictException",
+      string.format("The service deployment is in status %s and cannot be stopped.", sd.status))
   end
   local stop_type = input.stopType or "ROLLBACK"
   local dep = sd.target_dep
@@ -150,10 +151,7 @@ function SD.ops.ContinueServiceDeployment(world, input)
   return { serviceDeploymentArn = sd.arn }
 end
 
-function SD.ops.DescribeServiceRevisions(world, input)
-  local out, failures = describe_arns(world, input.serviceRevisionArns, "serviceRevisionArns", "revisions",
-    P.describe_revision)
-  return { serviceRevisions = out, failures = failures }
-end
+SD.ops.DescribeServiceRevisions = describe_by_arn("serviceRevisionArns", "revisions", P.describe_revision,
+  "serviceRevisions")
 
 return SD

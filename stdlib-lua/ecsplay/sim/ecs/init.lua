@@ -1,0 +1,152 @@
+--[[
+The simulated Amazon ECS: the service module the simulator front end loads
+(`{ name, init, tick, ops }`, see docs/internals.md "Simulator contracts").
+
+This file holds the state, the tick and the functions other simulated services
+call (task_health, task_info, image_first_start); the rest is split by concern:
+  util.lua                 look-ups raising AWS's errors, ids, events, paging
+  clusters.lua             clusters
+  services.lua             services (create, update, describe, list, delete)
+  tags.lua                 tags of every ECS resource
+  taskdefs.lua             task definitions, and what services ask of one
+  tasks.lua                tasks: lifecycle on the virtual clock, RunTask/StopTask/...
+  deploy.lua               deployments, rolling scheduler, circuit breaker, alarms
+  native.lua               native BLUE_GREEN / LINEAR / CANARY with lifecycle hooks
+  taskset.lua              task sets (EXTERNAL and CODE_DEPLOY controllers)
+  service_deployments.lua  service deployments and revisions (Describe/List/Stop/Continue)
+]]
+local U = require "ecsplay.sim.ecs.util"
+local T = require "ecsplay.sim.ecs.tasks"
+local TD = require "ecsplay.sim.ecs.taskdefs"
+local P = require "ecsplay.sim.ecs.deploy"
+local S = require "ecsplay.sim.ecs.taskset"
+local N = require "ecsplay.sim.ecs.native"
+local SD = require "ecsplay.sim.ecs.service_deployments"
+local C = require "ecsplay.sim.ecs.clusters"
+local V = require "ecsplay.sim.ecs.services"
+local G = require "ecsplay.sim.ecs.tags"
+
+local M = { name = "ecs" }
+
+-- Stopped tasks stay visible (DescribeTasks, ListTasks STOPPED) this long, as on AWS.
+local STOPPED_RETENTION = 3600
+
+function M.init(world)
+  return {
+    clusters = {}, cluster_order = {},
+    families = {}, family_order = {},
+    tasks = {}, task_order = {},
+    task_sets = {}, sds = {}, revisions = {},
+    tags = {},             -- resource ARN -> { {key=, value=}, ... }
+    image_first = {},      -- image -> epoch of its first RUNNING task
+    ip_counter = 0,
+    reg_notes = {},
+  }
+end
+
+------------------------------------------------------------------ the tick
+
+local function prune(world)
+  local st = U.st(world)
+  local cutoff = world.now - STOPPED_RETENTION
+  local old = st.task_order[1]
+  if not (old and old.last == "STOPPED" and old.stopped_at < cutoff) then
+    -- cheap check first: prune only when something may be due
+    local any = false
+    for _, task in ipairs(st.task_order) do
+      if task.last == "STOPPED" and task.stopped_at < cutoff then any = true break end
+    end
+    if not any then return end
+  end
+  local function keep(list)
+    local out = {}
+    for _, task in ipairs(list) do
+      if not (task.last == "STOPPED" and task.stopped_at < cutoff) then out[#out + 1] = task end
+    end
+    return out
+  end
+  for _, task in ipairs(st.task_order) do
+    if task.last == "STOPPED" and task.stopped_at < cutoff then st.tasks[task.arn] = nil end
+  end
+  st.task_order = keep(st.task_order)
+  for _, cname in ipairs(st.cluster_order) do
+    local c = st.clusters[cname]
+    c.tasks = keep(c.tasks)
+    for _, sname in ipairs(c.service_order) do
+      local svc = c.services[sname]
+      if svc then svc.tasks = keep(svc.tasks) end
+    end
+  end
+end
+
+local function drain(world, svc)
+  local live = {}
+  for _, task in ipairs(svc.tasks) do if T.live(task) then live[#live + 1] = task end end
+  P.stop_tasks(world, svc, live, svc.deployments[1])
+  local present = 0
+  for _, task in ipairs(svc.tasks) do if task.last ~= "STOPPED" then present = present + 1 end end
+  if present == 0 then
+    svc.status = "INACTIVE"
+    for _, d in ipairs(svc.deployments) do d.status = "INACTIVE" end
+    svc.deployments = {}
+    for _, ts in ipairs(svc.task_sets) do U.st(world).task_sets[ts.arn] = nil end
+    svc.task_sets = {}
+  end
+end
+
+function M.tick(world, t)
+  local st = U.st(world)
+  T.progress_all(world)
+  for _, cname in ipairs(st.cluster_order) do
+    local c = st.clusters[cname]
+    for _, sname in ipairs(c.service_order) do
+      local svc = c.services[sname]
+      if svc.status == "DRAINING" then
+        drain(world, svc)
+      elseif svc.status == "ACTIVE" then
+        if svc.controller == "ECS" then
+          local dep = svc.deployments[1]
+          if dep and dep.native and not dep.native.finished then N.step(world, svc, dep) else P.schedule(world, svc) end
+        else
+          S.schedule(world, svc)
+        end
+      end
+    end
+  end
+  T.flush_notes(world)
+  prune(world)
+end
+
+------------------------------------------------------------------ cross-service functions
+
+function M.task_health(world, task_arn)
+  local task = U.st(world).tasks[task_arn]
+  return task and T.health(task) or nil
+end
+
+function M.task_info(world, task_arn)
+  local task = U.st(world).tasks[task_arn]
+  if not task then return nil end
+  return {
+    image = task.image, started_at = task.started_at,
+    healthy_at = task.healthy and task.healthy_at or nil,
+    service = task.svc and task.svc.name or nil,
+    task_set = task.ts and task.ts.id or nil,
+    deployment = task.dep and task.dep.id or nil,
+    cluster = task.cluster.name, ip = task.ip,
+    last_status = task.last, desired_status = task.desired,
+  }
+end
+
+function M.image_first_start(world, image)
+  return U.st(world).image_first[image]
+end
+
+------------------------------------------------------------------ the operation table
+
+M.ops = {}
+for _, part in ipairs({ C, V, G, TD, T, S, SD }) do
+  for name, fn in pairs(part.ops) do M.ops[name] = fn end
+end
+
+return M

@@ -1,0 +1,231 @@
+--[[
+What every part of the simulated ELBv2 shares: the state table and its
+look-ups (raising AWS's not-found errors), Marker paging, names, tags,
+attributes, and which load balancers route to which target group.
+
+State (world.state.elbv2): lbs, tgs, listeners (lists in creation order, so
+every Describe answers in a stable order) with lb_by_arn, tg_by_arn,
+listener_by_arn, rule_by_arn; tags (arn -> { {Key=, Value=}, ... });
+routing_version and the tg_lbs cache (see routing_changed).
+]]
+local M = {}
+
+function M.st(world) return world.state.elbv2 end
+
+function M.new_state()
+  return {
+    lbs = {}, lb_by_arn = {},
+    tgs = {}, tg_by_arn = {},
+    listeners = {}, listener_by_arn = {},
+    rule_by_arn = {},
+    tags = {},            -- arn -> { {Key=, Value=}, ... }
+  }
+end
+
+function M.remove_value(list, v)
+  for i, x in ipairs(list) do if x == v then table.remove(list, i) return true end end
+  return false
+end
+
+---------------------------------------------------------------- paging
+
+-- Generic Marker/PageSize paging; the marker is the offset as a string.
+local function page(world, list, input)
+  local from = 1
+  if input.Marker then
+    from = tonumber(input.Marker)
+    if not from or from < 1 or from ~= math.floor(from) then
+      world:fail("ValidationError", "The marker '" .. tostring(input.Marker) .. "' is not valid")
+    end
+  end
+  local size = input.PageSize or 400
+  if size < 1 or size > 400 then world:fail("ValidationError", "PageSize must be between 1 and 400") end
+  local out = {}
+  for i = from, math.min(#list, from + size - 1) do out[#out + 1] = list[i] end
+  local next_marker = (from + size <= #list) and tostring(from + size) or nil
+  return out, next_marker
+end
+
+-- Every Describe* pages the same way and renders each object of the page with its out_* function.
+function M.page_out(world, list, input, render)
+  local pg, marker = page(world, list, input)
+  local out = {}
+  for i, x in ipairs(pg) do out[i] = render(x) end
+  return out, marker
+end
+
+---------------------------------------------------------------- look-ups
+
+-- A look-up by ARN in one of the state's indexes that raises AWS's not-found error for that kind
+-- (`message` is a format for the ARN; AWS does not name the rule it did not find).
+local function finder(index, code, message)
+  return function(world, arn)
+    local x = M.st(world)[index][arn]
+    if not x then world:fail(code, string.format(message, tostring(arn))) end
+    return x
+  end
+end
+
+M.lb_or_fail = finder("lb_by_arn", "LoadBalancerNotFound", "Load balancer '%s' not found")
+M.tg_or_fail = finder("tg_by_arn", "TargetGroupNotFound", "Target groups '%s' not found")
+M.listener_or_fail = finder("listener_by_arn", "ListenerNotFound", "Listener '%s' not found")
+M.rule_or_fail = finder("rule_by_arn", "RuleNotFound", "One or more rules not found")
+
+-- Load balancer and target group names follow one AWS rule (a load balancer adds a reserved prefix).
+function M.valid_name(name)
+  return type(name) == "string" and name:match("^[%w][%w%-]*$") ~= nil and #name <= 32 and name:sub(-1) ~= "-"
+end
+
+-- Load balancers and target groups are unique by name within their list.
+function M.find_by_name(list, name)
+  for _, x in ipairs(list) do if x.name == name then return x end end
+end
+
+--[[ DescribeLoadBalancers and DescribeTargetGroups: the objects named by ARN (each must exist)
+     or by name (AWS's message shows the missing name in brackets); nil when the call names
+     neither, so that the caller picks its own default. ]]
+function M.named(world, arns, find, names, pool, code, what)
+  local list = {}
+  if arns and #arns > 0 then
+    for _, arn in ipairs(arns) do list[#list + 1] = find(world, arn) end
+  elseif names and #names > 0 then
+    for _, name in ipairs(names) do
+      local x = M.find_by_name(pool, name)
+      if not x then world:fail(code, what .. " '[" .. name .. "]' not found") end
+      list[#list + 1] = x
+    end
+  else
+    return nil
+  end
+  return list
+end
+
+--[[ DescribeListeners and DescribeRules take either the objects' own ARNs (each must exist) or
+     their parent's ARN (all its children, in its order); AWS refuses a call with neither. ]]
+function M.named_or_children(world, arns, find, parent_arn, find_parent, field, neither)
+  local list = {}
+  if arns and #arns > 0 then
+    for _, arn in ipairs(arns) do list[#list + 1] = find(world, arn) end
+  elseif parent_arn then
+    for _, x in ipairs(find_parent(world, parent_arn)[field]) do list[#list + 1] = x end
+  else
+    world:fail("ValidationError", neither)
+  end
+  return list
+end
+
+---------------------------------------------------------------- tags and attributes
+
+-- Sets tags on a resource (a key given again replaces its value).
+function M.add_tags(world, arn, tags)
+  if not tags then return end
+  local s = M.st(world)
+  local list = s.tags[arn] or {}
+  s.tags[arn] = list
+  for _, t in ipairs(tags) do
+    local found = false
+    for _, x in ipairs(list) do
+      if x.Key == t.Key then x.Value = t.Value found = true end
+    end
+    if not found then list[#list + 1] = { Key = t.Key, Value = t.Value } end
+  end
+end
+
+-- The attributes as Describe*Attributes answer them, in the order of `defaults`.
+local function attr_list(attrs, defaults)
+  local out = {}
+  for i, kv in ipairs(defaults) do out[i] = { Key = kv[1], Value = attrs[kv[1]] } end
+  return out
+end
+
+--[[ Modify*Attributes: every key must be one the resource has (and pass `check`, when given)
+     before any is set, so a refused request changes nothing. Values are stored as strings,
+     as AWS echoes them. ]]
+local function set_attrs(world, attrs, given, what, check)
+  for _, a in ipairs(given or {}) do
+    if attrs[a.Key] == nil then
+      world:fail("InvalidConfigurationRequest", what .. " attribute key '" .. tostring(a.Key) .. "' is not recognized")
+    end
+    if check then check(world, a) end
+  end
+  for _, a in ipairs(given or {}) do attrs[a.Key] = tostring(a.Value) end
+end
+
+--[[ Describe*Attributes and Modify*Attributes of one kind of resource, added to `ops`:
+     spec = { kind = "LoadBalancer" | "TargetGroup" (the operations' and ARN parameter's
+     name), find = look-up by ARN, defaults = { {key, value}, ... }, what = for messages,
+     check = function(world, attribute) or nil }. ]]
+function M.attribute_ops(ops, spec)
+  local arn_param = spec.kind .. "Arn"
+  ops["Describe" .. spec.kind .. "Attributes"] = function(world, input)
+    local x = spec.find(world, input[arn_param])
+    return { Attributes = attr_list(x.attrs, spec.defaults) }
+  end
+  ops["Modify" .. spec.kind .. "Attributes"] = function(world, input)
+    local x = spec.find(world, input[arn_param])
+    set_attrs(world, x.attrs, input.Attributes, spec.what, spec.check)
+    return { Attributes = attr_list(x.attrs, spec.defaults) }
+  end
+end
+
+-- A resource's default attributes (the defaults list as a key -> value table).
+function M.default_attrs(defaults)
+  local attrs = {}
+  for _, kv in ipairs(defaults) do attrs[kv[1]] = kv[2] end
+  return attrs
+end
+
+---------------------------------------------------------------- routing
+
+-- Every forward target group arn referenced by a listener (default rule and rules).
+function M.listener_tg_arns(l, out)
+  out = out or {}
+  for _, rule in ipairs(l.rules) do
+    for _, a in ipairs(rule.actions) do
+      for _, t in ipairs(a.tgs or {}) do out[t.arn] = true end
+    end
+  end
+  return out
+end
+
+--[[ Which load balancers route to which target group changes only when a
+     listener, a rule or its forward action does (each such place calls
+     routing_changed); target health asks on every tick for every target, so
+     the answer is kept until then. ]]
+function M.routing_changed(world)
+  local s = M.st(world)
+  s.routing_version = (s.routing_version or 0) + 1
+end
+
+-- The load balancers using a target group, in creation order.
+function M.tg_lb_arns(world, tg)
+  local s = M.st(world)
+  if s.tg_lbs_version ~= s.routing_version or not s.tg_lbs then
+    local map = {}
+    for _, l in ipairs(s.listeners) do
+      for arn in pairs(M.listener_tg_arns(l)) do
+        local list = map[arn]
+        if not list then list = { seen = {} } map[arn] = list end
+        if not list.seen[l.lb.arn] then
+          list.seen[l.lb.arn] = true
+          list[#list + 1] = l.lb.arn
+        end
+      end
+    end
+    s.tg_lbs, s.tg_lbs_version = map, s.routing_version
+  end
+  local list = s.tg_lbs[tg.arn]
+  local out = {}
+  for i, arn in ipairs(list or {}) do out[i] = arn end
+  return out
+end
+
+function M.tg_in_use(world, tg) return #M.tg_lb_arns(world, tg) > 0 end
+
+-- "arn:...:loadbalancer/app/web/abc" -> "app/web/abc"; targetgroup keeps its prefix (CloudWatch dimensions).
+function M.arn_suffix(arn, kind)
+  if kind == "lb" then return (arn:match(":loadbalancer/(.+)$")) end
+  return (arn:match(":(targetgroup/.+)$"))
+end
+
+return M

@@ -1,0 +1,236 @@
+--[[
+Targets of the simulated ELBv2 and their health: RegisterTargets,
+DeregisterTargets, DescribeTargetHealth, the health checks run by the tick, and
+the functions ECS registers its tasks through.
+
+Every tick, a target group used by a load balancer health-checks each
+registered target at its HealthCheckIntervalSeconds cadence. A check passes
+when the target has no ECS task (plain RegisterTargets) or its task is
+"healthy" (ecs.task_health); "starting" keeps an initial target initial (the
+container is booting: counted as neither pass nor failure, which is how ECS's
+health check grace period makes it look); "unhealthy" fails with
+Target.ResponseCodeMismatch, "stopped"/unknown with Target.FailedHealthChecks.
+HealthyThresholdCount consecutive passes make a target healthy,
+UnhealthyThresholdCount consecutive failures unhealthy. Deregistered targets
+drain for deregistration_delay.timeout_seconds, then disappear.
+]]
+local state = require "ecsplay.sim.elbv2.state"
+
+local M = {}
+M.ops = {}
+local ops = M.ops
+
+-- Seconds between registration and the first health check.
+local REGISTRATION_SECONDS = 5
+
+local REASON_TEXT = {
+  ["Elb.RegistrationInProgress"] = "Target registration is in progress",
+  ["Elb.InitialHealthChecking"] = "Initial health checks in progress",
+  ["Target.ResponseCodeMismatch"] = "Health checks failed with these codes: [500]",
+  ["Target.FailedHealthChecks"] = "Health checks failed",
+  ["Target.NotInUse"] = "Target group is not configured to receive traffic from the load balancer",
+  ["Target.DeregistrationInProgress"] = "Target deregistration is in progress",
+  ["Target.NotRegistered"] = "Target is not registered to the target group",
+}
+
+local function target_key(id, port) return tostring(id) .. ":" .. tostring(port) end
+
+---------------------------------------------------------------- registration
+
+local function register(world, tg, id, port, task_arn, az)
+  port = port or tg.port
+  local key = target_key(id, port)
+  local t = {
+    id = id, port = port, az = az, task_arn = task_arn, registered_at = world.now,
+    state = "initial", reason = "Elb.RegistrationInProgress", passes = 0, fails = 0,
+    next_check = world.now + REGISTRATION_SECONDS,
+  }
+  if not tg.targets[key] then tg.target_list[#tg.target_list + 1] = key end
+  tg.targets[key] = t
+  return t
+end
+
+local function drop_target(tg, key)
+  tg.targets[key] = nil
+  state.remove_value(tg.target_list, key)
+end
+
+-- Starts draining a target (gone at once without a delay or a load balancer); false if it was not there.
+local function deregister(world, tg, key)
+  local t = tg.targets[key]
+  if not t or t.state == "draining" then return false end
+  local delay = tonumber(tg.attrs["deregistration_delay.timeout_seconds"]) or 300
+  if delay <= 0 or not state.tg_in_use(world, tg) then
+    drop_target(tg, key)
+    return true
+  end
+  t.state, t.reason = "draining", "Target.DeregistrationInProgress"
+  t.drain_until = world.now + delay
+  world:at(t.drain_until, function()
+    if tg.targets[key] == t then drop_target(tg, key) end
+  end)
+  return true
+end
+
+function ops.RegisterTargets(world, input)
+  local tg = state.tg_or_fail(world, input.TargetGroupArn)
+  for i, t in ipairs(input.Targets or {}) do
+    if not t.Id then world:fail("ValidationError", "Targets.member." .. i .. ".Id is required") end
+    local port = t.Port or tg.port
+    if not port then world:fail("ValidationError", "Targets.member." .. i .. ": a port is required") end
+  end
+  for _, t in ipairs(input.Targets or {}) do
+    local existing = tg.targets[target_key(t.Id, t.Port or tg.port)]
+    if not existing or existing.state == "draining" then
+      register(world, tg, t.Id, t.Port, nil, t.AvailabilityZone)
+    end
+  end
+  return {}
+end
+
+function ops.DeregisterTargets(world, input)
+  local tg = state.tg_or_fail(world, input.TargetGroupArn)
+  local missing = {}
+  for _, t in ipairs(input.Targets or {}) do
+    if not tg.targets[target_key(t.Id, t.Port or tg.port)] then missing[#missing + 1] = "'" .. t.Id .. "'" end
+  end
+  if #missing > 0 then
+    world:fail("InvalidTarget", "The following targets are not registered: " .. table.concat(missing, ", "))
+  end
+  for _, t in ipairs(input.Targets or {}) do deregister(world, tg, target_key(t.Id, t.Port or tg.port)) end
+  return {}
+end
+
+---------------------------------------------------------------- health as shown
+
+-- The state a target shows now (a target group without a load balancer shows "unused").
+local function shown_state(t, in_use)
+  if t.state == "draining" then return "draining", "Target.DeregistrationInProgress" end
+  if not in_use then return "unused", "Target.NotInUse" end
+  return t.state, t.reason
+end
+
+local function out_health(tg, t, health, reason)
+  return {
+    Target = { Id = t.id, Port = t.port, AvailabilityZone = t.az },
+    HealthCheckPort = tg.hc.port == "traffic-port" and tostring(t.port) or tg.hc.port,
+    TargetHealth = { State = health, Reason = reason, Description = reason and REASON_TEXT[reason] or nil },
+  }
+end
+
+function ops.DescribeTargetHealth(world, input)
+  local tg = state.tg_or_fail(world, input.TargetGroupArn)
+  local in_use = state.tg_in_use(world, tg)
+  local out = {}
+  if input.Targets and #input.Targets > 0 then
+    for _, q in ipairs(input.Targets) do
+      local t = tg.targets[target_key(q.Id, q.Port or tg.port)]
+      if t then
+        out[#out + 1] = out_health(tg, t, shown_state(t, in_use))
+      else
+        out[#out + 1] = out_health(tg, { id = q.Id, port = q.Port or tg.port }, "unused", "Target.NotRegistered")
+      end
+    end
+  else
+    for _, key in ipairs(tg.target_list) do
+      local t = tg.targets[key]
+      out[#out + 1] = out_health(tg, t, shown_state(t, in_use))
+    end
+  end
+  return { TargetHealthDescriptions = out }
+end
+
+---------------------------------------------------------------- health checks
+
+-- One health check of target t: true (pass), false, reason (fail) or nil (no verdict).
+local function check(world, t)
+  if not t.task_arn then return true end
+  local ecs = world.svc.ecs
+  local h = ecs and ecs.task_health and ecs.task_health(world, t.task_arn)
+  if h == "healthy" then return true end
+  if h == "starting" then return nil end
+  if h == "unhealthy" then return false, "Target.ResponseCodeMismatch" end
+  return false, "Target.FailedHealthChecks"
+end
+
+-- A due health check of target t and what it does to its state.
+local function run_check(world, tg, t)
+  if not tg.hc.enabled then
+    t.state, t.reason = "healthy", nil
+    return
+  end
+  local ok, why = check(world, t)
+  if ok == true then
+    t.passes, t.fails = t.passes + 1, 0
+    if t.state ~= "healthy" then
+      if t.passes >= tg.hc.healthy then t.state, t.reason = "healthy", nil
+      elseif t.state == "initial" then t.reason = "Elb.InitialHealthChecking" end
+    end
+  elseif ok == false then
+    t.fails, t.passes = t.fails + 1, 0
+    if t.fails >= tg.hc.unhealthy then t.state, t.reason = "unhealthy", why
+    elseif t.state == "initial" then t.reason = "Elb.InitialHealthChecking" end
+  elseif t.state == "initial" then
+    t.reason = "Elb.InitialHealthChecking"
+  end
+end
+
+local function tick_tg(world, tg, now)
+  local in_use = state.tg_in_use(world, tg)
+  for _, key in ipairs(tg.target_list) do
+    local t = tg.targets[key]
+    if t.state ~= "draining" then
+      if not in_use then
+        -- no checks without a load balancer; restart from scratch once attached
+        t.state, t.reason, t.passes, t.fails, t.next_check = "initial", "Elb.RegistrationInProgress", 0, 0, nil
+      elseif not t.next_check then
+        t.next_check = now + REGISTRATION_SECONDS
+      elseif now >= t.next_check then
+        t.next_check = t.next_check + tg.hc.interval
+        if t.next_check <= now then t.next_check = now + tg.hc.interval end
+        run_check(world, tg, t)
+      end
+    end
+  end
+end
+
+function M.tick(world, t)
+  for _, tg in ipairs(state.st(world).tgs) do tick_tg(world, tg, t) end
+end
+
+---------------------------------------------------------------- cross-service
+
+-- register(world, tg_arn, target_id, port, task_arn): an ECS task joins a target group.
+function M.register(world, tg_arn, target_id, port, task_arn)
+  local tg = state.tg_or_fail(world, tg_arn)
+  return register(world, tg, target_id, port, task_arn)
+end
+
+-- deregister(world, tg_arn, target_id, port) -> true if the target was registered.
+function M.deregister(world, tg_arn, target_id, port)
+  local tg = state.st(world).tg_by_arn[tg_arn]
+  if not tg then return false end
+  return deregister(world, tg, target_key(target_id, port or tg.port))
+end
+
+-- target_health(world, tg_arn, id, port) -> state, reason as DescribeTargetHealth shows them.
+function M.target_health(world, tg_arn, target_id, port)
+  local tg = state.st(world).tg_by_arn[tg_arn]
+  if not tg then return nil end
+  local t = tg.targets[target_key(target_id, port or tg.port)]
+  if not t then return "unused", "Target.NotRegistered" end
+  return shown_state(t, state.tg_in_use(world, tg))
+end
+
+-- healthy_count(world, tg_arn) -> number of targets in state "healthy".
+function M.healthy_count(world, tg_arn)
+  local tg = state.st(world).tg_by_arn[tg_arn]
+  if not tg or not state.tg_in_use(world, tg) then return 0 end
+  local n = 0
+  for _, key in ipairs(tg.target_list) do
+    if tg.targets[key].state == "healthy" then n = n + 1 end
+  end
+  return n
+end
+
+return M
