@@ -10,7 +10,8 @@ local report = rollout.blue_green {
   blue = { service = a.blue or "api", target_group = a.blue_tg or "api-stable" },
   green = { service = a.green or "api-canary", target_group = a.green_tg or "api-canary" },
   rule = a.rule, test_listener = a.test_listener,   -- the default world has no test route for api
-  image = a.image or "api:v2", container = a.container or "api",
+  image = a.image or (not a.task_definition and "api:v2" or nil), task_definition = a.task_definition,
+  container = a.container or "api",
   keep_blue = a.keep_blue or "5m", interval = "1m",
   gates = function(green)  -- green: whichever side receives the new version this time
     return {

@@ -5,7 +5,9 @@ local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
 local a = ecsplay.args
 local canary_tg = a.canary_tg or "api-canary"
 local report = rollout.canary {
-  cluster = a.cluster or "production", image = a.image or "api:v2", container = a.container or "api",
+  cluster = a.cluster or "production", container = a.container or "api",
+  -- the version: image= (default api:v2) or task_definition= (family, family:revision or ARN)
+  image = a.image or (not a.task_definition and "api:v2" or nil), task_definition = a.task_definition,
   stable = { service = a.service or "api", target_group = a.stable_tg or "api-stable" },
   canary = { service = a.canary or "api-canary", target_group = canary_tg },
   rule = a.rule, steps = { 10, 25, 50, 100 }, bake = a.bake or "5m", interval = "1m",
@@ -15,4 +17,5 @@ local report = rollout.canary {
     gate.alarm { a.alarm or "api-5xx-high" },
   },
 }
-print(string.format("canary: %s, %s promoted in %d steps", report.status, a.image or "api:v2", #report.steps))
+print(string.format("canary: %s, %s promoted in %d steps", report.status,
+  a.task_definition or a.image or "api:v2", #report.steps))

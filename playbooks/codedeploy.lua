@@ -19,7 +19,8 @@ local configs = {
 local metrics = a.metrics == "on"
 local report = rollout.codedeploy {
   application = a.application or "app-deploy", group = a.group or "app-dg",
-  image = a.image or "app:v2", container = a.container or "app", port = tonumber(a.port or 8080),
+  image = a.image or (not a.task_definition and "app:v2" or nil), task_definition = a.task_definition,
+  container = a.container or "app", port = tonumber(a.port or 8080),
   config = configs[a.config or "canary"] or a.config,
   interval = "1m",
   gates = function(green)  -- green.target_group: the group CodeDeploy shifts traffic to

@@ -10,7 +10,8 @@ local a = ecsplay.args
 local strategy = a.strategy or "CANARY"
 local report = rollout.ecs_native {
   cluster = a.cluster or "production", service = a.service or "api",
-  image = a.image or "api:v2", container = a.container or "api",
+  image = a.image or (not a.task_definition and "api:v2" or nil), task_definition = a.task_definition,
+  container = a.container or "api",
   strategy = strategy,
   canary = strategy == "CANARY" and { percent = tonumber(a.percent or 10), bake = "1m" } or nil,
   linear = strategy == "LINEAR" and { step = tonumber(a.step or 25), bake = "1m" } or nil,

@@ -6,7 +6,8 @@ local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
 local a = ecsplay.args
 local report = rollout.rolling {
   cluster = a.cluster or "production", service = a.service or "api",
-  image = a.image or "api:v2", container = a.container or "api",
+  image = a.image or (not a.task_definition and "api:v2" or nil), task_definition = a.task_definition,
+  container = a.container or "api",
   circuit_breaker = true, timeout = a.timeout or "20m", bake = a.bake or "2m",
   gates = { gate.alb_5xx_rate { target_group = a.target_group or "api-stable", below = 1.0 } },
 }

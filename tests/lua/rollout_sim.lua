@@ -16,6 +16,8 @@ input with no change sent), 3 (rollback failed).
 ]]
 local sched = require "ecsplay.sched"
 local aws = require "ecsplay.aws"
+local errors = require "ecsplay.errors"
+local context = require "ecsplay.context"
 
 local R = {}
 
@@ -26,8 +28,8 @@ function R.fresh(scenario)
   local sim = require("ecsplay.sim").new(scenario)
   sched.use_virtual_clock(sim.world.now)
   sim:set_clock(sched.now)
-  ecsplay.simulated = true
-  ecsplay.sim = sim
+  context.simulated = true
+  context.sim = sim
   local creds = sim:credentials()
   aws.configure {
     region = sim.world.region,
@@ -41,9 +43,8 @@ end
 
 local function classify(ok, err, before)
   if ok then return 0 end
-  if type(err) == "table" and err.rollback_failed then return 3 end
-  if type(err) == "table" and (require("ecsplay.errors").is(err, "BadInput") or err.code == "ParamValidation")
-     and aws.stats.mutating_calls == before then
+  if errors.is(err, "rollback") then return 3 end
+  if errors.is(err, { "bad_input", "validation" }) and aws.stats.mutating_calls == before then
     return 2
   end
   return 1
@@ -51,12 +52,7 @@ end
 
 local function text(err)
   if err == nil then return nil end
-  if type(err) == "table" then
-    local mt = getmetatable(err)
-    if mt and mt.__tostring then return tostring(err) end
-    return tostring(err.message or err.code)
-  end
-  return tostring(err)
+  return errors.describe(err)
 end
 
 -- Runs fn (a strategy call); returns exit code, error text, result.

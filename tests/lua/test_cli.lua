@@ -483,7 +483,7 @@ T.test("malformed JSON, malformed XML, wrong content type, huge body: exit 1, fi
   out, err, rc, pb = against_stub("htmlpage", "print(ecs.list_clusters{})",
     { { status = 200, times = 5, headers = { ["Content-Type"] = "text/html" }, body = "<html>captive portal</html>" } })
   T.eq(rc, 1, err)
-  has(err, pb .. ":3: ecs ListClusters: UnexpectedContentType")
+  has(err, pb .. ":3: ecs ListClusters: InvalidResponse") -- any Content-Type is read (as botocore); the body is not JSON
   has(err, "text/html")
 
   -- bigger than the default 64 MiB limit: refused, not buffered without end

@@ -4,9 +4,10 @@
 -- back: the rule exactly 100/0 on stable, the services where the outcome says, and the
 -- fault's hit count, so a fault that never fired cannot pass for one that was survived.
 --
--- The canary's timeline in the default world (bake 5m, gates every 1m): canary ready and
--- step 1 (10%) at +60 s, step 2 at +360 s, step 3 at +660 s, step 4 at +960 s, promotion at
--- +1260 s, traffic home at about +1320 s.
+-- The canary's timeline in the default world (bake 5m, gates every 1m, and each step's verdict
+-- waiting 3 more minutes for CloudWatch to publish the bake's last period): canary ready and
+-- step 1 (10%) at +60 s, step 2 at +540 s, step 3 at +1020 s, step 4 at +1500 s, promotion at
+-- +1980 s, traffic home at about +2040 s. api:flaky fails its gates at step 2 (+600 s).
 local T = require "harness"
 local R = require "rollout_sim"
 local scenario = require "ecsplay.sim.scenario"
@@ -47,56 +48,57 @@ T.test("ModifyRule throttled twice: the SDK retries, the canary promotes", funct
 end)
 
 T.test("ModifyRule throttled beyond the SDK's retries at step 2: rolled back to 100/0", function()
-  -- from +300 s: the first ModifyRule after that is step 2's; 5 throttles outlast the SDK's
+  -- from +480 s: the first ModifyRule after that is step 2's; 5 throttles outlast the SDK's
   -- 3 attempts, and the rollback's own ModifyRule retries get through once the fault is spent
-  local r = run { { service = "elbv2", operation = "ModifyRule", error = "Throttling", times = 5, from = 300 } }
+  local r = run { { service = "elbv2", operation = "ModifyRule", error = "Throttling", times = 5, from = 480 } }
   T.eq(r.hits, { 5 })
   rolled_back(r, "Throttling")
 end)
 
 T.test("DescribeRules answering 503 for a minute around step 2: rolled back or promoted, never half-way", function()
   -- the read-back after step 2's ModifyRule fails for the whole window
-  local r = run { { service = "elbv2", operation = "DescribeRules", status = 503, from = 355, to = 415 } }
+  local r = run { { service = "elbv2", operation = "DescribeRules", status = 503, from = 535, to = 595 } }
   T.ok(r.hits[1] > 0, "the fault never fired")
   T.eq(r.weights, HOME, "rule weights")
   if r.code == 0 then promoted(r) else rolled_back(r, "ServiceUnavailable") end
 end)
 
 T.test("DescribeRules 503 twice: retried, promoted", function()
-  local r = run { { service = "elbv2", operation = "DescribeRules", status = 503, times = 2, from = 355 } }
+  local r = run { { service = "elbv2", operation = "DescribeRules", status = 503, times = 2, from = 535 } }
   T.eq(r.hits, { 2 })
   promoted(r)
 end)
 
 T.test("GetMetricData 503 for two minutes during step 2: the gates ride it out, promoted", function()
-  local r = run { { service = "cloudwatch", operation = "GetMetricData", status = 503, from = 400, to = 520 } }
+  -- step 2's first period (+540 s to +600 s) is readable from +780 s: the gates query from then on
+  local r = run { { service = "cloudwatch", operation = "GetMetricData", status = 503, from = 780, to = 900 } }
   T.ok(r.hits[1] > 0, "the fault never fired")
   promoted(r)
 end)
 
 T.test("GetMetricData 503 from step 2 on: the gates give up, rolled back to 100/0", function()
-  local r = run { { service = "cloudwatch", operation = "GetMetricData", status = 503, from = 400 } }
+  local r = run { { service = "cloudwatch", operation = "GetMetricData", status = 503, from = 580 } }
   T.ok(r.hits[1] > 0, "the fault never fired")
   rolled_back(r)
 end)
 
 T.test("a dropped connection on ModifyRule: retried, promoted", function()
-  local r = run { { service = "elbv2", operation = "ModifyRule", drop = true, times = 1, from = 300 } }
+  local r = run { { service = "elbv2", operation = "ModifyRule", drop = true, times = 1, from = 480 } }
   T.eq(r.hits, { 1 })
   promoted(r)
 end)
 
 T.test("ModifyRule unreachable for 2 minutes as a gate fails: the rollback keeps trying, 100/0", function()
-  -- api:flaky fails its gates at step 2 (+420 s); every ModifyRule connection is dropped from
-  -- +415 s to +535 s, so the rollback's first tries fail and a later one moves traffic home
-  local r = run({ { service = "elbv2", operation = "ModifyRule", drop = true, from = 415, to = 535 } },
+  -- api:flaky fails its gates at step 2 (+600 s); every ModifyRule connection is dropped from
+  -- +595 s to +715 s, so the rollback's first tries fail and a later one moves traffic home
+  local r = run({ { service = "elbv2", operation = "ModifyRule", drop = true, from = 595, to = 715 } },
     { image = "api:flaky" })
   T.ok(r.hits[1] >= 6, "the rollback met the fault: " .. r.hits[1] .. " hits")
   rolled_back(r, "GateFailed")
 end)
 
 T.test("DescribeRules (the read-back) failing for 2 minutes as a gate fails: rolled back to 100/0", function()
-  local r = run({ { service = "elbv2", operation = "DescribeRules", status = 503, from = 415, to = 535 } },
+  local r = run({ { service = "elbv2", operation = "DescribeRules", status = 503, from = 595, to = 715 } },
     { image = "api:flaky" })
   T.ok(r.hits[1] >= 6, "the rollback met the fault: " .. r.hits[1] .. " hits")
   rolled_back(r, "GateFailed")
@@ -112,7 +114,7 @@ end)
 
 T.test("two throttles on every ELBv2 call at each step: retried, promoted", function()
   local faults = {}
-  for _, t in ipairs { 60, 360, 660, 960, 1260 } do
+  for _, t in ipairs { 60, 540, 1020, 1500, 1980 } do
     faults[#faults + 1] = { service = "elbv2", operation = "*", error = "Throttling", times = 2, from = t }
   end
   local r = run(faults)

@@ -20,12 +20,12 @@ end
 
 -- simulated "now": the virtual clock in process, the server's clock over HTTP
 local function now()
-  if ecsplay.simulated then return ecsplay.now() end
+  if ecsplay.simulating() then return ecsplay.now() end
   return sim_get("/_sim/time").now
 end
 
 local function advance(seconds)
-  if ecsplay.simulated then return ecsplay.sleep(seconds) end
+  if ecsplay.simulating() then return ecsplay.sleep(seconds) end
   local r, err = ecsplay.http.request { method = "POST", url = sim_url .. "/_sim/advance",
     body = { seconds = seconds } }
   assert(r and r.status == 200, "POST /_sim/advance failed: " .. tostring(err or (r and r.body)))

@@ -14,33 +14,22 @@ function(green) returning the list, green = { service=, target_group= }.
 That decision is the run's first journaled step ("plan"): `ecsplay resume`
 takes it from the journal, since after a kill mid-swap the traffic no longer
 says which side was blue.
+The options every strategy takes, and the run around the body, are in
+rollout/strategy.lua.
 ]]
 local gate = require "ecsplay.gate"
+local ecs = require "ecsplay.ecs"
+local strategy = require "ecsplay.rollout.strategy"
 local options = require "ecsplay.rollout.options"
 local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
-local Run = require "ecsplay.rollout.run"
-
-local M = {}
 
 local S = "blue_green"
 
-local ALLOWED = {
-  cluster = true, blue = true, green = true, rule = true, listener = true, test_listener = true,
-  image = true, container = true, task_definition = true, gates = true, test_gates = true,
-  test_bake = true, keep_blue = true, interval = true, failure_limit = true,
-  inconclusive_limit = true, error_limit = true, green_count = true, ready_timeout = true,
-  on_abort = true, notify = true, journal = true, name = true,
-}
-
-local function ecs() return require "ecsplay.ecs" end
 local short = ecs_util.short
 
-local function check(o)
-  options.check_keys(S, o, ALLOWED)
-  local c = {}
-  c.cluster = options.string(S, o, "cluster", "production")
+local function check(c, o)
   c.blue = options.side(S, o, "blue", { service = "api", target_group = "api-stable" })
   c.green = options.side(S, o, "green", { service = "api-canary", target_group = "api-canary" })
   if not c.blue.service or not c.green.service then
@@ -57,37 +46,45 @@ local function check(o)
   if c.test_listener ~= nil and type(c.test_listener) ~= "string" then
     options.bad(S, "test_listener", "expected a listener (or listener rule) ARN")
   end
-  c.image, c.task_definition, c.container = options.new_version(S, o)
   c.keep_blue = options.duration(S, o, "keep_blue", 300)
   c.test_bake = options.duration(S, o, "test_bake", 60)
-  c.ready_timeout = options.duration(S, o, "ready_timeout", 900)
   c.green_count = options.integer(S, o, "green_count", nil, 1)
-  bake.check_options(options, S, o, c)
   if o.test_gates ~= nil and type(o.test_gates) ~= "table" and type(o.test_gates) ~= "function" then
     options.bad(S, "test_gates", "expected a list of gates (or a function(green) returning one)")
   end
   c.test_gates = o.test_gates
-  c.name = options.string(S, o, "name", S .. " " .. c.blue.service)
-  return c
 end
 
-local function tg_of(svc, side, field)
-  local lbs = ecs_util.require_load_balancer(svc, field .. ".service")
-  if side.target_group then
-    local arn = traffic.target_group_arn(side.target_group, field .. ".target_group")
-    for _, lb in ipairs(lbs) do if lb.targetGroupArn == arn then return arn end end
-    options.bad(S, field .. ".target_group", string.format(
-      "service `%s` is not registered in target group `%s`", svc.serviceName, side.target_group))
+--[[ Which side is blue: from the journaled plan when resumed (traffic may be
+     anywhere by then), else the side with all the traffic. ]]
+local function pick_blue(c, ctx, sides, plan)
+  local a_tg, b_tg = sides[1].tg, sides[2].tg
+  if plan then
+    if plan.blue == sides[1].svc.serviceName and plan.green == sides[2].svc.serviceName then
+      return sides[1], sides[2]
+    elseif plan.blue == sides[2].svc.serviceName and plan.green == sides[1].svc.serviceName then
+      return sides[2], sides[1], true
+    end
+    options.bad(S, "blue/green", string.format("the journal's plan has blue `%s` and green `%s`, but the "
+      .. "playbook now names `%s` and `%s`; resume with the same arguments", tostring(plan.blue),
+      tostring(plan.green), sides[1].svc.serviceName, sides[2].svc.serviceName))
   end
-  return lbs[1].targetGroupArn
+  local pct = traffic.percent(traffic.get(ctx.point))
+  local a, b = pct[a_tg] or 0, pct[b_tg] or 0
+  if a >= 99.5 then return sides[1], sides[2] end
+  -- the previous run swapped: the other service serves now
+  if b >= 99.5 then return sides[2], sides[1], true end
+  options.bad(S, "rule", string.format("production traffic is split (%s %.0f%%, %s %.0f%%); blue/green "
+    .. "needs one side at 100%% (a previous run may have stopped half-way: see `ecsplay rollback`)",
+    c.blue.service, a, c.green.service, b))
 end
 
-local function prepare(c)
+local function prepare(c, r)
   local svcs = ecs_util.services(c.cluster, { c.blue.service, c.green.service },
     { "blue.service", "green.service" })
   local ctx = {}
-  local a_tg = tg_of(svcs[1], c.blue, "blue")
-  local b_tg = tg_of(svcs[2], c.green, "green")
+  local a_tg = ecs_util.side_target_group(S, svcs[1], c.blue.target_group, "blue")
+  local b_tg = ecs_util.side_target_group(S, svcs[2], c.green.target_group, "green")
   if a_tg == b_tg then
     options.bad(S, "green.target_group", "blue and green must use two different target groups")
   end
@@ -96,38 +93,9 @@ local function prepare(c)
     { side = c.blue, svc = svcs[1], tg = a_tg, field = "blue" },
     { side = c.green, svc = svcs[2], tg = b_tg, field = "green" },
   }
-  -- resumed: the journaled plan says which side was blue (traffic may be anywhere by now)
-  local resume = Run.resuming(c.name)
-  local plan = resume and type(resume.done.plan) == "table" and resume.done.plan or nil
-  local a, b = 0, 0
-  if not plan then
-    local pct = traffic.percent(traffic.get(ctx.point))
-    a, b = pct[a_tg] or 0, pct[b_tg] or 0
-  end
-  if plan then
-    if plan.blue == sides[1].svc.serviceName and plan.green == sides[2].svc.serviceName then
-      ctx.blue, ctx.green = sides[1], sides[2]
-    elseif plan.blue == sides[2].svc.serviceName and plan.green == sides[1].svc.serviceName then
-      ctx.blue, ctx.green = sides[2], sides[1]
-      ctx.swapped_roles = true
-    else
-      options.bad(S, "blue/green", string.format("the journal's plan has blue `%s` and green `%s`, but the "
-        .. "playbook now names `%s` and `%s`; resume with the same arguments", tostring(plan.blue),
-        tostring(plan.green), sides[1].svc.serviceName, sides[2].svc.serviceName))
-    end
-  elseif a >= 99.5 then
-    ctx.blue, ctx.green = sides[1], sides[2]
-  elseif b >= 99.5 then
-    -- the previous run swapped: the other service serves now
-    ctx.blue, ctx.green = sides[2], sides[1]
-    ctx.swapped_roles = true
-  else
-    options.bad(S, "rule", string.format("production traffic is split (%s %.0f%%, %s %.0f%%); blue/green "
-      .. "needs one side at 100%% (a previous run may have stopped half-way: see `ecsplay rollback`)",
-      c.blue.service, a, c.green.service, b))
-  end
+  ctx.blue, ctx.green_side, ctx.swapped_roles = pick_blue(c, ctx, sides, r.plan)
   for _, s in ipairs(sides) do
-    s.name = s.side.target_group or s.tg:match("targetgroup/([^/]+)/")
+    s.name = s.side.target_group or ecs_util.tg_name(s.tg)
     local ctl = s.svc.deploymentController and s.svc.deploymentController.type or "ECS"
     if ctl ~= "ECS" then
       options.bad(S, s.field .. ".service", string.format("service `%s` uses the %s deployment controller; "
@@ -135,113 +103,124 @@ local function prepare(c)
         ctl == "CODE_DEPLOY" and " (use rollout.codedeploy for it)" or ""))
     end
   end
+  local blue, green = ctx.blue, ctx.green_side
   ctx.names = { [a_tg] = sides[1].name, [b_tg] = sides[2].name }
-  ctx.blue_weights = { [ctx.blue.tg] = 100, [ctx.green.tg] = 0 }
-  ctx.green_weights = { [ctx.blue.tg] = 0, [ctx.green.tg] = 100 }
+  ctx.blue_weights = { [blue.tg] = 100, [green.tg] = 0 }
+  ctx.green_weights = { [blue.tg] = 0, [green.tg] = 100 }
   if c.test_listener then
     ctx.test_point = traffic.resolve(c.test_listener, {}, "test_listener")
     -- resumed: the test listener may point at green already; its home is in the plan
-    ctx.test_home = plan and type(plan.test_home) == "table" and plan.test_home or traffic.get(ctx.test_point)
+    ctx.test_home = r.plan and type(r.plan.test_home) == "table" and r.plan.test_home
+      or traffic.get(ctx.test_point)
     if next(ctx.test_home) == nil then
       options.bad(S, "test_listener", "it has no forward action to restore afterwards")
     end
   end
-  if c.image then
-    local td = ecs().describe_task_definition({ taskDefinition = ctx.blue.svc.taskDefinition }).taskDefinition
-    if c.container then
-      local names, found = {}, false
-      for _, cd in ipairs(td.containerDefinitions or {}) do
-        names[#names + 1] = cd.name
-        if cd.name == c.container then found = true end
-      end
-      if not found then
-        options.bad(S, "container", string.format("task definition %s has no container `%s` (it has: %s)",
-          short(ctx.blue.svc.taskDefinition), c.container, table.concat(names, ", ")))
-      end
-    end
-  end
-  local green_side = { service = ctx.green.svc.serviceName, target_group = ctx.green.name }
-  ctx.gates = bake.resolve_gates(options, S, c.gates, green_side)
-  ctx.test_gates = c.test_gates and bake.resolve_gates(options, S, c.test_gates, green_side) or ctx.gates
-  gate.prepare_all(ctx.gates, ctx)
-  if ctx.test_gates ~= ctx.gates then gate.prepare_all(ctx.test_gates, ctx) end
-  ctx.green_count = c.green_count or (plan and math.tointeger(plan.green_count))
-    or math.max(1, ctx.blue.svc.desiredCount)
-  ctx.plan = { blue = ctx.blue.svc.serviceName, green = ctx.green.svc.serviceName,
+  ctx.base_td = blue.svc.taskDefinition
+  ctx.green = { service = green.svc.serviceName, target_group = green.name }
+  ctx.green_count = c.green_count or (r.plan and math.tointeger(r.plan.green_count))
+    or math.max(1, blue.svc.desiredCount)
+  ctx.plan = { blue = blue.svc.serviceName, green = green.svc.serviceName,
     green_count = ctx.green_count, test_home = ctx.test_home }
+  ctx.report = { blue = blue.svc.serviceName, green = green.svc.serviceName }
   return ctx
 end
 
-function M.run(o)
-  local c = check(o)
-  local ctx = prepare(c)
-  local run = Run.new(S, c, { name = c.name })
-  local report = run.report
-  local blue, green = ctx.blue, ctx.green
-  report.blue, report.green = blue.svc.serviceName, green.svc.serviceName
-  return run:guard(function()
-    run:step("plan", "which side is blue", function() return ctx.plan end)
-    if ctx.swapped_roles then
-      run:log("info", "roles", string.format("%s serves all traffic now, so it is blue; deploying onto %s",
-        blue.svc.serviceName, green.svc.serviceName))
-    end
-    local new_td = c.task_definition or ecs_util.register_step(run, blue.svc.taskDefinition, c.image, c.container)
-    report.task_definition = new_td
-    run:step("scale_green", "start the new version on green", function()
-      ecs().update_service { cluster = c.cluster, service = green.svc.serviceName, taskDefinition = new_td,
-        desiredCount = ctx.green_count }
-      run:log("info", "scale", string.format("green %s: %d task(s) of %s", green.svc.serviceName,
-        ctx.green_count, short(new_td)))
-    end, { op = "update_service", cluster = c.cluster, service = green.svc.serviceName,
-           taskDefinition = green.svc.taskDefinition, desiredCount = green.svc.desiredCount })
-    ecs_util.wait_ready(c.cluster, green.svc.serviceName, new_td, ctx.green_count, { green.tg }, c.ready_timeout)
-    run:log("info", "ready", string.format("green %s healthy: %d target(s) in %s", green.svc.serviceName,
-      ctx.green_count, green.name))
-    local fields = { stable_target_group = blue.tg, canary_target_group = green.tg }
-    if ctx.test_point then
-      local test_w = {}
-      for arn in pairs(ctx.test_home) do test_w[arn] = 0 end
-      test_w[green.tg] = 100
-      run:step("test_traffic", "point the test listener at green", function()
-        traffic.set(ctx.test_point, test_w)
-        run:log("info", "test", "test listener → " .. green.name)
-      end, { op = "set_weights", point = ctx.test_point, weights = ctx.test_home })
-      -- resumed after the swap: the test bake passed already
-      if run:done("swap") then
-        report.test_measurements = {}
-      else
-        local w = bake.watcher(run, c, ctx.test_gates, fields)
-        w:bake(c.test_bake, { phase = "test" })
-        report.test_measurements = w.rounds
-      end
-    else
-      run:log("info", "test", "no test_listener given: skipping the test-traffic phase")
-    end
-    run:step("swap", "production traffic to green", function()
-      traffic.set(ctx.point, ctx.green_weights)
-      run:log("info", "swap", "production: " .. traffic.describe(ctx.green_weights, ctx.names))
-    end, { op = "set_weights", point = ctx.point, weights = ctx.blue_weights })
-    run:log("info", "keep_blue", string.format("keeping blue %s for %ds", blue.svc.serviceName,
-      math.floor(c.keep_blue)))
-    -- resumed past keep_blue (its success steps are journaled): it baked already
-    if run:done("test_home") or run:done("scale_down_blue") then
-      report.measurements = {}
-    else
-      local w = bake.watcher(run, c, ctx.gates, fields)
-      w:bake(c.keep_blue, { phase = "keep_blue" })
-      report.measurements = w.rounds
-    end
-    -- success from here on: nothing below is undone
-    if ctx.test_point then
-      run:step("test_home", "test listener back", function() traffic.set(ctx.test_point, ctx.test_home) end)
-    end
-    run:step("scale_down_blue", "scale blue to zero", function()
-      ecs().update_service { cluster = c.cluster, service = blue.svc.serviceName, desiredCount = 0 }
-    end)
-    report.serving = green.svc.serviceName
-    run:log("info", "summary", string.format("%s promoted: %s (%s) serves all traffic with %s; %s scaled to 0",
-      c.name, green.svc.serviceName, green.name, short(new_td), blue.svc.serviceName))
-  end)
+-- The test gates (default: the gates), once the gates are known; they bake for test_bake.
+local function verify(c, ctx)
+  ctx.test_gates = ctx.gates
+  if c.test_gates then
+    ctx.test_gates = strategy.resolve_gates(S, c.test_gates, ctx.green, "test_gates")
+    gate.prepare_all(ctx.test_gates, ctx)
+  end
+  strategy.check_periods(S, c, ctx.test_gates, { "test_bake" })
 end
 
-return M
+-- Green gets the new version and its targets become healthy.
+local function start_green(run, c, ctx, new_td)
+  local green = ctx.green_side
+  run:step("scale_green", "start the new version on green", function()
+    ecs.update_service { cluster = c.cluster, service = green.svc.serviceName, taskDefinition = new_td,
+      desiredCount = ctx.green_count }
+    run:log("info", "scale", string.format("green %s: %d task(s) of %s", green.svc.serviceName,
+      ctx.green_count, short(new_td)))
+  end, { op = "update_service", cluster = c.cluster, service = green.svc.serviceName,
+         taskDefinition = green.svc.taskDefinition, desiredCount = green.svc.desiredCount })
+  ecs_util.wait_ready(c.cluster, green.svc.serviceName, new_td, ctx.green_count, { green.tg }, c.ready_timeout)
+  run:log("info", "ready", string.format("green %s healthy: %d target(s) in %s", green.svc.serviceName,
+    ctx.green_count, green.name))
+end
+
+-- The test listener to green and the test gates baked there (when a test listener is given).
+local function test_phase(run, c, ctx, fields)
+  local green = ctx.green_side
+  if not ctx.test_point then
+    run:log("info", "test", "no test_listener given: skipping the test-traffic phase")
+    return
+  end
+  local test_w = {}
+  for arn in pairs(ctx.test_home) do test_w[arn] = 0 end
+  test_w[green.tg] = 100
+  run:step("test_traffic", "point the test listener at green", function()
+    traffic.set(ctx.test_point, test_w)
+    run:log("info", "test", "test listener → " .. green.name)
+  end, { op = "set_weights", point = ctx.test_point, weights = ctx.test_home })
+  -- resumed after the swap: the test bake passed already
+  if run:done("swap") then
+    run.report.test_measurements = {}
+  else
+    local w = bake.watcher(run, c, ctx.test_gates, fields)
+    w:bake(c.test_bake, { phase = "test" })
+    run.report.test_measurements = w.rounds
+  end
+end
+
+local function body(run, c, ctx, new_td)
+  local report = run.report
+  local blue, green = ctx.blue, ctx.green_side
+  if ctx.swapped_roles then
+    run:log("info", "roles", string.format("%s serves all traffic now, so it is blue; deploying onto %s",
+      blue.svc.serviceName, green.svc.serviceName))
+  end
+  start_green(run, c, ctx, new_td)
+  local fields = { stable_target_group = blue.tg, canary_target_group = green.tg }
+  test_phase(run, c, ctx, fields)
+  run:step("swap", "production traffic to green", function()
+    traffic.set(ctx.point, ctx.green_weights)
+    run:log("info", "swap", "production: " .. traffic.describe(ctx.green_weights, ctx.names))
+  end, { op = "set_weights", point = ctx.point, weights = ctx.blue_weights })
+  run:log("info", "keep_blue", string.format("keeping blue %s for %ds", blue.svc.serviceName,
+    math.floor(c.keep_blue)))
+  -- resumed past keep_blue (its success steps are journaled): it baked already
+  if run:done("test_home") or run:done("scale_down_blue") then
+    report.measurements = {}
+  else
+    local w = bake.watcher(run, c, ctx.gates, fields)
+    w:bake(c.keep_blue, { phase = "keep_blue" })
+    report.measurements = w.rounds
+  end
+  -- success from here on: nothing below is undone
+  if ctx.test_point then
+    run:step("test_home", "test listener back", function() traffic.set(ctx.test_point, ctx.test_home) end)
+  end
+  run:step("scale_down_blue", "scale blue to zero", function()
+    ecs.update_service { cluster = c.cluster, service = blue.svc.serviceName, desiredCount = 0 }
+  end)
+  report.serving = green.svc.serviceName
+  run:log("info", "summary", string.format("%s promoted: %s (%s) serves all traffic with %s; %s scaled to 0",
+    c.name, green.svc.serviceName, green.name, short(new_td), blue.svc.serviceName))
+end
+
+return strategy.define {
+  name = S,
+  takes = { cluster = "production", ready_timeout = 900 },
+  own = { "blue", "green", "rule", "listener", "test_listener", "test_gates", "test_bake", "keep_blue",
+    "green_count" },
+  check = check,
+  bakes = { "keep_blue" }, -- the test phase's bake is checked in verify, with the test gates
+  default_name = function(c) return S .. " " .. c.blue.service end,
+  prepare = prepare,
+  verify = verify,
+  plan_desc = "which side is blue",
+  body = body,
+}

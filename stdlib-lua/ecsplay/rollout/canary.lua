@@ -1,163 +1,143 @@
 --[[
 rollout.canary: two ECS services behind one ALB listener rule (stable and
-canary target groups). The canary service gets the new image; traffic moves
+canary target groups). The canary service gets the new version; traffic moves
 to it in steps, baking at each with the gates measured every `interval`; at
 the end the stable service is updated to the new version, traffic returns to
 it, and the canary scales to zero. Any failure moves traffic back to stable
 first, then scales the canary down (and puts stable back if it was updated).
 
 rollout.linear{ step = 10, every = "1m", ... } is this with equal steps.
+The options every strategy takes, and the run around the body, are in
+rollout/strategy.lua.
 ]]
 local sched = require "ecsplay.sched"
-local gate = require "ecsplay.gate"
+local ecs = require "ecsplay.ecs"
+local tables = require "ecsplay.util.tables"
+local strategy = require "ecsplay.rollout.strategy"
 local options = require "ecsplay.rollout.options"
 local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
-local Run = require "ecsplay.rollout.run"
 local bake = require "ecsplay.rollout.bake"
 
-local M = {}
+local short = ecs_util.short
 
-local ALLOWED = {
-  cluster = true, stable = true, canary = true, rule = true, image = true, container = true,
-  task_definition = true, steps = true, bake = true, interval = true, gates = true,
-  failure_limit = true, inconclusive_limit = true, error_limit = true, canary_count = true,
-  ready_timeout = true, before_step = true, after_step = true, on_abort = true, notify = true,
-  journal = true, name = true, promote = true,
-}
-
-local function check(strategy, o)
-  options.check_keys(strategy, o, ALLOWED)
-  local c = {}
-  c.cluster = options.string(strategy, o, "cluster", "production")
-  c.stable = options.side(strategy, o, "stable", { service = "api", target_group = "api-stable" })
-  c.canary = options.side(strategy, o, "canary", { service = "api-canary", target_group = "api-canary" })
+local function check(c, o, label)
+  c.stable = options.side(label, o, "stable", { service = "api", target_group = "api-stable" })
+  c.canary = options.side(label, o, "canary", { service = "api-canary", target_group = "api-canary" })
   if not c.stable.service or not c.canary.service then
-    options.bad(strategy, "stable/canary", "each side needs service = \"...\"")
+    options.bad(label, "stable/canary", "each side needs service = \"...\"")
   end
-  c.image, c.task_definition, c.container = options.new_version(strategy, o)
-  c.steps = options.steps(strategy, o.steps)
-  c.bake = options.duration(strategy, o, "bake", 300)
-  bake.check_options(options, strategy, o, c) -- interval, limits, gates, hooks, journal
-  if type(c.gates) ~= "table" then options.bad(strategy, "gates", "expected a list of gates") end
-  c.ready_timeout = options.duration(strategy, o, "ready_timeout", 900)
-  c.canary_count = options.integer(strategy, o, "canary_count", nil, 1)
-  c.before_step = options.func(strategy, o, "before_step")
-  c.after_step = options.func(strategy, o, "after_step")
-  c.promote = o.promote ~= false
+  c.steps = options.steps(label, o.steps)
+  c.canary_count = options.integer(label, o, "canary_count", nil, 1)
+  c.promote = options.boolean(label, o, "promote", true)
   c.rule = o.rule
-  c.name = options.string(strategy, o, "name", strategy .. " " .. c.stable.service)
-  return c
 end
 
 -- Everything that can be checked before a change: returns the context.
-local function prepare(strategy, c)
+local function prepare(c, r)
   local svcs = ecs_util.services(c.cluster, { c.stable.service, c.canary.service },
     { "stable.service", "canary.service" })
   local stable, canary = svcs[1], svcs[2]
-  local function tg_of(svc, side, field)
-    local lbs = ecs_util.require_load_balancer(svc, field)
-    if side.target_group then
-      local arn = traffic.target_group_arn(side.target_group, field:gsub("service", "target_group"))
-      for _, lb in ipairs(lbs) do if lb.targetGroupArn == arn then return arn end end
-      options.bad(strategy, field:gsub("service", "target_group"), string.format(
-        "service `%s` is not registered in target group `%s`", svc.serviceName, side.target_group))
-    end
-    return lbs[1].targetGroupArn
-  end
-  local ctx = { stable_svc = stable, canary_svc = canary }
-  ctx.stable_tg = tg_of(stable, c.stable, "stable.service")
-  ctx.canary_tg = tg_of(canary, c.canary, "canary.service")
+  local ctx = { stable_svc = stable, canary_svc = canary, base_td = stable.taskDefinition }
+  ctx.stable_tg = ecs_util.side_target_group(r.label, stable, c.stable.target_group, "stable")
+  ctx.canary_tg = ecs_util.side_target_group(r.label, canary, c.canary.target_group, "canary")
   ctx.point = traffic.resolve(c.rule, { ctx.stable_tg, ctx.canary_tg }, "rule")
   ctx.names = {
-    [ctx.stable_tg] = c.stable.target_group or ctx.stable_tg:match("targetgroup/([^/]+)/"),
-    [ctx.canary_tg] = c.canary.target_group or ctx.canary_tg:match("targetgroup/([^/]+)/"),
+    [ctx.stable_tg] = c.stable.target_group or ecs_util.tg_name(ctx.stable_tg),
+    [ctx.canary_tg] = c.canary.target_group or ecs_util.tg_name(ctx.canary_tg),
   }
   local pct = traffic.percent(traffic.get(ctx.point))
-  if (pct[ctx.canary_tg] or 0) > 0 and not Run.resuming(c.name) then
-    options.bad(strategy, "rule", string.format("the canary already receives %.0f%% of traffic; "
+  if (pct[ctx.canary_tg] or 0) > 0 and not r.resuming then
+    options.bad(r.label, "rule", string.format("the canary already receives %.0f%% of traffic; "
       .. "a previous run may have stopped half-way (see .ecsplay/runs and `ecsplay rollback`)",
       pct[ctx.canary_tg]))
   end
   ctx.home = { [ctx.stable_tg] = 100, [ctx.canary_tg] = 0 }
-  gate.prepare_all(c.gates, ctx)
+  ctx.green = { service = canary.serviceName, target_group = ctx.names[ctx.canary_tg] }
   ctx.canary_count = c.canary_count or math.max(1, stable.desiredCount)
   return ctx
 end
 
--- Bakes at one step with the gates measured every interval (rollout/bake.lua);
--- returns the measurements.
-local function bake_step(run, c, ctx, index, weight)
-  local w = bake.watcher(run, c, c.gates, { stable_target_group = ctx.stable_tg,
-    canary_target_group = ctx.canary_tg })
-  w:bake(c.bake, { step = index, weight = weight, phase = "step " .. index })
-  return w.rounds
+-- Starts the canary service on the new version and waits until it is healthy.
+local function start_canary(run, c, ctx, new_td)
+  run:step("scale_canary", "start the canary service", function()
+    ecs.update_service { cluster = c.cluster, service = c.canary.service,
+      taskDefinition = new_td, desiredCount = ctx.canary_count }
+    run:log("info", "scale", string.format("canary %s: %d task(s) of %s", c.canary.service,
+      ctx.canary_count, short(new_td)))
+  end, { op = "update_service", cluster = c.cluster, service = c.canary.service,
+         taskDefinition = ctx.canary_svc.taskDefinition, desiredCount = ctx.canary_svc.desiredCount })
+  ecs_util.wait_ready(c.cluster, c.canary.service, new_td, ctx.canary_count, { ctx.canary_tg },
+    c.ready_timeout)
+  run:log("info", "ready", string.format("canary %s healthy: %d task(s) in %s", c.canary.service,
+    ctx.canary_count, ctx.names[ctx.canary_tg]))
 end
 
-function M.run(o, strategy)
-  strategy = strategy or "canary"
-  local c = check(strategy, o)
-  local ctx = prepare(strategy, c)
-  local run = Run.new(strategy, c, { name = c.name })
+-- Step i: the weight shift, then the bake with the gates measured every interval.
+local function weight_step(run, c, ctx, i, w)
   local report = run.report
-  report.steps = {}
-  return run:guard(function()
-    local new_td = c.task_definition or ecs_util.register_step(run, ctx.stable_svc.taskDefinition, c.image, c.container)
-    report.task_definition = new_td
-    run:step("scale_canary", "start the canary service", function()
-      require("ecsplay.ecs").update_service { cluster = c.cluster, service = c.canary.service,
-        taskDefinition = new_td, desiredCount = ctx.canary_count }
-      run:log("info", "scale", string.format("canary %s: %d task(s) of %s", c.canary.service,
-        ctx.canary_count, new_td:match("task%-definition/(.+)$")))
-    end, { op = "update_service", cluster = c.cluster, service = c.canary.service,
-           taskDefinition = ctx.canary_svc.taskDefinition, desiredCount = ctx.canary_svc.desiredCount })
-    ecs_util.wait_ready(c.cluster, c.canary.service, new_td, ctx.canary_count, { ctx.canary_tg },
-      c.ready_timeout)
-    run:log("info", "ready", string.format("canary %s healthy: %d task(s) in %s", c.canary.service,
-      ctx.canary_count, ctx.names[ctx.canary_tg]))
-    for i, w in ipairs(c.steps) do
-      local weights = { [ctx.stable_tg] = 100 - w, [ctx.canary_tg] = w }
-      local step_ctx = { index = i, weight = w, steps = c.steps, report = report }
-      if c.before_step then c.before_step(step_ctx) end
-      run:step("weight:" .. i, string.format("shift %s%% to the canary", w), function()
-        traffic.set(ctx.point, weights)
-      end, { op = "set_weights", point = ctx.point, weights = ctx.home })
-      run:log("info", "step", string.format("step %d/%d: %s", i, #c.steps,
-        traffic.describe(weights, ctx.names)), { step = i, weight = w })
-      local started = sched.now()
-      -- resumed: a step whose successor (or the promotion) is journaled baked already
-      local baked = run:done("weight:" .. (i + 1)) or (i == #c.steps and run:done("promote"))
-      local rounds = baked and {} or bake_step(run, c, ctx, i, w)
-      report.steps[i] = { weight = w, started = started, ended = sched.now(), measurements = rounds }
-      if c.after_step then c.after_step(step_ctx) end
-    end
-    if not c.promote then return end
-    -- promotion: stable takes the new version while the canary serves
-    run:step("promote", "update the stable service to the new version", function()
-      require("ecsplay.ecs").update_service { cluster = c.cluster, service = c.stable.service,
-        taskDefinition = new_td }
-      run:log("info", "promote", "promoting: " .. c.stable.service .. " → " .. new_td:match("task%-definition/(.+)$"))
-    end, { op = "update_service", cluster = c.cluster, service = c.stable.service,
-           taskDefinition = ctx.stable_svc.taskDefinition })
-    ecs_util.wait_ready(c.cluster, c.stable.service, new_td, ctx.stable_svc.desiredCount,
-      { ctx.stable_tg }, c.ready_timeout)
-    run:step("home", "traffic back to the (now updated) stable service", function()
-      traffic.set(ctx.point, ctx.home)
-    end)
-    run:step("scale_down", "scale the canary to zero", function()
-      require("ecsplay.ecs").update_service { cluster = c.cluster, service = c.canary.service, desiredCount = 0 }
-    end)
-    run:log("info", "summary", string.format("%s promoted: %s now runs %s on %d task(s)", c.name,
-      c.stable.service, new_td:match("task%-definition/(.+)$"), ctx.stable_svc.desiredCount))
-  end)
+  local weights = { [ctx.stable_tg] = 100 - w, [ctx.canary_tg] = w }
+  local step_ctx = { index = i, weight = w, steps = c.steps, report = report }
+  if c.before_step then c.before_step(step_ctx) end
+  run:step("weight:" .. i, string.format("shift %s%% to the canary", w), function()
+    traffic.set(ctx.point, weights)
+  end, { op = "set_weights", point = ctx.point, weights = ctx.home })
+  run:log("info", "step", string.format("step %d/%d: %s", i, #c.steps,
+    traffic.describe(weights, ctx.names)), { step = i, weight = w })
+  local started = sched.now()
+  -- resumed: a step whose successor (or the promotion) is journaled baked already
+  local baked = run:done("weight:" .. (i + 1)) or (i == #c.steps and run:done("promote"))
+  local rounds = {}
+  if not baked then
+    local watcher = bake.watcher(run, c, ctx.gates, { stable_target_group = ctx.stable_tg,
+      canary_target_group = ctx.canary_tg })
+    watcher:bake(c.bake, { step = i, weight = w, phase = "step " .. i })
+    rounds = watcher.rounds
+  end
+  report.steps[i] = { weight = w, started = started, ended = sched.now(), measurements = rounds }
+  if c.after_step then c.after_step(step_ctx) end
 end
+
+-- Promotion: stable takes the new version while the canary serves, then traffic goes home.
+local function promote(run, c, ctx, new_td)
+  run:step("promote", "update the stable service to the new version", function()
+    ecs.update_service { cluster = c.cluster, service = c.stable.service, taskDefinition = new_td }
+    run:log("info", "promote", "promoting: " .. c.stable.service .. " → " .. short(new_td))
+  end, { op = "update_service", cluster = c.cluster, service = c.stable.service,
+         taskDefinition = ctx.stable_svc.taskDefinition })
+  ecs_util.wait_ready(c.cluster, c.stable.service, new_td, ctx.stable_svc.desiredCount,
+    { ctx.stable_tg }, c.ready_timeout)
+  run:step("home", "traffic back to the (now updated) stable service", function()
+    traffic.set(ctx.point, ctx.home)
+  end)
+  run:step("scale_down", "scale the canary to zero", function()
+    ecs.update_service { cluster = c.cluster, service = c.canary.service, desiredCount = 0 }
+  end)
+  run:log("info", "summary", string.format("%s promoted: %s now runs %s on %d task(s)", c.name,
+    c.stable.service, short(new_td), ctx.stable_svc.desiredCount))
+end
+
+local M = strategy.define {
+  name = "canary",
+  takes = { cluster = "production", bake = 300, ready_timeout = 900, before_step = false,
+    after_step = false },
+  own = { "stable", "canary", "rule", "steps", "canary_count", "promote" },
+  check = check,
+  bakes = { "bake" },
+  default_name = function(c, label) return label .. " " .. c.stable.service end,
+  prepare = prepare,
+  body = function(run, c, ctx, new_td)
+    start_canary(run, c, ctx, new_td)
+    for i, w in ipairs(c.steps) do weight_step(run, c, ctx, i, w) end
+    if c.promote then promote(run, c, ctx, new_td) end
+  end,
+}
 
 --[[ rollout.linear{ step = 10, every = "1m", ... }: canary with equal steps
      of `step` percent, baking `every` at each. ]]
 function M.linear(o)
   if type(o) ~= "table" then options.bad("linear", nil, "expected a table of options") end
-  local copy = {}
-  for k, v in pairs(o) do copy[k] = v end
+  local copy = tables.shallow_copy(o)
   local step = copy.step or 10
   if type(step) ~= "number" or step <= 0 or step > 100 then
     options.bad("linear", "step", "expected a percentage above 0 and at most 100, got " .. tostring(step))

@@ -16,33 +16,26 @@ Which group is green (and the task definition to go back to) is the run's
 first journaled step ("plan"): `ecsplay resume` takes it from the journal,
 since mid-deployment the traffic is split and the service shows the new
 task definition.
+The options every strategy takes, and the run around the body, are in
+rollout/strategy.lua.
 ]]
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
-local gate = require "ecsplay.gate"
+local strings = require "ecsplay.util.strings"
+local tables = require "ecsplay.util.tables"
+local ecs = require "ecsplay.ecs"
+local strategy = require "ecsplay.rollout.strategy"
 local options = require "ecsplay.rollout.options"
 local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
-local Run = require "ecsplay.rollout.run"
-
-local M = {}
 
 local S = "ecs_native"
-
-local ALLOWED = {
-  cluster = true, service = true, image = true, container = true, task_definition = true,
-  strategy = true, canary = true, linear = true, bake_time = true, pause_at = true, bake = true,
-  alternate_target_group = true, rule = true, test_rule = true, role = true, hook_timeout = true,
-  gates = true, interval = true, failure_limit = true, inconclusive_limit = true, error_limit = true,
-  timeout = true, poll = true, on_abort = true, notify = true, journal = true, name = true,
-}
 
 local STAGES = { RECONCILE_SERVICE = true, PRE_SCALE_UP = true, POST_SCALE_UP = true,
   TEST_TRAFFIC_SHIFT = true, POST_TEST_TRAFFIC_SHIFT = true, PRE_PRODUCTION_TRAFFIC_SHIFT = true,
   PRODUCTION_TRAFFIC_SHIFT = true, POST_PRODUCTION_TRAFFIC_SHIFT = true }
 
-local function ecs() return require "ecsplay.ecs" end
 local short = ecs_util.short
 
 local function minutes(field, v, default)
@@ -53,42 +46,47 @@ local function minutes(field, v, default)
   return math.tointeger(s // 60)
 end
 
-local function check(o)
-  options.check_keys(S, o, ALLOWED)
-  local c = {}
-  c.cluster = options.string(S, o, "cluster", "production")
+-- ECS's deploymentConfiguration for the strategy and its canary/linear settings.
+-- The canary = { percent, bake } and linear = { step, bake } options: which
+-- strategy each goes with and the deploymentConfiguration fields they fill.
+local SHIFTS = {
+  { field = "canary", strategy = "CANARY", percent = "percent", default = 10, bake = 5,
+    example = "{ percent = 10, bake = \"5m\" }",
+    config = "canaryConfiguration", percent_key = "canaryPercent", bake_key = "canaryBakeTimeInMinutes" },
+  { field = "linear", strategy = "LINEAR", percent = "step", default = 25, bake = 1,
+    example = "{ step = 25, bake = \"1m\" }",
+    config = "linearConfiguration", percent_key = "stepPercent", bake_key = "stepBakeTimeInMinutes" },
+}
+
+local function strategy_config(c, o)
+  local dc = { strategy = c.strategy }
+  for _, sh in ipairs(SHIFTS) do
+    local v = o[sh.field]
+    if c.strategy == sh.strategy then
+      v = v or {}
+      if type(v) ~= "table" then options.bad(S, sh.field, "expected " .. sh.example) end
+      local pct = v[sh.percent] or v[1] or sh.default
+      if type(pct) ~= "number" or pct <= 0 or pct >= 100 then
+        options.bad(S, sh.field .. "." .. sh.percent, "expected a percentage above 0 and below 100, got "
+          .. tostring(pct))
+      end
+      dc[sh.config] = { [sh.percent_key] = pct + 0.0,
+        [sh.bake_key] = minutes(sh.field .. ".bake", v.bake or v[2], sh.bake) }
+    elseif v ~= nil then
+      options.bad(S, sh.field, "only with strategy = \"" .. sh.strategy .. "\"")
+    end
+  end
+  dc.bakeTimeInMinutes = minutes("bake_time", o.bake_time, 0)
+  return dc
+end
+
+local function check(c, o)
   c.service = options.string(S, o, "service", "api")
-  c.image, c.task_definition, c.container = options.new_version(S, o)
   c.strategy = options.string(S, o, "strategy", "CANARY")
   if c.strategy ~= "BLUE_GREEN" and c.strategy ~= "LINEAR" and c.strategy ~= "CANARY" then
     options.bad(S, "strategy", "expected \"BLUE_GREEN\", \"LINEAR\" or \"CANARY\", got " .. c.strategy)
   end
-  local dc = { strategy = c.strategy }
-  if c.strategy == "CANARY" then
-    local cc = o.canary or {}
-    if type(cc) ~= "table" then options.bad(S, "canary", "expected { percent = 10, bake = \"5m\" }") end
-    local pct = cc.percent or cc[1] or 10
-    if type(pct) ~= "number" or pct <= 0 or pct >= 100 then
-      options.bad(S, "canary.percent", "expected a percentage above 0 and below 100, got " .. tostring(pct))
-    end
-    dc.canaryConfiguration = { canaryPercent = pct + 0.0,
-      canaryBakeTimeInMinutes = minutes("canary.bake", cc.bake or cc[2], 5) }
-  elseif o.canary ~= nil then
-    options.bad(S, "canary", "only with strategy = \"CANARY\"")
-  end
-  if c.strategy == "LINEAR" then
-    local lc = o.linear or {}
-    if type(lc) ~= "table" then options.bad(S, "linear", "expected { step = 25, bake = \"1m\" }") end
-    local step = lc.step or lc[1] or 25
-    if type(step) ~= "number" or step <= 0 or step >= 100 then
-      options.bad(S, "linear.step", "expected a percentage above 0 and below 100, got " .. tostring(step))
-    end
-    dc.linearConfiguration = { stepPercent = step + 0.0,
-      stepBakeTimeInMinutes = minutes("linear.bake", lc.bake or lc[2], 1) }
-  elseif o.linear ~= nil then
-    options.bad(S, "linear", "only with strategy = \"LINEAR\"")
-  end
-  dc.bakeTimeInMinutes = minutes("bake_time", o.bake_time, 0)
+  local dc = strategy_config(c, o)
   local pause = o.pause_at or { "PRODUCTION_TRAFFIC_SHIFT" }
   if type(pause) ~= "table" or #pause == 0 then
     options.bad(S, "pause_at", "expected a non-empty list of lifecycle stages, like { \"PRODUCTION_TRAFFIC_SHIFT\" }")
@@ -96,27 +94,73 @@ local function check(o)
   for i, st in ipairs(pause) do
     if not STAGES[st] then
       options.bad(S, "pause_at[" .. i .. "]", "unknown lifecycle stage " .. tostring(st)
-        .. options.suggest(tostring(st), STAGES))
+        .. strings.did_you_mean(tostring(st), STAGES))
     end
   end
   c.hook_timeout = minutes("hook_timeout", o.hook_timeout, 60)
   dc.lifecycleHooks = { { targetType = "PAUSE", lifecycleStages = pause,
     timeoutConfiguration = { timeoutInMinutes = c.hook_timeout, action = "ROLLBACK" } } }
   c.dc = dc
-  c.bake = options.duration(S, o, "bake", 120)
   c.alternate_target_group = options.string(S, o, "alternate_target_group")
   c.rule = o.rule
   c.test_rule = o.test_rule
   c.role = options.string(S, o, "role")
-  c.timeout = options.duration(S, o, "timeout", 3600)
-  c.poll = options.duration(S, o, "poll", 15)
-  if c.poll <= 0 then options.bad(S, "poll", "expected a duration above 0") end
-  bake.check_options(options, S, o, c)
-  c.name = options.string(S, o, "name", S .. " " .. c.service)
-  return c
 end
 
-local function prepare(c)
+--[[ The advancedConfiguration to set when the service has none: the
+     alternate target group, the production (and test) rule, the role.
+     Returns it and the service's load balancers with it. ]]
+local function new_advanced_config(c, svc, lbs)
+  local lb = lbs[1]
+  if not c.alternate_target_group then
+    options.bad(S, "alternate_target_group", string.format("service `%s` has no advancedConfiguration "
+      .. "on its load balancer; name the alternate target group (and rule=, role=) to set one", c.service))
+  end
+  local alt = traffic.target_group_arn(c.alternate_target_group, "alternate_target_group")
+  if alt == lb.targetGroupArn then
+    options.bad(S, "alternate_target_group", "must differ from the service's target group")
+  end
+  local point = traffic.resolve(c.rule, { lb.targetGroupArn, alt }, "rule")
+  if point.kind ~= "rule" then
+    options.bad(S, "rule", "ECS needs a listener rule (not a listener's default action) to shift")
+  end
+  local test
+  if c.test_rule ~= nil then
+    test = traffic.resolve(c.test_rule, {}, "test_rule")
+    if test.kind ~= "rule" then options.bad(S, "test_rule", "expected a listener rule ARN") end
+  end
+  local account = svc.serviceArn:match("^arn:[^:]+:ecs:[^:]*:(%d+):") or "123456789012"
+  local ac = { alternateTargetGroupArn = alt, productionListenerRule = point.arn,
+    testListenerRule = test and test.arn or nil,
+    roleArn = c.role or ("arn:aws:iam::" .. account .. ":role/ecsInfrastructureRoleForLoadBalancers") }
+  local new_lbs = {}
+  for i, l in ipairs(lbs) do
+    new_lbs[i] = { targetGroupArn = l.targetGroupArn, containerName = l.containerName,
+      containerPort = l.containerPort, loadBalancerName = l.loadBalancerName }
+  end
+  new_lbs[1].advancedConfiguration = ac
+  return ac, new_lbs
+end
+
+-- green: the target group of the two that the production rule does not send traffic to
+local function pick_green(c, ctx, main_tg, alt_tg, plan)
+  if plan then
+    local known = { [main_tg] = true, [alt_tg] = true }
+    if not (known[plan.blue_tg] and known[plan.green_tg] and plan.blue_tg ~= plan.green_tg) then
+      options.bad(S, "service", string.format("the journal's plan names target groups %s and %s, but "
+        .. "service `%s` now uses %s and %s; resume with the same arguments", tostring(plan.blue_tg),
+        tostring(plan.green_tg), c.service, main_tg, alt_tg))
+    end
+    return plan.blue_tg, plan.green_tg
+  end
+  local pct = traffic.percent(traffic.get(ctx.point))
+  if (pct[main_tg] or 0) >= 99.5 then return main_tg, alt_tg end
+  if (pct[alt_tg] or 0) >= 99.5 then return alt_tg, main_tg end
+  options.bad(S, "rule", string.format("production traffic is split between the service's target "
+    .. "groups (%.0f%% / %.0f%%); a deployment may be in progress", pct[main_tg] or 0, pct[alt_tg] or 0))
+end
+
+local function prepare(c, r)
   local svc = ecs_util.services(c.cluster, { c.service }, { "service" })[1]
   local ctl = svc.deploymentController and svc.deploymentController.type or "ECS"
   if ctl ~= "ECS" then
@@ -125,92 +169,32 @@ local function prepare(c)
   end
   local lbs = ecs_util.require_load_balancer(svc, "service")
   -- resumed: the journaled plan says which group was blue and what ran before
-  local resume = Run.resuming(c.name)
-  local plan = resume and type(resume.done.plan) == "table" and resume.done.plan or nil
+  local plan = r.plan
   local ctx = { svc = svc, old_td = plan and plan.old_td or svc.taskDefinition }
-  if #(svc.deployments or {}) > 1 and not resume then
+  if #(svc.deployments or {}) > 1 and not r.resuming then
     options.bad(S, "service", string.format("service `%s` already has a deployment in progress", c.service))
   end
-  local lb = lbs[1]
-  local ac = lb.advancedConfiguration
+  local ac = lbs[1].advancedConfiguration
   if not (ac and ac.alternateTargetGroupArn and ac.productionListenerRule) then
-    if not c.alternate_target_group then
-      options.bad(S, "alternate_target_group", string.format("service `%s` has no advancedConfiguration "
-        .. "on its load balancer; name the alternate target group (and rule=, role=) to set one", c.service))
-    end
-    local alt = traffic.target_group_arn(c.alternate_target_group, "alternate_target_group")
-    if alt == lb.targetGroupArn then
-      options.bad(S, "alternate_target_group", "must differ from the service's target group")
-    end
-    local point = traffic.resolve(c.rule, { lb.targetGroupArn, alt }, "rule")
-    if point.kind ~= "rule" then
-      options.bad(S, "rule", "ECS needs a listener rule (not a listener's default action) to shift")
-    end
-    local test
-    if c.test_rule ~= nil then
-      test = traffic.resolve(c.test_rule, {}, "test_rule")
-      if test.kind ~= "rule" then options.bad(S, "test_rule", "expected a listener rule ARN") end
-    end
-    local account = svc.serviceArn:match("^arn:[^:]+:ecs:[^:]*:(%d+):") or "123456789012"
-    ac = { alternateTargetGroupArn = alt, productionListenerRule = point.arn,
-      testListenerRule = test and test.arn or nil,
-      roleArn = c.role or ("arn:aws:iam::" .. account .. ":role/ecsInfrastructureRoleForLoadBalancers") }
-    local new_lbs = {}
-    for i, l in ipairs(lbs) do
-      new_lbs[i] = { targetGroupArn = l.targetGroupArn, containerName = l.containerName,
-        containerPort = l.containerPort, loadBalancerName = l.loadBalancerName }
-    end
-    new_lbs[1].advancedConfiguration = ac
-    ctx.new_lbs = new_lbs
+    ac, ctx.new_lbs = new_advanced_config(c, svc, lbs)
   end
   ctx.point = { kind = "rule", arn = ac.productionListenerRule }
-  -- green: the target group of the two that the production rule does not send traffic to
-  local main_tg, alt_tg = lb.targetGroupArn, ac.alternateTargetGroupArn
-  local pct = plan and {} or traffic.percent(traffic.get(ctx.point))
-  if plan then
-    local known = { [main_tg] = true, [alt_tg] = true }
-    if not (known[plan.blue_tg] and known[plan.green_tg] and plan.blue_tg ~= plan.green_tg) then
-      options.bad(S, "service", string.format("the journal's plan names target groups %s and %s, but "
-        .. "service `%s` now uses %s and %s; resume with the same arguments", tostring(plan.blue_tg),
-        tostring(plan.green_tg), c.service, main_tg, alt_tg))
-    end
-    ctx.blue_tg, ctx.green_tg = plan.blue_tg, plan.green_tg
-  elseif (pct[main_tg] or 0) >= 99.5 then ctx.blue_tg, ctx.green_tg = main_tg, alt_tg
-  elseif (pct[alt_tg] or 0) >= 99.5 then ctx.blue_tg, ctx.green_tg = alt_tg, main_tg
-  else
-    options.bad(S, "rule", string.format("production traffic is split between the service's target "
-      .. "groups (%.0f%% / %.0f%%); a deployment may be in progress", pct[main_tg] or 0, pct[alt_tg] or 0))
-  end
-  ctx.names = { [ctx.blue_tg] = ctx.blue_tg:match("targetgroup/([^/]+)/"),
-    [ctx.green_tg] = ctx.green_tg:match("targetgroup/([^/]+)/") }
-  local dc = {}
-  for k, v in pairs(svc.deploymentConfiguration or {}) do dc[k] = v end
-  for k, v in pairs(c.dc) do dc[k] = v end
-  ctx.dc = dc
-  if c.image and c.container then
-    local td = ecs().describe_task_definition({ taskDefinition = svc.taskDefinition }).taskDefinition
-    local names, found = {}, false
-    for _, cd in ipairs(td.containerDefinitions or {}) do
-      names[#names + 1] = cd.name
-      if cd.name == c.container then found = true end
-    end
-    if not found then
-      options.bad(S, "container", string.format("task definition %s has no container `%s` (it has: %s)",
-        short(svc.taskDefinition), c.container, table.concat(names, ", ")))
-    end
-  end
-  ctx.gates = bake.resolve_gates(options, S, c.gates, { service = c.service,
-    target_group = ctx.names[ctx.green_tg] })
-  gate.prepare_all(ctx.gates, ctx)
+  ctx.blue_tg, ctx.green_tg = pick_green(c, ctx, lbs[1].targetGroupArn, ac.alternateTargetGroupArn, plan)
+  ctx.names = { [ctx.blue_tg] = ecs_util.tg_name(ctx.blue_tg), [ctx.green_tg] = ecs_util.tg_name(ctx.green_tg) }
+  ctx.dc = tables.shallow_copy(svc.deploymentConfiguration)
+  for k, v in pairs(c.dc) do ctx.dc[k] = v end
+  ctx.base_td = ctx.old_td
+  ctx.green = { service = c.service, target_group = ctx.names[ctx.green_tg] }
   ctx.plan = { blue_tg = ctx.blue_tg, green_tg = ctx.green_tg, old_td = ctx.old_td }
+  ctx.report = { service = c.service, previous_task_definition = ctx.old_td }
   return ctx
 end
 
 local function describe_sd(arn)
-  local res = ecs().describe_service_deployments { serviceDeploymentArns = { arn } }
+  local res = ecs.describe_service_deployments { serviceDeploymentArns = { arn } }
   local sd = res.serviceDeployments and res.serviceDeployments[1]
   if not sd then
-    error({ code = "ServiceDeploymentMissing", message = "service deployment " .. arn .. " not found" }, 0)
+    error(ecs_util.failed("ServiceDeploymentMissing", "service deployment %s not found", arn), 0)
   end
   return sd
 end
@@ -228,86 +212,102 @@ local function ecs_stopped(run, c, sd, arn, deadline)
     sched.sleep(c.poll)
     sd = describe_sd(arn)
   end
-  error({ code = "EcsRolledBack", message = string.format("ECS ended the deployment with %s: %s",
-    sd.status, reason) }, 0)
+  error(ecs_util.failed("EcsRolledBack", "ECS ended the deployment with %s: %s", sd.status, reason), 0)
 end
 
-function M.run(o)
-  local c = check(o)
-  local ctx = prepare(c)
-  local run = Run.new(S, c, { name = c.name })
-  local report = run.report
-  report.service = c.service
-  report.previous_task_definition = ctx.old_td
-  return run:guard(function()
-    run:step("plan", "which target group is green", function() return ctx.plan end)
-    local new_td = c.task_definition or ecs_util.register_step(run, ctx.old_td, c.image, c.container)
-    report.task_definition = new_td
-    local arn = run:step("deploy", "update the service with the " .. c.strategy .. " strategy", function()
-      local res = ecs().update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,
-        deploymentConfiguration = ctx.dc, loadBalancers = ctx.new_lbs }
-      run:log("info", "deploy", string.format("%s: %s deployment %s → %s, green %s%s", c.service, c.strategy,
-        short(ctx.old_td), short(new_td), ctx.names[ctx.green_tg],
-        ctx.new_lbs and " (advancedConfiguration set)" or ""))
-      return res.service.currentServiceDeployment
-    end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td })
-    if not arn then
-      local svc = ecs().describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
-      arn = svc.currentServiceDeployment
-    end
-    if not arn then
-      error({ code = "NoServiceDeployment", message = "ECS reported no service deployment for the update" }, 0)
-    end
-    run:step("track", "watch service deployment", function() end,
-      { op = "stop_service_deployment", serviceDeploymentArn = arn })
-    report.service_deployment = arn
-    local fields = { service = c.service, stable_target_group = ctx.blue_tg, canary_target_group = ctx.green_tg }
-    local handled = {}
-    local deadline = sched.now() + c.timeout
-    local last_note
-    report.pauses = {}
-    while true do
-      local sd = describe_sd(arn)
-      if sd.status == "SUCCESSFUL" then break end
-      if ROLLED_BACK[sd.status] then ecs_stopped(run, c, sd, arn, deadline + c.timeout) end
-      local weight = sd.targetServiceRevision and sd.targetServiceRevision.requestedProductionTrafficWeight or 0
-      local note = string.format("service deployment %s, stage %s, green %s%%", sd.status,
-        tostring(sd.lifecycleStage), string.format("%.0f", weight))
-      if note ~= last_note then run:log("info", "progress", note) last_note = note end
-      local waiting
-      for _, h in ipairs(sd.lifecycleHookDetails or {}) do
-        if h.status == "AWAITING_ACTION" and not handled[h.hookId] then waiting = h break end
-      end
-      if waiting then
-        local stage = tostring(sd.lifecycleStage)
-        run:log("info", "pause", string.format("paused at %s (green %.0f%%): baking %ds with %d gate(s)",
-          stage, weight, math.floor(c.bake), #ctx.gates))
-        -- resumed: a pause whose continue is journaled baked already
-        local rounds = {}
-        if not run:done("continue:" .. waiting.hookId) then
-          local w = bake.watcher(run, c, ctx.gates, fields)
-          w:bake(c.bake, { phase = stage, weight = weight })
-          rounds = w.rounds
-        end
-        report.pauses[#report.pauses + 1] = { stage = stage, weight = weight, measurements = rounds }
-        handled[waiting.hookId] = true
-        run:step("continue:" .. waiting.hookId, "continue after " .. stage, function()
-          ecs().continue_service_deployment { serviceDeploymentArn = arn, hookId = waiting.hookId,
-            action = "CONTINUE" }
-        end)
-        run:log("info", "continue", "gates passed at " .. stage .. ": continuing")
-      else
-        if sched.now() >= deadline then
-          error({ code = "Timeout", message = string.format("service deployment not finished after %ds: %s",
-            math.floor(c.timeout), note) }, 0)
-        end
-        sched.sleep(c.poll)
-      end
-    end
-    local w = traffic.get(ctx.point)
-    run:log("info", "summary", string.format("%s succeeded: %s runs %s; production rule %s", c.name,
-      c.service, short(new_td), traffic.describe(w, ctx.names)))
+-- Updates the service with the strategy; returns the service deployment's ARN.
+local function deploy(run, c, ctx, new_td)
+  local arn = run:step("deploy", "update the service with the " .. c.strategy .. " strategy", function()
+    local res = ecs.update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,
+      deploymentConfiguration = ctx.dc, loadBalancers = ctx.new_lbs }
+    run:log("info", "deploy", string.format("%s: %s deployment %s → %s, green %s%s", c.service, c.strategy,
+      short(ctx.old_td), short(new_td), ctx.names[ctx.green_tg],
+      ctx.new_lbs and " (advancedConfiguration set)" or ""))
+    return res.service.currentServiceDeployment
+  end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td })
+  if not arn then
+    local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+    arn = svc.currentServiceDeployment
+  end
+  if not arn then
+    error(ecs_util.failed("NoServiceDeployment", "ECS reported no service deployment for the update"), 0)
+  end
+  run:step("track", "watch service deployment", function() end,
+    { op = "stop_service_deployment", serviceDeploymentArn = arn })
+  return arn
+end
+
+-- At a PAUSE hook: bake the gates (unless resumed past it), then continue.
+local function at_pause(run, c, ctx, arn, sd, waiting, weight)
+  local stage = tostring(sd.lifecycleStage)
+  run:log("info", "pause", string.format("paused at %s (green %.0f%%): baking %ds with %d gate(s)",
+    stage, weight, math.floor(c.bake), #ctx.gates))
+  -- resumed: a pause whose continue is journaled baked already
+  local rounds = {}
+  if not run:done("continue:" .. waiting.hookId) then
+    local w = bake.watcher(run, c, ctx.gates, { service = c.service, stable_target_group = ctx.blue_tg,
+      canary_target_group = ctx.green_tg })
+    w:bake(c.bake, { phase = stage, weight = weight })
+    rounds = w.rounds
+  end
+  local pauses = run.report.pauses
+  pauses[#pauses + 1] = { stage = stage, weight = weight, measurements = rounds }
+  run:step("continue:" .. waiting.hookId, "continue after " .. stage, function()
+    ecs.continue_service_deployment { serviceDeploymentArn = arn, hookId = waiting.hookId,
+      action = "CONTINUE" }
   end)
+  run:log("info", "continue", "gates passed at " .. stage .. ": continuing")
 end
 
-return M
+-- Follows the service deployment to SUCCESSFUL, baking at every pause.
+local function follow(run, c, ctx, arn)
+  local handled = {}
+  local deadline = sched.now() + c.timeout
+  local last_note
+  while true do
+    local sd = describe_sd(arn)
+    if sd.status == "SUCCESSFUL" then return end
+    if ROLLED_BACK[sd.status] then ecs_stopped(run, c, sd, arn, deadline + c.timeout) end
+    local weight = sd.targetServiceRevision and sd.targetServiceRevision.requestedProductionTrafficWeight or 0
+    local note = string.format("service deployment %s, stage %s, green %s%%", sd.status,
+      tostring(sd.lifecycleStage), string.format("%.0f", weight))
+    if note ~= last_note then run:log("info", "progress", note) last_note = note end
+    local waiting
+    for _, h in ipairs(sd.lifecycleHookDetails or {}) do
+      if h.status == "AWAITING_ACTION" and not handled[h.hookId] then waiting = h break end
+    end
+    if waiting then
+      handled[waiting.hookId] = true
+      at_pause(run, c, ctx, arn, sd, waiting, weight)
+    else
+      if sched.now() >= deadline then
+        error(ecs_util.failed("Timeout", "service deployment not finished after %ds: %s",
+          math.floor(c.timeout), note), 0)
+      end
+      sched.sleep(c.poll)
+    end
+  end
+end
+
+local function body(run, c, ctx, new_td)
+  local arn = deploy(run, c, ctx, new_td)
+  run.report.service_deployment = arn
+  run.report.pauses = {}
+  follow(run, c, ctx, arn)
+  local w = traffic.get(ctx.point)
+  run:log("info", "summary", string.format("%s succeeded: %s runs %s; production rule %s", c.name,
+    c.service, short(new_td), traffic.describe(w, ctx.names)))
+end
+
+return strategy.define {
+  name = S,
+  takes = { cluster = "production", bake = 120, timeout = 3600, poll = 15 },
+  own = { "service", "strategy", "canary", "linear", "bake_time", "pause_at", "alternate_target_group",
+    "rule", "test_rule", "role", "hook_timeout" },
+  check = check,
+  bakes = { "bake" },
+  default_name = function(c) return S .. " " .. c.service end,
+  prepare = prepare,
+  plan_desc = "which target group is green",
+  body = body,
+}

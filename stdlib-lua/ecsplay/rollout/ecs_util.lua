@@ -1,27 +1,40 @@
 --[[
-ECS helpers the strategies share: finding services, making the new task
-definition, and watching a service's deployment until its tasks are running
-and healthy behind the load balancer (or until it clearly fails).
+ECS helpers the strategies share: finding services and their target groups,
+making a new task definition revision with another image, and watching a
+service's deployment until its tasks are running and healthy behind the load
+balancer (or until it clearly fails).
 ]]
 local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
+local errors = require "ecsplay.errors"
+local arn = require "ecsplay.util.arn"
+local ecs = require "ecsplay.ecs"
+local elbv2 = require "ecsplay.elbv2"
+local traffic = require "ecsplay.rollout.traffic"
 
 local M = {}
 
-local function ecs() return require "ecsplay.ecs" end
-
 -- "arn:...:task-definition/api:7" -> "api:7", for messages.
-function M.short(td) return td and (td:match("task%-definition/(.+)$") or td) or "?" end
+function M.short(td)
+  if not td then return "?" end
+  local kind, rest = arn.resource(td)
+  return kind == "task-definition" and rest or td
+end
 
-local function bad(msg) error(require("ecsplay.errors").bad_input(msg), 0) end
-M.bad = bad
+-- "arn:...:targetgroup/api-stable/0123" -> "api-stable".
+function M.tg_name(tg_arn)
+  local kind, rest = arn.resource(tg_arn)
+  return kind == "targetgroup" and rest:match("^[^/]+") or tg_arn
+end
 
--- describe_services for names; BadInput naming the field for a missing one.
+local function bad(msg, field) error(errors.bad_input(msg, field), 0) end
+
+-- describe_services for names; bad input naming the field for a missing one.
 function M.services(cluster, names, fields)
-  local ok, res = pcall(ecs().describe_services, { cluster = cluster, services = names })
+  local ok, res = pcall(ecs.describe_services, { cluster = cluster, services = names })
   if not ok then
-    if type(res) == "table" and res.code == "ClusterNotFoundException" then
-      bad("cluster: ECS cluster `" .. cluster .. "` does not exist")
+    if errors.is(res, "ClusterNotFoundException") then
+      bad("cluster: ECS cluster `" .. cluster .. "` does not exist", "cluster")
     end
     error(res, 0)
   end
@@ -31,52 +44,66 @@ function M.services(cluster, names, fields)
   end
   local out = {}
   for i, n in ipairs(names) do
-    local svc = by_name[n] or by_name[n:match("service/[^/]+/(.+)$") or ""]
+    local _, rest = arn.resource(n)
+    local svc = by_name[n] or by_name[rest and rest:match("^[^/]+/(.+)$") or ""]
     if not svc then
-      bad(string.format("%s: service `%s` not found (or not ACTIVE) in cluster `%s`",
-        fields and fields[i] or "service", n, cluster))
+      local field = fields and fields[i] or "service"
+      bad(string.format("%s: service `%s` not found (or not ACTIVE) in cluster `%s`", field, n, cluster),
+        field)
     end
     out[i] = svc
   end
   return out
 end
 
--- The service's target groups; BadInput when it has none.
+-- The service's target groups; bad input when it has none.
 function M.require_load_balancer(svc, field)
   if not svc.loadBalancers or #svc.loadBalancers == 0 then
     bad(string.format("%s: service `%s` has no load balancer, so traffic cannot be shifted to it",
-      field or "service", svc.serviceName))
+      field or "service", svc.serviceName), field)
   end
   return svc.loadBalancers
 end
 
---[[ A new revision of `base_td` (ARN or family:rev) with `image` on
-     `container` (default: the first container). Returns its ARN. ]]
-function M.register_with_image(base_td, image, container, field)
-  local td = ecs().describe_task_definition({ taskDefinition = base_td }).taskDefinition
-  local names = {}
-  local target
-  for _, c in ipairs(td.containerDefinitions or {}) do
-    names[#names + 1] = c.name
-    if (container and c.name == container) or (not container and not target) then target = c end
-  end
-  if not target then
-    bad(string.format("%s: task definition %s has no container `%s` (it has: %s)", field or "container",
-      td.family .. ":" .. td.revision, tostring(container), table.concat(names, ", ")))
-  end
-  target.image = image
-  local new = ecs().register_task_definition(ecs().reuse(td)).taskDefinition
-  return new.taskDefinitionArn, target.name
+--[[ The ARN of the target group a side's service is registered in: the one
+     named by `target_group` (name or ARN; the service must be in it), else
+     the service's first. field: "stable", "green", ... for messages. ]]
+function M.side_target_group(strategy, svc, target_group, field)
+  local lbs = M.require_load_balancer(svc, field .. ".service")
+  if not target_group then return lbs[1].targetGroupArn end
+  local tg = traffic.target_group_arn(target_group, field .. ".target_group")
+  for _, lb in ipairs(lbs) do if lb.targetGroupArn == tg then return tg end end
+  bad(string.format("rollout.%s: %s.target_group: service `%s` is not registered in target group `%s`",
+    strategy, field, svc.serviceName, target_group), field .. ".target_group")
 end
 
--- The step every strategy starts with: the new revision, journaled so that a
--- resumed run reuses it instead of registering another.
-function M.register_step(run, base_td, image, container)
-  return run:step("register", "register the new task definition", function()
-    local arn = M.register_with_image(base_td, image, container, "container")
-    run:log("info", "register", "registered " .. arn:match("task%-definition/(.+)$") .. " with image " .. image)
-    return arn
-  end)
+-- The container definitions' names of a task definition, for messages.
+function M.container_names(td)
+  local names = {}
+  for _, c in ipairs(td.containerDefinitions or {}) do names[#names + 1] = c.name end
+  return names
+end
+
+--[[ The container definition named `container` of the described task
+     definition `td` (default: its first), or nil and what is wrong. ]]
+function M.find_container(td, container)
+  for _, c in ipairs(td.containerDefinitions or {}) do
+    if not container or c.name == container then return c end
+  end
+  return nil, string.format("task definition %s has no container `%s` (it has: %s)",
+    td.family .. ":" .. td.revision, tostring(container), table.concat(M.container_names(td), ", "))
+end
+
+--[[ A new revision of `base_td` (ARN or family:rev) with `image` on
+     `container` (default: the first container). Returns its ARN and the
+     container's name. ]]
+function M.register_with_image(base_td, image, container, field)
+  local td = ecs.describe_task_definition({ taskDefinition = base_td }).taskDefinition
+  local target, missing = M.find_container(td, container)
+  if not target then bad((field or "container") .. ": " .. missing, field or "container") end
+  target.image = image
+  local new = ecs.register_task_definition(ecs.reuse(td)).taskDefinition
+  return new.taskDefinitionArn, target.name
 end
 
 local function primary(svc)
@@ -84,42 +111,47 @@ local function primary(svc)
     if d.status == "PRIMARY" then return d end
   end
 end
+M.primary = primary
 
-local function healthy_targets(tg_arn)
+function M.healthy_targets(tg_arn)
   local n = 0
-  local res = require("ecsplay.elbv2").describe_target_health { TargetGroupArn = tg_arn }
+  local res = elbv2.describe_target_health { TargetGroupArn = tg_arn }
   for _, d in ipairs(res.TargetHealthDescriptions or {}) do
     if d.TargetHealth and d.TargetHealth.State == "healthy" then n = n + 1 end
   end
   return n
 end
-M.healthy_targets = healthy_targets
+
+-- A deployment that did not get where it should (kind waiter: a wait that
+-- reached a failure state or timed out); code says which.
+function M.failed(code, fmt, ...)
+  return errors.new("waiter", { code = code, message = string.format(fmt, ...) })
+end
 
 -- One look at the service: returns svc when ready, else nil and a progress note;
 -- raises when the deployment clearly failed.
 local function poll_ready(cluster, service, task_definition, want, tg_arns)
-  local svc = ecs().describe_services({ cluster = cluster, services = { service } }).services[1]
+  local svc = ecs.describe_services({ cluster = cluster, services = { service } }).services[1]
   local d = primary(svc)
   if d and task_definition and d.taskDefinition ~= task_definition then
-    error({ code = "DeploymentReplaced", message = string.format(
-      "service %s now deploys %s, not %s (rolled back or changed by someone else)", service,
-      d.taskDefinition, task_definition) }, 0)
+    error(M.failed("DeploymentReplaced", "service %s now deploys %s, not %s (rolled back or changed by "
+      .. "someone else)", service, d.taskDefinition, task_definition), 0)
   end
   if d and d.rolloutState == "FAILED" then
-    error({ code = "DeploymentFailed", message = string.format("service %s deployment failed: %s",
-      service, d.rolloutStateReason or "no reason given") }, 0)
+    error(M.failed("DeploymentFailed", "service %s deployment failed: %s", service,
+      d.rolloutStateReason or "no reason given"), 0)
   end
   local failed = d and d.failedTasks or 0
   if want > 0 and failed >= math.max(3, want * 2) then
-    error({ code = "TasksFailing", message = string.format(
-      "service %s: %d task(s) of the new version failed to start or stay healthy", service, failed) }, 0)
+    error(M.failed("TasksFailing", "service %s: %d task(s) of the new version failed to start or stay "
+      .. "healthy", service, failed), 0)
   end
   local running = d and d.runningCount or 0
   local ok = d and running >= want and d.desiredCount == want and #svc.deployments == 1
   local healthy = {}
   if ok then
-    for _, arn in ipairs(tg_arns or {}) do
-      local n = healthy_targets(arn)
+    for _, tg in ipairs(tg_arns or {}) do
+      local n = M.healthy_targets(tg)
       healthy[#healthy + 1] = n
       if n < want then ok = false end
     end
@@ -130,11 +162,11 @@ local function poll_ready(cluster, service, task_definition, want, tg_arns)
 end
 
 --[[ Waits until the service's primary deployment runs `want` tasks of
-     `task_definition` and every target group has `want` healthy targets.
-     Fails early when the deployment fails (circuit breaker) or keeps losing
-     tasks; times out after `timeout` seconds. A throttle or a 5xx that
-     outlived the SDK's retries means "not known yet", not a failed rollout:
-     it keeps polling, backing off, until the deadline. ]]
+     `task_definition` (an ARN) and every target group has `want` healthy
+     targets. Fails early when the deployment fails (circuit breaker) or
+     keeps losing tasks; times out after `timeout` seconds. A throttle or a
+     5xx that outlived the SDK's retries means "not known yet", not a failed
+     rollout: it keeps polling, backing off, until the deadline. ]]
 function M.wait_ready(cluster, service, task_definition, want, tg_arns, timeout, poll)
   local deadline = sched.now() + (timeout or 900)
   poll = poll or 15
@@ -154,8 +186,8 @@ function M.wait_ready(cluster, service, task_definition, want, tg_arns, timeout,
       if note ~= last_note then log.event("debug", "wait", note) last_note = note end
     end
     if sched.now() >= deadline then
-      error({ code = "Timeout", message = string.format("service %s not ready after %ds: %s", service,
-        math.floor(timeout or 900), last_note) }, 0)
+      error(M.failed("Timeout", "service %s not ready after %ds: %s", service, math.floor(timeout or 900),
+        last_note), 0)
     end
     sched.sleep(math.min(poll * (blips + 1), 60))
   end

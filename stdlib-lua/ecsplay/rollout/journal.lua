@@ -12,14 +12,26 @@ Lines:
   {"t":"end","status":"succeeded"|"rolled_back"|"rollback_failed","time":..}
 
 Undo actions are rollout/actions.lua data. The folder is ECSPLAY_RUNS_DIR, or
-.ecsplay/runs under the current folder.
+.ecsplay/runs under the current folder. A journal that cannot be written is a
+"journal" error; a path that is not a readable journal, or a run that already
+ended, is bad input (exit 2).
 ]]
 local json = require "ecsplay.json"
 local core = require "ecsplay.core"
+local crypto = require "ecsplay.core.crypto"
 local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
+local sched = require "ecsplay.sched"
+local context = require "ecsplay.context"
+local ecsplay = require "ecsplay"
+local aws = require "ecsplay.aws"
+local actions = require "ecsplay.rollout.actions"
 
 local M = {}
+
+local function journal_error(message)
+  return errors.new("journal", { message = message })
+end
 
 local function runs_dir()
   return os.getenv("ECSPLAY_RUNS_DIR") or ".ecsplay/runs"
@@ -30,7 +42,7 @@ local function ensure_dir(dir)
   for part in dir:gmatch("[^/]+") do
     path = (path == "" and (dir:sub(1, 1) == "/" and "/" or "") or (path .. "/")) .. part
     local ok, err = core.mkdir(path)
-    if not ok then error({ code = "JournalError", message = err }, 0) end
+    if not ok then error(journal_error(err), 0) end
   end
 end
 
@@ -38,7 +50,7 @@ local Journal = {}
 Journal.__index = Journal
 
 function M.new_id(strategy, now)
-  local hex = require("ecsplay.core.crypto").hex(require("ecsplay.core.crypto").random_bytes(3))
+  local hex = crypto.hex(crypto.random_bytes(3))
   return os.date("!%Y%m%dT%H%M%SZ", math.floor(now)) .. "-" .. strategy .. "-" .. hex
 end
 
@@ -77,19 +89,18 @@ function Journal:repair_tail()
   if ok then ok, err = os.rename(tmp, self.path) end
   if not ok then
     os.remove(tmp)
-    error({ code = "JournalError", message = "cannot repair the torn last line of " .. self.path
-      .. ": " .. tostring(err) }, 0)
+    error(journal_error("cannot repair the torn last line of " .. self.path .. ": " .. tostring(err)), 0)
   end
   log.event("warn", "journal", string.format("%s: dropped a torn last line (%d bytes) left by a crash",
     self.path, #text - #keep))
 end
 
 function Journal:write(obj)
-  obj.time = obj.time or require("ecsplay.sched").now()
+  obj.time = obj.time or sched.now()
   local line, err = json.encode(obj)
-  if not line then error({ code = "JournalError", message = "cannot encode journal line: " .. err }, 0) end
+  if not line then error(journal_error("cannot encode journal line: " .. err), 0) end
   local ok, werr = core.fsync_append(self.path, line .. "\n")
-  if not ok then error({ code = "JournalError", message = werr }, 0) end
+  if not ok then error(journal_error(werr), 0) end
 end
 
 --[[ Reads a journal; returns the parsed state:
@@ -152,19 +163,20 @@ local function configure_like(start, opts)
   end
   local endpoint_url, region, profile = pick("endpoint_url"), pick("region"), pick("profile")
   if endpoint_url or region or profile then
-    require("ecsplay.aws.call").configure { endpoint_url = endpoint_url, region = region,
+    aws.configure { endpoint_url = endpoint_url, region = region,
       profile = profile, access_key = opts.access_key_id, secret_key = opts.secret_access_key,
       session_token = opts.session_token }
   end
 end
 
 --[[ `ecsplay rollback JOURNAL`: carries out every undo not yet done, newest
-     first, and records each. Raises with rollback_failed when one fails. ]]
+     first (actions.undo: the same loop as a rollout's own rollback), and
+     records each. Raises a "rollback" error (exit 3) when one fails; a
+     second `ecsplay rollback` retries what is left. ]]
 function M.rollback(path, opts)
   local state = M.read(path)
   configure_like(state.start, opts)
   local j = M.open(nil, path)
-  local actions = require "ecsplay.rollout.actions"
   if #state.undo == 0 then
     log.event("info", "rollback", "nothing to roll back in " .. path
       .. (state.ended and (" (run ended: " .. state.ended .. ")") or ""))
@@ -172,29 +184,25 @@ function M.rollback(path, opts)
   end
   log.event("warn", "rollback", string.format("rolling back run %s from its journal: %d step(s)",
     state.start.run, #state.undo))
-  local failures = {}
   local seen = {}
-  for i = #state.undo, 1, -1 do
-    local u = state.undo[i]
-    local sig = json.encode(u.action)
-    if seen[sig] then
-      j:write { t = "undone", index = u.index }
-    else
+  local failures, left = actions.undo(state.undo, {
+    -- the same undo twice (a resumed run may journal it again) runs once
+    skip = function(u)
+      local sig = json.encode(u.action)
+      u.repeated = seen[sig]
       seen[sig] = true
-      local ok, err = pcall(actions.run, u.action)
-      if ok then
-        j:write { t = "undone", index = u.index }
-        log.event("info", "undo", "undone: " .. actions.describe(u.action))
-      else
-        failures[#failures + 1] = actions.describe(u.action) .. ": " .. tostring(type(err) == "table" and (err.message or err.code) or err)
-        log.event("error", "undo", "undo failed: " .. failures[#failures])
-      end
-    end
-  end
+      return u.repeated
+    end,
+    on_done = function(u)
+      j:write { t = "undone", index = u.index }
+      if not u.repeated then log.event("info", "undo", "undone: " .. actions.describe(u.action)) end
+    end,
+    on_failed = function(_, _, text) log.event("error", "undo", "undo failed: " .. text) end,
+  })
   if #failures > 0 then
     j:write { t = "end", status = "rollback_failed" }
-    error({ code = "RollbackFailed", rollback_failed = true, message = "rollback of " .. path .. " failed",
-      left = table.concat(failures, "; ") }, 0)
+    error(errors.new("rollback", { message = "rollback of " .. path .. " failed", rollback_failed = true,
+      left = actions.left_text(failures, left) }), 0)
   end
   j:write { t = "end", status = "rolled_back" }
   log.event("info", "rollback", "rolled back: stable state restored")
@@ -214,11 +222,10 @@ function M.resume(path, opts)
     error(errors.bad_input(path .. ": the journal does not name its playbook"), 0)
   end
   configure_like(start, opts)
-  local ecsplay = require "ecsplay"
   for k, v in pairs(start.args or {}) do
     if ecsplay.args[k] == nil then ecsplay.args[k] = v end
   end
-  ecsplay._resume = { [start.name or start.strategy] = state }
+  context.resume = { [start.name or start.strategy] = state }
   log.event("info", "resume", string.format("resuming run %s (%s) from %s", start.run,
     start.playbook, path))
   local chunk, err = loadfile(start.playbook)

@@ -1,41 +1,18 @@
 --[[
-Checking a strategy's options before anything changes: every problem is a
-BadInput error (exit code 2) that names the option and says what was expected.
+Checking one option of a strategy before anything changes: every problem is
+a bad_input error (exit code 2) that names the option and says what was
+expected, as `rollout.<strategy>: <field>: <what is wrong>`. Which options a
+strategy takes is declared in rollout/strategy.lua.
 ]]
 local duration = require "ecsplay.duration"
+local errors = require "ecsplay.errors"
+local strings = require "ecsplay.util.strings"
 
 local M = {}
-
-local errors = require "ecsplay.errors"
 
 function M.bad(strategy, field, msg)
   error(errors.bad_input(string.format("rollout.%s: %s%s", strategy, field and (field .. ": ") or "",
     msg), field), 0)
-end
-
-local function distance(a, b)
-  a, b = a:lower(), b:lower()
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
-function M.suggest(key, allowed)
-  local best, best_d
-  for k in pairs(allowed) do
-    local d = distance(key, k)
-    if not best_d or d < best_d or (d == best_d and k < best) then best, best_d = k, d end
-  end
-  if best and best_d <= math.max(2, #key // 3) then return "; did you mean `" .. best .. "`?" end
-  return ""
 end
 
 -- Unknown keys are errors: a typo in `failure_limt` must not silently disable it.
@@ -47,7 +24,7 @@ function M.check_keys(strategy, opts, allowed)
     if type(k) ~= "string" then
       M.bad(strategy, nil, "options must be named (key = value); found a positional value")
     end
-    if not allowed[k] then M.bad(strategy, k, "unknown option" .. M.suggest(k, allowed)) end
+    if not allowed[k] then M.bad(strategy, k, "unknown option" .. strings.did_you_mean(k, allowed)) end
   end
 end
 
@@ -56,6 +33,13 @@ function M.duration(strategy, opts, field, default)
   if v == nil then return default end
   local s, err = duration.parse(v)
   if not s then M.bad(strategy, field, err) end
+  return s
+end
+
+-- A duration above 0 (how often to poll or measure).
+function M.positive_duration(strategy, opts, field, default)
+  local s = M.duration(strategy, opts, field, default)
+  if s and s <= 0 then M.bad(strategy, field, "expected a duration above 0") end
   return s
 end
 
@@ -93,6 +77,13 @@ function M.func(strategy, opts, field)
   return v
 end
 
+function M.boolean(strategy, opts, field, default)
+  local v = opts[field]
+  if v == nil then return default end
+  if type(v) ~= "boolean" then M.bad(strategy, field, "expected true or false") end
+  return v
+end
+
 --[[ Traffic steps: a non-empty list of percentages, each above 0, at most
      100, strictly rising. ]]
 function M.steps(strategy, steps)
@@ -120,15 +111,7 @@ function M.steps(strategy, steps)
   return steps
 end
 
--- What to deploy: image= (with container=) or a ready task_definition= ARN.
-function M.new_version(strategy, opts)
-  local image = M.string(strategy, opts, "image")
-  local task_definition = M.string(strategy, opts, "task_definition")
-  if not image and not task_definition then
-    M.bad(strategy, "image", "required: the new container image (or task_definition = an ARN)")
-  end
-  return image, task_definition, M.string(strategy, opts, "container")
-end
+local SIDE_KEYS = { service = true, target_group = true }
 
 --[[ A { service=, target_group= } side of a canary or blue/green. ]]
 function M.side(strategy, opts, field, default)
@@ -139,9 +122,9 @@ function M.side(strategy, opts, field, default)
     M.bad(strategy, field, "expected { service = \"...\", target_group = \"...\" }")
   end
   for k in pairs(v) do
-    if k ~= "service" and k ~= "target_group" then
+    if not SIDE_KEYS[k] then
       M.bad(strategy, field .. "." .. tostring(k), "unknown option"
-        .. M.suggest(tostring(k), { service = true, target_group = true }))
+        .. strings.did_you_mean(tostring(k), SIDE_KEYS))
     end
   end
   return { service = v.service or (default and default.service),

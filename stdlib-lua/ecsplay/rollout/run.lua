@@ -1,41 +1,52 @@
 --[[
 One rollout run: the undo stack, the journal, the report and the output that
-every strategy shares. A strategy is a plan of steps:
+every strategy shares. rollout/strategy.lua drives it; a strategy's body is a
+plan of steps:
 
-  local run = Run.new("canary", opts, { name = "canary api" })
-  return run:guard(function()
-    local td = run:step("register", "register task definition", function() ... end)
-    run:step("weight:1", "shift 10%", function() traffic.set(...) end,
-             { op = "set_weights", point = p, weights = home })
-  end)
+  run:step("weight:1", "shift 10%", function() traffic.set(...) end,
+           { op = "set_weights", point = p, weights = home })
 
 step() records the undo of a change (journal line, fsynced) before making it.
 guard() runs the plan; on any failure (gate, API error, Lua error, SIGINT,
-SIGTERM) it carries out the undo stack newest first and raises an error that
-says what happened and whether the rollback completed (exit codes 1/3/130/143).
+SIGTERM) it carries out the undo stack newest first (actions.undo, through
+ecsplay.undo) and raises, by how it ended:
+  rollback completed      errors.new("rollout", { code = "RolloutFailed",
+                            message=, cause=, report=, traceback=, rolled_back = true })
+                          (exit 1)
+  a rollback step failed  errors.new("rollback", { code = "RollbackFailed",
+                            message=, left=, cause=, report=, rollback_failed = true })
+                          (exit 3)
+  interrupted             the interrupted error itself, rolled_back = true (exit 130/143)
+  bad input, no change    the bad_input error itself (exit 2)
 ]]
 local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local json = require "ecsplay.json"
-local actions = require "ecsplay.rollout.actions"
+local core = require "ecsplay.core"
 local errors = require "ecsplay.errors"
+local context = require "ecsplay.context"
+local actions = require "ecsplay.rollout.actions"
 local journal_mod = require "ecsplay.rollout.journal"
 
 local Run = {}
 Run.__index = Run
 
-local RolloutFailed = {}
-RolloutFailed.__index = RolloutFailed
-RolloutFailed.__tostring = function(e)
-  local s = e.message
-  if e.rollback_failed then s = s .. " — ROLLBACK FAILED: " .. tostring(e.left) end
-  return s
+-- The journal state when `ecsplay resume` re-runs the strategy named `name`:
+-- strategies skip the "already in progress" checks that their own earlier
+-- run would otherwise trip.
+function Run.resuming(name)
+  return context.resume and context.resume[name] or nil
 end
-Run.RolloutFailed = RolloutFailed
 
---[[ opts: the strategy's options (journal=, notify=, on_abort=, name=) ]]
+-- Whether this run writes a journal: opts.journal, else not under --simulate
+-- unless ECSPLAY_RUNS_DIR asks for one.
+local function wants_journal(opts)
+  if opts.journal ~= nil then return opts.journal end
+  return not context.simulated or os.getenv("ECSPLAY_RUNS_DIR") ~= nil
+end
+
+--[[ opts: the strategy's checked options (journal=, notify=, on_abort=, name=) ]]
 function Run.new(strategy, opts, meta)
-  local ecsplay = require "ecsplay"
   local self = setmetatable({
     strategy = strategy,
     name = (meta and meta.name) or strategy,
@@ -45,7 +56,7 @@ function Run.new(strategy, opts, meta)
     on_abort_fn = opts.on_abort,
     report = { strategy = strategy, steps = {}, started = sched.now(), status = "running" },
   }, Run)
-  local resume = ecsplay._resume and ecsplay._resume[self.name]
+  local resume = Run.resuming(self.name)
   if resume then
     self.resume = resume
     self.id = resume.start.run
@@ -57,12 +68,10 @@ function Run.new(strategy, opts, meta)
     self:log("info", "resume", string.format("resuming %s: %d step(s) already done", self.name,
       self:count_done()))
   else
-    self.id = journal_mod.new_id(strategy, require("ecsplay.core").realtime())
+    self.id = journal_mod.new_id(strategy, core.realtime())
     self.next_undo_index = 0
-    local want = opts.journal
-    if want == nil then want = not ecsplay.simulated or os.getenv("ECSPLAY_RUNS_DIR") ~= nil end
-    if want then
-      local run_info = ecsplay._run or {}
+    if wants_journal(opts) then
+      local run_info = context.run_info or {}
       self.journal = journal_mod.open {
         run = self.id, name = self.name, strategy = strategy,
         playbook = run_info.playbook, args = run_info.args, config = run_info.config,
@@ -72,14 +81,6 @@ function Run.new(strategy, opts, meta)
   self.report.run_id = self.id
   self.report.journal = self.journal and self.journal.path or nil
   return self
-end
-
--- The journal state when `ecsplay resume` re-runs the strategy named `name`:
--- strategies skip the "already in progress" checks that their own earlier
--- run would otherwise trip.
-function Run.resuming(name)
-  local r = require("ecsplay")._resume
-  return r and r[name] or nil
 end
 
 -- True when the journal shows step `key` completed (resume only).
@@ -103,7 +104,7 @@ function Run:log(level, event, message, fields)
     local ok, err = pcall(self.notify_fn, ev)
     if not ok then
       if sched.is_interrupt(err) then error(err, 0) end
-      log.event("warn", "notify", "notify hook failed: " .. tostring(err))
+      log.event("warn", "notify", "notify hook failed: " .. errors.describe(err))
     end
   end
 end
@@ -114,6 +115,14 @@ end
 
 local function same_action(a, b)
   return json.encode(a) == json.encode(b)
+end
+
+-- A step's result as the journal can hold it (nil when it cannot).
+local function journal_value(result)
+  if type(result) == "table" then return json.encode(result) and result or nil end
+  local t = type(result)
+  if t == "string" or t == "number" or t == "boolean" then return result end
+  return nil
 end
 
 --[[ Runs fn as the step `key`, after recording `undo` (an actions.lua table)
@@ -137,50 +146,75 @@ function Run:step(key, desc, fn, undo)
   end
   self:jwrite { t = "do", key = key, desc = desc, undo = journal_undo or json.null }
   local result = fn()
-  local jr = result
-  if type(jr) == "table" then
-    local ok = json.encode(jr)
-    if not ok then jr = nil end
-  elseif type(jr) ~= "string" and type(jr) ~= "number" and type(jr) ~= "boolean" then
-    jr = nil
-  end
+  local jr = journal_value(result)
   self:jwrite { t = "done", key = key, result = jr == nil and json.null or jr }
   return result
 end
 
--- Carries out the undo stack newest first; returns the list of failures.
+--[[ Carries out the undo stack newest first; returns failures, left (see
+     ecsplay.undo.run). Each undo carried out is journaled. ]]
 function Run:rollback(reason)
-  local failures = {}
-  if #self.undo == 0 then return failures end
+  if #self.undo == 0 then return {}, {} end
   self:log("warn", "rollback", "rolling back: " .. reason, { steps = #self.undo })
-  while #self.undo > 0 do
-    local u = table.remove(self.undo)
-    local ok, err = pcall(actions.run, u.action)
-    if ok then
+  return actions.undo(self.undo, {
+    on_done = function(u)
       self:jwrite { t = "undone", index = u.index }
       self:log("info", "undo", "undone: " .. actions.describe(u.action))
-    else
-      local msg = actions.describe(u.action) .. " FAILED: "
-        .. tostring(type(err) == "table" and (err.message or err.code) or err)
-      failures[#failures + 1] = msg
-      self:log("error", "undo", msg)
-    end
-  end
-  return failures
+    end,
+    on_failed = function(_, _, text) self:log("error", "undo", text) end,
+  })
 end
 
-local function reason_of(err)
-  if type(err) == "table" then
-    local mt = getmetatable(err)
-    if mt and mt.__tostring then return tostring(err) end
-    if err.message then return (err.code and (err.code .. ": ") or "") .. tostring(err.message) end
-  end
-  return tostring(err)
+-- The playbook's on_abort hook; its failure is logged, never raised.
+function Run:call_on_abort(err, reason)
+  if not self.on_abort_fn then return end
+  local ok, herr = pcall(self.on_abort_fn, { reason = reason, error = err, report = self.report })
+  if not ok then self:log("warn", "hook", "on_abort hook failed: " .. errors.describe(herr)) end
 end
-Run.reason_of = reason_of
 
---[[ Runs body(); returns the report on success. On failure: hooks, rollback,
-     then raises (see the file comment). ]]
+-- Ends the report and the journal after a rollback; returns the left-over text or nil.
+function Run:finish_rollback(failures, left)
+  self.report.ended = sched.now()
+  if #failures > 0 then
+    local text = actions.left_text(failures, left)
+    self.report.status = "rollback_failed"
+    self:jwrite { t = "end", status = "rollback_failed" }
+    self:log("error", "summary", string.format("%s: rollback FAILED; left to fix by hand: %s",
+      self.name, text))
+    return text
+  end
+  self.report.status = "rolled_back"
+  self:jwrite { t = "end", status = "rolled_back" }
+  self:log("warn", "summary", self.name .. ": rolled back, stable version serving all traffic")
+  return nil
+end
+
+--[[ The error a failed run raises (see the file comment): err is what made
+     it fail, left the text of what its rollback could not undo (nil: the
+     rollback completed), changed whether any step with an undo started. ]]
+function Run:failure(err, reason, left, changed, trace)
+  if left then
+    return errors.new("rollback", { code = "RollbackFailed", rollback_failed = true, left = left,
+      message = string.format("%s failed (%s) and its rollback did not complete", self.name, reason),
+      cause = err, report = self.report, traceback = trace, strategy = self.strategy, name = self.name,
+      run = self.id })
+  end
+  if errors.is(err, "bad_input") and not changed then return err end
+  if sched.is_interrupt(err) then
+    -- one signal reaches every waiting task as the same error: say it once
+    local msg = err.message or errors.describe(err)
+    if not err.rolled_back then err.message = msg .. "; rolled back" end
+    err.rolled_back = true
+    return err
+  end
+  return errors.new("rollout", { code = "RolloutFailed", rolled_back = true,
+    message = string.format("%s rolled back: %s", self.name, reason),
+    cause = err, report = self.report, traceback = trace, strategy = self.strategy, name = self.name,
+    run = self.id })
+end
+
+--[[ Runs body(); returns the report on success. On failure: the on_abort
+     hook, the rollback, then raises (see the file comment). ]]
 function Run:guard(body)
   local trace
   local ok, err = xpcall(body, function(e)
@@ -193,49 +227,14 @@ function Run:guard(body)
     self:jwrite { t = "end", status = "succeeded" }
     return self.report
   end
-  local reason = reason_of(err)
-  local interrupted = sched.is_interrupt(err)
+  local reason = errors.describe(err)
   self.report.status = "rolling_back"
   self.report.reason = reason
   self:log("error", "abort", self.name .. " aborted: " .. reason)
-  if self.on_abort_fn then
-    local hok, herr = pcall(self.on_abort_fn, { reason = reason, error = err, report = self.report })
-    if not hok then self:log("warn", "hook", "on_abort hook failed: " .. reason_of(herr)) end
-  end
-  local changed = self.next_undo_index > 0 or self.report.changed
-  local failures = self:rollback(reason)
-  self.report.ended = sched.now()
-  if #failures > 0 then
-    self.report.status = "rollback_failed"
-    self:jwrite { t = "end", status = "rollback_failed" }
-    self:log("error", "summary", string.format("%s: rollback FAILED; left to fix by hand: %s",
-      self.name, table.concat(failures, "; ")))
-  else
-    self.report.status = "rolled_back"
-    self:jwrite { t = "end", status = "rolled_back" }
-    self:log("warn", "summary", self.name .. ": rolled back, stable version serving all traffic")
-  end
-  if errors.is(err, "BadInput") and not changed then
-    error(err, 0) -- nothing changed: usage error, exit 2
-  end
-  if interrupted then
-    err.rolled_back = #failures == 0
-    if #failures > 0 then
-      err.rollback_failed = true
-      err.left = table.concat(failures, "; ")
-    end
-    err.message = (err.message or tostring(err)) .. (#failures == 0 and "; rolled back" or "")
-    error(err, 0)
-  end
-  error(setmetatable({
-    code = "RolloutFailed",
-    message = string.format("%s rolled back: %s", self.name, reason),
-    cause = err, report = self.report, traceback = trace,
-    rollback_failed = #failures > 0 or nil,
-    left = #failures > 0 and table.concat(failures, "; ") or nil,
-  }, RolloutFailed), 0)
+  self:call_on_abort(err, reason)
+  local changed = self.next_undo_index > 0
+  local left = self:finish_rollback(self:rollback(reason))
+  error(self:failure(err, reason, left, changed, trace), 0)
 end
-
-function Run:mark_changed() self.report.changed = true end
 
 return Run

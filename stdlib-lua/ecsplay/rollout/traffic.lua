@@ -3,26 +3,23 @@ Reading and moving weighted traffic on an ALB listener rule (or a listener's
 default action). Every change is read back: a ModifyRule that answered 200
 but left other weights is an error, not a success.
 ]]
+local errors = require "ecsplay.errors"
+local elbv2 = require "ecsplay.elbv2"
+local tables = require "ecsplay.util.tables"
+
 local M = {}
 
-local function elbv2() return require "ecsplay.elbv2" end
-
-local function bad(msg) error(require("ecsplay.errors").bad_input(msg), 0) end
+local function bad(msg, field) error(errors.bad_input(msg, field), 0) end
 
 -- Target group name or ARN -> ARN (and proof that it exists).
 function M.target_group_arn(name_or_arn, field)
-  if name_or_arn:match("^arn:") then
-    local ok, res = pcall(elbv2().describe_target_groups, { TargetGroupArns = { name_or_arn } })
-    if ok then return res.TargetGroups[1].TargetGroupArn, res.TargetGroups[1] end
-    if type(res) == "table" and res.code == "TargetGroupNotFound" then
-      bad((field or "target_group") .. ": target group " .. name_or_arn .. " does not exist")
-    end
-    error(res, 0)
-  end
-  local ok, res = pcall(elbv2().describe_target_groups, { Names = { name_or_arn } })
+  local by_arn = name_or_arn:match("^arn:") ~= nil
+  local ok, res = pcall(elbv2.describe_target_groups,
+    by_arn and { TargetGroupArns = { name_or_arn } } or { Names = { name_or_arn } })
   if ok then return res.TargetGroups[1].TargetGroupArn, res.TargetGroups[1] end
-  if type(res) == "table" and res.code == "TargetGroupNotFound" then
-    bad((field or "target_group") .. ": target group `" .. name_or_arn .. "` does not exist")
+  if errors.is(res, "TargetGroupNotFound") then
+    bad(string.format(by_arn and "%s: target group %s does not exist" or "%s: target group `%s` does not exist",
+      field or "target_group", name_or_arn), field)
   end
   error(res, 0)
 end
@@ -44,47 +41,43 @@ local function forward_weights(actions)
   return nil
 end
 
+-- The ARNs a traffic point may be given as, and how to prove one exists.
+local POINTS = {
+  { pattern = ":listener%-rule/", kind = "rule", what = "listener rule", missing = "RuleNotFound",
+    describe = function(arn) return elbv2.describe_rules { RuleArns = { arn } } end },
+  { pattern = ":listener/", kind = "listener", what = "listener", missing = "ListenerNotFound",
+    describe = function(arn) return elbv2.describe_listeners { ListenerArns = { arn } } end },
+}
+
 --[[ The traffic point: { kind = "rule"|"listener", arn = } from a rule ARN,
      a listener ARN, or (nil) the one rule on the target groups' load balancer
      whose forward action names all of them. ]]
 function M.resolve(point, tg_arns, field)
   field = field or "rule"
   if point ~= nil then
-    if type(point) ~= "string" then bad(field .. ": expected a rule or listener ARN") end
-    if point:match(":listener%-rule/") then
-      local ok, res = pcall(elbv2().describe_rules, { RuleArns = { point } })
-      if not ok then
-        if type(res) == "table" and res.code == "RuleNotFound" then
-          bad(field .. ": listener rule " .. point .. " does not exist")
+    if type(point) ~= "string" then bad(field .. ": expected a rule or listener ARN", field) end
+    for _, p in ipairs(POINTS) do
+      if point:match(p.pattern) then
+        local ok, res = pcall(p.describe, point)
+        if not ok then
+          if errors.is(res, p.missing) then bad(field .. ": " .. p.what .. " " .. point .. " does not exist", field) end
+          error(res, 0)
         end
-        error(res, 0)
+        return { kind = p.kind, arn = point }
       end
-      return { kind = "rule", arn = point }
-    elseif point:match(":listener/") then
-      local ok, res = pcall(elbv2().describe_listeners, { ListenerArns = { point } })
-      if not ok then
-        if type(res) == "table" and res.code == "ListenerNotFound" then
-          bad(field .. ": listener " .. point .. " does not exist")
-        end
-        error(res, 0)
-      end
-      return { kind = "listener", arn = point }
     end
-    bad(field .. ": expected a listener rule ARN (…:listener-rule/…) or a listener ARN, got " .. point)
+    bad(field .. ": expected a listener rule ARN (…:listener-rule/…) or a listener ARN, got " .. point, field)
   end
   -- find it: listeners of the target groups' load balancer
   local lbs = {}
   for _, arn in ipairs(tg_arns) do
-    local tg = elbv2().describe_target_groups({ TargetGroupArns = { arn } }).TargetGroups[1]
+    local tg = elbv2.describe_target_groups({ TargetGroupArns = { arn } }).TargetGroups[1]
     for _, lb in ipairs(tg.LoadBalancerArns or {}) do lbs[lb] = true end
   end
   local found = {}
-  local lb_list = {}
-  for lb in pairs(lbs) do lb_list[#lb_list + 1] = lb end
-  table.sort(lb_list)
-  for _, lb in ipairs(lb_list) do
-    for _, l in ipairs(elbv2().describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
-      for _, r in ipairs(elbv2().describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
+  for _, lb in ipairs(tables.keys(lbs)) do
+    for _, l in ipairs(elbv2.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
+      for _, r in ipairs(elbv2.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
         local w = forward_weights(r.Actions)
         local all = w ~= nil
         for _, arn in ipairs(tg_arns) do if not (w and w[arn]) then all = false end end
@@ -98,18 +91,18 @@ function M.resolve(point, tg_arns, field)
   if #found == 1 then return found[1] end
   if #found == 0 then
     bad(field .. ": no listener rule forwards to all of the target groups; create a rule with a "
-      .. "weighted forward action, or pass rule = \"arn:...:listener-rule/...\"")
+      .. "weighted forward action, or pass rule = \"arn:...:listener-rule/...\"", field)
   end
-  bad(field .. ": several rules forward to these target groups; pass rule = one of their ARNs")
+  bad(field .. ": several rules forward to these target groups; pass rule = one of their ARNs", field)
 end
 
 -- Current weights: { [tg_arn] = weight }.
 function M.get(point)
   if point.kind == "rule" then
-    local r = elbv2().describe_rules({ RuleArns = { point.arn } }).Rules[1]
+    local r = elbv2.describe_rules({ RuleArns = { point.arn } }).Rules[1]
     return forward_weights(r.Actions) or {}
   end
-  local l = elbv2().describe_listeners({ ListenerArns = { point.arn } }).Listeners[1]
+  local l = elbv2.describe_listeners({ ListenerArns = { point.arn } }).Listeners[1]
   return forward_weights(l.DefaultActions) or {}
 end
 
@@ -126,24 +119,23 @@ end
      does not hold exactly those weights afterwards. ]]
 function M.set(point, weights)
   local tgs = {}
-  local arns = {}
-  for arn in pairs(weights) do arns[#arns + 1] = arn end
-  table.sort(arns)
+  local arns = tables.keys(weights)
   for _, arn in ipairs(arns) do
     tgs[#tgs + 1] = { TargetGroupArn = arn, Weight = math.floor(weights[arn] + 0.5) }
   end
   local actions = { { Type = "forward", ForwardConfig = { TargetGroups = tgs } } }
   if point.kind == "rule" then
-    elbv2().modify_rule { RuleArn = point.arn, Actions = actions }
+    elbv2.modify_rule { RuleArn = point.arn, Actions = actions }
   else
-    elbv2().modify_listener { ListenerArn = point.arn, DefaultActions = actions }
+    elbv2.modify_listener { ListenerArn = point.arn, DefaultActions = actions }
   end
   local got = M.get(point)
   for _, arn in ipairs(arns) do
     if (got[arn] or 0) ~= math.floor(weights[arn] + 0.5) then
-      error({ code = "WeightsNotApplied", message = string.format(
+      -- AWS answered 200 but holds other weights: an AWS-side failure, not retried as a blip
+      error(errors.new("service", { service = "elbv2", code = "WeightsNotApplied", message = string.format(
         "weights read back from %s do not match what was set: %s has %s, expected %s",
-        point.arn, arn, tostring(got[arn]), tostring(weights[arn])) }, 0)
+        point.arn, arn, tostring(got[arn]), tostring(weights[arn])) }), 0)
     end
   end
   return got
