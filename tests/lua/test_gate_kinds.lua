@@ -13,7 +13,17 @@ local ecs_util = require "ecsplay.rollout.ecs_util"
 local traffic = require "ecsplay.rollout.traffic"
 
 --[[ A fresh default world with api-canary running `image` (2 tasks), `weight` percent of
-     the rule's traffic on it, after `minutes` of that traffic. ]]
+     the rule's traffic on it, after `minutes` of that traffic as CloudWatch shows it: the
+     metric gates judge only periods after the weight change (step_at) that CloudWatch has
+     published (gate.DEFAULT_DELAY after they end), so the clock goes on until `minutes`
+     whole periods of the new weight are visible. ]]
+local step_at
+
+-- Seconds until `minutes` whole periods that begin after now are published.
+local function visible_after(minutes)
+  return (60 - sched.now() % 60) % 60 + minutes * 60 + gate.DEFAULT_DELAY
+end
+
 local function world(image, weight, minutes)
   R.fresh()
   local stable, canary = traffic.target_group_arn("api-stable"), traffic.target_group_arn("api-canary")
@@ -25,12 +35,13 @@ local function world(image, weight, minutes)
   if weight and weight > 0 then
     traffic.set(traffic.resolve(nil, { stable, canary }), { [stable] = 100 - weight, [canary] = weight })
   end
-  sched.sleep((minutes or 0) * 60)
+  step_at = sched.now()
+  if (minutes or 0) > 0 then sched.sleep(visible_after(minutes)) end
 end
 
 local function measure(g, extra)
   gate.prepare_all({ g }, {})
-  local ctx = { now = sched.now(), interval = 60 }
+  local ctx = { now = sched.now(), interval = 60, step_started = step_at }
   for k, v in pairs(extra or {}) do ctx[k] = v end
   local m = gate.tracker({ g }):measure(ctx)[1].m
   return m, gate.describe(m)
@@ -195,10 +206,10 @@ end)
 -- canary and stable series for the baseline gate, baked for `minutes`
 local function baseline_measure(opts, minutes)
   local started = sched.now()
-  sched.sleep(minutes * 60)
+  sched.sleep(visible_after(minutes))
   local o = { canary = "api-canary", stable = "api-stable", metric = "5xx_rate" }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return measure(gate.baseline(o), { bake_started = started })
+  return measure(gate.baseline(o), { bake_started = started, step_started = started })
 end
 
 T.test("baseline: api:flaky against api:v1 at 50/50 fails", function()

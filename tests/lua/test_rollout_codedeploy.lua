@@ -18,6 +18,14 @@ local function gates(green)
            gate.alb_latency { target_group = green.target_group, p = 99, below_ms = 300 } }
 end
 
+-- The same gates for a world whose CloudWatch shows each minute at once (metrics.delay 0):
+-- with CloudWatch's delay a 5-minute canary holds only two or three published minutes,
+-- fewer than these tests count (tests/lua/test_gate_windows.lua covers the delay).
+local function prompt_gates(green)
+  return { gate.alb_5xx_rate { target_group = green.target_group, below = 1.0, delay = "0s" },
+           gate.alb_latency { target_group = green.target_group, p = 99, below_ms = 300, delay = "0s" } }
+end
+
 local function deploy(o)
   local opts = { application = "app-deploy", group = "app-dg", image = "app:v2", container = "app",
     port = 8080, config = "CodeDeployDefault.ECSCanary10Percent5Minutes", gates = gates }
@@ -47,8 +55,8 @@ local function assert_blue(raw)
 end
 
 T.test("promotes app:v2: Succeeded, production on app-green, gates measured while shifting", function()
-  app_world()
-  local code, err, report = deploy()
+  app_world { metrics = { delay = 0 } }
+  local code, err, report = deploy { gates = prompt_gates }
   T.eq(code, 0, err)
   T.eq(status(report.deployment_id), "Succeeded")
   local w = R.listener_weights(443)
@@ -109,8 +117,8 @@ T.test("a gate provider that errors stops the deployment", function()
 end)
 
 T.test("no traffic: inconclusive gates stop the deployment", function()
-  app_world { traffic = { rps = 0 } }
-  local code, err, _, raw = deploy()
+  app_world { traffic = { rps = 0 }, metrics = { delay = 0 } }
+  local code, err, _, raw = deploy { gates = prompt_gates }
   T.eq(code, 1)
   T.ok(err:find("inconclusive", 1, true), err)
   assert_blue(raw)

@@ -7,7 +7,8 @@
 -- The canary's timeline in the default world (bake 5m, gates every 1m, and each step's verdict
 -- waiting 3 more minutes for CloudWatch to publish the bake's last period): canary ready and
 -- step 1 (10%) at +60 s, step 2 at +540 s, step 3 at +1020 s, step 4 at +1500 s, promotion at
--- +1980 s, traffic home at about +2040 s. api:flaky fails its gates at step 2 (+600 s).
+-- +1980 s, traffic home at about +2040 s. api:flaky fails its gates at step 2 (+720 s: the
+-- api-5xx-high alarm, once CloudWatch has published step 2's first minute, 2 minutes late).
 local T = require "harness"
 local R = require "rollout_sim"
 local scenario = require "ecsplay.sim.scenario"
@@ -47,12 +48,13 @@ T.test("ModifyRule throttled twice: the SDK retries, the canary promotes", funct
   promoted(r)
 end)
 
-T.test("ModifyRule throttled beyond the SDK's retries at step 2: rolled back to 100/0", function()
+T.test("ModifyRule throttled beyond the SDK's retries at step 2: the shift is tried again, promoted", function()
   -- from +480 s: the first ModifyRule after that is step 2's; 5 throttles outlast the SDK's
-  -- 3 attempts, and the rollback's own ModifyRule retries get through once the fault is spent
+  -- 3 attempts, and the shift's own retries (traffic.set, the budget of its undo) get through
+  -- once the fault is spent (tests/lua/test_throttled_shift.lua: a two-minute throttle)
   local r = run { { service = "elbv2", operation = "ModifyRule", error = "Throttling", times = 5, from = 480 } }
   T.eq(r.hits, { 5 })
-  rolled_back(r, "Throttling")
+  promoted(r)
 end)
 
 T.test("DescribeRules answering 503 for a minute around step 2: rolled back or promoted, never half-way", function()
@@ -89,16 +91,16 @@ T.test("a dropped connection on ModifyRule: retried, promoted", function()
 end)
 
 T.test("ModifyRule unreachable for 2 minutes as a gate fails: the rollback keeps trying, 100/0", function()
-  -- api:flaky fails its gates at step 2 (+600 s); every ModifyRule connection is dropped from
-  -- +595 s to +715 s, so the rollback's first tries fail and a later one moves traffic home
-  local r = run({ { service = "elbv2", operation = "ModifyRule", drop = true, from = 595, to = 715 } },
+  -- api:flaky fails its gates at step 2 (+720 s); every ModifyRule connection is dropped from
+  -- +715 s to +835 s, so the rollback's first tries fail and a later one moves traffic home
+  local r = run({ { service = "elbv2", operation = "ModifyRule", drop = true, from = 715, to = 835 } },
     { image = "api:flaky" })
   T.ok(r.hits[1] >= 6, "the rollback met the fault: " .. r.hits[1] .. " hits")
   rolled_back(r, "GateFailed")
 end)
 
 T.test("DescribeRules (the read-back) failing for 2 minutes as a gate fails: rolled back to 100/0", function()
-  local r = run({ { service = "elbv2", operation = "DescribeRules", status = 503, from = 595, to = 715 } },
+  local r = run({ { service = "elbv2", operation = "DescribeRules", status = 503, from = 715, to = 835 } },
     { image = "api:flaky" })
   T.ok(r.hits[1] >= 6, "the rollback met the fault: " .. r.hits[1] .. " hits")
   rolled_back(r, "GateFailed")

@@ -202,10 +202,13 @@ local function fake_ecs(images)
 end
 
 -- An ALB with rule weights 90/10 between "stable" (tasks s1, s2) and "canary" (task c1).
+-- CloudWatch shows each minute as soon as it ends (metrics.delay 0), so these tests read
+-- the synthesis alone; tests/lua/test_gate_windows.lua covers the publishing delay.
 local function alb_world(images, canary_behaviour)
   local imgs = {}
   if canary_behaviour then imgs[1] = { key = "api:v2", behaviour = canary_behaviour } end
-  local w = new_world { elbv2 = true, ecs = fake_ecs(images), images = imgs, traffic = { rps = 200 } }
+  local w = new_world { elbv2 = true, ecs = fake_ecs(images), images = imgs, traffic = { rps = 200 },
+    scenario = { metrics = { delay = 0 } } }
   local e = elbv2.ops
   local lb = e.CreateLoadBalancer(w, { Name = "web", Subnets = { "a", "b" } }).LoadBalancers[1].LoadBalancerArn
   local tg = {}

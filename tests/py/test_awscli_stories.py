@@ -126,7 +126,9 @@ class CliMetrics(CliBase):
         self.set_weights(rule["RuleArn"], tgs, 90, 10)
         now = self.srv.now()
         t0 = (int(now) // 60 + 1) * 60
-        self.srv.advance(t0 + 660 - now)
+        # ten minutes, plus the one after, plus CloudWatch's 2-minute publishing delay
+        # (docs/simulator.md): then all ten are visible
+        self.srv.advance(t0 + 660 + 120 - now)
 
         lb_dim = tgs["api-stable"]["LoadBalancerArns"][0].split(":loadbalancer/")[1]
 

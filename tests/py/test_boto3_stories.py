@@ -424,7 +424,8 @@ class Story5Metrics(Base):
                              {"TargetGroupArn": canary_tg["TargetGroupArn"], "Weight": 10}]}}])
         now = self.srv.now()
         t0 = (int(now) // 60 + 1) * 60  # the first whole minute after the change
-        self.srv.advance(t0 + 600 + 60 - now)
+        # ten minutes, the one after, and CloudWatch's 2-minute publishing delay (docs/simulator.md)
+        self.srv.advance(t0 + 600 + 60 + 120 - now)
         lb_dim = stable_tg["LoadBalancerArns"][0].split(":loadbalancer/")[1]
 
         def query(qid, tg):

@@ -20,19 +20,26 @@ Options are checked when the gate is built (unknown ones with a did-you-mean),
 names of AWS resources in prepare (gate.prepare_all), both before any change:
 each a BadInput error naming the field.
 
-Metric windows: each measurement looks at the last `window` seconds (default:
-the rollout's interval, at least one 60 s period).
+Metric windows (gate/window.lua): a metric gate judges only whole periods
+that began after its step's weight change was verified (plus `settle`) and
+that CloudWatch has finished publishing (period end + `delay`, 3 minutes by
+default, <= now); of those, the last `window` seconds (default: the rollout's
+interval, at least one `period`). A step's verdict waits until the bake's last
+period is visible (gate.ready_at), and a bake or interval shorter than a
+gate's period is refused (gate.longest_period).
 
 This file is the public face only; the work is in
   gate/options.lua   checking a gate's options, the gate table
   gate/metrics.lua   CloudWatch queries (ALB dimensions, metric math) and their results
   gate/tracker.lua   prepare_all, measuring every gate, the streaks and the verdict
+  gate/window.lua    which periods a metric gate judges
   gate/stats.lua     Mann-Whitney U for gate.baseline
   gate/kinds/*.lua   one file per kind of gate: its options and its measure
 ]]
 local metrics = require "ecsplay.gate.metrics"
 local stats = require "ecsplay.gate.stats"
 local tracker = require "ecsplay.gate.tracker"
+local window = require "ecsplay.gate.window"
 local alb = require "ecsplay.gate.kinds.alb"
 local alarm = require "ecsplay.gate.kinds.alarm"
 local baseline = require "ecsplay.gate.kinds.baseline"
@@ -56,6 +63,9 @@ M.baseline = baseline.baseline             -- gate.baseline{ metric=, canary=, s
 M.prepare_all = tracker.prepare_all        -- gate.prepare_all(gates, ctx): before any change
 M.tracker = tracker.new                    -- gate.tracker(gates, defaults) -> :measure :verdict :all_passed
 M.describe = tracker.describe              -- gate.describe(measurement) -> one line
+M.longest_period = tracker.longest_period  -- gate.longest_period(gates) -> seconds, gate (nil: no metric gate)
+M.ready_at = tracker.ready_at              -- gate.ready_at(gates, ctx) -> when the bake's last periods are visible
+M.DEFAULT_DELAY = window.DEFAULT_DELAY      -- seconds a metric gate waits for CloudWatch to publish a period
 
 -- Helpers for playbooks that build their own gates.
 M.alb_dimensions = metrics.alb_dimensions  -- gate.alb_dimensions(target_group) -> ALB metric dimensions

@@ -6,19 +6,23 @@ CloudWatch's model, running them over a window and reading the results.
 
   metrics.resolve_target_group(tg, kind, field) -> arn, dims
   metrics.alb_dimensions(tg, kind, field)       -> dims (TargetGroup, LoadBalancer)
-  metrics.alb_query(id, metric, stat, dims)     one AWS/ApplicationELB query
+  metrics.alb_query(id, metric, stat, dims, period)  one AWS/ApplicationELB query
   metrics.queries(specs, ids, expression)       gate.cloudwatch's queries
   metrics.check_queries(queries)                -> true | false, message
-  metrics.data(queries, window, now)            -> id -> values (newest first)
+  metrics.window_for(g, ctx)                    -> the periods to judge (gate.window), or nil
+  metrics.not_visible(g)                        the measurement when there are none yet
+  metrics.data(queries, w)                      -> id -> values (newest first) in window w
   metrics.aggregate(values, how) / sum / max_of
-  metrics.window_of(gate, ctx), metrics.compare(value, opts)
+  metrics.compare(value, opts)
 ]]
 local cloudwatch = require "ecsplay.cloudwatch"
+local duration = require "ecsplay.duration"
 local elbv2 = require "ecsplay.elbv2"
 local errors = require "ecsplay.errors"
 local model = require "ecsplay.aws.model"
 local validate = require "ecsplay.aws.validate"
 local options = require "ecsplay.gate.options"
+local step_window = require "ecsplay.gate.window"
 
 local M = {}
 
@@ -59,9 +63,9 @@ function M.alb_dimensions(target_group, kind, field)
   return dims
 end
 
--- One per-minute query of an ALB metric.
-function M.alb_query(id, metric, stat, dims)
-  return { Id = id, ReturnData = true, MetricStat = { Period = 60, Stat = stat,
+-- One query of an ALB metric, per minute unless `period` says otherwise.
+function M.alb_query(id, metric, stat, dims, period)
+  return { Id = id, ReturnData = true, MetricStat = { Period = period or 60, Stat = stat,
     Metric = { Namespace = ALB, MetricName = metric, Dimensions = dims } } }
 end
 
@@ -102,13 +106,26 @@ function M.check_queries(queries)
   return false, (tostring(err.message or err):gsub("^cloudwatch GetMetricData: ", ""))
 end
 
--- GetMetricData over the last `window` seconds, every page; id -> array of values (newest first).
-function M.data(queries, window, now)
+--[[ The periods a measurement judges: the one the tracker chose for this
+     round (ctx.window), else gate.window's answer now (a gate measured by
+     hand). nil: none of the step's periods is visible yet. ]]
+function M.window_for(g, ctx)
+  return ctx.window or step_window.of(g, ctx)
+end
+
+-- A measurement for a gate none of whose periods is visible yet.
+function M.not_visible(g)
+  return { result = "inconclusive", detail = string.format("no period of the step visible yet "
+    .. "(CloudWatch publishes a period %s after it ends)", duration.format(g.delay or 0)) }
+end
+
+-- GetMetricData over window w = {from=, to=}, every page; id -> array of values (newest first).
+function M.data(queries, w)
   local out = {}
   local token
   repeat
     local res = cloudwatch.get_metric_data {
-      MetricDataQueries = queries, StartTime = now - window, EndTime = now, NextToken = token,
+      MetricDataQueries = queries, StartTime = w.from, EndTime = w.to, NextToken = token,
     }
     for _, r in ipairs(res.MetricDataResults or {}) do
       local list = out[r.Id] or {}
@@ -147,12 +164,6 @@ function M.aggregate(values, how)
   if how == "min" then return min_of(values) end
   if how == "avg" then return M.sum(values) / #values end
   return values[1] -- "last": newest first (TimestampDescending)
-end
-
--- The seconds a measurement looks back: the gate's window, else the rollout's
--- interval, at least one 60 s period.
-function M.window_of(g, ctx)
-  return math.max(60, g.window or ctx.interval or 60)
 end
 
 --[[ value against above=/below= -> "pass"|"fail", and the threshold as text

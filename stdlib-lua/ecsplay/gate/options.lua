@@ -5,20 +5,20 @@ starts "gate.<kind>: <field>: " and whose `field` names the option.
 
   options.bad(kind, field, msg)        raise that error (field may be nil)
   options.check(kind, opts, allowed)   unknown keys (with a did-you-mean), the
-                                       limits, dry_run, name and window
+                                       limits, dry_run and name
   options.thresholds / min_requests / target_group / percentile / metric_spec
                                        the checks several kinds share
   options.new_gate(kind, opts, fields) the gate table: common fields + the kind's
   options.num(v), options.finite(v)    numbers as people write them; finite numbers
 ]]
-local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
 local strings = require "ecsplay.util.strings"
 
 local M = {}
 
--- Options every gate takes; the metric gates add `window` (and the ALB
--- traffic gates `min_requests`) to their own lists.
+-- Options every gate takes; the metric gates add `window`, `period`,
+-- `delay` and `settle` (gate.window) and the ALB traffic gates
+-- `min_requests` to their own lists.
 M.COMMON = {
   failure_limit = true, inconclusive_limit = true, error_limit = true, dry_run = true, name = true,
 }
@@ -60,7 +60,8 @@ local function check_keys(kind, opts, allowed)
 end
 
 --[[ Checks a gate's options before anything is sent: unknown keys, the
-     limits, dry_run, name and window; each error names the field. ]]
+     limits, dry_run and name; each error names the field. (The metric
+     gates' window options: gate.window.check.) ]]
 function M.check(kind, opts, allowed)
   if type(opts) ~= "table" then M.bad(kind, nil, "expected a table of options, got " .. type(opts)) end
   check_keys(kind, opts, allowed)
@@ -75,13 +76,6 @@ function M.check(kind, opts, allowed)
   end
   if opts.name ~= nil and type(opts.name) ~= "string" then
     M.bad(kind, "name", "expected a string, got " .. type(opts.name))
-  end
-  if opts.window ~= nil then
-    local w, err = duration.parse(opts.window)
-    if not w then M.bad(kind, "window", err) end
-    if w < 60 then
-      M.bad(kind, "window", "expected at least 60s (one CloudWatch period), got " .. duration.format(w))
-    end
   end
 end
 
@@ -159,9 +153,10 @@ function M.metric_spec(kind, where, m)
   end
 end
 
---[[ The gate table: the fields every gate has (from the common options, the
-     checked window in seconds) and the kind's own `fields` (name, prepare,
-     measure, ...); name= in the options wins over the kind's default name. ]]
+--[[ The gate table: the fields every gate has (from the common options) and
+     the kind's own `fields` (name, prepare, measure, and for the metric gates
+     gate.window.check's period, delay, settle, window); name= in the options
+     wins over the kind's default name. ]]
 function M.new_gate(kind, opts, fields)
   local g = {
     kind = kind,
@@ -170,7 +165,6 @@ function M.new_gate(kind, opts, fields)
     inconclusive_limit = opts.inconclusive_limit,
     error_limit = opts.error_limit,
     dry_run = opts.dry_run and true or false,
-    window = opts.window and duration.parse(opts.window) or nil,
   }
   for k, v in pairs(fields) do g[k] = v end
   if opts.name then g.name = opts.name end

@@ -6,13 +6,18 @@ tracker, once a round, to measure every gate and for its verdict.
 
   tracker.prepare_all(gates, ctx)  every gate's prepare, before any change
   tracker.new(gates, defaults)     -> tracker (gate.tracker)
-    :measure(ctx)   -> list of {gate=, m=measurement}
+    :measure(ctx)   -> list of {gate=, m=measurement}: the gates measured this
+                       round (a metric gate only when a period it has not
+                       judged yet is visible, gate.window)
     :verdict()      -> "ok" | "abort", reason
     :all_passed()   -> true when every non-dry-run gate's last measurement passed
   tracker.describe(m)              one line for a measurement (gate.describe)
+  tracker.longest_period(gates)    -> seconds, gate: the longest metric period
+  tracker.ready_at(gates, ctx)     -> when every metric gate's last bake period is visible
 ]]
 local errors = require "ecsplay.errors"
 local sched = require "ecsplay.sched"
+local window = require "ecsplay.gate.window"
 
 local M = {}
 
@@ -28,7 +33,31 @@ function M.describe(m)
   end
   if m.threshold then parts[#parts + 1] = "(want " .. m.threshold .. ")" end
   if m.detail then parts[#parts + 1] = m.detail end
+  if m.window then parts[#parts + 1] = "[" .. window.describe(m.window) .. "]" end
   return table.concat(parts, " ")
+end
+
+-- The longest period of the metric gates (nil when there are none) and its gate.
+function M.longest_period(gates)
+  local longest, which
+  for _, g in ipairs(gates or {}) do
+    if type(g) == "table" and g.windowed and (not longest or g.period > longest) then
+      longest, which = g.period, g
+    end
+  end
+  return longest, which
+end
+
+-- When the last period of the bake is visible for every metric gate (nil: none).
+function M.ready_at(gates, ctx)
+  local t
+  for _, g in ipairs(gates or {}) do
+    if type(g) == "table" and g.windowed then
+      local r = window.ready_at(g, ctx)
+      if r and (not t or r > t) then t = r end
+    end
+  end
+  return t
 end
 
 -- Calls every gate's prepare (resolving names, proving resources exist).
@@ -48,7 +77,9 @@ end
 local function measure_one(g, ctx)
   local ok, m = pcall(g.measure, g, ctx)
   if not ok then
-    if sched.is_interrupt(m) then error(m, 0) end
+    -- a broken rehearsal (a scenario's behaviour function failed) ends the run:
+    -- no measurement of that world means anything
+    if sched.is_interrupt(m) or errors.is(m, "scenario") then error(m, 0) end
     return { result = "error", detail = errors.describe(m) }
   end
   if type(m) ~= "table" or not M.RESULTS[m.result] then
@@ -97,12 +128,30 @@ function M.new(gates, defaults)
   return t
 end
 
+-- The context a metric gate measures in this round (its window chosen), or
+-- nil when it has nothing new to judge: no visible period of the step yet,
+-- or none after the last one it judged.
+local function round_ctx(e, ctx)
+  if not e.gate.windowed then return ctx end
+  local w = window.of(e.gate, ctx)
+  if not w or (e.judged_to and w.to <= e.judged_to) then return nil end
+  e.judged_to = w.to
+  local c = {}
+  for k, v in pairs(ctx) do c[k] = v end
+  c.window = w
+  return c
+end
+
 function Tracker:measure(ctx)
   local out = {}
   for _, e in ipairs(self.entries) do
-    local m = measure_one(e.gate, ctx)
-    count(e, m)
-    out[#out + 1] = { gate = e.gate, m = m }
+    local gctx = round_ctx(e, ctx)
+    if gctx then
+      local m = measure_one(e.gate, gctx)
+      if gctx.window and m.window == nil then m.window = gctx.window end
+      count(e, m)
+      out[#out + 1] = { gate = e.gate, m = m }
+    end
   end
   return out
 end

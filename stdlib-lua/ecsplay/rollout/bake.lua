@@ -34,9 +34,10 @@ local Watcher = {}
 Watcher.__index = Watcher
 
 function M.watcher(run, c, gates, fields)
+  local now = sched.now()
   return setmetatable({ run = run, c = c, gates = gates or {}, fields = fields or {},
-    tracker = gate.tracker(gates or {}, c), rounds = {}, next_at = sched.now() + c.interval,
-    started = sched.now() }, Watcher)
+    tracker = gate.tracker(gates or {}, c), rounds = {}, next_at = now + c.interval,
+    started = now, step_started = now }, Watcher)
 end
 
 local function gate_failed(message)
@@ -47,8 +48,10 @@ end
 function Watcher:measure(extra)
   local now = sched.now()
   local mctx = { now = now, interval = self.c.interval, bake_started = self.started,
-    step_started = self.started, bake = self.seconds, cluster = self.c.cluster }
-  mctx.overtime = self.due ~= nil and now >= self.due
+    step_started = self.step_started, bake = self.seconds, cluster = self.c.cluster }
+  -- past the verdict's time (gates that had not all passed): the windows may
+  -- run on past the bake's last period, the traffic being still the step's
+  mctx.overtime = self.due ~= nil and now > self.due
   for k, v in pairs(self.fields) do mctx[k] = v end
   for k, v in pairs(extra or {}) do mctx[k] = v end
   local round = {}
@@ -69,8 +72,29 @@ function Watcher:measure(extra)
   return round
 end
 
+--[[ A new step seen by tick: the metric gates judge periods from now on,
+     and the rounds move onto the grid (every interval) through the moment
+     the step's first period becomes visible, so each is judged as soon as
+     CloudWatch shows it: a step that lasts only until its first periods are
+     published (CodeDeploy's last shift before it finishes) is still judged. ]]
+function Watcher:new_step(key)
+  local now = sched.now()
+  self.step_key, self.step_started = key, now
+  local visible = gate.ready_at(self.gates, { step_started = now, bake = 0 })
+  if visible then
+    local i = self.c.interval
+    self.next_at = visible - math.floor((visible - now) / i) * i
+  end
+end
+
+--[[ For strategies whose steps happen outside the watcher (CodeDeploy
+     shifting traffic, ECS deploying): a new phase or weight in `extra` starts
+     a new step, so the metric gates judge only periods from the first time
+     the watcher saw it (a later time than the change itself: never too early). ]]
 function Watcher:tick(extra)
   if #self.gates == 0 then return end
+  local key = extra and (tostring(extra.phase) .. "\0" .. tostring(extra.weight)) or ""
+  if key ~= self.step_key then self:new_step(key) end
   if sched.now() >= self.next_at then self:measure(extra) end
 end
 
@@ -78,7 +102,7 @@ function Watcher:all_passed() return self.tracker:all_passed() end
 
 function Watcher:bake(seconds, extra)
   local started = sched.now()
-  self.started, self.seconds = started, seconds
+  self.started, self.step_started, self.seconds = started, started, seconds
   if #self.gates == 0 then
     sched.sleep(seconds)
     return

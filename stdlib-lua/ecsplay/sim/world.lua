@@ -173,10 +173,33 @@ function World:is_error(e)
   return type(e) == "table" and e.sim_error == true
 end
 
--- Evaluates a behaviour value: a constant, or a function of ctx.
-function World:eval(value, ctx)
-  if type(value) == "function" then return value(ctx) end
-  return value
+--[[ The error a behaviour function's failure becomes: kind scenario, with the
+     scenario file and line where it failed (from Lua's message, else where
+     the function is defined), so the run names the line to fix. ]]
+local function behaviour_failed(fn, err, what)
+  local msg = type(err) == "string" and err or errors.describe(err)
+  local file, line, rest = msg:match("^(.-):(%d+): (.*)$")
+  if not file then
+    local info = debug.getinfo(fn, "S")
+    file, line, rest = info.short_src, info.linedefined, msg
+  end
+  return errors.new("scenario", { code = "BehaviourFailed", file = file, line = tonumber(line),
+    message = string.format("%s:%s: scenario behaviour %s failed: %s", file, line, what or "function", rest) })
+end
+
+--[[ Evaluates a behaviour value: a constant, or a function of ctx (`what`
+     names it in an error: "error_rate of api:v2"). A function that raises
+     breaks the rehearsal: the first failure is raised as a scenario error
+     and kept in world.failure (the run fails with it); afterwards functions
+     give nil (the callers' defaults), so the world can still move while the
+     run rolls back. ]]
+function World:eval(value, ctx, what)
+  if type(value) ~= "function" then return value end
+  if self.failure then return nil end
+  local ok, res = pcall(value, ctx)
+  if ok then return res end
+  self.failure = behaviour_failed(value, res, what)
+  error(self.failure, 0)
 end
 
 --[[ The behaviour table of a container image: the first matching entry of

@@ -1,20 +1,23 @@
 --[[
 gate.baseline{ metric="5xx_rate"|"latency", canary=tg, stable=tg, p=99,
-min_samples=5, confidence=0.95 }: per-minute samples of the canary's target
-group against the stable one's over the bake so far; fails when the canary is
-worse with the given confidence (Mann-Whitney U, gate.stats); inconclusive
-until both sides have min_samples minutes of data.
+min_samples=5, confidence=0.95 }: per-period (per-minute by default) samples
+of the canary's target group against the stable one's over every visible
+period of the step so far (gate.window; `window` limits it to the last
+`window` seconds); fails when the canary is worse with the given confidence
+(Mann-Whitney U, gate.stats); inconclusive until both sides have min_samples
+periods of data.
 ]]
 local options = require "ecsplay.gate.options"
 local metrics = require "ecsplay.gate.metrics"
 local stats = require "ecsplay.gate.stats"
+local window = require "ecsplay.gate.window"
 
 local M = {}
 
 local KIND = "baseline"
 
 local ALLOWED = { metric = true, canary = true, stable = true, p = true, min_samples = true,
-  confidence = true, window = true }
+  confidence = true, window = true, period = true, delay = true, settle = true }
 
 local function bad(field, msg) options.bad(KIND, field, msg) end
 
@@ -39,54 +42,56 @@ local function check_baseline(opts)
   return confidence, min_samples, stat
 end
 
--- One side's per-minute values of `metric` over the window.
-local function series(metric, stat, dims, window, now)
+-- One side's per-period values of `metric` over window w.
+local function series(metric, stat, dims, w)
   local q
   if metric == "latency" then
-    q = { metrics.alb_query("v", "TargetResponseTime", stat, dims) }
+    q = { metrics.alb_query("v", "TargetResponseTime", stat, dims, w.period) }
   else
-    local e, r = metrics.alb_query("e", "HTTPCode_Target_5XX_Count", "Sum", dims),
-      metrics.alb_query("r", "RequestCount", "Sum", dims)
+    local e, r = metrics.alb_query("e", "HTTPCode_Target_5XX_Count", "Sum", dims, w.period),
+      metrics.alb_query("r", "RequestCount", "Sum", dims, w.period)
     e.ReturnData, r.ReturnData = false, false
     q = { e, r, { Id = "v", Expression = "100 * FILL(e, 0) / r", ReturnData = true } }
   end
-  return metrics.data(q, window, now).v or {}
+  return metrics.data(q, w).v or {}
 end
 
 function M.baseline(opts)
   options.check(KIND, opts, ALLOWED)
   local confidence, min_samples, stat = check_baseline(opts)
   local alpha = 1 - confidence
-  return options.new_gate(KIND, opts, {
-    -- it is inconclusive until min_samples minutes of data exist on both sides,
-    -- so its own default limit leaves room for that
-    inconclusive_limit = opts.inconclusive_limit or (min_samples + 2),
-    name = opts.name or ("baseline " .. opts.metric .. " " .. opts.canary .. " vs " .. opts.stable),
-    prepare = function(self)
-      self.cdims = metrics.alb_dimensions(opts.canary, KIND, "canary")
-      self.sdims = metrics.alb_dimensions(opts.stable, KIND, "stable")
-    end,
-    measure = function(self, ctx)
-      if not self.cdims then self:prepare(ctx) end
-      -- the whole bake so far, so samples accumulate
-      local window = math.max(60, ctx.now - (ctx.bake_started or ctx.now - metrics.window_of(self, ctx)))
-      local c = series(opts.metric, stat, self.cdims, window, ctx.now)
-      local s = series(opts.metric, stat, self.sdims, window, ctx.now)
-      local threshold = string.format("p >= %s", options.num(alpha))
-      if #c < min_samples or #s < min_samples then
-        return { result = "inconclusive", value = math.min(#c, #s),
-          threshold = ">= " .. min_samples .. " samples each",
-          detail = string.format("%d canary and %d stable samples", #c, #s) }
-      end
-      local p = stats.mann_whitney(c, s)
-      if p < alpha then
-        return { result = "fail", value = p, threshold = threshold, detail = string.format(
-          "canary %s worse than stable (%d vs %d samples)", opts.metric, #c, #s) }
-      end
-      return { result = "pass", value = p, threshold = threshold, detail = string.format(
-        "no evidence the canary's %s is worse (%d vs %d samples)", opts.metric, #c, #s) }
-    end,
-  })
+  local fields = window.check(KIND, opts)
+  -- the whole step so far, so samples accumulate
+  fields.whole_step = true
+  -- it is inconclusive until min_samples periods of data exist on both sides,
+  -- so its own default limit leaves room for that
+  fields.inconclusive_limit = opts.inconclusive_limit or (min_samples + 2)
+  fields.name = opts.name or ("baseline " .. opts.metric .. " " .. opts.canary .. " vs " .. opts.stable)
+  fields.prepare = function(self)
+    self.cdims = metrics.alb_dimensions(opts.canary, KIND, "canary")
+    self.sdims = metrics.alb_dimensions(opts.stable, KIND, "stable")
+  end
+  fields.measure = function(self, ctx)
+    if not self.cdims then self:prepare(ctx) end
+    local w = metrics.window_for(self, ctx)
+    if not w then return metrics.not_visible(self) end
+    local c = series(opts.metric, stat, self.cdims, w)
+    local s = series(opts.metric, stat, self.sdims, w)
+    local threshold = string.format("p >= %s", options.num(alpha))
+    if #c < min_samples or #s < min_samples then
+      return { result = "inconclusive", value = math.min(#c, #s),
+        threshold = ">= " .. min_samples .. " samples each",
+        detail = string.format("%d canary and %d stable samples", #c, #s) }
+    end
+    local p = stats.mann_whitney(c, s)
+    if p < alpha then
+      return { result = "fail", value = p, threshold = threshold, detail = string.format(
+        "canary %s worse than stable (%d vs %d samples)", opts.metric, #c, #s) }
+    end
+    return { result = "pass", value = p, threshold = threshold, detail = string.format(
+      "no evidence the canary's %s is worse (%d vs %d samples)", opts.metric, #c, #s) }
+  end
+  return options.new_gate(KIND, opts, fields)
 end
 
 return M

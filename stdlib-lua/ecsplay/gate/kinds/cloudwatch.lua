@@ -5,17 +5,21 @@ above=/below=.
     dimensions={Name=value}, stat="Sum", period=60}, ... }, above=/below=,
     aggregate="last"|"sum"|"max"|"min"|"avg" (over the window's datapoints) }
 or with a single metric: gate.cloudwatch{ namespace=, metric=, dimensions=, stat=, below= }
+The window (gate.window) is in periods of the longest metric period; `delay`
+and `settle` as for every metric gate.
 ]]
 local duration = require "ecsplay.duration"
 local options = require "ecsplay.gate.options"
 local metrics = require "ecsplay.gate.metrics"
+local window = require "ecsplay.gate.window"
 
 local M = {}
 
 local KIND = "cloudwatch"
 
 local ALLOWED = { expression = true, metrics = true, above = true, below = true, namespace = true,
-  metric = true, dimensions = true, stat = true, period = true, aggregate = true, window = true }
+  metric = true, dimensions = true, stat = true, period = true, aggregate = true, window = true,
+  delay = true, settle = true }
 
 -- The fields of one metric, given inside metrics= when there is an expression.
 local METRIC_FIELDS = { "namespace", "metric", "dimensions", "stat", "period" }
@@ -66,27 +70,30 @@ function M.cloudwatch(opts)
     bad("aggregate", "expected \"last\", \"sum\", \"max\", \"min\" or \"avg\", got " .. tostring(aggregate))
   end
   local function queries() return metrics.queries(specs, ids, opts.expression) end
-  return options.new_gate(KIND, opts, {
-    name = opts.name or (opts.expression or opts.metric),
-    prepare = function(self)
-      local ok, why = metrics.check_queries(queries())
-      if not ok then bad(nil, string.format("`%s`: its query is not valid: %s", self.name, why)) end
-    end,
-    measure = function(self, ctx)
-      local window = metrics.window_of(self, ctx)
-      local values = metrics.data(queries(), window, ctx.now)[result_id] or {}
-      local _, threshold = metrics.compare(0, opts)
-      if #values == 0 then
-        return { result = "inconclusive", threshold = threshold,
-          detail = "no datapoints in the last " .. duration.format(window) }
-      end
-      local v = metrics.aggregate(values, aggregate)
-      local result
-      result, threshold = metrics.compare(v, opts)
-      return { result = result, value = v, threshold = threshold,
-        detail = aggregate ~= "last" and string.format("%s of %d datapoints", aggregate, #values) or nil }
-    end,
-  })
+  local period = 0
+  for _, id in ipairs(ids) do period = math.max(period, specs[id].period or 60) end
+  local fields = window.check(KIND, opts, period)
+  fields.name = opts.name or (opts.expression or opts.metric)
+  fields.prepare = function(self)
+    local ok, why = metrics.check_queries(queries())
+    if not ok then bad(nil, string.format("`%s`: its query is not valid: %s", self.name, why)) end
+  end
+  fields.measure = function(self, ctx)
+    local w = metrics.window_for(self, ctx)
+    if not w then return metrics.not_visible(self) end
+    local values = metrics.data(queries(), w)[result_id] or {}
+    local _, threshold = metrics.compare(0, opts)
+    if #values == 0 then
+      return { result = "inconclusive", threshold = threshold,
+        detail = "no datapoints in " .. duration.format(w.to - w.from) }
+    end
+    local v = metrics.aggregate(values, aggregate)
+    local result
+    result, threshold = metrics.compare(v, opts)
+    return { result = result, value = v, threshold = threshold,
+      detail = aggregate ~= "last" and string.format("%s of %d datapoints", aggregate, #values) or nil }
+  end
+  return options.new_gate(KIND, opts, fields)
 end
 
 return M

@@ -13,6 +13,7 @@ local sim_util = require "ecsplay.sim.util"
 local stats = require "ecsplay.sim.cloudwatch.stats"
 local store = require "ecsplay.sim.cloudwatch.store"
 local queries = require "ecsplay.sim.cloudwatch.queries"
+local limits = require "ecsplay.sim.limits"
 
 local copy = tables.copy
 local st = store.st
@@ -195,6 +196,19 @@ local function metric_math_period(world, input)
   return period
 end
 
+--[[ AWS's bound on an alarm's evaluation range: Period x EvaluationPeriods at most seven days,
+     one day when the period is under an hour (PutMetricAlarm). It also keeps the minute's
+     evaluation of every alarm bounded work. ]]
+local function check_alarm_range(world, period, n)
+  local cw = limits.CLOUDWATCH
+  local max = period < 3600 and cw.ALARM_RANGE_SHORT_SECONDS or cw.ALARM_RANGE_SECONDS
+  if period * n > max then
+    world:fail("ValidationError", string.format("The evaluation range of an alarm (Period x "
+      .. "EvaluationPeriods = %.14g seconds) must be at most %d seconds%s.", period * n, max,
+      period < 3600 and " for a period under one hour" or ""))
+  end
+end
+
 -- Checks a PutMetricAlarm request; returns the alarm's period.
 local function check_alarm_input(world, input)
   local single = input.MetricName ~= nil or input.Namespace ~= nil
@@ -216,8 +230,10 @@ local function check_alarm_input(world, input)
   if input.TreatMissingData and not TREAT[input.TreatMissingData] then
     world:fail("ValidationError", "TreatMissingData must be one of breaching, notBreaching, ignore, missing.")
   end
-  if single then return single_metric_period(world, input) end
-  return metric_math_period(world, input)
+  local period
+  if single then period = single_metric_period(world, input) else period = metric_math_period(world, input) end
+  check_alarm_range(world, period, n)
+  return period
 end
 
 -- An alarm's configuration from a (checked) PutMetricAlarm request.
@@ -259,19 +275,36 @@ end
 
 ---------------------------------------------------------------- evaluation
 
--- The alarm's datapoints for its last EvaluationPeriods periods: { {t, v|nil}, ... } oldest first.
+-- Is namespace one AWS publishes into (its datapoints arrive with the delay)?
+local function vended(ns) return type(ns) == "string" and ns:sub(1, 4) == "AWS/" end
+
+--[[ How far behind now the alarm's newest period ends: the publishing delay
+     when it reads an AWS service's metrics. AWS evaluates an alarm on the
+     most recent datapoints it has (its evaluation range reaches further back
+     than EvaluationPeriods), not on periods still being published. ]]
+local function lag(world, alarm)
+  if vended(alarm.namespace) then return st(world).delay or 0 end
+  for _, q in ipairs(alarm.metrics or {}) do
+    if q.MetricStat and vended(q.MetricStat.Metric and q.MetricStat.Metric.Namespace) then
+      return st(world).delay or 0
+    end
+  end
+  return 0
+end
+
+-- The alarm's datapoints for its last EvaluationPeriods visible periods: { {t, v|nil}, ... } oldest first.
 local function alarm_points(world, alarm, now)
   local p, n = alarm.period, alarm.evaluation_periods
-  local stop = math.floor(now / p) * p
+  local stop = math.floor((now - lag(world, alarm)) / p) * p
   local start = stop - n * p
   local ser
   if alarm.metrics then
-    local values, by_id = queries.run_queries(world, alarm.metrics, start, stop, "Metrics")
+    local values, by_id = queries.run_queries(world, alarm.metrics, start, stop, "Metrics", now)
     for id, e in pairs(by_id) do if e.q.ReturnData ~= false then ser = values[id] end end
   else
     local stat = stats.parse_stat(alarm.statistic or alarm.extended)
     ser = store.metric_series(world, { Namespace = alarm.namespace, MetricName = alarm.metric_name,
-      Dimensions = alarm.dimensions }, p, stat, alarm.unit, start, stop)
+      Dimensions = alarm.dimensions }, p, stat, alarm.unit, start, stop, now)
   end
   local at = {}
   for i, t in ipairs(ser.ts) do at[t] = ser.vs[i] end

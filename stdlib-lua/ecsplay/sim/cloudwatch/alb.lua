@@ -19,7 +19,9 @@ no request datapoints, as AWS. Traffic but no healthy target: every request
 is an HTTPCode_ELB_5XX_Count (the simulator does not model ALB's fail-open).
 
 Noise comes from world:noise keyed by (target group, minute, what), so a
-minute's numbers do not depend on the order anything is asked in.
+minute's numbers do not depend on the order anything is asked in. Each
+minute's datapoints become visible the publishing delay (state.delay, the
+scenario's metrics.delay) after the minute ends.
 
 Why samples are stamped at the start of their minute: CloudWatch labels a
 datapoint with the start of its period, and a tick at 10:05:00 describes the
@@ -33,6 +35,13 @@ local M = {}
 M.NAMESPACE = "AWS/ApplicationELB"
 local NS = M.NAMESPACE
 
+--[[ Stores the datapoint of minute [m-60, m), stamped with its start as
+     CloudWatch labels a period, and visible to queries and alarms only the
+     publishing delay (scenario metrics.delay) after the minute's end. ]]
+local function publish(world, m, name, dims, value, unit)
+  store.put(world, NS, name, dims, m - 60, value, unit, m + (store.st(world).delay or 0))
+end
+
 local function noisy_count(world, expected, ...)
   if expected <= 0 then return 0 end
   local v = expected + math.sqrt(expected) * world:normal(...)
@@ -40,10 +49,11 @@ local function noisy_count(world, expected, ...)
 end
 
 -- The lognormal (mu, sigma; seconds) of an image's latency from its behaviour's p50 and p99 (ms).
-local function latency_dist(world, b, ctx, ...)
-  local lat = world:eval(b.latency_ms, ctx) or {}
-  local p50 = world:eval(lat.p50, ctx) or 40
-  local p99 = world:eval(lat.p99, ctx) or math.max(p50 * 3, p50 + 1)
+local function latency_dist(world, b, ctx, image, ...)
+  local what = "latency_ms of " .. image
+  local lat = world:eval(b.latency_ms, ctx, what) or {}
+  local p50 = world:eval(lat.p50, ctx, what .. ".p50") or 40
+  local p99 = world:eval(lat.p99, ctx, what .. ".p99") or math.max(p50 * 3, p50 + 1)
   p50 = math.max(p50, 0.001)
   p99 = math.max(p99, p50 * 1.0001)
   local sigma = (math.log(p99) - math.log(p50)) / stats.probit(0.99)
@@ -81,10 +91,10 @@ local function answers(world, ecs, tg_arn, e, m, requests, healthy, by_image, im
     local b = world:behaviour(image)
     local first = ecs and ecs.image_first_start and image ~= "" and ecs.image_first_start(world, image)
     local ctx = { t = m - (first or m), weight = e.weight, now = m }
-    local rate = tonumber(world:eval(b.error_rate, ctx)) or 0
+    local rate = tonumber(world:eval(b.error_rate, ctx, "error_rate of " .. image)) or 0
     rate = math.min(1, math.max(0, rate))
     expected_errors = expected_errors + share * rate
-    local mu, sigma = latency_dist(world, b, ctx, tg_arn, m, image, "latency")
+    local mu, sigma = latency_dist(world, b, ctx, image, tg_arn, m, image, "latency")
     dists[#dists + 1] = { mu, sigma, share }
     sum = sum + share * math.exp(mu + sigma * sigma / 2)
     lo = math.min(lo, math.exp(mu - 3 * sigma))
@@ -95,28 +105,27 @@ end
 
 -- One target group's minute [m-60, m); adds its requests and 5xx to its load balancer's totals.
 local function target_group_minute(world, elb, ecs, tg_arn, e, m, lbt)
-  local t0 = m - 60
   local dims = { LoadBalancer = elb.arn_suffix(e.lb, "lb"), TargetGroup = elb.arn_suffix(tg_arn, "tg") }
   local healthy, unhealthy, by_image, images = targets_by_image(world, elb, ecs, tg_arn)
-  store.put(world, NS, "HealthyHostCount", dims, t0, healthy, "Count")
-  store.put(world, NS, "UnHealthyHostCount", dims, t0, unhealthy, "Count")
+  publish(world, m, "HealthyHostCount", dims, healthy, "Count")
+  publish(world, m, "UnHealthyHostCount", dims, unhealthy, "Count")
   local requests = 0
   if e.rps > 0 then
     requests = math.max(0, math.floor(e.rps * 60 * (1 + 0.02 * world:normal(tg_arn, m, "RequestCount")) + 0.5))
   end
   if requests <= 0 then return end
-  store.put(world, NS, "RequestCount", dims, t0, requests, "Count")
+  publish(world, m, "RequestCount", dims, requests, "Count")
   lbt.req = lbt.req + requests
   if healthy == 0 then
-    store.put(world, NS, "HTTPCode_ELB_5XX_Count", dims, t0, requests, "Count")
+    publish(world, m, "HTTPCode_ELB_5XX_Count", dims, requests, "Count")
     lbt.e5 = lbt.e5 + requests
     return
   end
   local expected_errors, latency = answers(world, ecs, tg_arn, e, m, requests, healthy, by_image, images)
   local errors = math.min(requests, noisy_count(world, expected_errors, tg_arn, m, "5xx"))
-  store.put(world, NS, "HTTPCode_Target_5XX_Count", dims, t0, errors, "Count")
-  store.put(world, NS, "HTTPCode_Target_2XX_Count", dims, t0, requests - errors, "Count")
-  store.put(world, NS, "TargetResponseTime", dims, t0, latency, "Seconds")
+  publish(world, m, "HTTPCode_Target_5XX_Count", dims, errors, "Count")
+  publish(world, m, "HTTPCode_Target_2XX_Count", dims, requests - errors, "Count")
+  publish(world, m, "TargetResponseTime", dims, latency, "Seconds")
   lbt.t5 = lbt.t5 + errors
 end
 
@@ -147,9 +156,9 @@ function M.publish_minute(world, m)
     local lbt = lb_totals[lb_dim]
     local dims = { LoadBalancer = lb_dim }
     if lbt.req > 0 then
-      store.put(world, NS, "RequestCount", dims, m - 60, lbt.req, "Count")
-      store.put(world, NS, "HTTPCode_Target_5XX_Count", dims, m - 60, lbt.t5, "Count")
-      if lbt.e5 > 0 then store.put(world, NS, "HTTPCode_ELB_5XX_Count", dims, m - 60, lbt.e5, "Count") end
+      publish(world, m, "RequestCount", dims, lbt.req, "Count")
+      publish(world, m, "HTTPCode_Target_5XX_Count", dims, lbt.t5, "Count")
+      if lbt.e5 > 0 then publish(world, m, "HTTPCode_ELB_5XX_Count", dims, lbt.e5, "Count") end
     end
   end
 end

@@ -10,7 +10,8 @@ call (put, alarm_state). Split by concern:
   alb.lua          the world's traffic model: the ALB metrics of each minute
 
 The tick: at every minute boundary, first that minute's ALB metrics, then
-every alarm's evaluation (so an alarm on them sees the minute just ended).
+every alarm's evaluation (so an alarm on them sees the minute just ended,
+once the publishing delay, state.delay, has passed).
 ]]
 local sim_util = require "ecsplay.sim.util"
 local stats = require "ecsplay.sim.cloudwatch.stats"
@@ -18,6 +19,7 @@ local store = require "ecsplay.sim.cloudwatch.store"
 local queries = require "ecsplay.sim.cloudwatch.queries"
 local alarms = require "ecsplay.sim.cloudwatch.alarms"
 local alb = require "ecsplay.sim.cloudwatch.alb"
+local limits = require "ecsplay.sim.limits"
 
 local M = { name = "cloudwatch" }
 
@@ -33,8 +35,18 @@ M.put = store.put
 -- alarm_state(world, name) -> "OK"|"ALARM"|"INSUFFICIENT_DATA"|nil (no such alarm).
 M.alarm_state = alarms.alarm_state
 
+--[[ Seconds from the end of a period until CloudWatch shows the ALB's
+     datapoints for it, unless the scenario's metrics.delay says otherwise:
+     an ALB sends each minute's metrics when the minute is over, and AWS
+     documents metric data reaching a metric stream's destination within
+     3 minutes with the stream's smallest (60 s) buffer; 2 minutes is what is
+     left for CloudWatch itself (docs/simulator.md cites both). ]]
+M.DEFAULT_DELAY = 120
+
 function M.init(world)
-  local s = { series = {}, series_list = {}, alarms = {}, history = {}, scripts = {}, last_minute = nil }
+  local metrics = world.scenario and world.scenario.metrics
+  local s = { series = {}, series_list = {}, alarms = {}, history = {}, scripts = {}, last_minute = nil,
+    delay = metrics and metrics.delay or M.DEFAULT_DELAY }
   alarms.init_scripted(world, s)
   return s
 end
@@ -48,6 +60,8 @@ function M.tick(world, t)
     s.last_minute = m
     alb.publish_minute(world, m)
     alarms.evaluate_all(world, m, t)
+    -- hourly: datapoints past CloudWatch's retention go (bounded memory however long the run)
+    if m % 3600 == 0 then store.prune(world, m - limits.CLOUDWATCH.RETENTION_SECONDS) end
   end
   alarms.apply_scripts(world)
 end

@@ -8,6 +8,7 @@ local tables = require "ecsplay.util.tables"
 local stats = require "ecsplay.sim.cloudwatch.stats"
 local store = require "ecsplay.sim.cloudwatch.store"
 local MM = require "ecsplay.sim.cloudwatch.metric_math"
+local limits = require "ecsplay.sim.limits"
 
 local M = {}
 M.ops = {}
@@ -48,6 +49,11 @@ end
      Raises ValidationError naming the parameter (`param`). ]]
 local function check_queries(world, queries, param)
   local by_id, order = {}, {}
+  local max = limits.CLOUDWATCH.QUERIES_PER_GET_METRIC_DATA
+  if #(queries or {}) > max then
+    world:fail("ValidationError", string.format("The collection %s must not have a size greater than %d.",
+      param, max))
+  end
   for i, q in ipairs(queries or {}) do
     local where = string.format("%s.member.%d", param, i)
     if type(q.Id) ~= "string" or not q.Id:match("^[a-z][%w_]*$") then
@@ -140,7 +146,7 @@ value = function(run, id)
   local v
   if entry.q.MetricStat then
     local ms = entry.q.MetricStat
-    v = store.metric_series(run.world, ms.Metric, ms.Period, entry.stat, ms.Unit, run.start, run.stop)
+    v = store.metric_series(run.world, ms.Metric, ms.Period, entry.stat, ms.Unit, run.start, run.stop, run.now)
   else
     v = expression_series(run, id, entry)
   end
@@ -152,21 +158,42 @@ end
 --[[ Evaluates MetricDataQueries over [start, stop): returns { [id] = series } for every
      query, the entries by id ({ q=, ... }) and the ids in order. Raises ValidationError for
      malformed queries or expressions. `param` names the parameter in messages
-     (MetricDataQueries by default; Metrics for alarms). ]]
-function M.run_queries(world, queries, start, stop, param)
+     (MetricDataQueries by default; Metrics for alarms); the data is what is
+     visible at `now` (default: the world's time). ]]
+function M.run_queries(world, queries, start, stop, param, now)
   local by_id, order = check_queries(world, queries, param or "MetricDataQueries")
-  local run = { world = world, by_id = by_id, order = order, start = start, stop = stop, values = {}, busy = {} }
+  local run = { world = world, by_id = by_id, order = order, start = start, stop = stop, values = {}, busy = {},
+    now = now or world.now }
   for _, id in ipairs(order) do value(run, id) end
   return run.values, by_id, order
 end
 
 ---------------------------------------------------------------- PutMetricData
 
+--[[ A value CloudWatch stores: a finite number within -2^360 .. 2^360 (PutMetricData
+     rejects NaN, the infinities and anything larger). ]]
+local function check_number(world, v, what)
+  local big = limits.CLOUDWATCH.VALUE_MAGNITUDE
+  if type(v) ~= "number" or v ~= v or v > big or v < -big then
+    world:fail("InvalidParameterValue", string.format("The value %s for parameter %s is invalid: values "
+      .. "must be finite numbers from -2^360 to 2^360.", tostring(v), what))
+  end
+end
+
 -- A MetricData member's Values (and Counts) as one sample with its raw values.
 local function values_sample(world, d, where)
   if d.Counts and #d.Counts ~= #d.Values then
     world:fail("InvalidParameterValue", "The parameters " .. where .. ".Values and " .. where ..
       ".Counts must be of the same size.")
+  end
+  if #d.Values > limits.CLOUDWATCH.VALUES_PER_DATUM then
+    world:fail("InvalidParameterValue", string.format("The collection %s.Values must not have a size "
+      .. "greater than %d.", where, limits.CLOUDWATCH.VALUES_PER_DATUM))
+  end
+  for j, v in ipairs(d.Values) do
+    check_number(world, v, where .. ".Values.member." .. j)
+    local c = d.Counts and d.Counts[j]
+    if c ~= nil then check_number(world, c, where .. ".Counts.member." .. j) end
   end
   local smp = { n = 0, sum = 0, min = math.huge, max = -math.huge, vals = {} }
   for j, v in ipairs(d.Values) do
@@ -187,6 +214,9 @@ local function statistic_sample(world, sv, where)
     world:fail("MissingParameter", "The parameter " .. where .. ".StatisticValues needs SampleCount, Sum, " ..
       "Minimum and Maximum.")
   end
+  for _, k in ipairs { "SampleCount", "Sum", "Minimum", "Maximum" } do
+    check_number(world, sv[k], where .. ".StatisticValues." .. k)
+  end
   if sv.SampleCount <= 0 or sv.Minimum > sv.Maximum then
     world:fail("InvalidParameterValue", "The parameter " .. where .. ".StatisticValues is inconsistent " ..
       "(SampleCount must be positive and Minimum at most Maximum).")
@@ -206,7 +236,10 @@ local function datum_value(world, d, where)
     world:fail("MissingParameter", "One of the parameters " .. where .. ".Value, " .. where .. ".Values or " ..
       where .. ".StatisticValues is required.")
   end
-  if d.Value ~= nil then return d.Value end
+  if d.Value ~= nil then
+    check_number(world, d.Value, where .. ".Value")
+    return d.Value
+  end
   if d.Values then return values_sample(world, d, where) end
   return statistic_sample(world, d.StatisticValues, where)
 end
@@ -218,9 +251,20 @@ function ops.PutMetricData(world, input, caller)
   if caller == nil and ns:sub(1, 4) == "AWS/" then
     world:fail("InvalidParameterValue", "The value AWS/ for parameter Namespace is invalid.")
   end
+  local cw = limits.CLOUDWATCH
+  if #(input.MetricData or {}) > cw.METRIC_DATA_PER_PUT then
+    world:fail("InvalidParameterValue", string.format("The collection MetricData must not have a size "
+      .. "greater than %d.", cw.METRIC_DATA_PER_PUT))
+  end
   local prepared = {}
   for i, d in ipairs(input.MetricData or {}) do
-    prepared[#prepared + 1] = { d = d, value = datum_value(world, d, "MetricData.member." .. i) }
+    local where = "MetricData.member." .. i
+    local t = d.Timestamp
+    if t ~= nil and (t < world.now - cw.PAST_SECONDS or t > world.now + cw.FUTURE_SECONDS) then
+      world:fail("InvalidParameterValue", string.format("The parameter %s.Timestamp must be no more than "
+        .. "two weeks in the past and no more than two hours in the future.", where))
+    end
+    prepared[#prepared + 1] = { d = d, value = datum_value(world, d, where) }
   end
   for _, p in ipairs(prepared) do
     store.put(world, ns, p.d.MetricName, p.d.Dimensions, p.d.Timestamp or world.now, p.value, p.d.Unit or "None")
@@ -244,7 +288,7 @@ end
      emitted, and whether some were left for a next page. ]]
 local function emit_results(input, values, by_id, order, offset)
   local descending = input.ScanBy ~= "TimestampAscending"
-  local max = input.MaxDatapoints or 100800
+  local max = math.min(input.MaxDatapoints or math.huge, limits.CLOUDWATCH.DATAPOINTS_PER_GET_METRIC_DATA)
   local results, seen, emitted, truncated = {}, 0, 0, false
   for _, id in ipairs(order) do
     local e = by_id[id]
@@ -277,6 +321,10 @@ end
 function ops.GetMetricData(world, input)
   local start, stop = input.StartTime, input.EndTime
   check_range(world, start, stop)
+  local maxdp = input.MaxDatapoints
+  if maxdp ~= nil and maxdp < 1 then
+    world:fail("ValidationError", "The parameter MaxDatapoints must be at least 1.")
+  end
   local offset = 0
   if input.NextToken then
     offset = tonumber(input.NextToken:match("^dp(%d+)$") or "")
@@ -338,7 +386,7 @@ function ops.GetMetricStatistics(world, input)
   local ext_parsed = percentiles(world, ext)
   datapoint_limit(world, start, stop, period)
   local ser = store.get_series(world, input.Namespace, input.MetricName, store.norm_dims(input.Dimensions), false)
-  local by, order = store.buckets(ser, period, start, stop, input.Unit)
+  local by, order = store.buckets(ser, period, start, stop, input.Unit, world.now)
   local dps = {}
   for _, b in ipairs(order) do
     local samples = by[b]

@@ -7,7 +7,12 @@ NextToken paging of the List/Describe operations.
 
 State (world.state.cloudwatch): series (key -> series), series_list
 (creation order, which ListMetrics answers in), alarms, history, scripts
-(sim/cloudwatch/alarms.lua), last_minute (the tick).
+(sim/cloudwatch/alarms.lua), last_minute (the tick), delay (seconds from a
+period's end until its ALB datapoints are visible: scenario metrics.delay).
+
+A sample may carry `visible` (epoch seconds): queries and alarms at an
+earlier time do not see it, as CloudWatch shows a service's datapoints only
+once it has published them.
 ]]
 local tables = require "ecsplay.util.tables"
 local stats = require "ecsplay.sim.cloudwatch.stats"
@@ -56,44 +61,86 @@ local function add_sample(ser, sample)
   table.insert(list, i + 1, sample)
 end
 
-local function sample_from(value, t, unit)
+local function sample_from(value, t, unit, visible)
+  local smp
   if type(value) == "number" then
-    return { t = t, n = 1, sum = value, min = value, max = value, vals = { { value, 1 } }, unit = unit }
+    smp = { t = t, n = 1, sum = value, min = value, max = value, vals = { { value, 1 } }, unit = unit }
+  else
+    smp = tables.copy(value)
+    smp.t, smp.unit = t, unit or value.unit
   end
-  local smp = tables.copy(value)
-  smp.t, smp.unit = t, unit or value.unit
+  smp.visible = visible
   return smp
 end
 
---[[ put(world, namespace, name, dims, t, value[, unit]): stores one sample.
+--[[ put(world, namespace, name, dims, t, value, unit?, visible?): stores one sample.
      dims: { {Name=, Value=}, ... } or { Name = Value, ... }; value: a number,
-     or a sample table { n=, sum=, min=, max=, vals=?, dists=? }. ]]
-function M.put(world, namespace, name, dims, t, value, unit)
+     or a sample table { n=, sum=, min=, max=, vals=?, dists=? }. visible: the
+     time from which queries see it (CloudWatch's publishing delay; nil: at once). ]]
+function M.put(world, namespace, name, dims, t, value, unit, visible)
   local ser = M.get_series(world, namespace, name, M.norm_dims(dims), true)
-  add_sample(ser, sample_from(value, t, unit))
+  add_sample(ser, sample_from(value, t, unit, visible))
 end
 
--- Samples of a series grouped into periods over [start, end): { [bucket_t] = {samples} }, ordered keys.
-function M.buckets(ser, period, start, stop, unit)
+-- The index of a series' first sample at or after time t (samples are in time order), so a
+-- query reads only its own range however long the series is.
+local function first_at(list, t)
+  local lo, hi = 1, #list + 1
+  while lo < hi do
+    local mid = (lo + hi) // 2
+    if list[mid].t < t then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+--[[ Drops the samples older than `cutoff` (CloudWatch keeps 1-minute datapoints 15 days;
+     the simulator keeps no coarser copies) and the series left empty, so a long-running
+     world's metrics take bounded memory. ]]
+function M.prune(world, cutoff)
+  local s = M.st(world)
+  local kept = {}
+  for _, ser in ipairs(s.series_list) do
+    local i = first_at(ser.samples, cutoff)
+    if i > 1 then
+      local n = #ser.samples
+      table.move(ser.samples, i, n, 1)
+      for k = n - i + 2, n do ser.samples[k] = nil end
+    end
+    if #ser.samples > 0 then
+      kept[#kept + 1] = ser
+    else
+      s.series[series_key(ser.ns, ser.name, ser.dims)] = nil
+    end
+  end
+  s.series_list = kept
+end
+
+--[[ Samples of a series grouped into periods over [start, end), only those
+     visible at `now` (nil: all): { [bucket_t] = {samples} }, ordered keys. ]]
+function M.buckets(ser, period, start, stop, unit, now)
   local base = stats.align_start(start, period)
   local by, order = {}, {}
   if not ser then return by, order end
-  for _, smp in ipairs(ser.samples) do
-    if smp.t >= base and smp.t < stop and (not unit or smp.unit == unit) then
+  local list = ser.samples
+  for i = first_at(list, base), #list do
+    local smp = list[i]
+    if smp.t >= stop then break end
+    if (not unit or smp.unit == unit) and not (now and smp.visible and smp.visible > now) then
       local b = base + math.floor((smp.t - base) / period) * period
       if not by[b] then by[b] = {}; order[#order + 1] = b end
-      local list = by[b]
-      list[#list + 1] = smp
+      local bucket = by[b]
+      bucket[#bucket + 1] = smp
     end
   end
   table.sort(order)
   return by, order
 end
 
--- A metric's statistic per period over [start, stop) as a metric math series (periods without data left out).
-function M.metric_series(world, metric, period, stat, unit, start, stop)
+--[[ A metric's statistic per period over [start, stop) as a metric math series
+     (periods without data left out), from the samples visible at `now`. ]]
+function M.metric_series(world, metric, period, stat, unit, start, stop, now)
   local ser = M.get_series(world, metric.Namespace, metric.MetricName, M.norm_dims(metric.Dimensions), false)
-  local by, order = M.buckets(ser, period, start, stop, unit)
+  local by, order = M.buckets(ser, period, start, stop, unit, now or world.now)
   local ts, vs = {}, {}
   for _, b in ipairs(order) do
     local v = stats.compute(by[b], stat)
