@@ -7,6 +7,7 @@
 --   transport = fn(req) → {status=, headers=, body=} | nil, message, kind,
 --   max_attempts=, retry_mode=, log = fn(level, event, message, fields),
 --   timeout=, connect_timeout=, max_size=, ca_bundle=,
+--   protocols = { cloudwatch = "query" } (per service: speak only this protocol),
 --   -- for tests: env = table|fn, config_file=, credentials_file=, http = fn (metadata
 --   -- endpoints), rand = fn() → [0,1) (retry jitter), now = fn() → epoch }
 local core = require "ecsplay.core"
@@ -14,6 +15,7 @@ local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
 local tables = require "ecsplay.util.tables"
+local strings = require "ecsplay.util.strings"
 local model = require "ecsplay.aws.model"
 local validate = require "ecsplay.aws.validate"
 local protocol = require "ecsplay.aws.protocol"
@@ -42,18 +44,47 @@ end
 
 local USER_AGENT = "ecsplay/" .. core.version
 
+-- Signing and credential expiry: the machine's clock, even while sched.now() follows a
+-- served simulator's (which checks X-Amz-Date against the machine's clock too).
 local function now(opts)
   if opts.now then return opts.now() end
-  return sched.now()
+  return sched.signing_time()
 end
 
 local function default_log(level, event, message, fields)
   log.event(level, event, message, fields)
 end
 
--- Reset everything to `opts` (a fresh resolver, fresh retry quotas).
+--[[ configure{ protocols = { service = "json"|"query" } }: checked here, so a bad override
+     is a config error naming its field before anything is sent. → the table (or {}). ]]
+local function check_protocols(protocols)
+  if protocols == nil then return {} end
+  local function bad(field, msg)
+    error(errors.config { code = "InvalidConfig", field = field, message = field .. ": " .. msg }, 0)
+  end
+  if type(protocols) ~= "table" then
+    bad("protocols", "expected a table such as { cloudwatch = \"query\" }, got " .. type(protocols))
+  end
+  local services, known = model.services(), {}
+  for _, name in ipairs(services) do known[name] = true end
+  local keys = {}
+  for k in pairs(protocols) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, service in ipairs(keys) do
+    if not known[service] then
+      bad("protocols", string.format("unknown service %q%s", service,
+        strings.did_you_mean(service, services, { quote = true, list_all = true })))
+    end
+    local ok, err = pcall(protocol.candidates, model.load(service), protocols[service])
+    if not ok then bad("protocols." .. service, err) end
+  end
+  return protocols
+end
+
+-- Reset everything to `opts` (a fresh resolver, fresh retry quotas, protocols to be learnt).
 function M.configure(opts)
   opts = opts or {}
+  local protocols = check_protocols(opts.protocols)
   local getenv
   if type(opts.env) == "function" then
     getenv = opts.env
@@ -63,7 +94,8 @@ function M.configure(opts)
   else
     getenv = os.getenv
   end
-  state = { opts = opts, getenv = getenv, retryers = {}, log = opts.log or default_log }
+  state = { opts = opts, getenv = getenv, retryers = {}, log = opts.log or default_log,
+    protocols = protocols, spoken = {} }
   state.resolver = credentials.resolver {
     env = getenv, profile = opts.profile, region = opts.region,
     access_key = opts.access_key, secret_key = opts.secret_key, session_token = opts.session_token,
@@ -132,18 +164,6 @@ local TRANSPORT_CODES = { timeout = "Timeout", connect = "ConnectionError", rese
 
 local function header(h, name) return protocol.header(h, name) end
 
--- Is the content type one this protocol could have answered with?
-local function content_type_problem(proto_name, status, ct)
-  if not ct or status < 200 or status >= 300 then return nil end
-  local l = ct:lower()
-  if proto_name == "json" then
-    if l:find("json", 1, true) or l:find("octet-stream", 1, true) then return nil end
-    return "application/x-amz-json"
-  end
-  if l:find("xml", 1, true) then return nil end
-  return "text/xml"
-end
-
 local function transport_error(service, opname, url, err, kind)
   local code = TRANSPORT_CODES[kind or "other"] or "TransportError"
   local msg = string.format("%s (%s)", tostring(err or code), url)
@@ -168,6 +188,7 @@ local function attempt(s, ctx)
       session_token = creds:session_token(), time = math.floor(now(o)) }
     signed_headers = sig.headers
   end
+  sched.add_clock_headers(signed_headers, ctx.url) -- names this client to a simulator (lockstep)
   local max_size = o.max_size or M.DEFAULT_MAX_SIZE
   local req = { method = ctx.req.method, url = ctx.url, headers = signed_headers,
     body = ctx.req.body, timeout = o.timeout or M.DEFAULT_TIMEOUT,
@@ -178,19 +199,16 @@ local function attempt(s, ctx)
   local resp, err, kind = (o.transport or http_transport)(req)
   local service, opname = ctx.service, ctx.op
   if not resp then return nil, transport_error(service, opname, ctx.url, err, kind) end
+  sched.observe_server_clock(resp.headers, ctx.url) -- a served simulator's time (sched.lua)
   if resp.body and #resp.body > max_size then
     return nil, transport_error(service, opname, ctx.url, string.format(
       "response of %d bytes exceeds the %d-byte limit", #resp.body, max_size), "too_large")
   end
   local status = tonumber(resp.status) or 0
   local rid = header(resp.headers, "x-amzn-requestid") or header(resp.headers, "x-amz-request-id")
+  -- the Content-Type is not checked: botocore's parsers never read it (moto answers JSON as
+  -- text/html), so the body alone says whether the answer is readable
   local ct = header(resp.headers, "content-type")
-  local want = content_type_problem(ctx.proto_name, status, ct)
-  if want then
-    return nil, errors.response { service = service, operation = opname, code = "UnexpectedContentType",
-      status = status, request_id = rid, message = string.format(
-        "expected %s from %s, got Content-Type %s", want, ctx.url, ct) }
-  end
   local ok, out = ctx.codec.parse_response(ctx.model, opname, status, resp.headers or {}, resp.body or "")
   if ok then return out end
   local e = type(out) == "table" and out or { code = "InvalidResponse", message = tostring(out) }
@@ -203,6 +221,109 @@ local function attempt(s, ctx)
   if service == "sts" and (msg or ""):find("SecretAccessKey", 1, true) then msg = "(redacted)" end
   return nil, errors.aws { service = service, operation = opname, code = e.code or tostring(status),
     message = msg, status = e.status or status, request_id = e.request_id or rid }
+end
+
+-- The attempts of one request in one protocol, retried as the SDKs do. → output | nil, error
+local function exchange(s, ctx, ropts)
+  local r = retryer(ctx.service)
+  local rctx = {}
+  local n = 0
+  while true do
+    n = n + 1
+    if ropts.anonymous then
+      ctx.creds = nil
+    else
+      ctx.creds = ropts.credentials or s.resolver:credentials()
+    end
+    local out, e = attempt(s, ctx)
+    if out then
+      r:on_success(rctx)
+      s.log("debug", "aws.call", string.format("%s %s ok", ctx.service, ctx.op),
+        { service = ctx.service, operation = ctx.op, attempts = n, protocol = ctx.proto_name })
+      return out
+    end
+    e.retryable = retry.is_retryable(e)
+    e.attempts = n
+    local delay, why = r:on_error(rctx, n, e)
+    if not delay then
+      if n > 1 then e.message = string.format("%s (after %d attempts; %s)", e.message or "", n, why) end
+      return nil, e
+    end
+    s.log("info", "aws.retry", string.format("%s %s: %s; retrying in %.2fs", ctx.service, ctx.op,
+      tostring(e.code), delay), { service = ctx.service, operation = ctx.op, code = e.code,
+      status = e.status, attempt = n, delay = delay })
+    sched.sleep(delay)
+  end
+end
+
+--[[ Did the endpoint not answer in the request's protocol (so another may do)? Yes for an
+     answer that protocol cannot read (InvalidResponse: an XML or HTML body to a JSON
+     request), an error that carries no code of that protocol (HTTP 4xx/5xx with a body that
+     is not its error shape: a 404 page, 415, a proxy's 500 page; after the SDK's retries),
+     HTTP 501, and the codes by which servers say they know no such operation or service.
+     No for transport errors (nothing was heard) and for any error in the protocol's own
+     shape (ValidationError, ThrottlingException, ...): that proves the endpoint speaks it. ]]
+local UNKNOWN_TARGET = { UnknownOperationException = true, UnknownOperation = true,
+  UnknownService = true, UnknownServiceException = true, InvalidAction = true, MissingAction = true }
+
+local function unanswered(e)
+  if e.kind == "response" then return e.code == "InvalidResponse" end
+  if e.kind ~= "service" then return false end
+  if UNKNOWN_TARGET[e.code] or e.status == 501 then return true end
+  return (e.status or 0) >= 400 and e.code == tostring(e.status)
+end
+
+--[[ The protocols to try for `service` at `base`, best first: the one this endpoint answered
+     in before (remembered for the rest of the run), else the configured override, else the
+     model's order of those ecsplay speaks (CloudWatch: json, then query). ]]
+local function protocols_for(s, m, service, base)
+  local known = s.spoken[service .. " " .. base]
+  if known then return { known } end
+  return protocol.candidates(m, s.protocols[service])
+end
+
+-- The request in protocol `name` (nothing sent yet). → ctx for attempt()
+local function build(m, service, opname, params, name, region, base)
+  local codec = protocol.codec(name)
+  local ok, req = pcall(codec.build_request, m, opname, params)
+  if not ok then
+    error(errors.param_validation { service = service, operation = opname, path = "",
+      message = string.format("%s %s: %s", service, opname, tostring(req)) }, 0)
+  end
+  return { model = m, service = service, op = opname, codec = codec, proto_name = name,
+    req = req, region = region, url = base .. (req.path ~= "/" and req.path or "/"),
+    signing_name = m.metadata.signingName or m.metadata.endpointPrefix }
+end
+
+--[[ An HTTP error whose body held no AWS error (an empty 400, a proxy's page, a redirect)
+     comes out of the parsers with its bare status as code and no message. It leaves
+     M.request named HttpError<status> with a reason, so that no error is a bare number. ]]
+local HTTP_REASONS = { [301] = "Moved Permanently", [302] = "Found", [304] = "Not Modified",
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [408] = "Request Timeout", [413] = "Payload Too Large",
+  [415] = "Unsupported Media Type", [429] = "Too Many Requests", [500] = "Internal Server Error",
+  [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout" }
+
+local function with_code(e)
+  if e.kind ~= "service" or not (e.code == nil or e.code == tostring(e.status)) then return e end
+  local status = math.tointeger(tonumber(e.status)) or 0
+  e.code = "HttpError" .. status
+  local reason = string.format("HTTP %d%s and no AWS error in the answer", status,
+    HTTP_REASONS[status] and (" " .. HTTP_REASONS[status]) or "")
+  local msg = e.message or ""
+  if msg:match("^%s*$") or msg:match("^%s*%(") then
+    e.message = reason .. msg
+  else
+    e.message = reason .. ": " .. msg
+  end
+  return e
+end
+
+local function code_status(e)
+  local c = tostring(e.code)
+  if e.status and c ~= tostring(e.status) then c = c .. " " .. tostring(e.status) end
+  return c
 end
 
 -- request(service, operation, params, ropts) — aws.call with per-call options:
@@ -223,48 +344,29 @@ function M.request(service, opname, params, ropts)
   end
   opname = op.name
   params = validate.fill_idempotency_tokens(m, opname, tables.shallow_copy(params))
-  local codec, proto_name = protocol.for_model(m)
-  local bok, req = pcall(codec.build_request, m, opname, params)
-  if not bok then
-    error(errors.param_validation { service = service, operation = opname, path = "",
-      message = string.format("%s %s: %s", service, opname, tostring(req)) }, 0)
-  end
   local region = ropts.region or M.region()
   local base, uerr = endpoints.resolve(service, region, { endpoint_url = s.opts.endpoint_url,
     getenv = s.getenv })
   if not base then error(errors.config { code = "InvalidEndpoint", service = service,
     operation = opname, message = uerr }, 0) end
-  local ctx = { model = m, service = service, op = opname, codec = codec, proto_name = proto_name,
-    req = req, region = region, url = base .. (req.path ~= "/" and req.path or "/"),
-    signing_name = m.metadata.signingName or m.metadata.endpointPrefix }
-  local r = retryer(service)
-  local rctx = {}
-  local n = 0
-  while true do
-    n = n + 1
-    if ropts.anonymous then
-      ctx.creds = nil
-    else
-      ctx.creds = ropts.credentials or s.resolver:credentials()
+  local list, tried = protocols_for(s, m, service, base), {}
+  for i, name in ipairs(list) do
+    local out, e = exchange(s, build(m, service, opname, params, name, region, base), ropts)
+    if out or e.kind == "service" and not unanswered(e) then
+      s.spoken[service .. " " .. base] = name
     end
-    local out, e = attempt(s, ctx)
-    if out then
-      r:on_success(rctx)
-      s.log("debug", "aws.call", string.format("%s %s ok", service, opname),
-        { service = service, operation = opname, attempts = n })
-      return out
+    if out then return out end
+    tried[#tried + 1] = name .. " " .. code_status(e)
+    if not unanswered(e) then error(with_code(e), 0) end
+    if i == #list then
+      if #tried > 1 then
+        e.message = string.format("%s (answered in no protocol: %s)", e.message or "", table.concat(tried, ", "))
+      end
+      error(with_code(e), 0)
     end
-    e.retryable = retry.is_retryable(e)
-    e.attempts = n
-    local delay, why = r:on_error(rctx, n, e)
-    if not delay then
-      if n > 1 then e.message = string.format("%s (after %d attempts; %s)", e.message or "", n, why) end
-      error(e, 0)
-    end
-    s.log("info", "aws.retry", string.format("%s %s: %s; retrying in %.2fs", service, opname,
-      tostring(e.code), delay), { service = service, operation = opname, code = e.code,
-      status = e.status, attempt = n, delay = delay })
-    sched.sleep(delay)
+    s.log("info", "aws.protocol", string.format("%s at %s did not answer %s in %s (%s); trying %s",
+      service, base, opname, name, code_status(e), list[i + 1]), { service = service, operation = opname,
+      endpoint = base, from = name, protocol = list[i + 1], code = e.code, status = e.status })
   end
 end
 

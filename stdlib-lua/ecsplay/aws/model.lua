@@ -16,16 +16,21 @@ local function index(m)
   return m
 end
 
+-- The services ecsplay has models for, sorted.
+function M.services()
+  local names = {}
+  for k in pairs(SERVICES) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
 -- model.load("ecs") → model table (cached). Raises on an unknown service.
 function M.load(service)
   local m = cache[service]
   if m then return m end
   if not SERVICES[service] then
-    local names = {}
-    for k in pairs(SERVICES) do names[#names + 1] = k end
-    table.sort(names)
     error(string.format("unknown AWS service %q (expected one of: %s)", tostring(service),
-      table.concat(names, ", ")), 2)
+      table.concat(M.services(), ", ")), 2)
   end
   -- lazy: the generated models are large; each loads when its service is first used
   m = index(require("ecsplay.aws.models." .. service))

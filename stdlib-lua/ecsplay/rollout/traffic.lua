@@ -4,10 +4,17 @@ default action). Every change is read back: a ModifyRule that answered 200
 but left other weights is an error, not a success.
 ]]
 local errors = require "ecsplay.errors"
+local sched = require "ecsplay.sched"
+local log = require "ecsplay.log"
 local elbv2 = require "ecsplay.elbv2"
 local tables = require "ecsplay.util.tables"
 
 local M = {}
+
+-- Seconds a weight shift keeps trying through transient errors; the undo of a shift
+-- (rollout/actions.lua) has the same budget.
+M.retry_budget = 300
+M.MAX_BACKOFF = 20
 
 local function bad(msg, field) error(errors.bad_input(msg, field), 0) end
 
@@ -106,6 +113,27 @@ function M.get(point)
   return forward_weights(l.DefaultActions) or {}
 end
 
+--[[ Where target group `tg_arn` receives traffic now: { { point =, percent =,
+     port = }, ... } for every rule (or default action) of its load balancers'
+     listeners that forwards a share above 0 to it; {} when none does. Read
+     fresh: a rollback asks this before it removes capacity from a side. ]]
+function M.receiving(tg_arn)
+  local out = {}
+  local tg = elbv2.describe_target_groups({ TargetGroupArns = { tg_arn } }).TargetGroups[1]
+  for _, lb in ipairs(tg and tg.LoadBalancerArns or {}) do
+    for _, l in ipairs(elbv2.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
+      for _, r in ipairs(elbv2.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
+        local share = M.percent(forward_weights(r.Actions) or {})[tg_arn] or 0
+        if share > 0 then
+          out[#out + 1] = { percent = share, port = l.Port, point = r.IsDefault
+            and { kind = "listener", arn = l.ListenerArn } or { kind = "rule", arn = r.RuleArn } }
+        end
+      end
+    end
+  end
+  return out
+end
+
 -- Percent on each target group (weights need not add up to 100).
 function M.percent(weights)
   local total = 0
@@ -115,9 +143,8 @@ function M.percent(weights)
   return out
 end
 
---[[ Sets { [tg_arn] = weight } and reads it back; raises when the listener
-     does not hold exactly those weights afterwards. ]]
-function M.set(point, weights)
+-- One try: ModifyRule/ModifyListener, then the read-back.
+local function apply(point, weights)
   local tgs = {}
   local arns = tables.keys(weights)
   for _, arn in ipairs(arns) do
@@ -139,6 +166,46 @@ function M.set(point, weights)
     end
   end
   return got
+end
+
+-- "listener rule …/9683b2d02a6cabee" for logs: the ARN's last part names it well enough.
+local function point_name(point)
+  return (point.kind == "rule" and "listener rule " or "listener ") .. "…/"
+    .. (point.arn:match("([^/]+)$") or point.arn)
+end
+
+--[[ Sets { [tg_arn] = weight } and reads it back; raises when the listener
+     does not hold exactly those weights afterwards.
+     A shift outlasts a throttle: while ELBv2 answers with a transient error
+     (throttling, 5xx, a dropped connection: `retryable`, once the SDK's own
+     attempts are spent) it is tried again with capped backoff for up to
+     M.retry_budget seconds, the budget the rollback's undo of the same shift
+     has, and never past opts.deadline (the step's deadline, an epoch time). A
+     forward step is then not abandoned on a throttle that its rollback would
+     wait out anyway. Anything else (WeightsNotApplied, an interruption, bad
+     input) is raised at once. ]]
+function M.set(point, weights, opts)
+  local started = sched.now()
+  local deadline = started + M.retry_budget
+  if opts and opts.deadline and opts.deadline < deadline then deadline = opts.deadline end
+  local tries = 0
+  while true do
+    tries = tries + 1
+    local ok, res = pcall(apply, point, weights)
+    if ok then return res end
+    if not (type(res) == "table" and res.retryable == true) then error(res, 0) end
+    local left = deadline - sched.now()
+    if left <= 0 then
+      res.message = string.format("%s (weight shift on %s: %d tries in %d s, gave up at its deadline)",
+        res.message or "", point_name(point), tries, math.floor(sched.now() - started + 0.5))
+      error(res, 0)
+    end
+    local wait = math.min(2 ^ math.min(tries, 5), M.MAX_BACKOFF, left)
+    log.event("warn", "traffic.retry", string.format("weight shift on %s: %s; trying again in %ds",
+      point_name(point), tostring(res.code), math.ceil(wait)), { point = point.arn, code = res.code,
+      tries = tries, wait = wait })
+    sched.sleep(wait)
+  end
 end
 
 -- "api-stable=75 api-canary=25" for logs.

@@ -28,19 +28,46 @@ local function speaks(model, name)
 end
 M.speaks = speaks
 
--- The client codec for a model: `preferred` ("json"/"query") when the service speaks it;
--- else json when it speaks json (CloudWatch: json 1.0), else its own protocol.
-function M.for_model(model, preferred)
-  if preferred then
-    if not speaks(model, preferred) then
-      error(string.format("%s does not speak the %s protocol", model.service or "service", preferred), 2)
+-- The client protocols ecsplay has a codec for.
+M.SPOKEN = { json = true, query = true }
+
+--[[ The client protocols to try for a model, best first: its `metadata.protocols` in the
+     model's order (else its one `protocol`), keeping those ecsplay speaks (CloudWatch:
+     smithy-rpc-v2-cbor, json, query → json, query). `only` (a configured override) narrows
+     the list to that one protocol. Raises a message for an override that cannot be. ]]
+function M.candidates(model, only)
+  local name = model.service or "service"
+  if only ~= nil then
+    if not M.SPOKEN[only] then
+      error(string.format("expected \"json\" or \"query\", got %s",
+        type(only) == "string" and string.format("%q", only) or type(only)), 0)
     end
-    return codec(preferred), preferred
+    if not speaks(model, only) then
+      error(string.format("%s does not speak the %s protocol (it speaks %s)", name, only,
+        table.concat(model.metadata.protocols or { model.metadata.protocol }, ", ")), 0)
+    end
+    return { only }
   end
-  if speaks(model, "json") then return codec("json"), "json" end
-  if speaks(model, "query") then return codec("query"), "query" end
-  error(string.format("%s: no supported protocol in %s", model.service or "service",
-    table.concat(model.metadata.protocols or {}, ", ")), 2)
+  local list = {}
+  for _, p in ipairs(model.metadata.protocols or { model.metadata.protocol }) do
+    if M.SPOKEN[p] then list[#list + 1] = p end
+  end
+  if #list == 0 then
+    error(string.format("%s: no supported protocol in %s", name,
+      table.concat(model.metadata.protocols or { model.metadata.protocol }, ", ")), 0)
+  end
+  return list
+end
+
+-- The codec for a protocol name ("json" or "query").
+M.codec = codec
+
+-- The client codec for a model: `preferred` when the service speaks it, else the first of
+-- M.candidates (CloudWatch: json 1.0).
+function M.for_model(model, preferred)
+  local ok, list = pcall(M.candidates, model, preferred)
+  if not ok then error(list, 2) end
+  return codec(list[1]), list[1]
 end
 
 -- Case-insensitive header lookup (clients and servers disagree on case).

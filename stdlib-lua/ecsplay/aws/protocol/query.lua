@@ -317,6 +317,14 @@ function M.parse_response(m, opname, status, headers, body)
       message = string.format("could not parse the %s %s response as XML: %s", m.service or "",
         op.name, perr or "no XML") }
   end
+  -- an XML document that is not this operation's answer (a sign-in page, another
+  -- protocol's document) is unreadable, not an empty result: botocore fails on it too
+  local rname = local_name(root.name)
+  if rname ~= op.name .. "Response" and not (op.resultWrapper and child(root, op.resultWrapper)) then
+    return false, { code = "InvalidResponse", status = status, request_id = hdr_rid,
+      message = string.format("the %s %s response is <%s>, not <%sResponse>", m.service or "",
+        op.name, tostring(rname), op.name) }
+  end
   return true, M.output_from_tree(m, op.name, root)
 end
 
