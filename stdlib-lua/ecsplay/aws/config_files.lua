@@ -4,7 +4,13 @@
 --   an indented line after `key =` (empty value) is a nested sub-key (e.g. `s3 =`), after a
 --   key with a value it continues that value.
 -- Errors name the file and line. Values are never echoed in errors (they may be secrets).
+-- Where each key was read is kept beside the parsed tables (M.where), so that the settings
+-- a profile gets wrong later (a loop, an unsupported key, a bad value) can name their line.
 local M = {}
+
+-- section table → { file = path, header = line, keys = { [key] = line } }; weak, so the
+-- parsed tables stay plain tables of strings.
+local LINES = setmetatable({}, { __mode = "k" })
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
@@ -37,6 +43,7 @@ function M.parse(text, filename)
         cur = {}
         sections[name] = cur
         order[#order + 1] = name
+        LINES[cur] = { file = filename, header = n, keys = {} }
       end
       last_key, nested = nil, nil
     elseif indented and last_key then
@@ -59,6 +66,7 @@ function M.parse(text, filename)
           trim(k))
       end
       k = trim(k):lower()
+      LINES[cur].keys[k] = n
       if v == "" then
         nested = {}
         cur[k] = nested
@@ -89,6 +97,14 @@ function M.read(path)
   return sections
 end
 
+-- Where key `key` of a parsed section was read: { file = path, line = n } (the section's
+-- header line when the key is not there), or nil for a table parse() did not make.
+function M.where(section, key)
+  local l = LINES[section]
+  if not l then return nil end
+  return { file = l.file, line = key and l.keys[key] or l.header }
+end
+
 -- Expand a leading ~ with HOME.
 function M.expand(path, home)
   if path and path:sub(1, 1) == "~" and home then return home .. path:sub(2) end
@@ -97,20 +113,23 @@ end
 
 -- The settings of one profile: config file section ([default] or [profile NAME]) merged
 -- with the credentials file's [NAME] (the credentials file wins, as in botocore).
--- → table (empty tables merged to nil), found (boolean).
+-- → table, found (boolean), origin ({ [key] = { file =, line = } }, and origin[1] for the
+-- profile's own section header).
 function M.profile(config, creds, name)
-  local out, found = {}, false
+  local out, found, origin = {}, false, {}
   local sec = config and (config["profile " .. name] or (name == "default" and config.default))
-  if sec then
-    found = true
-    for k, v in pairs(sec) do out[k] = v end
-  end
   local csec = creds and creds[name]
-  if csec then
-    found = true
-    for k, v in pairs(csec) do out[k] = v end
+  for _, s in ipairs { sec or false, csec or false } do
+    if s then
+      found = true
+      origin[1] = origin[1] or M.where(s)
+      for k, v in pairs(s) do
+        out[k] = v
+        origin[k] = M.where(s, k)
+      end
+    end
   end
-  return out, found
+  return out, found, origin
 end
 
 -- Names of every profile in the two files (sorted), for "did you mean" and error messages.

@@ -31,6 +31,33 @@ local function json_decode(s)
   return (json.decode(s))
 end
 
+local function cred_error(code, fmt, ...)
+  error(errors.credentials { code = code, message = string.format(fmt, ...) }, 0)
+end
+
+--[[ A configuration ecsplay refuses (exit 2 while nothing changed). `at` is where the
+     setting was read ({ file =, line = }, from config_files) or nil for the environment.
+     InvalidConfigFile: a line or value of a file that cannot be used as written;
+     InvalidConfig: a setting ecsplay does not support or that contradicts another. ]]
+local function config_error(code, at, fmt, ...)
+  local msg = string.format(fmt, ...)
+  if at then msg = string.format("%s (%s line %d)", msg, at.file, at.line) end
+  error(errors.config { code = code, message = msg, file = at and at.file, line = at and at.line }, 0)
+end
+
+-- What sigv4 and the HTTP layer cannot carry: an access key id with a separator of the
+-- Authorization header or whitespace, a session token with a control character (it
+-- becomes a header line). → the problem, or nil.
+local function key_problem(ak, token)
+  if ak ~= nil and (type(ak) ~= "string" or ak == "" or ak:find("[/,=%s%c]")) then
+    return "the access key id is empty or contains '/', ',', '=', whitespace or a control character"
+  end
+  if token ~= nil and (type(token) ~= "string" or token:find("%c")) then
+    return "the session token contains a control character (such as a line break)"
+  end
+end
+M.key_problem = key_problem
+
 ---------------------------------------------------------------------------------------
 -- The credentials object.
 local vault = setmetatable({}, { __mode = "k" })
@@ -57,6 +84,10 @@ function Creds:temporary() return vault[self] and vault[self].token ~= nil end
 
 -- new{access_key=, secret_key=, session_token=, expiration=, source=} → creds
 function M.new(t)
+  local problem = key_problem(t.access_key, t.session_token ~= "" and t.session_token or nil)
+  if problem then
+    cred_error("InvalidCredentials", "credentials from %s: %s", t.source or "options", problem)
+  end
   local c = setmetatable({ access_key = t.access_key, expiration = t.expiration,
     source = t.source or "options" }, Creds)
   local token = t.session_token
@@ -66,10 +97,6 @@ function M.new(t)
   log.add_secret(t.secret_key)
   log.add_secret(token)
   return c
-end
-
-local function cred_error(code, fmt, ...)
-  error(errors.credentials { code = code, message = string.format(fmt, ...) }, 0)
 end
 
 ---------------------------------------------------------------------------------------
@@ -146,12 +173,39 @@ function Resolver:profile_name()
   return "default", nil
 end
 
--- → settings table of a profile, or nil when it does not exist.
+-- The settings ecsplay reads from a profile: each must be a value, not indented sub-keys.
+local STRING_KEYS = { "region", "role_arn", "source_profile", "credential_source",
+  "web_identity_token_file", "role_session_name", "external_id", "duration_seconds",
+  "mfa_serial", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+  "aws_security_token", "credential_process", "sso_start_url", "sso_session" }
+
+-- → settings table of a profile, or nil when it does not exist. Where each setting was
+-- read is kept for Resolver:at.
 function Resolver:profile(name)
   local f = self:files()
-  local t, found = config_files.profile(f.config, f.credentials, name)
+  local t, found, origin = config_files.profile(f.config, f.credentials, name)
   if not found then return nil end
+  self.origins = self.origins or setmetatable({}, { __mode = "k" })
+  self.origins[t] = origin
+  for _, k in ipairs(STRING_KEYS) do
+    local v = t[k]
+    if type(v) == "table" then
+      if next(v) ~= nil then
+        config_error("InvalidConfigFile", origin[k], "profile %s: `%s` has indented sub-keys "
+          .. "where a value was expected", name, k)
+      end
+      t[k] = nil   -- `key =` with nothing after it: not set
+    end
+  end
   return t
+end
+
+-- Where setting `key` of profile table p was read ({ file =, line = }; the profile's
+-- header when key is nil or not in the files).
+function Resolver:at(p, key)
+  local origin = self.origins and self.origins[p]
+  if not origin then return nil end
+  return (key and origin[key]) or origin[1]
 end
 
 -- The chosen profile; an explicitly named profile that does not exist is an error.
@@ -170,14 +224,28 @@ end
 
 ---------------------------------------------------------------------------------------
 -- Region: option → AWS_REGION → AWS_DEFAULT_REGION → the profile's `region`.
+-- A region name as botocore accepts it: letters, digits and inner hyphens, at most 63.
+local function region_ok(r)
+  return #r <= 63 and (r:match("^%w$") or r:match("^%w[%w%-]*%w$")) ~= nil
+end
+
 function Resolver:region()
-  if self.opts.region then return self.opts.region, "--region" end
-  local r = self.getenv("AWS_REGION")
-  if r then return r, "AWS_REGION" end
-  r = self.getenv("AWS_DEFAULT_REGION")
-  if r then return r, "AWS_DEFAULT_REGION" end
+  local r, how = self.opts.region, "--region"
+  if not r then r, how = self.getenv("AWS_REGION"), "AWS_REGION" end
+  if not r then r, how = self.getenv("AWS_DEFAULT_REGION"), "AWS_DEFAULT_REGION" end
+  if r then
+    if not region_ok(r) then
+      config_error("InvalidConfig", nil, "invalid region %q from %s: expected letters, digits "
+        .. "and hyphens (e.g. us-east-1)", r:sub(1, 40), how)
+    end
+    return r, how
+  end
   local p, name = self:chosen_profile()
   if p and type(p.region) == "string" and p.region ~= "" then
+    if not region_ok(p.region) then
+      config_error("InvalidConfigFile", self:at(p, "region"), "profile %s: invalid `region`: "
+        .. "expected letters, digits and hyphens (e.g. us-east-1)", name)
+    end
     return p.region, string.format("profile %s in %s", name, self:files().config_path)
   end
   return nil
@@ -189,9 +257,9 @@ end
 
 local function check_pair(ak, sk, where)
   if ak and not sk then
-    cred_error("PartialCredentials", "%s has an access key id but no secret access key", where)
+    config_error("InvalidConfig", nil, "%s has an access key id but no secret access key", where)
   elseif sk and not ak then
-    cred_error("PartialCredentials", "%s has a secret access key but no access key id", where)
+    config_error("InvalidConfig", nil, "%s has a secret access key but no access key id", where)
   end
   return ak ~= nil
 end
@@ -210,8 +278,13 @@ function Resolver:from_env()
   if not check_pair(ak, sk, "the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)") then
     return nil, "AWS_ACCESS_KEY_ID not set"
   end
-  return M.new { access_key = ak, secret_key = sk,
-    session_token = g("AWS_SESSION_TOKEN") or g("AWS_SECURITY_TOKEN"), source = "environment" }
+  local token = g("AWS_SESSION_TOKEN") or g("AWS_SECURITY_TOKEN")
+  local problem = key_problem(ak, token)
+  if problem then
+    config_error("InvalidConfig", nil, "AWS_ACCESS_KEY_ID / AWS_SESSION_TOKEN in the environment: %s",
+      problem)
+  end
+  return M.new { access_key = ak, secret_key = sk, session_token = token, source = "environment" }
 end
 
 local function expiry(s, where)
@@ -271,7 +344,7 @@ function Resolver:from_web_identity_env()
   local file, arn = g("AWS_WEB_IDENTITY_TOKEN_FILE"), g("AWS_ROLE_ARN")
   if not file then return nil, "AWS_WEB_IDENTITY_TOKEN_FILE not set" end
   if not arn then
-    cred_error("InvalidConfig", "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
+    config_error("InvalidConfig", nil, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
   end
   return self:web_identity(file, arn, g("AWS_ROLE_SESSION_NAME"), nil,
     "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)")
@@ -310,75 +383,128 @@ function Resolver:credential_process(cmd, pname)
     source = string.format("credential_process (profile %s)", pname) }
 end
 
--- Credentials of profile `name` (depth guards source_profile cycles).
-function Resolver:profile_creds(name, p, seen)
-  seen = seen or {}
-  if seen[name] then
-    cred_error("InvalidConfig", "profile %s: source_profile chain loops back to itself", name)
+-- Settings ecsplay does not support, refused before any call: assuming a role with an MFA
+-- prompt, and SSO (only when the profile has no keys nor credential_process, as botocore).
+function Resolver:refuse_mfa(name, p)
+  if p.mfa_serial then
+    config_error("InvalidConfig", self:at(p, "mfa_serial"), "profile %s: mfa_serial (MFA prompts) "
+      .. "is not supported; use credential_process or export temporary credentials", name)
   end
-  seen[name] = true
-  local f = self:files()
+end
+
+function Resolver:refuse_sso(name, p)
+  if p.sso_start_url or p.sso_session then
+    config_error("InvalidConfig", self:at(p, p.sso_start_url and "sso_start_url" or "sso_session"),
+      "profile %s uses AWS SSO, which ecsplay does not support; use credential_process "
+      .. "(e.g. aws configure export-credentials) instead", name)
+  end
+end
+
+-- The AssumeRole parameters of a profile with role_arn (duration_seconds: STS's range).
+function Resolver:assume_role_params(name, p)
+  local params = { RoleArn = p.role_arn, RoleSessionName = self:session_name(p.role_session_name) }
+  if p.external_id then params.ExternalId = p.external_id end
+  if p.duration_seconds then
+    local d = math.tointeger(tonumber(p.duration_seconds))
+    if not d or d < 900 or d > 43200 then
+      config_error("InvalidConfigFile", self:at(p, "duration_seconds"), "profile %s: "
+        .. "`duration_seconds` must be a whole number of seconds from 900 to 43200", name)
+    end
+    params.DurationSeconds = d
+  end
+  return params
+end
+
+-- The credentials a role_arn profile assumes the role with: its source_profile's (followed
+-- recursively; `chain` lists the profiles seen, to refuse a loop) or its credential_source.
+function Resolver:role_source(name, p, chain)
+  local where = string.format("profile %s", name)
+  if p.source_profile then
+    local sp = self:profile(p.source_profile)
+    if not sp then
+      local f = self:files()
+      config_error("InvalidConfig", self:at(p, "source_profile"), "%s: source_profile %s not found "
+        .. "in %s or %s", where, p.source_profile, f.config_path, f.credentials_path)
+    end
+    -- botocore: a profile that is its own source_profile uses its own static keys.
+    if p.source_profile == name then
+      local source = self:static_profile(name, p)
+      if not source then
+        config_error("InvalidConfig", self:at(p, "source_profile"), "%s: source_profile is "
+          .. "itself but the profile has no keys", where)
+      end
+      return source
+    end
+    return self:profile_creds(p.source_profile, sp, chain, self:at(p, "source_profile"))
+  end
+  local cs = p.credential_source
+  if not cs then
+    config_error("InvalidConfig", self:at(p, "role_arn"), "%s has role_arn but neither "
+      .. "source_profile, credential_source nor web_identity_token_file", where)
+  end
+  local providers = { Environment = "from_env", EcsContainer = "from_container",
+    Ec2InstanceMetadata = "from_imds" }
+  if not providers[cs] then
+    config_error("InvalidConfig", self:at(p, "credential_source"), "%s: credential_source is not "
+      .. "one of Environment, EcsContainer, Ec2InstanceMetadata", where)
+  end
+  local source = self[providers[cs]](self)
+  if not source then cred_error("NoCredentials", "%s: credential_source %s has no credentials", where, cs) end
+  return source
+end
+
+-- Credentials of profile `name`. chain: the profiles that led here through source_profile
+-- (a name seen twice is a loop); at: where the source_profile naming this one was read.
+function Resolver:profile_creds(name, p, chain, at)
+  chain = chain or {}
+  for _, seen in ipairs(chain) do
+    if seen == name then
+      chain[#chain + 1] = name
+      config_error("InvalidConfig", at or self:at(p, "source_profile"), "profile %s: "
+        .. "source_profile chain loops back to itself (%s)", chain[1], table.concat(chain, " -> "))
+    end
+  end
+  chain[#chain + 1] = name
   local where = string.format("profile %s", name)
   if p.role_arn then
-    local region = p.region
-    local source
     if p.web_identity_token_file then
-      return self:web_identity(p.web_identity_token_file, p.role_arn, p.role_session_name, region,
+      return self:web_identity(p.web_identity_token_file, p.role_arn, p.role_session_name, p.region,
         where .. " (web_identity_token_file)")
-    elseif p.source_profile then
-      local sp = self:profile(p.source_profile)
-      if not sp then
-        cred_error("InvalidConfig", "%s: source_profile %s not found in %s or %s", where,
-          p.source_profile, f.config_path, f.credentials_path)
-      end
-      -- botocore: a source profile's own static keys win over its role_arn when both are set
-      -- and it is the profile itself (self-reference); otherwise follow the chain.
-      if p.source_profile == name then
-        source = self:static_profile(name, p)
-        if not source then cred_error("InvalidConfig", "%s: source_profile is itself but has no keys", where) end
-      else
-        source = self:profile_creds(p.source_profile, sp, seen)
-      end
-    elseif p.credential_source then
-      local cs = p.credential_source
-      if cs == "Environment" then
-        source = self:from_env()
-      elseif cs == "EcsContainer" then
-        source = self:from_container()
-      elseif cs == "Ec2InstanceMetadata" then
-        source = self:from_imds()
-      else
-        cred_error("InvalidConfig", "%s: credential_source %q (expected Environment, EcsContainer "
-          .. "or Ec2InstanceMetadata)", where, cs)
-      end
-      if not source then cred_error("NoCredentials", "%s: credential_source %s has no credentials", where, cs) end
-    else
-      cred_error("InvalidConfig", "%s has role_arn but neither source_profile, credential_source "
-        .. "nor web_identity_token_file", where)
     end
-    if p.mfa_serial then
-      cred_error("InvalidConfig", "%s: mfa_serial (MFA prompts) is not supported; use "
-        .. "credential_process or export temporary credentials", where)
-    end
-    local params = { RoleArn = p.role_arn, RoleSessionName = self:session_name(p.role_session_name) }
-    if p.external_id then params.ExternalId = p.external_id end
-    if p.duration_seconds then params.DurationSeconds = math.tointeger(tonumber(p.duration_seconds)) end
-    return self:sts("AssumeRole", params, source, region, where .. " (role_arn)")
+    self:refuse_mfa(name, p)
+    local source = self:role_source(name, p, chain)
+    return self:sts("AssumeRole", self:assume_role_params(name, p), source, p.region,
+      where .. " (role_arn)")
   end
   local c = self:static_profile(name, p)
   if c then return c end
   if p.credential_process then return self:credential_process(p.credential_process, name) end
-  if p.sso_start_url or p.sso_session then
-    cred_error("InvalidConfig", "%s uses AWS SSO, which ecsplay does not support; use "
-      .. "credential_process (e.g. aws configure export-credentials) instead", where)
-  end
+  self:refuse_sso(name, p)
   return nil
 end
 
+-- A profile's static keys, or nil when it has none; a half pair or a value sigv4 cannot
+-- carry is refused with the line it is on.
 function Resolver:static_profile(name, p)
-  if not check_pair(p.aws_access_key_id, p.aws_secret_access_key, "profile " .. name) then return nil end
-  return M.new { access_key = p.aws_access_key_id, secret_key = p.aws_secret_access_key,
-    session_token = p.aws_session_token or p.aws_security_token,
+  local ak, sk = p.aws_access_key_id, p.aws_secret_access_key
+  if ak and not sk then
+    config_error("InvalidConfigFile", self:at(p, "aws_access_key_id"), "profile %s has "
+      .. "aws_access_key_id but no aws_secret_access_key", name)
+  elseif sk and not ak then
+    config_error("InvalidConfigFile", self:at(p, "aws_secret_access_key"), "profile %s has "
+      .. "aws_secret_access_key but no aws_access_key_id", name)
+  end
+  if not ak then return nil end
+  local token_key = p.aws_session_token and "aws_session_token" or "aws_security_token"
+  local token = p[token_key]
+  if key_problem(ak) then
+    config_error("InvalidConfigFile", self:at(p, "aws_access_key_id"), "profile %s: %s", name,
+      key_problem(ak))
+  elseif key_problem(nil, token) then
+    config_error("InvalidConfigFile", self:at(p, token_key), "profile %s: %s", name,
+      key_problem(nil, token))
+  end
+  return M.new { access_key = ak, secret_key = sk, session_token = token,
     source = string.format("profile %s (shared files)", name) }
 end
 
@@ -428,7 +554,7 @@ function Resolver:from_container()
     url = M.CONTAINER_HOST .. (rel:sub(1, 1) == "/" and rel or ("/" .. rel))
   elseif full then
     if not container_url_ok(full) then
-      cred_error("InvalidConfig", "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or http to a "
+      config_error("InvalidConfig", nil, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or http to a "
         .. "loopback or the ECS/EKS agent address, got %s", full:match("^[^?]*"))
     end
     url = full
@@ -440,7 +566,7 @@ function Resolver:from_container()
   local tfile = g("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
   if tfile then
     local f, err = io.open(tfile, "rb")
-    if not f then cred_error("InvalidConfig", "%s: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %s", where, tostring(err)) end
+    if not f then config_error("InvalidConfig", nil, "%s: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %s", where, tostring(err)) end
     headers.Authorization = (f:read("a") or ""):gsub("%s+$", "")
     f:close()
   elseif g("AWS_CONTAINER_AUTHORIZATION_TOKEN") then

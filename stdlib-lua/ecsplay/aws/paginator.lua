@@ -31,6 +31,12 @@ function M.pages(service, opname, params, call)
     for i, path in ipairs(outputs) do
       local tok = jmespath.search(path, out)
       if tok == "" then tok = nil end
+      -- a malformed answer, not the caller's bad input: every token of these services is a string
+      if tok ~= nil and type(tok) ~= "string" then
+        error(errors.response { service = service, operation = op.name, code = "InvalidResponse",
+          message = string.format("the answer's pagination token %s is a %s, not a string", path,
+            type(tok)) }, 0)
+      end
       req[inputs[i]] = tok
       if tok ~= nil then any = true end
       key[#key + 1] = tostring(tok)

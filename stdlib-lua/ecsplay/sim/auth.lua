@@ -2,7 +2,8 @@
 SigV4 verification for the simulator: the same checks, codes and messages AWS gives, so a
 playbook or SDK that signs wrongly fails here the way it would fail against AWS.
 
-auth.new{ keys = {AKID = secret}, no_auth = bool, now = function() → epoch seconds }
+auth.new{ keys = {AKID = secret}, no_auth = bool, now = function() → epoch seconds,
+           region = the simulated world's region (a credential scope naming another is refused) }
 a:verify(req, kind) → nil when the request is acceptable, else
    { code=, message=, status= } (the caller encodes it in the service's protocol)
    req  = { method=, path= (with query), headers= (lowercase names), body= }
@@ -11,6 +12,12 @@ a:verify(req, kind) → nil when the request is acceptable, else
 Which clock: `now` is the clock the client signed with. In process that is the virtual
 clock (aws.lua signs with sched.now()); in `sim serve` it is the real wall clock, because
 boto3 and the AWS CLI sign with the machine's time whatever the simulated time is.
+
+Strictness (auth.parse_strict): the Authorization header is read as AWS reads it. A component
+that is not Name=value, a missing or duplicated Credential / SignedHeaders / Signature, or a
+Credential that is not <key>/<YYYYMMDD>/<region>/<service>/aws4_request is
+IncompleteSignature(Exception); a scope with the wrong region or terminator, or a signed
+header the request lacks, is refused with AWS's words for it.
 
 Secrets: neither the secret key nor any signature ever appears in a message.
 
@@ -56,7 +63,7 @@ A.__index = A
 function M.new(opts)
   opts = opts or {}
   return setmetatable({ keys = opts.keys or M.DEFAULT_KEYS, no_auth = opts.no_auth and true or false,
-    now = opts.now or os.time }, A)
+    now = opts.now or os.time, region = opts.region }, A)
 end
 
 local function fail(kind, what, message)
@@ -67,6 +74,82 @@ end
 -- "AWS4-HMAC-SHA256 Credential=AK/20261126/us-east-1/ecs/aws4_request, SignedHeaders=a;b, Signature=hex"
 -- → {access_key=, date=, region=, service=, signed_headers={...}, signature=} or nil, message
 M.parse_authorization = sigv4.parse_authorization
+
+local COMPONENTS = { "Credential", "Signature", "SignedHeaders" }
+
+-- A piece of the header for a message: short, printable, and never a signature's value.
+local function shown(part)
+  part = part:gsub("[%c]", "?")
+  if part:find("Signature=", 1, true) then return "Signature=..." end
+  return #part > 80 and (part:sub(1, 77) .. "...") or part
+end
+
+--[[ The Authorization header as AWS reads it.
+     → auth {access_key=, date=, region=, service=, term=, signed_headers={...}, signature=}
+     or nil, what ("incomplete" | "bad"), AWS's message. ]]
+function M.parse_strict(value)
+  local alg, rest = value:match("^%s*(%S+)%s*(.-)%s*$")
+  local fields, missing = {}, {}
+  if alg == "AWS4-HMAC-SHA256" then
+    for part in (rest .. ","):gmatch("([^,]*),") do
+      part = part:match("^%s*(.-)%s*$")
+      local k, v = part:match("^([^=]+)=(.*)$")
+      if not k then
+        return nil, "incomplete", string.format("'%s' not a valid key=value pair (missing equal-sign) "
+          .. "in Authorization header.", shown(part))
+      end
+      if fields[k] ~= nil then
+        return nil, "incomplete", string.format("Authorization header has a duplicated '%s' "
+          .. "parameter.", shown(k))
+      end
+      fields[k] = v
+    end
+  end
+  for _, name in ipairs(COMPONENTS) do
+    if not fields[name] or fields[name] == "" then
+      missing[#missing + 1] = string.format("Authorization header requires '%s' parameter.", name)
+    end
+  end
+  if #missing > 0 then return nil, "incomplete", table.concat(missing, " ") end
+  local parts = {}
+  for p in (fields.Credential .. "/"):gmatch("([^/]*)/") do parts[#parts + 1] = p end
+  if #parts ~= 5 or parts[1] == "" then
+    return nil, "incomplete", string.format("Credential must have exactly 5 slash-delimited elements, "
+      .. "e.g. keyid/date/region/service/term, got '%s'", shown(fields.Credential))
+  end
+  local signed = {}
+  for h in (fields.SignedHeaders .. ";"):gmatch("([^;]*);") do
+    if h == "" or h ~= h:lower() then
+      return nil, "incomplete", string.format("SignedHeaders must be lower-case header names "
+        .. "separated by ';', got '%s'", shown(fields.SignedHeaders))
+    end
+    signed[#signed + 1] = h
+  end
+  return { access_key = parts[1], date = parts[2], region = parts[3], service = parts[4],
+    term = parts[5], signed_headers = signed, signature = fields.Signature }
+end
+
+-- The credential scope's region and terminator, and the signed headers the request has.
+-- → nil, or what, message.
+local function check_scope(auth, headers, region)
+  if auth.term ~= "aws4_request" then
+    return "bad", string.format("Credential should be scoped with a valid terminator: "
+      .. "'aws4_request', not '%s'.", shown(auth.term))
+  end
+  if not auth.date:match("^%d%d%d%d%d%d%d%d$") then
+    return "incomplete", string.format("Credential date must be YYYYMMDD, got '%s'", shown(auth.date))
+  end
+  if region and auth.region ~= region then
+    return "bad", string.format("Credential should be scoped to a valid region, not '%s'. "
+      .. "(The simulated world is in %s.)", shown(auth.region), region)
+  end
+  for _, n in ipairs(auth.signed_headers) do
+    if headers[n] == nil then
+      return "incomplete", string.format("'%s' is named as a SignedHeader, but it does not exist in "
+        .. "the HTTP request.", shown(n))
+    end
+  end
+end
 
 -- "20261126T101500Z" ↔ epoch seconds
 local function parse_amz_date(s)
@@ -103,10 +186,12 @@ function A:verify(req, kind)
     -- presigned query-string auth is not something SDKs use for these APIs
     return fail(kind, "missing")
   end
-  local auth, perr = M.parse_authorization(authz)
-  if not auth then return fail(kind, "incomplete", perr) end
+  local auth, what, perr = M.parse_strict(authz)
+  if not auth then return fail(kind, what, perr) end
   local secret = self.keys[auth.access_key]
   if not secret then return fail(kind, "unknown") end
+  what, perr = check_scope(auth, h, self.region)
+  if what then return fail(kind, what, perr) end
   local date_hdr = h["x-amz-date"]
   local signed_at = parse_amz_date(date_hdr)
   if not signed_at then

@@ -13,7 +13,10 @@ sim:handle{method=, path= (with query), headers= (any case), body=}
 sim:set_clock(fn)       the time source (virtual now in process; scaled wall time in serve)
 sim:set_auth_clock(fn)  the clock X-Amz-Date is checked against (default: the sim clock)
 sim:clock() / sim:sync()  read the clock / bring the world up to it
-sim:advance(seconds)    jump the clock forward (adds to an offset on top of the time source)
+sim:advance(seconds)    jump the clock forward (adds to an offset on top of the time source),
+                        at most sim.MAX_ADVANCE (six hours) per call: a longer jump (a lockstep
+                        client waiting days ahead) is done six hours per call, the caller asking
+                        again, so other requests are served in between
 sim:call(service, Op, params, caller) → output (validated; raises on error; used by setup)
 sim.world, sim.faults, sim.auth, sim.scenario
 
@@ -63,7 +66,7 @@ end
 -- Builds (or rebuilds, for /_sim/reset) the world from the scenario.
 function Sim:build()
   local sc = self.scenario
-  self.offset, self.rid_counter = 0, 0
+  self.offset, self.rid_counter, self.failure_raised = 0, 0, nil
   local images = {}
   for _, e in ipairs(sc.image_list) do images[#images + 1] = e end
   if sc.world == "default" then
@@ -75,7 +78,7 @@ function Sim:build()
   local start = world.start
   if not self.clock_set then self.base_clock = function() return start end end
   self.faults = faults_lib.new(world, sc.faults)
-  self.auth = auth_lib.new { keys = sc.keys, no_auth = self.opts.no_auth,
+  self.auth = auth_lib.new { keys = sc.keys, no_auth = self.opts.no_auth, region = world.region,
     now = function() return (self.auth_clock or function() return self:clock() end)() end }
 
   if sc.world == "default" then
@@ -110,8 +113,13 @@ function Sim:sync()
   return self.world.now
 end
 
+-- The longest clock jump done in one call: the world ticks every 5 s, so six hours are 4,320
+-- ticks (about half a second for the default world) while other requests wait.
+Sim.MAX_ADVANCE = 21600
+
 function Sim:advance(seconds)
-  self.offset = self.offset + seconds
+  if not (seconds >= 0) then return self.world.now end
+  self.offset = self.offset + math.min(seconds, self.MAX_ADVANCE)
   return self:sync()
 end
 
@@ -141,6 +149,19 @@ function Sim:call(service, op, params, caller)
   return tables.copy(mod.ops[op](self.world, params, caller or "setup") or {})
 end
 
+--[[ A failure of the scenario's setup as the scenario error it is (exit 2, like every
+     other problem of a scenario): `msg` is Lua's "file:line: text" when it names the
+     setup's line. Errors that are not the scenario's (an interrupt) pass through. ]]
+local function setup_failed(err, path)
+  if errors.is_error(err) and err.kind ~= "service" and err.kind ~= "validation" then return err end
+  local msg = errors.describe(err)
+  local file, line, rest = msg:match("^([^\n]-):(%d+): (.*)$")
+  rest = rest or msg
+  if not rest:find("^scenario setup") then rest = "scenario setup failed: " .. rest end
+  return errors.new("scenario", { code = "SetupFailed", file = file or path, line = tonumber(line),
+    message = file and string.format("%s:%s: %s", file, line, rest) or (path .. ": " .. rest) })
+end
+
 -- scenario.setup(aws): aws.ecs.create_service{...}; errors point at the setup's own line.
 function Sim:run_setup(setup)
   local sim = self
@@ -155,6 +176,7 @@ function Sim:run_setup(setup)
       local fn = function(params)
         local ok2, res = pcall(sim.call, sim, service, opdef.name, params, "setup")
         if ok2 then return res end
+        if errors.is(res, "interrupted") then error(res, 0) end
         local msg = type(res) == "table" and res.code and (res.code .. ": " .. tostring(res.message))
           or errors.describe(res)
         error(string.format("scenario setup: %s %s failed: %s", service, opdef.name, msg), 2)
@@ -165,7 +187,8 @@ function Sim:run_setup(setup)
     rawset(t, service, proxy)
     return proxy
   end })
-  setup(aws)
+  local ok, err = pcall(setup, aws)
+  if not ok then error(setup_failed(err, self.scenario.path or "scenario"), 0) end
 end
 
 -- Deterministic request ids: their own counter, so how often a client polls never
@@ -281,6 +304,13 @@ function Sim:transport(req)
   local path = (req.url or "/"):match("^%a[%w+.-]*://[^/?#]*(.*)$") or req.url or "/"
   if path == "" or path:sub(1, 1) == "?" then path = "/" .. path end
   local r = self:handle { method = req.method or "POST", path = path, headers = req.headers, body = req.body }
+  -- a scenario's behaviour function failed (world:eval): the run fails with that
+  -- error, once, rather than reading a 500 or metrics the failure left at zero
+  local failure = self.world.failure
+  if failure and not self.failure_raised then
+    self.failure_raised = true
+    error(failure, 0)
+  end
   if r.delay and r.delay > 0 then sched.sleep(r.delay) end
   if r.drop then
     return nil, "connection reset by peer (fault injected by the simulator)", "reset"

@@ -21,6 +21,17 @@ local errors = require "ecsplay.errors"
 
 local M = {}
 
+--[[ Ranges (docs/scenario.md "Ranges"): what keeps a rehearsal finite and its numbers
+     finite. The world ticks every 5 simulated seconds, so a time far away is work, and
+     a rate or latency of 1e308 makes every metric inf. ]]
+M.START_MIN = 946684800          -- 2000-01-01T00:00:00Z
+M.START_MAX = 4102444800         -- 2100-01-01T00:00:00Z (exclusive)
+M.MAX_OFFSET = 366 * 86400       -- at/from/to, alarm `then` times, image start/after, timeouts
+M.MAX_DELAY = 3600               -- a fault's delay (an SDK gives up after 60 s anyway)
+M.MAX_RPS = 1000000              -- traffic.rps and per-listener rates
+M.MAX_LATENCY_MS = 4000000       -- an ALB's idle timeout is at most 4000 s
+M.MAX_TIMES = 1000000000         -- a fault's `times`
+
 local SERVICES = { ecs = true, elbv2 = true, codedeploy = true, cloudwatch = true, sts = true, ["*"] = true }
 local ALARM_STATES = { OK = true, ALARM = true, INSUFFICIENT_DATA = true }
 local normalised = setmetatable({}, { __mode = "k" })
@@ -121,13 +132,19 @@ function Ctx:known(tbl, keys, allowed)
     strings.did_you_mean(k, names, { quote = true }), table.concat(names, ", ")))
 end
 
-function Ctx:duration(v, keys, allow_fn)
+-- A duration in seconds, at most `max` (default M.MAX_OFFSET).
+function Ctx:duration(v, keys, allow_fn, max)
   if allow_fn and type(v) == "function" then return v end
+  max = max or M.MAX_OFFSET
   local secs, err
   if type(v) == "number" or type(v) == "string" then secs, err = duration.parse(v) end
   if secs == nil or secs < 0 then
     self:fail(keys, string.format("expected a duration (\"40s\", \"5m\" or seconds)%s, got %s%s",
       allow_fn and " or a function" or "", describe(v), err and (" (" .. err .. ")") or ""))
+  end
+  if secs > max then
+    self:fail(keys, string.format("%s is too long: at most %s (%d seconds)", describe(v),
+      duration.format(max), max))
   end
   return secs
 end
@@ -182,7 +199,8 @@ function Ctx:image(name, v, keys)
       local out = {}
       for _, p in ipairs({ "p50", "p99" }) do
         if l[p] == nil then self:fail(path_plus(lk, p), "missing (milliseconds)") end
-        out[p] = self:number(l[p], path_plus(lk, p), 0, nil, true, "a number of milliseconds >= 0")
+        out[p] = self:number(l[p], path_plus(lk, p), 0, M.MAX_LATENCY_MS, true,
+          string.format("a number of milliseconds from 0 to %d", M.MAX_LATENCY_MS))
       end
       if type(out.p50) == "number" and type(out.p99) == "number" and out.p99 < out.p50 then
         self:fail(path_plus(lk, "p99"), string.format("p99 (%s) is below p50 (%s)", out.p99, out.p50))
@@ -253,14 +271,15 @@ function Ctx:fault(f, keys)
     if type(f.message) ~= "string" then self:fail(path_plus(keys, "message"), "expected a string, got " .. describe(f.message)) end
     out.message = f.message
   end
-  if f.delay ~= nil then out.delay = self:duration(f.delay, path_plus(keys, "delay")) end
+  if f.delay ~= nil then out.delay = self:duration(f.delay, path_plus(keys, "delay"), false, M.MAX_DELAY) end
   if f.drop ~= nil then
     if type(f.drop) ~= "boolean" then self:fail(path_plus(keys, "drop"), "expected true or false, got " .. describe(f.drop)) end
     out.drop = f.drop or nil
   end
   if f.times ~= nil then
-    if math.type(f.times) ~= "integer" or f.times < 1 then
-      self:fail(path_plus(keys, "times"), "expected a positive integer, got " .. describe(f.times))
+    if math.type(f.times) ~= "integer" or f.times < 1 or f.times > M.MAX_TIMES then
+      self:fail(path_plus(keys, "times"), string.format("expected an integer from 1 to %d, got %s",
+        M.MAX_TIMES, describe(f.times)))
     end
     out.times = f.times
   end
@@ -294,17 +313,23 @@ function Ctx:keys(keys)
   return out
 end
 
--- traffic = { rps=, listeners = { [port or ARN] = rps } }
+-- traffic = { rps=, listeners = { [port] = rps } }. Listeners are named by port only: a
+-- listener's ARN is made by the simulator and cannot be known when the file is written.
 function Ctx:traffic(traffic)
   self:table(traffic, { "traffic" }, "a table {rps=}")
   self:known(traffic, { "traffic" }, { rps = true, listeners = true })
   local tr = {}
-  tr.rps = traffic.rps == nil and 200 or self:number(traffic.rps, { "traffic", "rps" }, 0, nil, false, "a number >= 0")
+  local rate = string.format("a number >= 0 and at most %d (requests per second)", M.MAX_RPS)
+  tr.rps = traffic.rps == nil and 200 or self:number(traffic.rps, { "traffic", "rps" }, 0, M.MAX_RPS, false, rate)
   if traffic.listeners ~= nil then
-    self:table(traffic.listeners, { "traffic", "listeners" }, "a table { [listener port or ARN] = rps }")
+    self:table(traffic.listeners, { "traffic", "listeners" }, "a table { [listener port] = rps }")
     tr.listeners = {}
     for k, v in pairs(traffic.listeners) do
-      tr.listeners[k] = self:number(v, { "traffic", "listeners", k }, 0, nil, false, "a number >= 0")
+      if math.type(k) ~= "integer" or k < 1 or k > 65535 then
+        self:fail({ "traffic", "listeners" }, string.format("keys are listener ports (integers from 1 "
+          .. "to 65535, such as [8443]), got %s", describe(k)))
+      end
+      tr.listeners[k] = self:number(v, { "traffic", "listeners", k }, 0, M.MAX_RPS, false, rate)
     end
   end
   return tr
@@ -325,19 +350,89 @@ function Ctx:alarm(name, a)
   end
   if a["then"] ~= nil then
     local tk = path_plus(keys, "then")
-    local th = self:table(a["then"], tk, "a table {at=, state=}")
-    self:known(th, tk, { at = true, state = true })
-    if th.at == nil then self:fail(path_plus(tk, "at"), "missing (a duration from the scenario start, such as \"12m\")") end
-    if not ALARM_STATES[th.state] then
-      self:fail(path_plus(tk, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(th.state))
+    local th = self:table(a["then"], tk, "a table {at=, state=} or a list of them")
+    if th[1] == nil then
+      o["then"] = self:alarm_step(th, tk)
+    else
+      local steps, n = {}, #th
+      for k in pairs(th) do
+        if math.type(k) ~= "integer" or k < 1 or k > n then
+          self:fail(tk, "expected {at=, state=} or a list { {at=, state=}, ... }, found key " .. tostring(k))
+        end
+      end
+      for i = 1, n do
+        steps[i] = self:alarm_step(th[i], path_plus(tk, i))
+        if i > 1 and steps[i].at <= steps[i - 1].at then
+          self:fail(path_plus(path_plus(tk, i), "at"), string.format("must be after the previous "
+            .. "step's `at` (%ss)", steps[i - 1].at))
+        end
+      end
+      o["then"] = steps
     end
-    o["then"] = { at = self:duration(th.at, path_plus(tk, "at")), state = th.state }
   end
   return o
 end
 
+-- One scripted state change of an alarm: { at = duration from the start, state = }.
+function Ctx:alarm_step(th, tk)
+  self:table(th, tk, "a table {at=, state=}")
+  self:known(th, tk, { at = true, state = true })
+  if th.at == nil then self:fail(path_plus(tk, "at"), "missing (a duration from the scenario start, such as \"12m\")") end
+  if not ALARM_STATES[th.state] then
+    self:fail(path_plus(tk, "state"), "expected \"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\", got " .. describe(th.state))
+  end
+  return { at = self:duration(th.at, path_plus(tk, "at")), state = th.state }
+end
+
+-- codedeploy = { hooks = P | { [function name] = P, ["*"] = P }, hook_timeout =, install_timeout = }
+-- with P = "succeed" | "fail" | "wait" | a duration (succeed after it): what the simulated
+-- Lambda functions of AppSpec lifecycle hooks do (sim/codedeploy/flow.lua reads it).
+function Ctx:hook_policy(p, keys)
+  if p == "succeed" or p == "fail" or p == "wait" then return p end
+  if type(p) == "number" or (type(p) == "string" and duration.parse(p)) then
+    return self:duration(p, keys)
+  end
+  self:fail(keys, "expected \"succeed\", \"fail\", \"wait\" or a duration (succeed after it), got "
+    .. describe(p))
+end
+
+function Ctx:codedeploy(c)
+  local keys = { "codedeploy" }
+  self:table(c, keys, "a table { hooks =, hook_timeout =, install_timeout = }")
+  self:known(c, keys, { hooks = true, hook_timeout = true, install_timeout = true })
+  local out = {}
+  if c.hooks ~= nil then
+    local hk = path_plus(keys, "hooks")
+    if type(c.hooks) == "table" then
+      out.hooks = {}
+      for fn, p in pairs(c.hooks) do
+        if type(fn) ~= "string" or fn == "" then
+          self:fail(hk, "keys are Lambda function names (or \"*\" for any other), got " .. describe(fn))
+        end
+        out.hooks[fn] = self:hook_policy(p, path_plus(hk, fn))
+      end
+    else
+      out.hooks = self:hook_policy(c.hooks, hk)
+    end
+  end
+  for _, k in ipairs { "hook_timeout", "install_timeout" } do
+    if c[k] ~= nil then out[k] = self:duration(c[k], path_plus(keys, k)) end
+  end
+  return out
+end
+
+-- metrics = { delay = "2m" }: how long after a period ends CloudWatch shows the
+-- ALB's datapoints for it (nil: the simulator's default, docs/simulator.md).
+function Ctx:metrics(m)
+  self:table(m, { "metrics" }, "a table { delay = \"2m\" }")
+  self:known(m, { "metrics" }, { delay = true })
+  local out = {}
+  if m.delay ~= nil then out.delay = self:duration(m.delay, { "metrics", "delay" }) end
+  return out
+end
+
 local TOP = { seed = true, start = true, keys = true, world = true, setup = true, traffic = true,
-  images = true, alarms = true, faults = true }
+  images = true, alarms = true, faults = true, metrics = true, codedeploy = true }
 
 function Ctx:check(s)
   self:table(s, {}, "the scenario file to return a table")
@@ -355,6 +450,10 @@ function Ctx:check(s)
       self:fail({ "start" }, string.format("expected an ISO 8601 time such as \"2026-11-26T10:00:00Z\" or epoch seconds, got %s%s",
         describe(s.start), err and (" (" .. err .. ")") or ""))
     end
+    if not (t >= M.START_MIN and t < M.START_MAX) then
+      self:fail({ "start" }, string.format("%s is out of range: from 2000-01-01T00:00:00Z (%d) to "
+        .. "before 2100-01-01T00:00:00Z (%d)", describe(s.start), M.START_MIN, M.START_MAX))
+    end
     out.start = t
   end
   if s.keys ~= nil then out.keys = self:keys(s.keys) end
@@ -369,6 +468,8 @@ function Ctx:check(s)
     out.setup = s.setup
   end
   if s.traffic ~= nil then out.traffic = self:traffic(s.traffic) end
+  if s.codedeploy ~= nil then out.codedeploy = self:codedeploy(s.codedeploy) end
+  if s.metrics ~= nil then out.metrics = self:metrics(s.metrics) end
   if s.images ~= nil then
     self:table(s.images, { "images" }, "a table { [\"image:tag\"] = {...} }")
     for k, v in pairs(s.images) do
@@ -399,10 +500,22 @@ local function new_ctx(name, src)
   return setmetatable({ name = name or "scenario", src = src }, Ctx)
 end
 
+--[[ Checks with ctx, turning an error raised while reading the scenario's own values (a
+     metatable whose __index raises, say) into the scenario error it is. ]]
+local function checked(ctx, tbl)
+  local ok, res = pcall(ctx.check, ctx, tbl)
+  if ok then return res end
+  if errors.is_error(res) then error(res, 0) end
+  local msg = errors.describe(res)
+  local line = tonumber(msg:match("^[^\n]-:(%d+): "))
+  error(scenario_error { file = ctx.name, line = line, message = string.format(
+    "%s: reading the scenario failed: %s", ctx.name, msg) }, 0)
+end
+
 -- A table already in memory (sim.new(tbl)); idempotent on normalised tables.
 function M.check(tbl, name)
   if normalised[tbl] then return tbl end
-  return new_ctx(name):check(tbl)
+  return checked(new_ctx(name), tbl)
 end
 
 function M.is_normalised(tbl) return normalised[tbl] == true end
@@ -444,7 +557,7 @@ function M.load(path)
     error(scenario_error { file = path,
       message = string.format("scenario %s failed while loading: %s", path, errors.describe(res)) }, 0)
   end
-  return new_ctx(path, src):check(res)
+  return checked(new_ctx(path, src), res)
 end
 
 return M

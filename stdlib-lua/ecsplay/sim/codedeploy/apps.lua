@@ -6,6 +6,7 @@ returned is a copy.
 ]]
 local tables = require "ecsplay.util.tables"
 local R = require "ecsplay.sim.codedeploy.records"
+local limits = require "ecsplay.sim.limits"
 
 local copy, state, required = tables.copy, R.state, R.required
 local get_app, get_group, get_config = R.get_app, R.get_group, R.get_config
@@ -33,6 +34,10 @@ function ops.CreateApplication(world, input)
   local st = state(world)
   local name = required(world, input.applicationName, "ApplicationNameRequiredException", "The application name is required.")
   if st.apps[name] then world:fail("ApplicationAlreadyExistsException", "An application with name " .. name .. " already exists.") end
+  if limits.count(st.apps) >= limits.CODEDEPLOY.APPLICATIONS then
+    world:fail("ApplicationLimitExceededException", string.format("More applications were attempted to be "
+      .. "created than are allowed (%d per account and region).", limits.CODEDEPLOY.APPLICATIONS))
+  end
   local platform = input.computePlatform or "Server"
   if platform ~= "ECS" then
     world:fail("InvalidComputePlatformException", "computePlatform " .. platform
@@ -110,6 +115,12 @@ function ops.CreateDeploymentConfig(world, input)
   if st.configs[name] then world:fail("DeploymentConfigAlreadyExistsException", "A deployment configuration named " .. name .. " already exists.") end
   if name:find("^CodeDeployDefault%.") then
     world:fail("InvalidDeploymentConfigNameException", "The CodeDeployDefault. prefix is reserved for predefined configurations: " .. name)
+  end
+  local custom = 0
+  for n in pairs(st.configs) do if not n:find("^CodeDeployDefault%.") then custom = custom + 1 end end
+  if custom >= limits.CODEDEPLOY.CUSTOM_DEPLOYMENT_CONFIGS then
+    world:fail("DeploymentConfigLimitExceededException", string.format("The deployment configurations limit "
+      .. "was exceeded (%d custom configurations per account).", limits.CODEDEPLOY.CUSTOM_DEPLOYMENT_CONFIGS))
   end
   local platform = input.computePlatform or "Server"
   if platform ~= "ECS" then
@@ -266,6 +277,10 @@ function ops.CreateDeploymentGroup(world, input)
   local name = required(world, input.deploymentGroupName, "DeploymentGroupNameRequiredException",
     "The deployment group name is required.")
   if app.groups[name] then group_exists(world, app, name) end
+  if limits.count(app.groups) >= limits.CODEDEPLOY.DEPLOYMENT_GROUPS_PER_APPLICATION then
+    world:fail("DeploymentGroupLimitExceededException", string.format("The deployment groups limit was "
+      .. "exceeded (%d per application).", limits.CODEDEPLOY.DEPLOYMENT_GROUPS_PER_APPLICATION))
+  end
   if not input.serviceRoleArn or input.serviceRoleArn == "" then world:fail("RoleRequiredException", "serviceRoleArn is required.") end
   local info = {}
   apply_group_fields(info, input)

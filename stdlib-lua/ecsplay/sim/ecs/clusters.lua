@@ -4,6 +4,7 @@ DeleteCluster. A cluster holds its services (by name, in creation order) and
 its tasks.
 ]]
 local U = require "ecsplay.sim.ecs.util"
+local limits = require "ecsplay.sim.limits"
 local T = require "ecsplay.sim.ecs.tasks"
 
 local C = {}
@@ -40,6 +41,10 @@ function C.ops.CreateCluster(world, input)
   end
   local c = st.clusters[name]
   if c and c.status == "ACTIVE" then return { cluster = describe_cluster(world, c) } end
+  if not c and #st.cluster_order >= limits.ECS.CLUSTERS then
+    world:fail("InvalidParameterException", string.format("Clusters per account exceeds limit "
+      .. "(at most %d clusters).", limits.ECS.CLUSTERS))
+  end
   c = {
     name = name, arn = world:arn("ecs", "cluster/" .. name), status = "ACTIVE",
     services = {}, service_order = {}, tasks = {},

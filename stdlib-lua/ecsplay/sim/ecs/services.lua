@@ -6,6 +6,7 @@ The deployment controller decides what runs a service's tasks: ECS
 native.lua), CODE_DEPLOY and EXTERNAL (task sets, taskset.lua).
 ]]
 local U = require "ecsplay.sim.ecs.util"
+local limits = require "ecsplay.sim.limits"
 local T = require "ecsplay.sim.ecs.tasks"
 local TD = require "ecsplay.sim.ecs.taskdefs"
 local P = require "ecsplay.sim.ecs.deploy"
@@ -117,6 +118,15 @@ function V.describe_service(world, svc, include_tags)
   return out
 end
 
+-- desiredCount: 0 up to AWS's Tasks per service quota.
+local function check_desired(world, n)
+  if n < 0 then world:fail("InvalidParameterException", "desiredCount must be greater than or equal to 0.") end
+  if n > limits.ECS.TASKS_PER_SERVICE then
+    world:fail("InvalidParameterException", string.format("Desired count exceeds limit (at most %d tasks "
+      .. "per service).", limits.ECS.TASKS_PER_SERVICE))
+  end
+end
+
 function V.ops.CreateService(world, input, caller)
   local st = U.st(world)
   local c = U.cluster(world, input.cluster)
@@ -128,6 +138,10 @@ function V.ops.CreateService(world, input, caller)
   local existing = c.services[name]
   if existing and existing.status ~= "INACTIVE" then
     world:fail("InvalidParameterException", "Creation of service was not idempotent.")
+  end
+  if not existing and #c.service_order >= limits.ECS.SERVICES_PER_CLUSTER then
+    world:fail("InvalidParameterException", string.format("Services per cluster exceeds limit "
+      .. "(at most %d services in cluster %s).", limits.ECS.SERVICES_PER_CLUSTER, c.name))
   end
   local controller = (input.deploymentController or {}).type or "ECS"
   local td
@@ -142,7 +156,7 @@ function V.ops.CreateService(world, input, caller)
     TD.check_load_balancers(world, td, input.loadBalancers)
   end
   local desired = input.desiredCount or 0
-  if desired < 0 then world:fail("InvalidParameterException", "desiredCount must be greater than or equal to 0.") end
+  check_desired(world, desired)
   local dc = normalize_dc(input.deploymentConfiguration, controller)
   check_dc(world, dc)
   check_strategy(world, dc, input.loadBalancers, controller)
@@ -237,9 +251,7 @@ function V.ops.UpdateService(world, input, caller)
     check_strategy(world, dc, lbs, svc.controller)
   end
   if input.desiredCount then
-    if input.desiredCount < 0 then
-      world:fail("InvalidParameterException", "desiredCount must be greater than or equal to 0.")
-    end
+    check_desired(world, input.desiredCount)
     svc.desired = input.desiredCount
     svc.steady = false
   end

@@ -8,6 +8,8 @@ A record is the TaskDefinition output shape itself (AWS casing), so describing
 one is a copy.
 ]]
 local U = require "ecsplay.sim.ecs.util"
+local json = require "ecsplay.json"
+local limits = require "ecsplay.sim.limits"
 
 local D = {}
 
@@ -113,6 +115,15 @@ local function check_registration(world, input)
   end
   if #input.containerDefinitions == 0 then
     world:fail("ClientException", "Container list cannot be empty.")
+  end
+  -- AWS's quotas: 10 containers, 64 KiB of task definition (its JSON)
+  if #input.containerDefinitions > limits.ECS.CONTAINERS_PER_TASK_DEFINITION then
+    world:fail("ClientException", "Too many containers.")
+  end
+  local size = #(json.encode(input) or "")
+  if size > limits.ECS.TASK_DEFINITION_BYTES then
+    world:fail("ClientException", string.format("Actual length: '%d'. Max allowed length is '%d' bytes.",
+      size, limits.ECS.TASK_DEFINITION_BYTES))
   end
   for _, cd in ipairs(input.containerDefinitions) do
     if not cd.name or cd.name == "" then

@@ -105,13 +105,24 @@ local function note_registration(st, task, tg, kind)
   st.reg_notes[#st.reg_notes + 1] = { svc = task.svc, tg = tg, kind = kind, key = key }
 end
 
+-- A full target group (ELB's TooManyTargets) leaves the task unregistered, and says so in
+-- the service's events as ECS does.
 local function register(world, task)
   local elbv2 = world.svc.elbv2
   for _, lb in ipairs(task.lbs) do
     if lb.tg and lb.port then
-      if elbv2 and elbv2.register then elbv2.register(world, lb.tg, task.ip, lb.port, task.arn) end
-      task.registered[#task.registered + 1] = { tg = lb.tg, port = lb.port }
-      note_registration(U.st(world), task, lb.tg, "registered")
+      local why
+      if elbv2 and elbv2.register then
+        local _, refused = elbv2.register(world, lb.tg, task.ip, lb.port, task.arn)
+        why = refused
+      end
+      if not why then
+        task.registered[#task.registered + 1] = { tg = lb.tg, port = lb.port }
+        note_registration(U.st(world), task, lb.tg, "registered")
+      elseif task.svc then
+        U.event(world, task.svc, string.format("failed to register targets in (target-group %s) with "
+          .. "(error %s)", lb.tg, tostring(why)))
+      end
     end
   end
 end

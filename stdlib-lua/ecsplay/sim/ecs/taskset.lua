@@ -12,10 +12,11 @@ local U = require "ecsplay.sim.ecs.util"
 local T = require "ecsplay.sim.ecs.tasks"
 local TD = require "ecsplay.sim.ecs.taskdefs"
 local P = require "ecsplay.sim.ecs.deploy"
+local limits = require "ecsplay.sim.limits"
 
 local S = {}
 
-local MAX_TASK_SETS = 5
+local MAX_TASK_SETS = limits.ECS.TASK_SETS_PER_SERVICE
 
 function S.computed(svc, ts)
   if ts.status == "DRAINING" then return 0 end

@@ -9,6 +9,7 @@ values = {...} } for path-pattern and host-header, { Field =, raw = } otherwise.
 ]]
 local tables = require "ecsplay.util.tables"
 local state = require "ecsplay.sim.elbv2.state"
+local limits = require "ecsplay.sim.limits"
 
 local copy = tables.copy
 
@@ -30,10 +31,10 @@ local function forward_targets(world, a, where)
     for ti, t in ipairs(fc.TargetGroups) do
       local w = t.Weight
       if w == nil then w = 1 end
-      if type(w) ~= "number" or w ~= math.floor(w) or w < 0 or w > 999 then
-        world:fail("ValidationError", string.format(
-          "%s.ForwardConfig.TargetGroups.member.%d.Weight: %s must be an integer between 0 and 999",
-          where, ti, tostring(t.Weight)))
+      if type(w) ~= "number" or w ~= math.floor(w) or w < 0 or w > limits.ELBV2.MAX_WEIGHT then
+        world:fail("ValidationError", string.format("The weight for each target group must be between 0 "
+          .. "and %d, inclusive (%s.ForwardConfig.TargetGroups.member.%d.Weight is %s)",
+          limits.ELBV2.MAX_WEIGHT, where, ti, tostring(t.Weight)))
       end
       list[#list + 1] = { arn = t.TargetGroupArn, weight = math.tointeger(w) or w }
     end
@@ -42,8 +43,9 @@ local function forward_targets(world, a, where)
   else
     world:fail("ValidationError", where .. ": a forward action needs TargetGroupArn or ForwardConfig.TargetGroups")
   end
-  if #list > 5 then
-    world:fail("ValidationError", where .. ": a forward action can list at most 5 target groups")
+  if #list > limits.ELBV2.TARGET_GROUPS_PER_ACTION then
+    world:fail("ValidationError", string.format("%s: a forward action can list at most %d target groups",
+      where, limits.ELBV2.TARGET_GROUPS_PER_ACTION))
   end
   return list
 end

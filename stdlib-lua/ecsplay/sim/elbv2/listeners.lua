@@ -8,6 +8,7 @@ calls state.routing_changed.
 local tables = require "ecsplay.util.tables"
 local state = require "ecsplay.sim.elbv2.state"
 local actions = require "ecsplay.sim.elbv2.actions"
+local limits = require "ecsplay.sim.limits"
 
 local copy = tables.copy
 
@@ -80,6 +81,10 @@ end
 function ops.CreateListener(world, input)
   local s = state.st(world)
   local lb = state.lb_or_fail(world, input.LoadBalancerArn)
+  if #lb.listeners >= limits.ELBV2.LISTENERS_PER_LOAD_BALANCER then
+    world:fail("TooManyListeners", string.format("You've reached the limit on the number of listeners "
+      .. "per load balancer (%d).", limits.ELBV2.LISTENERS_PER_LOAD_BALANCER))
+  end
   local protocol = input.Protocol or "HTTP"
   check_protocol(world, protocol)
   local default_actions = actions.parse_actions(world, input.DefaultActions, lb)
@@ -156,6 +161,16 @@ local function priority_taken(l, priority, except)
   return false
 end
 
+-- AWS's quota: rules per load balancer, not counting the listeners' default rules.
+local function check_rule_room(world, lb)
+  local n = 0
+  for _, l in ipairs(lb.listeners) do n = n + #l.rules - 1 end
+  if n >= limits.ELBV2.RULES_PER_LOAD_BALANCER then
+    world:fail("TooManyRules", string.format("You've reached the limit on the number of rules per load "
+      .. "balancer (%d, not counting default rules).", limits.ELBV2.RULES_PER_LOAD_BALANCER))
+  end
+end
+
 function ops.CreateRule(world, input)
   local s = state.st(world)
   local l = state.listener_or_fail(world, input.ListenerArn)
@@ -166,6 +181,7 @@ function ops.CreateRule(world, input)
   local conditions = actions.parse_conditions(world, input.Conditions)
   local rule_actions = actions.parse_actions(world, input.Actions, l.lb)
   if priority_taken(l, p) then world:fail("PriorityInUse", "Priority '" .. p .. "' is currently in use") end
+  check_rule_room(world, l.lb)
   local rule = { listener = l, is_default = false, priority = math.tointeger(p) or p,
                  conditions = conditions, actions = rule_actions }
   rule.arn = new_rule_arn(world, l)

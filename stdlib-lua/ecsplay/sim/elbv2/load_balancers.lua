@@ -6,6 +6,7 @@ attributes.
 local tables = require "ecsplay.util.tables"
 local state = require "ecsplay.sim.elbv2.state"
 local listeners = require "ecsplay.sim.elbv2.listeners"
+local limits = require "ecsplay.sim.limits"
 
 local copy = tables.copy
 
@@ -94,6 +95,10 @@ function ops.CreateLoadBalancer(world, input)
     end
     world:fail("DuplicateLoadBalancerName", "A load balancer with the same name '" .. name .. "' exists, " ..
       "but with different settings")
+  end
+  if #s.lbs >= limits.ELBV2.LOAD_BALANCERS then
+    world:fail("TooManyLoadBalancers", string.format("You've reached the limit on the number of load "
+      .. "balancers for your account (%d).", limits.ELBV2.LOAD_BALANCERS))
   end
   local lb = new_lb(world, input, name, scheme, subnets)
   s.lbs[#s.lbs + 1] = lb

@@ -5,6 +5,7 @@ attributes. Their targets and health checks are in sim/elbv2/targets.lua.
 ]]
 local tables = require "ecsplay.util.tables"
 local state = require "ecsplay.sim.elbv2.state"
+local limits = require "ecsplay.sim.limits"
 
 local M = {}
 M.ops = {}
@@ -82,6 +83,10 @@ function ops.CreateTargetGroup(world, input)
     end
     world:fail("DuplicateTargetGroupName", "A target group with the same name '" .. name ..
       "' exists, but with different settings")
+  end
+  if #s.tgs >= limits.ELBV2.TARGET_GROUPS then
+    world:fail("TooManyTargetGroups", string.format("You've reached the limit on the number of target "
+      .. "groups for your AWS account (%d).", limits.ELBV2.TARGET_GROUPS))
   end
   local hex = world:id(nil, 16)
   local tg = {

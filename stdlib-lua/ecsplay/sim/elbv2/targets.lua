@@ -15,6 +15,7 @@ UnhealthyThresholdCount consecutive failures unhealthy. Deregistered targets
 drain for deregistration_delay.timeout_seconds, then disappear.
 ]]
 local state = require "ecsplay.sim.elbv2.state"
+local limits = require "ecsplay.sim.limits"
 
 local M = {}
 M.ops = {}
@@ -34,6 +35,10 @@ local REASON_TEXT = {
 }
 
 local function target_key(id, port) return tostring(id) .. ":" .. tostring(port) end
+
+-- AWS's quota: Targets per Target Group (draining targets still count, as they are registered).
+local MAX_TARGETS = limits.ELBV2.TARGETS_PER_TARGET_GROUP
+local TOO_MANY_TARGETS = "You've reached the limit on the number of targets."
 
 ---------------------------------------------------------------- registration
 
@@ -74,10 +79,20 @@ end
 
 function ops.RegisterTargets(world, input)
   local tg = state.tg_or_fail(world, input.TargetGroupArn)
+  local new = {}
   for i, t in ipairs(input.Targets or {}) do
     if not t.Id then world:fail("ValidationError", "Targets.member." .. i .. ".Id is required") end
     local port = t.Port or tg.port
     if not port then world:fail("ValidationError", "Targets.member." .. i .. ": a port is required") end
+    local key = target_key(t.Id, port)
+    if not tg.targets[key] and not new[key] then
+      new[key] = true
+      new[#new + 1] = key
+      if #tg.target_list + #new > MAX_TARGETS then
+        world:fail("TooManyTargets", string.format("%s A target group can have at most %d targets.",
+          TOO_MANY_TARGETS, MAX_TARGETS))
+      end
+    end
   end
   for _, t in ipairs(input.Targets or {}) do
     local existing = tg.targets[target_key(t.Id, t.Port or tg.port)]
@@ -200,9 +215,13 @@ end
 
 ---------------------------------------------------------------- cross-service
 
--- register(world, tg_arn, target_id, port, task_arn): an ECS task joins a target group.
+--[[ register(world, tg_arn, target_id, port, task_arn): an ECS task joins a target group.
+     → the target, or nil and AWS's message when the group is full (TooManyTargets). ]]
 function M.register(world, tg_arn, target_id, port, task_arn)
   local tg = state.tg_or_fail(world, tg_arn)
+  if not tg.targets[target_key(target_id, port or tg.port)] and #tg.target_list >= MAX_TARGETS then
+    return nil, TOO_MANY_TARGETS
+  end
   return register(world, tg, target_id, port, task_arn)
 end
 
