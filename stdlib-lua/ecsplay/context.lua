@@ -5,10 +5,13 @@ public `ecsplay` table:
   simulated   true under --simulate (the in-process simulator)
   sim         the in-process simulator, when simulated
   run_info    { playbook=, args=, config= } for the run journal's start line
-  resume      { [rollout name] = journal state } when `ecsplay resume` re-runs
+  resume      { [rollout name] = { journal state, ... } } when `ecsplay resume`
+              re-runs (in start order: each rollout of that name takes the first)
+  journal_group  { id=, dir=, root=, journal=, fixed= }: the rollouts of this
+              playbook run journal as one group (rollout/journal_file.lua)
   aborts      the ecsplay.on_abort stack (oldest first)
 The runner sets it up (context.reset) before the playbook runs; nothing else
-writes it except on_abort and the resume command.
+writes it except on_abort, the resume command and the run journal.
 ]]
 local M = {}
 
@@ -17,6 +20,7 @@ function M.reset()
   M.sim = nil
   M.run_info = {}
   M.resume = nil
+  M.journal_group = nil
   M.aborts = {}
 end
 

@@ -67,6 +67,8 @@ local function start_canary(run, c, ctx, new_td)
       ctx.canary_count, short(new_td)))
   end, { op = "update_service", cluster = c.cluster, service = c.canary.service,
          taskDefinition = ctx.canary_svc.taskDefinition, desiredCount = ctx.canary_svc.desiredCount })
+  -- resumed past the first shift: the canary was healthy then (and may be scaled down by now)
+  if run:done("weight:1") then return end
   ecs_util.wait_ready(c.cluster, c.canary.service, new_td, ctx.canary_count, { ctx.canary_tg },
     c.ready_timeout)
   run:log("info", "ready", string.format("canary %s healthy: %d task(s) in %s", c.canary.service,
@@ -105,8 +107,10 @@ local function promote(run, c, ctx, new_td)
     run:log("info", "promote", "promoting: " .. c.stable.service .. " → " .. short(new_td))
   end, { op = "update_service", cluster = c.cluster, service = c.stable.service,
          taskDefinition = ctx.stable_svc.taskDefinition })
-  ecs_util.wait_ready(c.cluster, c.stable.service, new_td, ctx.stable_svc.desiredCount,
-    { ctx.stable_tg }, c.ready_timeout)
+  if not run:done("home") then -- resumed past it: stable was ready then
+    ecs_util.wait_ready(c.cluster, c.stable.service, new_td, ctx.stable_svc.desiredCount,
+      { ctx.stable_tg }, c.ready_timeout)
+  end
   run:step("home", "traffic back to the (now updated) stable service", function()
     traffic.set(ctx.point, ctx.home)
   end)

@@ -15,9 +15,7 @@ rollout/strategy.lua.
 ]]
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
-local json = require "ecsplay.json"
 local errors = require "ecsplay.errors"
-local crypto = require "ecsplay.core.crypto"
 local elbv2 = require "ecsplay.elbv2"
 local cd = require "ecsplay.codedeploy"
 local tables = require "ecsplay.util.tables"
@@ -26,6 +24,7 @@ local options = require "ecsplay.rollout.options"
 local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
+local codedeploy_undo = require "ecsplay.rollout.codedeploy_undo"
 
 local M = {}
 
@@ -180,15 +179,7 @@ local function verify(c, ctx)
 end
 
 -- The AppSpec for an ECS deployment, as JSON.
-function M.appspec(task_definition, container, port)
-  return json.encode {
-    version = 0.0,
-    Resources = { { TargetService = { Type = "AWS::ECS::Service", Properties = {
-      TaskDefinition = task_definition,
-      LoadBalancerInfo = { ContainerName = container, ContainerPort = port },
-    } } } },
-  }
-end
+M.appspec = codedeploy_undo.appspec
 
 -- { green_weight=, stage= } from the deployment target (nil before it started).
 local function progress(id, target_id)
@@ -208,7 +199,13 @@ local function progress(id, target_id)
   return out
 end
 
--- Creates the deployment (and its configuration when ecsplay makes it); returns its id.
+--[[ Creates the deployment (and its configuration when ecsplay makes it);
+     returns its id. Intent before effect: the undo (stop it with rollback,
+     or revert it once it has succeeded, rollout/codedeploy_undo.lua) is
+     journaled before CreateDeployment, naming the deployment by the run's
+     marker in its description, so a kill before the answer leaves nothing
+     untracked; a run resumed from there adopts the deployment it finds by
+     the marker instead of creating another. ]]
 local function create_deployment(run, c, ctx, new_td)
   if ctx.config and ctx.config.create then
     run:step("config", "create deployment configuration " .. ctx.config.name, function()
@@ -217,20 +214,30 @@ local function create_deployment(run, c, ctx, new_td)
       run:log("info", "config", "created deployment configuration " .. ctx.config.name)
     end)
   end
-  local content = M.appspec(new_td, ctx.version.container, ctx.port)
-  local id = run:step("deployment", "create the CodeDeploy deployment", function()
-    local res = cd.create_deployment {
+  local marker = codedeploy_undo.marker(run.id)
+  local undo = { op = "stop_codedeploy", application = c.application, group = c.group, marker = marker,
+    revert = { taskDefinition = ctx.old_td, container = ctx.version.container, port = ctx.port } }
+  -- resumed: the version to revert to is the one the first run saw (the service may have moved since)
+  for _, u in ipairs(run.resume and run.resume.all_undo or {}) do
+    if u.action.op == "stop_codedeploy" and type(u.action.revert) == "table" then undo.revert = u.action.revert end
+  end
+  local id = run:step("deployment", "create the CodeDeploy deployment (" .. marker .. ")", function()
+    if run:started("deployment") then
+      local found = codedeploy_undo.find(c.application, c.group, marker)
+      if found then
+        run:log("info", "deploy", "adopting deployment " .. found .. ", created before the run was stopped")
+        return found
+      end
+    end
+    return cd.create_deployment({
       applicationName = c.application, deploymentGroupName = c.group,
       deploymentConfigName = ctx.config and ctx.config.name or nil,
-      description = c.description or ("ecsplay: " .. short(new_td)),
-      revision = { revisionType = "AppSpecContent", appSpecContent = { content = content,
-        sha256 = crypto.sha256_hex(content) } },
-    }
-    return res.deploymentId
-  end)
-  -- recorded right after creation: the id is only known now
-  run:step("track", "watch deployment " .. id, function() end,
-    { op = "stop_codedeploy", deploymentId = id })
+      description = codedeploy_undo.description(c.description or ("ecsplay: " .. short(new_td)), marker),
+      revision = codedeploy_undo.revision(new_td, ctx.version.container, ctx.port),
+    }).deploymentId
+  end, undo)
+  -- this run's own rollback needs no search: the id is known now
+  undo.deploymentId = id
   run:log("info", "deploy", string.format("CodeDeploy deployment %s: %s → %s (%s)", id, short(ctx.old_td),
     short(new_td), ctx.config and ctx.config.name or (ctx.group_info.deploymentConfigName or "group default")))
   return id

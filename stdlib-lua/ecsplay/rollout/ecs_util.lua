@@ -95,14 +95,16 @@ function M.find_container(td, container)
 end
 
 --[[ A new revision of `base_td` (ARN or family:rev) with `image` on
-     `container` (default: the first container). Returns its ARN and the
-     container's name. ]]
-function M.register_with_image(base_td, image, container, field)
+     `container` (default: the first container), tagged with `tags` when
+     given. Returns its ARN and the container's name. ]]
+function M.register_with_image(base_td, image, container, field, tags)
   local td = ecs.describe_task_definition({ taskDefinition = base_td }).taskDefinition
   local target, missing = M.find_container(td, container)
   if not target then bad((field or "container") .. ": " .. missing, field or "container") end
   target.image = image
-  local new = ecs.register_task_definition(ecs.reuse(td)).taskDefinition
+  local params = ecs.reuse(td)
+  params.tags = tags
+  local new = ecs.register_task_definition(params).taskDefinition
   return new.taskDefinitionArn, target.name
 end
 

@@ -5,147 +5,42 @@ fsynced before the change it describes is made, so that after a kill -9
 `ecsplay resume JOURNAL` can finish the rollout.
 
 Lines:
-  {"t":"start","run":id,"name":..,"strategy":..,"playbook":..,"args":{..},"config":{..},"time":..}
+  {"t":"start","run":id,"group":id,"name":..,"strategy":..,"playbook":..,"args":{..},"config":{..},"time":..}
   {"t":"do","key":"weight:2","desc":..,"undo":{action}|null,"time":..}   before the change
   {"t":"done","key":"weight:2","result":..,"time":..}                    after it
   {"t":"undone","index":n,"time":..}                                      an undo carried out
   {"t":"end","status":"succeeded"|"rolled_back"|"rollback_failed","time":..}
+  {"t":"rollout","name":..,"run":id,"journal":file,"time":..}            (group's first journal)
+                                                                           another rollout of the run
 
 Undo actions are rollout/actions.lua data. The folder is ECSPLAY_RUNS_DIR, or
-.ecsplay/runs under the current folder. A journal that cannot be written is a
-"journal" error; a path that is not a readable journal, or a run that already
-ended, is bad input (exit 2).
+.ecsplay/runs under the current folder. The file itself (writes that never
+stop a rollback, fallback copies, a deleted journal recreated, reading torn
+or damaged journals, the rollouts of one playbook run) is
+rollout/journal_file.lua. A path that is not a readable journal, or a run
+that already ended, is bad input (exit 2); a damaged journal is rolled back
+as far as it can be read, and the rollback then says what may be left (exit 3).
 ]]
 local json = require "ecsplay.json"
-local core = require "ecsplay.core"
-local crypto = require "ecsplay.core.crypto"
 local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
-local sched = require "ecsplay.sched"
 local context = require "ecsplay.context"
 local ecsplay = require "ecsplay"
 local aws = require "ecsplay.aws"
 local actions = require "ecsplay.rollout.actions"
+local journal_file = require "ecsplay.rollout.journal_file"
 
 local M = {}
 
-local function journal_error(message)
-  return errors.new("journal", { message = message })
-end
+M.new_id = journal_file.new_id
+M.read = journal_file.read
+M.runs_dir = journal_file.runs_dir
 
-local function runs_dir()
-  return os.getenv("ECSPLAY_RUNS_DIR") or ".ecsplay/runs"
-end
-
-local function ensure_dir(dir)
-  local path = ""
-  for part in dir:gmatch("[^/]+") do
-    path = (path == "" and (dir:sub(1, 1) == "/" and "/" or "") or (path .. "/")) .. part
-    local ok, err = core.mkdir(path)
-    if not ok then error(journal_error(err), 0) end
-  end
-end
-
-local Journal = {}
-Journal.__index = Journal
-
-function M.new_id(strategy, now)
-  local hex = crypto.hex(crypto.random_bytes(3))
-  return os.date("!%Y%m%dT%H%M%SZ", math.floor(now)) .. "-" .. strategy .. "-" .. hex
-end
-
---[[ Opens a journal: a new one, or (resume) the existing file. ]]
-function M.open(meta, path)
-  local j = setmetatable({}, Journal)
-  if path then
-    j.path = path
-    j:repair_tail()
-    return j
-  end
-  local dir = runs_dir()
-  ensure_dir(dir)
-  j.path = dir .. "/" .. meta.run .. ".jsonl"
-  meta.t = "start"
-  j:write(meta)
-  log.event("info", "journal", "journal: " .. j.path)
-  return j
-end
-
---[[ A crash mid-write leaves a torn last line with no newline; the change it
-     announced was never made (lines are fsynced before their change). Before
-     appending to such a journal, drop the fragment (rewrite, fsync, rename),
-     or the next line would be glued to it and the journal would no longer
-     read back. ]]
-function Journal:repair_tail()
-  local f = io.open(self.path, "rb")
-  if not f then return end
-  local text = f:read("a")
-  f:close()
-  if text == "" or text:sub(-1) == "\n" then return end
-  local keep = text:match("^(.*\n)") or ""
-  local tmp = self.path .. ".repair"
-  os.remove(tmp)
-  local ok, err = core.fsync_append(tmp, keep)
-  if ok then ok, err = os.rename(tmp, self.path) end
-  if not ok then
-    os.remove(tmp)
-    error(journal_error("cannot repair the torn last line of " .. self.path .. ": " .. tostring(err)), 0)
-  end
-  log.event("warn", "journal", string.format("%s: dropped a torn last line (%d bytes) left by a crash",
-    self.path, #text - #keep))
-end
-
-function Journal:write(obj)
-  obj.time = obj.time or sched.now()
-  local line, err = json.encode(obj)
-  if not line then error(journal_error("cannot encode journal line: " .. err), 0) end
-  local ok, werr = core.fsync_append(self.path, line .. "\n")
-  if not ok then error(journal_error(werr), 0) end
-end
-
---[[ Reads a journal; returns the parsed state:
-     { start=, done={[key]=result}, undo={ {index=, key=, action=}... not yet undone },
-       ended=status|nil } ]]
-function M.read(path)
-  local f, err = io.open(path, "r")
-  if not f then
-    error(errors.bad_input("cannot read journal " .. path .. ": " .. tostring(err)), 0)
-  end
-  local state = { done = {}, undo = {}, path = path }
-  local n = 0
-  local undos = {}
-  for line in f:lines() do
-    n = n + 1
-    if line ~= "" then
-      local obj, jerr = json.decode(line)
-      if not obj then
-        -- a torn last line from a crash mid-write is expected; anything else is not
-        local rest = f:read("a")
-        if rest and rest:match("%S") then
-          f:close()
-          error(errors.bad_input(string.format("%s:%d: not a journal line (%s)", path, n, jerr)), 0)
-        end
-        break
-      end
-      if obj.t == "start" then state.start = obj
-      elseif obj.t == "do" then
-        if obj.undo and obj.undo ~= json.null then
-          undos[#undos + 1] = { index = #undos + 1, key = obj.key, action = obj.undo, desc = obj.desc }
-        end
-      elseif obj.t == "done" then state.done[obj.key] = obj.result == json.null and true or obj.result
-      elseif obj.t == "undone" then
-        for _, u in ipairs(undos) do if u.index == obj.index then u.undone = true end end
-      elseif obj.t == "end" then state.ended = obj.status
-      end
-    end
-  end
-  f:close()
-  if not state.start then
-    error(errors.bad_input(path .. ": not an ecsplay run journal (no start line)"), 0)
-  end
-  for _, u in ipairs(undos) do if not u.undone then state.undo[#state.undo + 1] = u end end
-  state.all_undo = undos
-  return state
+--[[ Opens a journal: a new one for meta (the start line's fields), or with
+     path the existing file (a resumed run, `ecsplay rollback`). ]]
+function M.open(meta, path, dir)
+  if path then return journal_file.attach(path) end
+  return journal_file.open(meta, dir)
 end
 
 -- Points the AWS client at the same place the journaled run used: each of
@@ -169,21 +64,62 @@ local function configure_like(start, opts)
   end
 end
 
+-- The other rollouts of the same playbook run whose journals have not ended.
+local function unfinished_siblings(state)
+  local ok, members = pcall(journal_file.members, state)
+  if not ok then return {} end
+  local out = {}
+  for _, m in ipairs(members) do
+    if m ~= state and not m.ended and not m.empty then out[#out + 1] = m.given or m.path end
+  end
+  return out
+end
+
+-- A journal that does not read back whole: what its rollback cannot vouch for.
+local function damage_text(path, state)
+  return string.format("%s is damaged (%s): the changes recorded in what was lost may be left; "
+    .. "check them by hand", path, table.concat(state.damaged, "; "))
+end
+
 --[[ `ecsplay rollback JOURNAL`: carries out every undo not yet done, newest
      first (actions.undo: the same loop as a rollout's own rollback), and
-     records each. Raises a "rollback" error (exit 3) when one fails; a
-     second `ecsplay rollback` retries what is left. ]]
+     records each (a journal that cannot be written does not stop it: the
+     records go to a fallback copy, see rollout/journal_file.lua, and the
+     last line says where). Raises a "rollback" error (exit 3) when one
+     fails, or when the journal is damaged (what it could read is rolled
+     back, the rest is named); a second `ecsplay rollback` retries what is
+     left. An undo that refuses (a finished deployment that cannot be
+     reverted) changes nothing and ends nothing: bad input (exit 2). ]]
 function M.rollback(path, opts)
   local state = M.read(path)
-  configure_like(state.start, opts)
-  local j = M.open(nil, path)
+  if state.empty then
+    log.event("info", "rollback", "nothing to roll back in " .. path
+      .. " (it is empty: the run was stopped before it recorded anything)")
+    return true
+  end
+  configure_like(state.start or {}, opts)
+  local j = M.open(nil, state.path)
+  local damaged = #state.damaged > 0 and damage_text(path, state) or nil
+  if damaged then log.event("error", "journal", damaged) end
+  for _, other in ipairs(unfinished_siblings(state)) do
+    log.event("warn", "rollback", "another rollout of the same run has its own journal: ecsplay rollback " .. other)
+  end
   if #state.undo == 0 then
+    if damaged then
+      error(errors.new("rollback", { code = "JournalDamaged", rollback_failed = true, left = damaged,
+        message = "rollback of " .. path .. " may not be complete: the journal is damaged" }), 0)
+    end
     log.event("info", "rollback", "nothing to roll back in " .. path
       .. (state.ended and (" (run ended: " .. state.ended .. ")") or ""))
     return true
   end
   log.event("warn", "rollback", string.format("rolling back run %s from its journal: %d step(s)",
-    state.start.run, #state.undo))
+    state.start and state.start.run or "(no start line)", #state.undo))
+  if state.ended == "succeeded" then
+    -- a finished run: the same plan is a revert to the previous version, capacity first
+    log.event("warn", "rollback", "the run had succeeded: reverting it to the previous version")
+  end
+  log.event("info", "rollback", "rollback plan: " .. actions.plan(state.undo))
   local seen = {}
   local failures, left = actions.undo(state.undo, {
     -- the same undo twice (a resumed run may journal it again) runs once
@@ -199,35 +135,83 @@ function M.rollback(path, opts)
     end,
     on_failed = function(_, _, text) log.event("error", "undo", "undo failed: " .. text) end,
   })
-  if #failures > 0 then
+  if #failures == 1 and #left <= 1 and errors.is(failures[1].error, "bad_input") then
+    -- a refusal: nothing was changed and the run's status stays what it was
+    error(failures[1].error, 0)
+  end
+  local problem = function() return j.problem and ("; " .. j.problem) or "" end
+  if #failures > 0 or damaged then
     j:write { t = "end", status = "rollback_failed" }
-    error(errors.new("rollback", { message = "rollback of " .. path .. " failed", rollback_failed = true,
-      left = actions.left_text(failures, left) }), 0)
+    local left_text = #failures > 0 and actions.left_text(failures, left) or nil
+    if damaged then left_text = left_text and (left_text .. "; " .. damaged) or damaged end
+    error(errors.new("rollback", { rollback_failed = true, left = left_text,
+      code = #failures == 0 and "JournalDamaged" or nil,
+      message = "rollback of " .. path .. " did not complete; " .. actions.continue_text(path) .. problem() }), 0)
   end
   j:write { t = "end", status = "rolled_back" }
   log.event("info", "rollback", "rolled back: stable state restored")
+  if j.problem then
+    log.event("warn", "rollback", "the rollback completed, but " .. j.problem)
+  end
   return true
 end
 
+-- Why a journal cannot be resumed (nil: it can).
+local function unresumable(path, state)
+  if state.empty then
+    return path .. " is empty: the run was stopped before it recorded anything; run the playbook again"
+  end
+  if #state.damaged > 0 then
+    return string.format("%s is damaged (%s): a run cannot be resumed from it; `ecsplay rollback %s` "
+      .. "undoes what it can read", path, table.concat(state.damaged, "; "), path)
+  end
+  if not state.start.playbook then return path .. ": the journal does not name its playbook" end
+end
+
 --[[ `ecsplay resume JOURNAL`: runs the journaled playbook again with the same
-     arguments; its strategy skips every step the journal shows done. ]]
+     arguments; each of its rollouts finds its own journal state by name
+     (context.resume[name], a list in start order: the same name twice is
+     two rollouts), skips every step it shows done and goes on; a rollout
+     whose journal ended ends the same way at once (rollout/run.lua). The
+     rollouts of one playbook run journal to files of their own, found
+     through the group's first journal (journal_file.members), and a rollout
+     that had not started yet starts with a journal in the same group. Bad
+     input (exit 2) when every journal of the run has ended, or the journal
+     is empty or damaged. ]]
 function M.resume(path, opts)
   local state = M.read(path)
-  if state.ended then
-    error(errors.bad_input(path .. ": the run already ended ("
-      .. state.ended .. "); nothing to resume"), 0)
+  local why = unresumable(path, state)
+  if why then error(errors.bad_input(why), 0) end
+  local members, root = journal_file.members(state)
+  local open = {}
+  for _, m in ipairs(members) do
+    if m ~= state then
+      local other = unresumable(m.given or m.path, m)
+      if other then error(errors.bad_input(other), 0) end
+    end
+    if not m.ended then open[#open + 1] = m end
+  end
+  if #open == 0 then
+    error(errors.bad_input(path .. ": the run already ended (" .. state.ended .. "); nothing to resume"), 0)
   end
   local start = state.start
-  if not start.playbook then
-    error(errors.bad_input(path .. ": the journal does not name its playbook"), 0)
-  end
   configure_like(start, opts)
   for k, v in pairs(start.args or {}) do
     if ecsplay.args[k] == nil then ecsplay.args[k] = v end
   end
-  context.resume = { [start.name or start.strategy] = state }
-  log.event("info", "resume", string.format("resuming run %s (%s) from %s", start.run,
-    start.playbook, path))
+  context.resume = {}
+  for _, m in ipairs(members) do
+    local name = m.start.name or m.start.strategy
+    local queue = context.resume[name] or {}
+    queue[#queue + 1] = m
+    context.resume[name] = queue
+  end
+  if root then
+    context.journal_group = { id = start.group, dir = journal_file.dirname(root.given or root.path),
+      root = root.given or root.path, fixed = true }
+  end
+  log.event("info", "resume", string.format("resuming run %s (%s) from %s%s", start.run,
+    start.playbook, path, #members > 1 and string.format(" (%d rollouts, %d unfinished)", #members, #open) or ""))
   local chunk, err = loadfile(start.playbook)
   if not chunk then error(errors.bad_input(err), 0) end
   return chunk()

@@ -6,7 +6,12 @@ plan of steps:
   run:step("weight:1", "shift 10%", function() traffic.set(...) end,
            { op = "set_weights", point = p, weights = home })
 
-step() records the undo of a change (journal line, fsynced) before making it.
+step() records the undo of a change (journal line, fsynced) before making it;
+a step whose line cannot be written to the journal does not make its change
+(a "journal" error: the run rolls back), while the rollback's own lines never
+stop it (rollout/journal_file.lua keeps them in a fallback copy, and the
+run's message says where). On `ecsplay resume` a rollout takes its journal
+state by name (resume_from); one whose journal ended ends the same way.
 guard() runs the plan; on any failure (gate, API error, Lua error, SIGINT,
 SIGTERM) it carries out the undo stack newest first (actions.undo, through
 ecsplay.undo) and raises, by how it ended:
@@ -34,8 +39,22 @@ Run.__index = Run
 -- The journal state when `ecsplay resume` re-runs the strategy named `name`:
 -- strategies skip the "already in progress" checks that their own earlier
 -- run would otherwise trip.
+-- (context.resume[name] lists the journals of that name in start order;
+-- Run.new takes the first, so a second rollout of the same name gets the next.)
 function Run.resuming(name)
-  return context.resume and context.resume[name] or nil
+  local queue = context.resume and context.resume[name]
+  if queue and queue.start then return queue end
+  return queue and queue[1] or nil
+end
+
+local function take_resume(name)
+  local queue = context.resume and context.resume[name]
+  if not queue then return nil end
+  if queue.start then
+    context.resume[name] = nil
+    return queue
+  end
+  return table.remove(queue, 1)
 end
 
 -- Whether this run writes a journal: opts.journal, else not under --simulate
@@ -56,36 +75,71 @@ function Run.new(strategy, opts, meta)
     on_abort_fn = opts.on_abort,
     report = { strategy = strategy, steps = {}, started = sched.now(), status = "running" },
   }, Run)
-  local resume = Run.resuming(self.name)
+  local resume = take_resume(self.name)
   if resume then
-    self.resume = resume
-    self.id = resume.start.run
-    self.journal = journal_mod.open(nil, resume.path)
-    for _, u in ipairs(resume.undo) do
-      self.undo[#self.undo + 1] = { key = u.key, action = u.action, index = u.index }
-    end
-    self.next_undo_index = #(resume.all_undo or {})
-    self:log("info", "resume", string.format("resuming %s: %d step(s) already done", self.name,
-      self:count_done()))
+    self:resume_from(resume)
   else
     self.id = journal_mod.new_id(strategy, core.realtime())
     self.next_undo_index = 0
-    if wants_journal(opts) then
-      local run_info = context.run_info or {}
-      self.journal = journal_mod.open {
-        run = self.id, name = self.name, strategy = strategy,
-        playbook = run_info.playbook, args = run_info.args, config = run_info.config,
-      }
-    end
+    if wants_journal(opts) then self:open_journal() end
   end
   self.report.run_id = self.id
-  self.report.journal = self.journal and self.journal.path or nil
+  self.report.journal = self.journal and self.journal.path or self.report.journal
   return self
+end
+
+-- Picks up a rollout from its journal state (`ecsplay resume`). One whose
+-- journal ended is not run again: guard() ends it the same way (finished).
+function Run:resume_from(resume)
+  self.resume = resume
+  self.id = resume.start.run
+  self.next_undo_index = #(resume.all_undo or {})
+  if resume.ended then
+    self.finished = resume.ended
+    self.report.journal = resume.path
+    return
+  end
+  self.journal = journal_mod.open(nil, resume.path)
+  for _, u in ipairs(resume.undo) do
+    self.undo[#self.undo + 1] = { key = u.key, action = u.action, index = u.index }
+  end
+  self:log("info", "resume", string.format("resuming %s: %d step(s) already done", self.name,
+    self:count_done()))
+end
+
+--[[ A new journal. The rollouts of one playbook run form a group: the first
+     one's run id names it, and each later one is listed in the first one's
+     journal before its own start line is written (rollout/journal_file.lua),
+     so `ecsplay resume` of any of them finds them all. A resumed run keeps
+     its group and folder (fixed); otherwise a group is per runs folder. ]]
+function Run:open_journal()
+  local run_info = context.run_info or {}
+  local meta = { run = self.id, name = self.name, strategy = self.strategy,
+    playbook = run_info.playbook, args = run_info.args, config = run_info.config }
+  local group = context.journal_group
+  local dir = journal_mod.runs_dir()
+  if group and (group.fixed or group.dir == dir) then
+    meta.group = group.id
+    group.journal = group.journal or journal_mod.open(nil, group.root)
+    group.journal:write { t = "rollout", name = self.name, run = self.id, journal = self.id .. ".jsonl" }
+    self.journal = journal_mod.open(meta, nil, group.dir)
+  else
+    meta.group = self.id
+    self.journal = journal_mod.open(meta, nil, dir)
+    context.journal_group = { id = self.id, dir = dir, root = self.journal.path, journal = self.journal }
+  end
 end
 
 -- True when the journal shows step `key` completed (resume only).
 function Run:done(key)
   return self.resume ~= nil and self.resume.done[key] ~= nil
+end
+
+-- True when the journal shows step `key` begun and not completed (resume
+-- only): its change may have been made before the run was stopped, so the
+-- step first looks for what it created (intent before effect).
+function Run:started(key)
+  return self.resume ~= nil and self.resume.intent ~= nil and self.resume.intent[key] == true
 end
 
 function Run:count_done()
@@ -109,8 +163,48 @@ function Run:log(level, event, message, fields)
   end
 end
 
-function Run:jwrite(obj)
-  if self.journal then self.journal:write(obj) end
+--[[ Journals obj. A line that did not reach the journal's own file (disk
+     full, read-only, see rollout/journal_file.lua) went to a fallback copy
+     or standard error; with `must` (a step's lines) it then raises a
+     "journal" error, so the step's change is not made and the run rolls
+     back; a rollback's lines never raise (the journal cannot stop one). ]]
+function Run:jwrite(obj, must)
+  if not self.journal then return true end
+  local ok, problem = self.journal:write(obj)
+  if not ok and must then
+    error(errors.new("journal", { code = "JournalUnwritable", message = problem }), 0)
+  end
+  return ok
+end
+
+-- "; the journal ... continue in ..." for the run's last message, or "".
+function Run:journal_note()
+  local problem = self.journal and self.journal.problem
+  return problem and ("; " .. problem) or ""
+end
+
+--[[ A resumed rollout whose journal had ended: ends the same way without
+     running again (succeeded: its report; rolled back: exit 1; a failed
+     rollback: exit 3, which `ecsplay rollback` retries). ]]
+function Run:end_as_journaled()
+  local status, path = self.finished, self.report.journal
+  self.report.status = status
+  self.report.ended = sched.now()
+  if status == "succeeded" then
+    self:log("info", "resume", self.name .. ": already succeeded in the run being resumed")
+    return self.report
+  end
+  local fields = { report = self.report, strategy = self.strategy, name = self.name, run = self.id }
+  if status == "rolled_back" then
+    fields.code, fields.rolled_back = "RolloutFailed", true
+    fields.message = self.name .. " had already failed and rolled back in the run being resumed"
+    error(errors.new("rollout", fields), 0)
+  end
+  fields.code, fields.rollback_failed = "RollbackFailed", true
+  fields.message = self.name .. "'s rollback had already failed in the run being resumed"
+  fields.left = "what the journal " .. tostring(path) .. " still lists; `ecsplay rollback " .. tostring(path)
+    .. "` retries it"
+  error(errors.new("rollback", fields), 0)
 end
 
 local function same_action(a, b)
@@ -144,10 +238,10 @@ function Run:step(key, desc, fn, undo)
       journal_undo = undo
     end
   end
-  self:jwrite { t = "do", key = key, desc = desc, undo = journal_undo or json.null }
+  self:jwrite({ t = "do", key = key, desc = desc, undo = journal_undo or json.null }, true)
   local result = fn()
   local jr = journal_value(result)
-  self:jwrite { t = "done", key = key, result = jr == nil and json.null or jr }
+  self:jwrite({ t = "done", key = key, result = jr == nil and json.null or jr }, true)
   return result
 end
 
@@ -156,6 +250,7 @@ end
 function Run:rollback(reason)
   if #self.undo == 0 then return {}, {} end
   self:log("warn", "rollback", "rolling back: " .. reason, { steps = #self.undo })
+  self:log("info", "rollback", "rollback plan: " .. actions.plan(self.undo))
   return actions.undo(self.undo, {
     on_done = function(u)
       self:jwrite { t = "undone", index = u.index }
@@ -179,8 +274,8 @@ function Run:finish_rollback(failures, left)
     local text = actions.left_text(failures, left)
     self.report.status = "rollback_failed"
     self:jwrite { t = "end", status = "rollback_failed" }
-    self:log("error", "summary", string.format("%s: rollback FAILED; left to fix by hand: %s",
-      self.name, text))
+    self:log("error", "summary", string.format("%s: rollback FAILED; left as it is: %s; %s",
+      self.name, text, actions.continue_text(self.journal and self.journal.path)))
     return text
   end
   self.report.status = "rolled_back"
@@ -195,7 +290,8 @@ end
 function Run:failure(err, reason, left, changed, trace)
   if left then
     return errors.new("rollback", { code = "RollbackFailed", rollback_failed = true, left = left,
-      message = string.format("%s failed (%s) and its rollback did not complete", self.name, reason),
+      message = string.format("%s failed (%s) and its rollback did not complete; %s", self.name, reason,
+        actions.continue_text(self.journal and self.journal.path)) .. self:journal_note(),
       cause = err, report = self.report, traceback = trace, strategy = self.strategy, name = self.name,
       run = self.id })
   end
@@ -203,12 +299,13 @@ function Run:failure(err, reason, left, changed, trace)
   if sched.is_interrupt(err) then
     -- one signal reaches every waiting task as the same error: say it once
     local msg = err.message or errors.describe(err)
-    if not err.rolled_back then err.message = msg .. "; rolled back" end
+    if not err.rolled_back then err.message = msg .. "; rolled back" .. self:journal_note() end
     err.rolled_back = true
     return err
   end
   return errors.new("rollout", { code = "RolloutFailed", rolled_back = true,
-    message = string.format("%s rolled back: %s", self.name, reason),
+    message = string.format("%s rolled back: %s", self.name, reason)
+      .. (errors.is(err, "journal") and "" or self:journal_note()),
     cause = err, report = self.report, traceback = trace, strategy = self.strategy, name = self.name,
     run = self.id })
 end
@@ -216,6 +313,7 @@ end
 --[[ Runs body(); returns the report on success. On failure: the on_abort
      hook, the rollback, then raises (see the file comment). ]]
 function Run:guard(body)
+  if self.finished then return self:end_as_journaled() end
   local trace
   local ok, err = xpcall(body, function(e)
     trace = debug.traceback("", 2)
@@ -225,6 +323,8 @@ function Run:guard(body)
     self.report.status = "succeeded"
     self.report.ended = sched.now()
     self:jwrite { t = "end", status = "succeeded" }
+    if self.journal and self.journal.problem then self:log("warn", "journal", self.name .. " succeeded, but "
+      .. self.journal.problem) end
     return self.report
   end
   local reason = errors.describe(err)

@@ -22,7 +22,9 @@ Exactly one of image and task_definition: both, or neither, is bad input
       v.container_definition (when a container is named)
   version.deploy(run, v, base_td)                  → the ARN to deploy: v.arn,
       or a new revision registered as the journaled step "register" (a
-      resumed run reuses the one it registered)
+      resumed run reuses the one it registered: from the journal, or, when
+      the run was stopped before the answer came, by the run-id tag that a
+      journaled run puts on it)
 ]]
 local errors = require "ecsplay.errors"
 local ecs = require "ecsplay.ecs"
@@ -79,10 +81,39 @@ function M.resolve(strategy, v, base_td, default_container)
   return v
 end
 
+-- The tag a journaled run puts on the revision it registers, so that a run
+-- resumed after a kill between RegisterTaskDefinition and its answer finds
+-- that revision instead of registering another (the API has no client token).
+M.RUN_TAG = "ecsplay:run"
+
+--[[ The newest revisions of base_td's family (at most `scan`) tagged with
+     run id `id`: the revision's ARN, or nil. ]]
+function M.registered_by(base_td, id, scan)
+  local family = base_td:match("task%-definition/([^:]+)") or base_td:match("^([^:]+)")
+  local list = ecs.list_task_definitions { familyPrefix = family, sort = "DESC", maxResults = scan or 10 }
+  for _, arn in ipairs(list.taskDefinitionArns or {}) do
+    if arn:match("task%-definition/([^:]+)") == family then
+      local res = ecs.describe_task_definition { taskDefinition = arn, include = { "TAGS" } }
+      for _, tag in ipairs(res.tags or {}) do
+        if tag.key == M.RUN_TAG and tag.value == id then return arn end
+      end
+    end
+  end
+  return nil
+end
+
 function M.deploy(run, v, base_td)
   if v.arn then return v.arn end
   return run:step("register", "register the new task definition", function()
-    local arn = ecs_util.register_with_image(base_td, v.image, v.container, "container")
+    if run:started("register") then
+      local arn = M.registered_by(base_td, run.id)
+      if arn then
+        run:log("info", "register", "reusing " .. ecs_util.short(arn) .. ", registered before the run was stopped")
+        return arn
+      end
+    end
+    local tags = run.journal and { { key = M.RUN_TAG, value = run.id } } or nil
+    local arn = ecs_util.register_with_image(base_td, v.image, v.container, "container", tags)
     run:log("info", "register", "registered " .. ecs_util.short(arn) .. " with image " .. v.image)
     return arn
   end)
