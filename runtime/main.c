@@ -13,7 +13,7 @@
 static const char *ep_usage =
     "usage: ecsplay [options] FILE.lua [key=value ...]\n"
     "       ecsplay [options] -e 'LUA CODE' [key=value ...]\n"
-    "       ecsplay sim serve [--port N] [--scenario FILE] [--speed X] [--no-auth]\n"
+    "       ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]\n"
     "       ecsplay rollback JOURNAL.jsonl | ecsplay resume JOURNAL.jsonl\n"
     "       ecsplay --version | --help\n"
     "\n"

@@ -3,9 +3,15 @@
  *
  *   listen{port=0, host="127.0.0.1"} -> server
  *   server:port() -> integer
- *   server:run(timeout_s, handler) -> served, last_handler_error|nil
- *       handler(method, path_with_query, headers, body) -> status, headers, body [, delay_s]
- *       (status 0: drop the connection without answering, after the delay if any)
+ *   server:run(timeout_s, handler [, stamp]) -> served, last_handler_error|nil
+ *       handler(method, path_with_query, headers, body)
+ *           -> status, headers, body [, delay_s [, wakeable]]
+ *       (status 0: drop the connection without answering, after the delay if any;
+ *        wakeable: server:wake() may send this answer before its delay is over)
+ *       stamp() -> {name = value}: headers added to every answer just before it is sent,
+ *       the handler's (after their delay) and the server's own (413, 500), so a value such
+ *       as the simulated time is the one of the moment the answer leaves
+ *   server:wake() -> n   sends the wakeable delayed answers at once (from the handler too)
  *   server:close()  (also __gc and __close)
  *
  * MHD runs in external-polling epoll mode: no thread of its own, so Lua is only ever
@@ -61,6 +67,7 @@ struct ep_req {
     unsigned status;
     int drop; /* handler status 0: close the connection with no answer (a fault) */
     double delay;
+    int wakeable; /* the delay may be cut short by server:wake() */
     struct MHD_Connection *conn;
     int suspended;
     double resume_at;
@@ -72,6 +79,7 @@ struct ep_srv {
     uint16_t port;
     lua_State *L; /* set only while run() is active */
     int handler_idx;
+    int stamp_idx; /* 0: no stamp function */
     struct ep_req *delayed;
     lua_Integer served;
     int have_error;
@@ -145,6 +153,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static void remember_error(struct ep_srv *s, const char *msg);
+
 static enum MHD_Result queue_owned(struct MHD_Connection *conn, unsigned status,
                                    struct MHD_Response *resp)
 {
@@ -153,6 +163,43 @@ static enum MHD_Result queue_owned(struct MHD_Connection *conn, unsigned status,
     enum MHD_Result ret = ep_mhd.queue_response(conn, status, resp);
     ep_mhd.destroy_response(resp);
     return ret;
+}
+
+/* Runs under lua_pcall: (stamp, response) -> adds the headers stamp() returns. */
+static int add_stamp(lua_State *L)
+{
+    struct MHD_Response *resp = lua_touserdata(L, 2);
+    lua_pushvalue(L, 1);
+    lua_call(L, 0, 1);
+    if (!lua_istable(L, -1))
+        return 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
+            strcasecmp(lua_tostring(L, -2), "content-length") != 0)
+            ep_mhd.add_response_header(resp, lua_tostring(L, -2), lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* Every answer leaves through here: stamped (while run() is active), then queued. A failing
+ * stamp function costs the answer its stamp, never the answer. */
+static enum MHD_Result queue_answer(struct ep_srv *s, struct MHD_Connection *conn, unsigned status,
+                                    struct MHD_Response *resp)
+{
+    lua_State *L = s->L;
+    if (resp && L && s->stamp_idx && lua_checkstack(L, 8)) {
+        int top = lua_gettop(L);
+        lua_pushcfunction(L, add_stamp);
+        lua_pushvalue(L, s->stamp_idx);
+        lua_pushlightuserdata(L, resp);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+            remember_error(s, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                             : "simserve: stamp failed");
+        lua_settop(L, top);
+    }
+    return queue_owned(conn, status, resp);
 }
 
 /* JSON error body in the shape AWS JSON services use, so clients parse it like any error. */
@@ -227,7 +274,8 @@ static void remember_error(struct ep_srv *s, const char *msg)
     s->have_error = 1;
 }
 
-/* Runs under lua_pcall: (handler, req) -> fills req->response / status / delay. */
+/* Runs under lua_pcall: (handler, req) -> fills req->response / status / delay
+ * / wakeable. */
 static int dispatch(lua_State *L)
 {
     struct ep_req *r = lua_touserdata(L, 2);
@@ -236,14 +284,15 @@ static int dispatch(lua_State *L)
     lua_pushstring(L, r->uri);
     push_headers(L, r);
     lua_pushlstring(L, r->body ? r->body : "", r->body_len);
-    if (lua_pcall(L, 4, 4, 0) != LUA_OK) {
+    if (lua_pcall(L, 4, 5, 0) != LUA_OK) {
         const char *msg = luaL_tolstring(L, -1, NULL);
         remember_error(r->srv, msg);
         r->response = error_response("InternalFailure", msg);
         r->status = 500;
         return 0;
     }
-    int top = lua_gettop(L); /* status at top-3, headers top-2, body top-1, delay top */
+    int top = lua_gettop(L) - 1; /* status at top-3, headers top-2, body top-1, delay top */
+    r->wakeable = lua_toboolean(L, top + 1);
     int isnum;
     lua_Integer status = lua_tointegerx(L, top - 3, &isnum);
     if (isnum && status == 0) { /* an injected dropped connection */
@@ -301,7 +350,8 @@ static enum MHD_Result respond(struct ep_srv *s, struct ep_req *r, struct MHD_Co
     r->response = NULL;
     lua_State *L = s->L;
     if (!L) /* only possible while close() flushes connections */
-        return queue_owned(conn, 503, error_response("ServiceUnavailable", "server is closing"));
+        return queue_answer(s, conn, 503,
+                            error_response("ServiceUnavailable", "server is closing"));
     ep_mhd.get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 8))
@@ -336,7 +386,7 @@ static enum MHD_Result respond(struct ep_srv *s, struct ep_req *r, struct MHD_Co
     }
     struct MHD_Response *resp = r->response;
     r->response = NULL;
-    return queue_owned(conn, r->status, resp);
+    return queue_answer(s, conn, r->status, resp);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -361,8 +411,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             if (errno == 0 && n > EP_SIMSERVE_MAX_BODY) {
                 r->too_large = 1;
                 r->answered = 1;
-                return queue_owned(
-                    conn, 413,
+                return queue_answer(
+                    s, conn, 413,
                     error_response("RequestEntityTooLarge",
                                    "request body exceeds the simulator's 10 MiB limit"));
             }
@@ -400,12 +450,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO;
         struct MHD_Response *resp = r->response;
         r->response = NULL;
-        return queue_owned(conn, r->status, resp);
+        return queue_answer(s, conn, r->status, resp);
     }
     if (r->too_large)
-        return queue_owned(conn, 413,
-                           error_response("RequestEntityTooLarge",
-                                          "request body exceeds the simulator's 10 MiB limit"));
+        return queue_answer(s, conn, 413,
+                            error_response("RequestEntityTooLarge",
+                                           "request body exceeds the simulator's 10 MiB limit"));
     return respond(s, r, conn);
 }
 
@@ -464,6 +514,20 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
+/* server:wake(): the wakeable delayed answers go out on run()'s next turn. */
+static int l_wake(lua_State *L)
+{
+    struct ep_srv *s = check_srv(L);
+    lua_Integer n = 0;
+    for (struct ep_req *r = s->delayed; r; r = r->next_delayed)
+        if (r->wakeable && r->resume_at > 0) {
+            r->resume_at = 0;
+            n++;
+        }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 static int l_port(lua_State *L)
 {
     lua_pushinteger(L, check_srv(L)->port);
@@ -483,7 +547,9 @@ static int l_run(lua_State *L)
     struct ep_srv *s = check_srv(L);
     double timeout = luaL_checknumber(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
-    lua_settop(L, 3);
+    if (!lua_isnoneornil(L, 4))
+        luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_settop(L, 4);
     if (s->L)
         return luaL_error(L, "simserve: run() is not reentrant");
     if (!(timeout >= 0))
@@ -497,6 +563,7 @@ static int l_run(lua_State *L)
 
     s->L = L;
     s->handler_idx = 3;
+    s->stamp_idx = lua_isfunction(L, 4) ? 4 : 0;
     s->served = 0;
     s->have_error = 0;
     for (;;) {
@@ -521,10 +588,12 @@ static int l_run(lua_State *L)
         int rc = poll(p, sigfd >= 0 ? 2 : 1, wait_ms);
         if (rc < 0 && errno != EINTR) {
             s->L = NULL;
+            s->stamp_idx = 0;
             return luaL_error(L, "simserve: poll failed: %s", strerror(errno));
         }
     }
     s->L = NULL;
+    s->stamp_idx = 0;
     lua_pushinteger(L, s->served);
     if (s->have_error)
         lua_pushstring(L, s->last_error);
@@ -584,10 +653,7 @@ static int l_listen(lua_State *L)
 }
 
 static const luaL_Reg srv_methods[] = {
-    {"port", l_port},
-    {"run", l_run},
-    {"close", l_close},
-    {NULL, NULL},
+    {"port", l_port}, {"run", l_run}, {"wake", l_wake}, {"close", l_close}, {NULL, NULL},
 };
 
 static const luaL_Reg simserve_funcs[] = {

@@ -9,6 +9,12 @@ curl_multi_poll, which a SIGINT/SIGTERM wakes through the self-pipe in sched.c.
 Clock: real by default. use_virtual_clock(t0) makes time jump: when every task
 waits on a timer and no real I/O is in flight, now() moves straight to the
 next deadline, which is how a 30-minute canary rehearses in milliseconds.
+A simulator served over HTTP (`ecsplay sim serve`) says its time on every
+answer (x-ecsplay-sim-time, -mode, -speed); from the first such answer now()
+is the world's time and a sleep waits on the server (POST /_sim/wait): at
+--speed X it lasts simulated time / X, in --lockstep until every client
+waits. Nothing is ever sent to find out (a real AWS endpoint sees only the
+calls made); requests are still signed with the machine's time (signing_time).
 
 Signals: at the next safe point (a task's yield), each task that is waiting
 gets errors.new("interrupted", { signal = n }) raised where it waits, once.
@@ -17,6 +23,7 @@ A cancelled task gets the same kind with code "Cancelled" (no signal).
 ]]
 local core = require "ecsplay.core"
 local errors = require "ecsplay.errors"
+local json = require "ecsplay.json"
 
 local M = {}
 
@@ -34,6 +41,21 @@ local virtual = false
 local virtual_now = 0
 local signal_seen = nil          -- the signal being handled, once delivered
 local http_mod
+--[[ The served simulator whose clock this process follows, once one of its answers said
+     what time it is: { base = "http://127.0.0.1:N", mode = "speed"|"lockstep", speed =,
+     time = its time when last heard, mono = our monotonic clock then, last = the last
+     now() given (never goes back), wait = { id, until } while a POST /_sim/wait is out } ]]
+local server = nil
+local client_id = nil
+local TIME_HEADER, MODE_HEADER = "x-ecsplay-sim-time", "x-ecsplay-sim-mode"
+local SPEED_HEADER = "x-ecsplay-sim-speed"
+local CLIENT_HEADER = "x-ecsplay-client"
+-- ECSPLAY_SIM_CLOCK=own keeps this process's own clock even against a simulator; so does
+-- libfaketime's FAKETIME (the clock is already made to agree with it: following the server
+-- as well would count its speed twice), unless ECSPLAY_SIM_CLOCK=follow.
+local clock_setting = os.getenv("ECSPLAY_SIM_CLOCK")
+local follow_servers = clock_setting == "follow"
+  or (clock_setting ~= "own" and not os.getenv("FAKETIME"))
 
 local function http_core()
   -- lazy: libcurl is loaded on the first HTTP wait, so a playbook that only sleeps never pays for it
@@ -41,7 +63,24 @@ local function http_core()
   return http_mod
 end
 
+local function server_now()
+  if server.mode ~= "speed" then return server.time end
+  local t = server.time + (core.monotonic() - server.mono) * server.speed
+  if t < server.last then t = server.last end
+  server.last = t
+  return t
+end
+
 function M.now()
+  if virtual then return virtual_now end
+  if server then return server_now() end
+  return core.realtime()
+end
+
+--[[ The time to sign requests with: the machine's, which AWS and `sim serve` check
+     X-Amz-Date against, even while now() follows a served simulator; in process
+     (--simulate) the virtual one, which the simulator checks against there. ]]
+function M.signing_time()
   if virtual then return virtual_now end
   return core.realtime()
 end
@@ -51,9 +90,13 @@ function M.is_virtual() return virtual end
 function M.use_virtual_clock(start)
   virtual = true
   virtual_now = start or core.realtime()
+  server = nil
 end
 
-function M.use_real_clock() virtual = false end
+function M.use_real_clock()
+  virtual = false
+  server = nil
+end
 
 -- Timer heap ------------------------------------------------------------------
 local function less(a, b)
@@ -92,6 +135,152 @@ local function heap_pop()
     i = s
   end
   return top
+end
+
+-- A served simulator's clock ---------------------------------------------------------
+local function header(h, name)
+  local v = h[name]
+  if v ~= nil then return v end
+  for k, x in pairs(h) do
+    if type(k) == "string" and k:lower() == name then return x end
+  end
+  return nil
+end
+
+local function client_name()
+  if not client_id then
+    local r = math.random
+    client_id = string.format("ecsplay-%08x%08x", r(0, 0x7fffffff), r(0, 0x7fffffff))
+  end
+  return client_id
+end
+
+local function set_server_time(t)
+  local now = server_now()
+  server.time = t > now and t or now
+  server.mono, server.last = core.monotonic(), server.time
+end
+
+--[[ Takes the time from an answer (headers, the request's url). The first answer that
+     carries it makes this process follow that server's clock: timers already set keep
+     the time they had left. Answers from elsewhere (AWS) change nothing. ]]
+function M.observe_server_clock(headers, url)
+  if virtual or not follow_servers or type(headers) ~= "table" then return end
+  local t = tonumber(header(headers, TIME_HEADER))
+  local base = type(url) == "string" and url:match("^(https?://[^/?#]+)")
+  if not t or not base then return end
+  local speed = tonumber(header(headers, SPEED_HEADER))
+  local mode = header(headers, MODE_HEADER) == "lockstep" and "lockstep" or "speed"
+  if not server then
+    local delta = t - M.now()
+    for _, item in ipairs(timers) do item.t = item.t + delta end
+    server = { base = base, mode = mode, speed = 1, time = t, mono = core.monotonic(), last = t }
+  elseif base ~= server.base then
+    return
+  end
+  server.mode, server.speed = mode, (speed and speed > 0) and speed or 1
+  set_server_time(t)
+end
+
+-- The served clock followed, if any: { base=, mode=, speed=, client= } (a copy).
+function M.server_clock()
+  if not server then return nil end
+  return { base = server.base, mode = server.mode, speed = server.speed, client = client_name() }
+end
+
+local is_loopback_url
+
+--[[ Names this process on its requests to the simulator it follows, and before it follows
+     one on those to loopback endpoints (`sim serve` listens on nothing else), so a
+     simulator knows it from its first request (--lockstep). Never to anywhere else. ]]
+function M.add_clock_headers(h, url)
+  if not follow_servers or virtual then return h end
+  local base = type(url) == "string" and url:match("^(https?://[^/?#]+)")
+  if server and base == server.base or not server and is_loopback_url(url) then
+    h[CLIENT_HEADER] = client_name()
+  end
+  return h
+end
+
+function is_loopback_url(url)
+  if type(url) ~= "string" then return false end
+  url = url:lower()
+  local host = url:match("^https?://%[([^%]]+)%]") or url:match("^https?://([^/:?#]+)")
+  return host == "localhost" or host == "::1" or (host or ""):match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+M.is_loopback_url = is_loopback_url
+
+-- Time passes here when the simulator does not answer a wait: at its speed (lockstep:
+-- the wall clock's), a little at a time, so the playbook's next call finds out.
+local function wait_without_server(deadline)
+  local speed = server.mode == "speed" and server.speed or 1
+  local secs = math.min(0.2, math.max(0, (deadline - server_now()) / speed))
+  if secs > 0 then core.wait(secs) end
+  if server.mode ~= "speed" then set_server_time(math.min(deadline, server.time + secs)) end
+end
+
+--[[ Idle until `deadline` (simulated): one POST /_sim/wait out at a time. → true when
+     it is out (poll for it), false when time passed here instead. ]]
+local function wait_on_server(deadline)
+  if not server.wait then
+    local ok, id = pcall(function()
+      return http_core().start { method = "POST", url = server.base .. "/_sim/wait",
+        headers = { [CLIENT_HEADER] = client_name(), ["Content-Type"] = "application/json" },
+        body = string.format('{"until":%.17g}', deadline), timeout = 30, connect_timeout = 5 }
+    end)
+    if not ok then
+      wait_without_server(deadline)
+      return false
+    end
+    server.wait = { id = id, ["until"] = deadline }
+  end
+  return true
+end
+
+local function server_waited(c)
+  local asked = server.wait["until"]
+  server.wait = nil
+  if c.status ~= 200 or not tonumber(header(c.headers or {}, TIME_HEADER)) then
+    return wait_without_server(asked)
+  end
+  M.observe_server_clock(c.headers, server.base)
+  local answer = json.decode(c.body or "")
+  -- the time asked for has come (the header's milliseconds may round below it)
+  if type(answer) == "table" and answer.reached == true then set_server_time(asked) end
+end
+
+local function cancel_server_wait()
+  if server and server.wait then
+    pcall(http_core().cancel, server.wait.id)
+    server.wait = nil
+  end
+end
+
+-- Wall seconds until `deadline` passes on the clock followed (lockstep: only answers move it).
+local function wall_seconds_until(deadline)
+  local left = deadline - M.now()
+  if left <= 0 then return 0 end
+  if not server then return left end
+  if server.mode ~= "speed" then return 60 end
+  return left / server.speed
+end
+
+-- After a run: tell the simulator this client takes no further part (DELETE /_sim/wait).
+local function leave_server()
+  if not server then return end
+  cancel_server_wait()
+  pcall(function()
+    local h = http_core()
+    local id = h.start { method = "DELETE", url = server.base .. "/_sim/wait",
+      headers = { [CLIENT_HEADER] = client_name() }, timeout = 1, connect_timeout = 1 }
+    local give_up = core.monotonic() + 1.5
+    while core.monotonic() < give_up do
+      for _, c in ipairs(h.poll(0.1)) do
+        if c.id == id then return end
+      end
+    end
+    h.cancel(id)
+  end)
 end
 
 -- Tasks -------------------------------------------------------------------------
@@ -260,6 +449,7 @@ end
 -- Delivers a signal to every waiting task, once.
 local function deliver_signal(sig)
   signal_seen = sig
+  cancel_server_wait()
   local err = interrupted(sig)
   for _, task in pairs(tasks_by_co) do
     if not task.done and task.wait then
@@ -307,7 +497,9 @@ local function poll_http(timeout)
   local done = http_core().poll(timeout)
   for _, c in ipairs(done) do
     local task = http_waiting[c.id]
-    if task then
+    if server and server.wait and c.id == server.wait.id then
+      server_waited(c)
+    elseif task then
       http_waiting[c.id] = nil
       http_count = http_count - 1
       make_ready(task, true, c)
@@ -362,11 +554,13 @@ local function loop(main)
       local deadline = timers[1] and timers[1].t
       if virtual and http_count == 0 then
         if deadline and deadline > virtual_now then virtual_now = deadline end
+      elseif server and http_count == 0 and deadline and deadline > server_now() then
+        if wait_on_server(deadline) then poll_http(60) end
       else
         local timeout = 60
-        if deadline then timeout = math.max(0, deadline - M.now()) end
+        if deadline then timeout = wall_seconds_until(deadline) end
         if virtual then timeout = math.min(timeout, 0.05) end
-        if http_count > 0 then
+        if http_count > 0 or (server and server.wait) then
           poll_http(timeout)
         elseif timeout > 0 then
           -- nothing to poll but the clock: core.wait still lets a signal cut the
@@ -386,6 +580,7 @@ function M.run(fn, ...)
   signal_seen = nil
   local main = new_task(fn, "main", ...)
   loop(main)
+  leave_server()
   if main.err ~= nil then return false, main.err end
   return true, table.unpack(main.results or {}, 1, main.results and main.results.n or 0)
 end

@@ -68,7 +68,7 @@ L.alive = alive
 function L.serve(dir, speed, scenario)
   os.execute(string.format("%s sim serve --port 0 --speed %s%s > %s/serve.out 2>&1 & echo $! > %s/serve.pid",
     q(L.BIN), tostring(speed or 60), scenario and (" --scenario " .. q(scenario)) or "", dir, dir))
-  local srv = { dir = dir }
+  local srv = { dir = dir, wall_clock_clients = true }
   srv.pid = L.poll(function() return tonumber((read(dir .. "/serve.pid") or ""):match("%d+")) end, 5, "serve.pid")
   local ok, err = pcall(function()
     srv.port = L.poll(function()
@@ -115,6 +115,9 @@ function L.start(dir, name, srv, args, env)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   local envs = { "AWS_ACCESS_KEY_ID=AKIDSIMULATOR", "AWS_SECRET_ACCESS_KEY=simulator-secret-key",
     "ECSPLAY_RUNS_DIR=" .. q(dir .. "/runs") }
+  -- against L.serve's server the client keeps its own (wall) clock, not the server's: a 3 s
+  -- bake lasts 3 wall seconds, long enough to signal the client inside one step
+  if srv and srv.wall_clock_clients then envs[#envs + 1] = "ECSPLAY_SIM_CLOCK=own" end
   for k, v in pairs(env or {}) do envs[#envs + 1] = k .. "=" .. q(v) end
   os.execute(string.format("env -u AWS_ENDPOINT_URL -u AWS_PROFILE -u AWS_REGION -u AWS_DEFAULT_REGION "
     .. "%s sh %s %s %s > /dev/null 2>&1 &", table.concat(envs, " "), q(script), name,

@@ -1,6 +1,7 @@
 --[[
-`ecsplay sim serve [--port N] [--scenario FILE] [--speed X] [--no-auth]`:
+`ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]`:
 the simulator behind an HTTP server (ecsplay.sim.serve) until SIGINT/SIGTERM.
+--lockstep: simulated time moves only when every ecsplay client waits (ecsplay.sim.clock).
 ]]
 local ecsplay = require "ecsplay"
 local errors = require "ecsplay.errors"
@@ -14,9 +15,10 @@ local M = {}
 
 local SPEC = {
   valued = { ["--port"] = "port", ["--scenario"] = "scenario_path", ["--speed"] = "speed" },
-  switches = { ["--no-auth"] = function(c) c.no_auth = true end },
+  switches = { ["--no-auth"] = function(c) c.no_auth = true end,
+    ["--lockstep"] = function(c) c.lockstep = true end },
   unexpected = function(a)
-    return "sim serve: unknown argument " .. a .. " (expected --port N, --scenario FILE, --speed X, --no-auth)"
+    return "sim serve: unknown argument " .. a .. " (expected --port N, --scenario FILE, --speed X, --lockstep, --no-auth)"
   end,
 }
 
@@ -36,6 +38,10 @@ local function parse(argv)
     if not conf.speed or conf.speed <= 0 then
       bad("--speed: expected a number above 0, like 1, 60 or 0.5", "--speed")
     end
+  end
+  if conf.lockstep and conf.speed then
+    bad("--lockstep and --speed: choose one (in lockstep, time moves when the ecsplay "
+      .. "clients wait, not with the wall clock)", "--lockstep")
   end
   conf.port = conf.port or 0
   conf.speed = conf.speed or 1

@@ -7,13 +7,23 @@ the same scenario give byte-identical answers.
   GET    /_sim/world    summary: {time, services[], target_groups[], listeners[],
                         codedeploy_deployments[], alarms[]}
   GET    /_sim/time     {now=epoch, iso=, start=, elapsed=seconds since the scenario start}
-  POST   /_sim/advance  body {"seconds": N} (N >= 0): jump the clock N seconds; answers /_sim/time
+  POST   /_sim/advance  body {"seconds": N} (0 <= N <= sim.MAX_ADVANCE, 6 h): jump the clock N
+                        seconds; answers /_sim/time. More is refused (400, naming the maximum):
+                        the world ticks every 5 simulated seconds, so a jump is work done while
+                        every other request waits
   GET    /_sim/faults   {faults=[...]} with each fault's hits so far
   POST   /_sim/faults   body: one fault or a list, same fields as a scenario's faults
                         (durations as "90s" or seconds; at/from/to count from the scenario
                         start); answers {added=N}
   DELETE /_sim/faults   removes every fault (the scenario's too); answers {removed=N}
   POST   /_sim/reset    rebuilds the world from the scenario and restarts its clock
+  GET    /_sim/clock    {now, iso, start, elapsed, mode="speed"|"lockstep", speed (speed mode),
+                        lease, clients=[{id, state="busy"|"waiting", until, heard}]}
+                        (in process: {now, iso, start, elapsed, mode="virtual"})
+  POST   /_sim/wait     body {"until": epoch or ISO 8601}, header x-ecsplay-client: ID;
+                        answers {now, until, reached} when the time has come, else after a
+                        hold (ecsplay.sim.clock); in lockstep the client counts as waiting
+  DELETE /_sim/wait     header x-ecsplay-client: ID: that client takes no further part
 
 Errors: 400 {"error": "..."} for bad input, 404 for unknown paths, 405 for a wrong method.
 ]]
@@ -227,6 +237,41 @@ local function time_info(sim)
   return { now = w.now, iso = timestamp.iso8601(w.now, false), start = w.start, elapsed = w.now - w.start }
 end
 
+-- /_sim/clock and /_sim/wait: the clock `sim serve` keeps (sim.served_clock, ecsplay.sim.clock).
+local function clock_route(sim, route, method, headers, body)
+  local clock = sim.served_clock
+  if route == "clock" then
+    if method ~= "GET" then return reply(405, { error = "use GET /_sim/clock" }) end
+    if not clock then
+      local info = time_info(sim)
+      info.mode = "virtual"
+      return reply(200, info)
+    end
+    local info = clock:info()
+    info.clients = array(info.clients)
+    return reply(200, info)
+  end
+  if not clock then
+    return reply(409, { error = "only `ecsplay sim serve` keeps a clock to wait on (in process, "
+      .. "ecsplay.sleep waits on the virtual clock)" })
+  end
+  local id = headers["x-ecsplay-client"]
+  if method == "DELETE" then return reply(200, { left = clock:leave(id) }) end
+  if method ~= "POST" then
+    return reply(405, { error = "use POST /_sim/wait with {\"until\": T}, or DELETE /_sim/wait" })
+  end
+  local v, err = decode(body ~= "" and body or "{}")
+  if not v then return reply(400, { error = "body is not JSON: " .. tostring(err) }) end
+  local until_t = type(v) == "table" and timestamp.to_epoch(v["until"])
+  if type(until_t) ~= "number" or until_t ~= until_t then
+    return reply(400, { error = "expected {\"until\": T}, T in epoch seconds or ISO 8601" })
+  end
+  local answer, hold = clock:wait(id, until_t)
+  local r = reply(200, answer)
+  if hold > 0 then r.hold = hold end
+  return r
+end
+
 function M.summary(sim)
   local tgs, listeners = nil, nil
   local ok, a, b = pcall(elbv2_summary, sim)
@@ -259,6 +304,10 @@ function M.handle(sim, method, path, headers, body)
     if type(secs) ~= "number" or secs < 0 or secs ~= secs then
       return reply(400, { error = "expected {\"seconds\": N} with N >= 0 (a number, or a duration such as \"5m\")" })
     end
+    if secs > sim.MAX_ADVANCE then
+      return reply(400, { error = string.format("seconds: %.14g is too far: at most %d (%s) per "
+        .. "request; advance in several steps", secs, sim.MAX_ADVANCE, duration.format(sim.MAX_ADVANCE)) })
+    end
     sim:advance(secs)
     return reply(200, time_info(sim))
   elseif route == "faults" then
@@ -284,13 +333,15 @@ function M.handle(sim, method, path, headers, body)
       return reply(200, { added = #checked })
     end
     return reply(405, { error = "use GET, POST or DELETE on /_sim/faults" })
+  elseif route == "clock" or route == "wait" then
+    return clock_route(sim, route, method, headers, body)
   elseif route == "reset" then
     if method ~= "POST" then return reply(405, { error = "use POST /_sim/reset" }) end
     sim:reset()
     return reply(200, time_info(sim))
   end
   return reply(404, { error = string.format("no simulator endpoint %s (try /_sim/world, /_sim/time, "
-    .. "/_sim/advance, /_sim/faults, /_sim/reset)", path) })
+    .. "/_sim/advance, /_sim/faults, /_sim/reset, /_sim/clock, /_sim/wait)", path) })
 end
 
 return M
