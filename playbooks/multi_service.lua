@@ -5,7 +5,15 @@
 --   ecsplay --simulate playbooks/multi_service.lua image=api:flaky  api fails → app rolled back too
 local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
 local house = require "lib.house_canary"
-local a = ecsplay.args
+local a = ecsplay.params {
+  service = { type = "string", default = "api", help = "the service going out as the house canary" },
+  image = { type = "string", default = "api:v2", help = "its image" },
+  alarm = { type = "string", help = "its 5xx alarm, when it has one" },
+  bake = { type = "duration", default = "2m", help = "how long each canary step bakes" },
+  application = { type = "string", default = "app-deploy", help = "the CodeDeploy application of app" },
+  group = { type = "string", default = "app-dg", help = "its deployment group" },
+  app_image = { type = "string", default = "app:v2", help = "app's image" },
+}
 local fleet = { failed = nil }
 local function fleet_gate()
   return gate.check("fleet", function()
@@ -23,12 +31,12 @@ local function guarded(name, fn)
 end
 local results = ecsplay.parallel {
   guarded("api", function()
-    return house.canary { service = a.service or "api", image = a.image or "api:v2",
-      alarm = a.alarm, bake = a.bake or "2m", gates = { fleet_gate() } }
+    return house.canary { service = a.service, image = a.image,
+      alarm = a.alarm, bake = a.bake, gates = { fleet_gate() } }
   end),
   guarded("app", function()
-    return rollout.codedeploy { application = a.application or "app-deploy", group = a.group or "app-dg",
-      image = a.app_image or "app:v2", interval = "1m",
+    return rollout.codedeploy { application = a.application, group = a.group,
+      image = a.app_image, interval = "1m",
       config = "CodeDeployDefault.ECSCanary10Percent15Minutes", -- outlasts the api canary
       gates = function(green)
         return { gate.alb_healthy_hosts { target_group = green.target_group, at_least = 1 }, fleet_gate() }

@@ -6,8 +6,14 @@
 --                                                         first and then rolls it back
 local rollout, ecs = require "ecsplay.rollout", require "ecsplay.ecs"
 local errors = require "ecsplay.errors"
-local a = ecsplay.args
-local cluster, service = a.cluster or "production", a.service or "api"
+local a = ecsplay.params {
+  cluster = { type = "string", default = "production", help = "the ECS cluster" },
+  service = { type = "string", default = "api", help = "the service to put back" },
+  to = { type = "integer", help = "the revision to go back to (the newest ACTIVE one before the current when not given)" },
+  image = { type = "string", default = "api:v2", help = "--simulate only: what the rehearsal deploys first" },
+  timeout = { type = "duration", default = "20m", help = "how long the rolling update may take" },
+}
+local cluster, service = a.cluster, a.service
 local function current()
   local svc = ecs.describe_services({ cluster = cluster, services = { service } }).services[1]
   if not svc then
@@ -18,11 +24,11 @@ local function current()
 end
 local family, rev = current()
 if ecsplay.simulating() and rev == 1 and not a.to then
-  print("rehearsal: " .. family .. ":1 has no earlier revision; deploying " .. (a.image or "api:v2") .. " first")
-  rollout.rolling { cluster = cluster, service = service, image = a.image or "api:v2", bake = 0 }
+  print("rehearsal: " .. family .. ":1 has no earlier revision; deploying " .. a.image .. " first")
+  rollout.rolling { cluster = cluster, service = service, image = a.image, bake = 0 }
   family, rev = current()
 end
-local target = tonumber(a.to) or rev - 1
+local target = a.to or rev - 1
 -- the newest ACTIVE revision at or below the target (deregistered ones cannot run)
 local to
 for r = target, 1, -1 do
@@ -34,6 +40,6 @@ if not to then
     service, family, rev), "to"), 0)
 end
 local report = rollout.rolling { cluster = cluster, service = service, task_definition = to,
-  timeout = a.timeout or "20m", name = "rollback " .. service }
+  timeout = a.timeout, name = "rollback " .. service }
 print(string.format("rollback: %s, %s back on %s (from %s:%d)", report.status, service,
   to:match("task%-definition/(.+)$"), family, rev))

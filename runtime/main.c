@@ -12,6 +12,7 @@
 
 static const char *ep_usage =
     "usage: ecsplay [options] FILE.lua [key=value ...]\n"
+    "       ecsplay FILE.lua --help             the playbook's parameters\n"
     "       ecsplay [options] -e 'LUA CODE' [key=value ...]\n"
     "       ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]\n"
     "       ecsplay rollback JOURNAL.jsonl | ecsplay resume JOURNAL.jsonl\n"
@@ -117,6 +118,11 @@ static int ep_try_subcommand(ecsplay_runtime *rt, int argc, char **argv, int *co
         *code = ep_subcommand(rt, argv[cmd], n, rest);
         return 1;
     }
+    if (argc >= 3 && strcmp(argv[1], "sim") == 0 &&
+        (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        *code = ep_subcommand(rt, "sim_serve", 1, argv + 2); /* sim serve's own help */
+        return 1;
+    }
     if (argc >= 2 && strcmp(argv[1], "sim") == 0) {
         *code = ep_bad_usage("unknown sim command (expected `ecsplay sim serve`)",
                              argc >= 3 ? argv[2] : NULL);
@@ -131,6 +137,7 @@ struct ep_cli {
     const char *chunk; /* -e's Lua code */
     int verbosity;     /* -v and -q */
     int next;          /* argv index of the first key=value argument */
+    int help;          /* --help or -h after the playbook */
 };
 
 /* One option before the playbook (argv[*i], which may consume the next
@@ -186,13 +193,18 @@ static int ep_parse_options(ecsplay_runtime *rt, int argc, char **argv, struct e
     return -1;
 }
 
-/* The key=value arguments after the playbook. -1 to go on, or 2. */
-static int ep_parse_args(ecsplay_runtime *rt, int argc, char **argv, int i)
+/* The key=value arguments after the playbook (and --help or -h, anywhere
+** among them). -1 to go on, or 2. */
+static int ep_parse_args(ecsplay_runtime *rt, int argc, char **argv, struct ep_cli *cli)
 {
-    for (; i < argc; i++) {
+    for (int i = cli->next; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
         char key[256];
         size_t klen;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli->help = 1;
+            continue;
+        }
         if (!eq || eq == argv[i])
             return ep_bad_usage("expected key=value after the playbook", argv[i]);
         klen = (size_t)(eq - argv[i]);
@@ -207,20 +219,27 @@ static int ep_parse_args(ecsplay_runtime *rt, int argc, char **argv, int i)
 
 static int ep_main(ecsplay_runtime *rt, int argc, char **argv)
 {
-    struct ep_cli cli = {NULL, NULL, 0, 0};
+    struct ep_cli cli = {NULL, NULL, 0, 0, 0};
     char vbuf[8];
     int code;
     if (ep_try_subcommand(rt, argc, argv, &code))
         return code;
     if ((code = ep_parse_options(rt, argc, argv, &cli)) >= 0)
         return code;
-    if ((code = ep_parse_args(rt, argc, argv, cli.next)) >= 0)
+    if ((code = ep_parse_args(rt, argc, argv, &cli)) >= 0)
         return code;
+    if (cli.help && cli.chunk) {
+        fputs(ep_usage, stdout);
+        return 0;
+    }
     snprintf(vbuf, sizeof vbuf, "%d", cli.verbosity);
     ecsplay_set(rt, "verbosity", vbuf);
     ecsplay_handle_signals(rt, 1);
-    code = cli.chunk ? ecsplay_run_string(rt, cli.chunk, "=(command line)")
-                     : ecsplay_run_file(rt, cli.file);
+    if (cli.help) /* the playbook's parameters, nothing run past their declaration */
+        code = ep_run_entry(rt, "help_file", 1, (char **)&cli.file);
+    else
+        code = cli.chunk ? ecsplay_run_string(rt, cli.chunk, "=(command line)")
+                         : ecsplay_run_file(rt, cli.file);
     ep_report(rt, code);
     return code;
 }

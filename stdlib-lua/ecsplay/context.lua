@@ -10,6 +10,8 @@ public `ecsplay` table:
   journal_group  { id=, dir=, root=, journal=, fixed= }: the rollouts of this
               playbook run journal as one group (rollout/journal_file.lua)
   aborts      the ecsplay.on_abort stack (oldest first)
+  params_help set (a table) only under `ecsplay FILE.lua --help`: ecsplay.params
+              records its declaration in it and raises it (cli/run.lua)
 The runner sets it up (context.reset) before the playbook runs; nothing else
 writes it except on_abort, the resume command and the run journal.
 ]]
@@ -22,6 +24,7 @@ function M.reset()
   M.resume = nil
   M.journal_group = nil
   M.aborts = {}
+  M.params_help = nil
 end
 
 M.reset()

@@ -3,6 +3,8 @@ Durations as users write them: numbers are seconds; strings are "90s", "5m",
 "1h30m", "1.5h", "250ms", "2d" or a bare number. parse() returns seconds or
 nil and a message that says what was expected.
 ]]
+local strings = require "ecsplay.util.strings"
+
 local M = {}
 
 local UNITS = { ms = 0.001, s = 1, m = 60, h = 3600, d = 86400 }
@@ -16,7 +18,7 @@ function M.parse(d)
   end
   if type(d) ~= "string" then
     return nil, "expected a duration (seconds, or a string like \"90s\", \"5m\", \"1h30m\"), got "
-      .. type(d)
+      .. strings.describe_value(d)
   end
   local s = d:gsub("%s+", "")
   if s == "" then return nil, "expected a duration, got an empty string" end

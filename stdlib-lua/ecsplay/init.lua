@@ -8,6 +8,8 @@ local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
 local log = require "ecsplay.log"
 local context = require "ecsplay.context"
+local errors = require "ecsplay.errors"
+local strings = require "ecsplay.util.strings"
 
 local M = {
   version = core.version,
@@ -36,6 +38,8 @@ function M.simulating() return context.simulated == true end
 function M.now() return sched.now() end
 
 function M.sleep(d)
+  -- under --help, a playbook that waits before declaring its parameters stops here
+  if context.params_help then error(context.params_help, 0) end
   return sched.sleep(duration.check(d, "ecsplay.sleep", 2))
 end
 
@@ -105,6 +109,159 @@ function M.on_abort(fn, name)
     end
     return false
   end
+end
+
+--[[ Playbook parameters (docs/playbooks.md "Parameters").
+
+  local args = ecsplay.params {
+    image = { type = "string", required = true, help = "the image to roll out" },
+    bake  = { type = "duration", default = "5m", help = "how long each step bakes" },
+  }
+
+Checks ecsplay.args (the key=value strings) against the declaration and
+returns a new table of converted values, defaults filled in. Refused with bad
+input (exit 2, nothing changed): an undeclared argument (with a did-you-mean),
+a missing required one, a value that does not convert. Reading an undeclared
+name from the returned table is a mistake in the playbook (a Lua error).
+Under `ecsplay FILE.lua --help` the runner sets context.params_help: then the
+declaration is recorded there and raised as that table, so nothing past it
+runs (cli/run.lua catches it and prints the parameters). ]]
+
+local BOOLEANS = { ["true"] = true, yes = true, on = true, ["1"] = true,
+  ["false"] = false, no = false, off = false, ["0"] = false }
+
+-- type → { expected = what the message says was expected, convert = fn(v) → value | nil }
+local PARAM_TYPES = {
+  string = { expected = "a string",
+    convert = function(v) if type(v) == "string" then return v end end },
+  number = { expected = "a number",
+    convert = function(v)
+      local n = tonumber(v)
+      if n and n == n and n ~= math.huge and n ~= -math.huge then return n end
+    end },
+  integer = { expected = "an integer",
+    convert = function(v) return math.tointeger(tonumber(v)) end },
+  boolean = { expected = "a boolean (true/false, yes/no, on/off, 1/0)",
+    convert = function(v)
+      if type(v) == "boolean" then return v end
+      if type(v) == "string" then return BOOLEANS[v:lower()] end
+    end },
+  duration = { expected = "a duration like \"90s\", \"5m\" or \"1h30m\"",
+    convert = function(v)
+      if type(v) == "boolean" then return nil end
+      return (duration.parse(v))
+    end },
+}
+M.PARAM_TYPES = PARAM_TYPES
+
+local PARAM_FIELDS = { "type", "default", "required", "help", "one_of" }
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  return keys
+end
+
+-- value (a string from the command line, or already of the type) → converted | nil, message
+local function convert_param(name, p, v)
+  local kind = PARAM_TYPES[p.type]
+  local out = kind.convert(v)
+  if out == nil then
+    return nil, string.format("argument %s: expected %s, got %s", name, kind.expected,
+      strings.describe_value(v))
+  end
+  if p.one_of then
+    for _, allowed in ipairs(p.one_of) do
+      if allowed == out then return out end
+    end
+    local names = {}
+    for i, allowed in ipairs(p.one_of) do names[i] = string.format("%q", tostring(allowed)) end
+    return nil, string.format("argument %s: expected one of %s, got %s%s", name,
+      table.concat(names, ", "), strings.describe_value(v),
+      type(v) == "string" and strings.did_you_mean(v, p.one_of, { quote = true }) or "")
+  end
+  return out
+end
+
+-- A mistake in the declaration itself is a bug in the playbook: a Lua error at its line.
+local function check_declaration(spec)
+  if type(spec) ~= "table" then
+    error("ecsplay.params: expected a table of parameters, got " .. strings.describe_value(spec), 3)
+  end
+  for _, name in ipairs(sorted_keys(spec)) do
+    local p = spec[name]
+    local where = "ecsplay.params: parameter " .. name
+    if type(p) ~= "table" then
+      error(where .. ": expected a table such as { type = \"string\", help = \"...\" }, got "
+        .. strings.describe_value(p), 3)
+    end
+    for _, field in ipairs(sorted_keys(p)) do
+      local known = false
+      for _, f in ipairs(PARAM_FIELDS) do known = known or f == field end
+      if not known then
+        error(string.format("%s: unknown field %q%s", where, field,
+          strings.did_you_mean(field, PARAM_FIELDS, { quote = true, list_all = true })), 3)
+      end
+    end
+    if not PARAM_TYPES[p.type] then
+      error(string.format("%s: unknown type %s%s", where, strings.describe_value(p.type),
+        strings.did_you_mean(tostring(p.type), PARAM_TYPES, { quote = true, list_all = true })), 3)
+    end
+    if p.required and p.default ~= nil then
+      error(where .. ": a required parameter has no default", 3)
+    end
+    if p.one_of ~= nil and (type(p.one_of) ~= "table" or p.one_of[1] == nil) then
+      error(where .. ": one_of must be a list of the allowed values", 3)
+    end
+    if p.default ~= nil then
+      local _, err = convert_param(name, p, p.default)
+      if err then error(where .. ": bad default: " .. err, 3) end
+    end
+  end
+end
+
+-- The returned table: reading a name the playbook did not declare is its own typo.
+local function guarded(values, spec)
+  return setmetatable(values, { __index = function(_, k)
+    if spec[k] == nil then
+      error(string.format("ecsplay.params: %q is not a declared parameter%s", tostring(k),
+        strings.did_you_mean(tostring(k), spec, { quote = true })), 2)
+    end
+  end })
+end
+
+function M.params(spec)
+  check_declaration(spec)
+  local help = context.params_help
+  if help then
+    help.declared = spec
+    error(help, 0)
+  end
+  local given = M.args or {}
+  for _, name in ipairs(sorted_keys(given)) do
+    if spec[name] == nil then
+      local hint = next(spec) == nil and "; this playbook takes no arguments"
+        or (strings.did_you_mean(name, spec, { quote = true, list_all = true })
+          .. " (--help after the playbook lists its parameters)")
+      error(errors.bad_input(string.format("unknown argument %q%s", name, hint), name), 0)
+    end
+  end
+  local values = {}
+  for _, name in ipairs(sorted_keys(spec)) do
+    local p, v = spec[name], given[name]
+    if v == nil then v = p.default end
+    if v == nil and p.required then
+      error(errors.bad_input(string.format("missing required argument %s=%s", name,
+        p.help and (" (" .. p.help .. ")") or ""), name), 0)
+    end
+    if v ~= nil then
+      local out, err = convert_param(name, p, v)
+      if err then error(errors.bad_input(err, name), 0) end
+      values[name] = out
+    end
+  end
+  return guarded(values, spec)
 end
 
 return M

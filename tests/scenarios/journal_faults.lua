@@ -36,6 +36,7 @@ if kind then
 end
 
 local playbook = assert(ecsplay.args.playbook, "journal_faults.lua: give playbook=PATH")
+ecsplay.args.playbook = nil -- ours, not the playbook's (it may declare its own with ecsplay.params)
 local dir = playbook:match("^(.*)/[^/]*$") or "."
 package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
 return assert(loadfile(playbook))()

@@ -5,6 +5,7 @@
 --   mod.pages.<operation_snake>{ ... }  → iterator of pages
 --   mod.all.<operation_snake>{ ... }    → every page's result list concatenated
 local strings = require "ecsplay.util.strings"
+local errors = require "ecsplay.errors"
 local model = require "ecsplay.aws.model"
 local aws = require "ecsplay.aws.call"
 local waiter = require "ecsplay.aws.waiter"
@@ -12,12 +13,17 @@ local paginator = require "ecsplay.aws.paginator"
 
 local M = {}
 
--- A name that is not in the model: a mistake in the calling code (a Lua error
--- at the caller's line, like calling a missing function).
+local NO_SUCH_CODE = { operation = "UnknownOperation", waiter = "UnknownWaiter",
+  ["paginated operation"] = "UnknownPaginator" }
+
+-- A name that is not in the model (`ecs.describe_servics`): bad input with a
+-- did-you-mean, raised before anything is sent (exit 2 while nothing changed;
+-- the runner names the playbook's line).
 local function no_such(service, what, name, candidates)
   table.sort(candidates)
-  error(string.format("%s has no %s %q%s", service, what, tostring(name),
-    strings.did_you_mean(tostring(name), candidates, { quote = true })), 3)
+  error(errors.new("bad_input", { code = NO_SUCH_CODE[what], field = tostring(name),
+    message = string.format("%s has no %s %q%s", service, what, tostring(name),
+      strings.did_you_mean(tostring(name), candidates, { quote = true })) }), 0)
 end
 
 -- Keys the waiter takes for itself, unless the operation's input has a member so named.

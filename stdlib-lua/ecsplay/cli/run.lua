@@ -4,6 +4,11 @@ loads the chunk, sets up (ecsplay.cli.setup), runs it as the scheduler's
 main task and, when it fails, carries out the playbook's ecsplay.on_abort
 handlers (through ecsplay.undo, newest first) before the exit code is
 decided (ecsplay.cli.exit).
+
+`ecsplay PLAYBOOK.lua --help` (opts.help): runs the chunk only up to its
+ecsplay.params declaration, which raises context.params_help; any AWS call
+or sleep before it stops the run the same way, so nothing is changed. Then
+prints the playbook's leading comment and its parameters (exit 0).
 ]]
 local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
@@ -12,6 +17,7 @@ local context = require "ecsplay.context"
 local undo = require "ecsplay.undo"
 local setup = require "ecsplay.cli.setup"
 local exit = require "ecsplay.cli.exit"
+local duration = require "ecsplay.duration"
 
 local M = {}
 
@@ -65,6 +71,96 @@ local function execute(opts, chunk, playbook_dir)
   end)
 end
 
+-- The playbook's leading comment block (what it does, how to run it), uncommented.
+local function leading_comment(path)
+  local lines, f = {}, io.open(path, "r")
+  if not f then return lines end
+  for line in f:lines() do
+    if not (#lines == 0 and line:sub(1, 2) == "#!") then
+      local text = line:match("^%-%-%[?=*%[?%s?(.*)$")
+      if not text or line:find("^%-%-%]") then break end
+      lines[#lines + 1] = text
+    end
+  end
+  f:close()
+  return lines
+end
+
+local function shown_default(p)
+  if p.required then return "(required)" end
+  if p.default == nil then return "-" end
+  if p.type == "duration" and type(p.default) == "number" then return duration.format(p.default) end
+  return tostring(p.default)
+end
+
+--[[ The text of `ecsplay PLAYBOOK --help`: its leading comment, usage and
+     one row per parameter (name, type, default, help); `spec` is its
+     ecsplay.params declaration, or nil when it declares none. ]]
+function M.help_text(path, spec)
+  local out = {}
+  for _, line in ipairs(leading_comment(path)) do out[#out + 1] = line end
+  if #out > 0 then out[#out + 1] = "" end
+  out[#out + 1] = "usage: ecsplay [options] " .. path .. " [key=value ...]"
+  out[#out + 1] = ""
+  if not spec then
+    out[#out + 1] = "This playbook declares no parameters (ecsplay.params): it takes any key=value "
+      .. "argument, as strings in ecsplay.args."
+    return table.concat(out, "\n") .. "\n"
+  end
+  local rows, widths = { { "name", "type", "default", "help" } }, { 0, 0, 0 }
+  local names = {}
+  for name in pairs(spec) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local p = spec[name]
+    local help = p.help or ""
+    if p.one_of then
+      local allowed = {}
+      for i, v in ipairs(p.one_of) do allowed[i] = tostring(v) end
+      help = help .. (help ~= "" and " " or "") .. "(one of: " .. table.concat(allowed, ", ") .. ")"
+    end
+    rows[#rows + 1] = { name, p.type, shown_default(p), help }
+  end
+  for _, row in ipairs(rows) do
+    for i = 1, 3 do widths[i] = math.max(widths[i], #row[i]) end
+  end
+  out[#out + 1] = #names == 0 and "parameters: none" or "parameters:"
+  for i, row in ipairs(rows) do
+    if #names > 0 or i > 1 then
+      out[#out + 1] = string.format("  %-" .. widths[1] .. "s  %-" .. widths[2] .. "s  %-"
+        .. widths[3] .. "s  %s", row[1], row[2], row[3], row[4]):gsub("%s+$", "")
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- Under --help, any AWS call before the declaration ends the run instead of
+-- going out (region and keys are placeholders: nothing is resolved or sent).
+local function stop_aws_calls(signal)
+  -- lazy: the AWS client loads only for --help (it would be loaded by the playbook anyway)
+  require("ecsplay.aws.call").configure { region = "us-east-1", access_key = "AKIDHELPONLY",
+    secret_key = "help-only", transport = function() error(signal, 0) end }
+end
+
+-- `ecsplay PLAYBOOK --help`: see the header. → exit code, message
+local function help(opts, chunk, path)
+  local signal, stopped = {}, false
+  local code, message = M.main_task(opts, dirname(path), function()
+    context.params_help = signal
+    stop_aws_calls(signal)
+    chunk()
+  end, function(failure)
+    if failure.err == signal then stopped = true return {} end
+    return run_aborts(errors.describe(failure.err))
+  end)
+  context.params_help = nil
+  if stopped then code, message = exit.FINISHED, "" end
+  if code ~= exit.FINISHED then return code, message end
+  io.write(M.help_text(path, signal.declared))
+  io.flush()
+  return exit.FINISHED, ""
+end
+
 function M.file(opts, path)
   local f, err = loadfile(path)
   if not f then
@@ -76,12 +172,14 @@ function M.file(opts, path)
     return exit.BAD_INPUT, "ecsplay: " .. err
   end
   opts.playbook_path = path
+  if opts.help then return help(opts, f, path) end
   return execute(opts, f, dirname(path))
 end
 
 function M.string(opts, chunk, name)
   local f, err = load(chunk, name)
   if not f then return exit.BAD_INPUT, "ecsplay: " .. err end
+  if opts.help then return help(opts, f, name) end
   return execute(opts, f, ".")
 end
 

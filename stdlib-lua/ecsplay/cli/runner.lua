@@ -6,6 +6,7 @@ side only sees a code.
 
   run_file(opts, path)              ecsplay [options] PLAYBOOK.lua  (cli/run.lua)
   run_string(opts, chunk, name)     ecsplay -e 'CHUNK'              (cli/run.lua)
+  help_file(opts, _, path)          ecsplay PLAYBOOK.lua --help     (cli/run.lua)
   sim_serve(opts, _, argv...)       ecsplay sim serve ...           (cli/sim_serve.lua)
   rollback(opts, _, argv...)        ecsplay rollback JOURNAL        (cli/journal_command.lua)
   resume(opts, _, argv...)          ecsplay resume JOURNAL          (cli/journal_command.lua)
@@ -19,6 +20,11 @@ local M = {}
 function M.run_file(opts, path) return run.file(opts, path) end
 
 function M.run_string(opts, chunk, name) return run.string(opts, chunk, name) end
+
+function M.help_file(opts, _, path)
+  opts.help = true
+  return run.file(opts, path)
+end
 
 function M.sim_serve(opts, _, ...)
   -- lazy: the simulator and its HTTP server load only for `sim serve` (start-up cost)

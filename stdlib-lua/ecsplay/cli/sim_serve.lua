@@ -2,6 +2,8 @@
 `ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]`:
 the simulator behind an HTTP server (ecsplay.sim.serve) until SIGINT/SIGTERM.
 --lockstep: simulated time moves only when every ecsplay client waits (ecsplay.sim.clock).
+--help (also `ecsplay sim --help`): HELP below on standard output, exit 0.
+A port that cannot be listened on (in use, not allowed) is one line, exit 2.
 ]]
 local ecsplay = require "ecsplay"
 local errors = require "ecsplay.errors"
@@ -13,12 +15,31 @@ local setup = require "ecsplay.cli.setup"
 
 local M = {}
 
+M.HELP = [[
+usage: ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]
+
+Serves the AWS simulator (ECS, ELBv2, CodeDeploy, CloudWatch, STS) over HTTP on 127.0.0.1
+for `ecsplay --endpoint-url URL`, boto3 or the AWS CLI (docs/simulator.md). The first line
+printed is "listening on http://127.0.0.1:N"; Ctrl-C (SIGINT) or SIGTERM stops it (exit 0).
+
+options:
+  --port N          the port to listen on (default 0: a free one, named on the first line)
+  --scenario FILE   the world to start from (docs/scenario.md); default: the built-in world
+  --speed X         simulated time runs X times faster than wall time (default 1)
+  --lockstep        simulated time moves only when every connected ecsplay client waits
+                    (not with --speed)
+  --no-auth         accept unsigned requests
+  -h, --help        this text
+]]
+
 local SPEC = {
   valued = { ["--port"] = "port", ["--scenario"] = "scenario_path", ["--speed"] = "speed" },
   switches = { ["--no-auth"] = function(c) c.no_auth = true end,
-    ["--lockstep"] = function(c) c.lockstep = true end },
+    ["--lockstep"] = function(c) c.lockstep = true end,
+    ["--help"] = function(c) c.help = true end, ["-h"] = function(c) c.help = true end },
   unexpected = function(a)
-    return "sim serve: unknown argument " .. a .. " (expected --port N, --scenario FILE, --speed X, --lockstep, --no-auth)"
+    return "sim serve: unknown argument " .. a .. " (expected --port N, --scenario FILE, --speed X, "
+      .. "--lockstep, --no-auth; --help explains them)"
   end,
 }
 
@@ -48,9 +69,35 @@ local function parse(argv)
   return conf
 end
 
+--[[ A fixed --port that cannot be listened on (in use, or not allowed) is
+     found before the simulator starts, as one line: the listen is tried and
+     closed again. → nil, or the error (bad input, code CannotListen). ]]
+local function check_port(port)
+  if port == 0 then return nil end
+  -- lazy: looked up when the server starts, as ecsplay.sim.serve does (tests stand a fake in)
+  local simserve = require "ecsplay.core.simserve"
+  if type(simserve) ~= "table" or not simserve.listen then return nil end
+  local ok, server = pcall(simserve.listen, { port = port, host = "127.0.0.1" })
+  if ok then
+    server:close()
+    return nil
+  end
+  -- the C text starts with where it was raised and the function's name: the reason follows
+  local reason = errors.describe(server):gsub("^.-simserve%.listen: ", "")
+  return errors.new("bad_input", { code = "CannotListen", field = "--port", message = string.format(
+    "sim serve: %s (choose another --port, or --port 0 for a free one)", reason) })
+end
+
 function M.run(opts, argv)
   local ok, conf = pcall(parse, argv)
   if not ok then return exit.BAD_INPUT, "ecsplay: " .. errors.describe(conf) end
+  if conf.help then
+    io.write(M.HELP)
+    io.flush()
+    return exit.FINISHED, ""
+  end
+  local port_err = check_port(conf.port)
+  if port_err then return exit.code_for(port_err), "ecsplay: " .. errors.describe(port_err, { code = true }) end
   setup.paths(opts, nil)
   local ok_log, log_err = pcall(setup.configure_log, opts, nil)
   if not ok_log then return exit.BAD_INPUT, "ecsplay: " .. errors.describe(log_err) end

@@ -9,6 +9,9 @@ Each returns a report table, or raises after its rollback (rollout/run.lua).
 What they share — the common options, check → prepare → run → report →
 guard, version selection — is rollout/strategy.lua.
 ]]
+local errors = require "ecsplay.errors"
+local strings = require "ecsplay.util.strings"
+
 local M = {}
 
 -- lazy: each strategy (and the AWS service it drives) loads on first use
@@ -20,5 +23,14 @@ function M.rolling(o) return strategy("rolling").run(o) end
 function M.blue_green(o) return strategy("blue_green").run(o) end
 function M.codedeploy(o) return strategy("codedeploy").run(o) end
 function M.ecs_native(o) return strategy("ecs_native").run(o) end
+
+-- rollout.canari{...}: bad input with a did-you-mean (exit 2 while nothing
+-- changed), not "attempt to call a nil value".
+local NAMES = { "canary", "linear", "rolling", "blue_green", "codedeploy", "ecs_native" }
+setmetatable(M, { __index = function(_, k)
+  error(errors.new("bad_input", { code = "UnknownStrategy", field = tostring(k),
+    message = string.format("ecsplay.rollout has no strategy %q%s", tostring(k),
+      strings.did_you_mean(tostring(k), NAMES, { quote = true, list_all = true })) }), 0)
+end })
 
 return M
