@@ -10,7 +10,9 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local ROOT = (T.sh("pwd -P"):gsub("%s+$", ""))
 local BIN = T.bin:sub(1, 1) == "/" and T.bin or (ROOT .. "/" .. T.bin:gsub("^%./", ""))
-local STDLIB = ROOT .. "/stdlib-lua/ecsplay/"
+-- ecsplay's own files, wherever the binary finds them (the ASan build reaches them
+-- through build-asan/stdlib-lua)
+local STDLIB = "stdlib-lua/ecsplay/"
 local TMP = T.tmpdir()
 
 local function write(name, text)
