@@ -30,7 +30,7 @@ TEST_SRC  := $(wildcard tests/c/test_*.c)
 TEST_BIN  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 HEADERS   := $(wildcard runtime/*.h) include/ecsplay.h
 
-.PHONY: all deps check check-asan check-valgrind clean-objs test-c demo bench install uninstall models clean help format
+.PHONY: all deps check check-asan check-valgrind clean-objs test-c demo bench install uninstall models clean help format sweep fuzz
 
 all: deps $(BIN) $(LIBA) libecsplay.so
 
@@ -109,6 +109,18 @@ check-asan:
 # The C tests under valgrind only (make check does this too when valgrind is installed).
 check-valgrind: all test-c
 	@VALGRIND=1 sh tests/run.sh c
+
+# The rollback sweep (tests/sweep/, issue 12): every shipped playbook through sim serve,
+# killed after each journal line then rolled back or resumed, interrupted, and faulted on
+# each operation at each step, with the invariants checked after each case (make check runs
+# a sample: tests/py/test_sweep_sample.py). About 40 minutes on 2 cores; SWEEP_JOBS=N.
+sweep: all
+	/usr/bin/python3 tests/sweep/sweep.py --all
+
+# The bounded fuzzers (tests/fuzz/) at FUZZ_CASES (3000) cases each (make check runs 300
+# through tests/lua/test_fuzz_sample.lua); ECSPLAY_BIN=build-asan/ecsplay after make check-asan.
+fuzz: all
+	FUZZ_CASES=$${FUZZ_CASES:-3000} /usr/bin/python3 tests/fuzz/fuzz.py
 
 # The one C style (.clang-format); tools/check_c_style.sh fails on a file not in it.
 C_FILES   = $(wildcard runtime/*.c runtime/*.h include/*.h tests/c/*.c tests/c/*.h bench/*.c)

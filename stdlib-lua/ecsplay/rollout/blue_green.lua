@@ -120,8 +120,12 @@ local function prepare(c, r)
   ctx.green = { service = green.svc.serviceName, target_group = green.name }
   ctx.green_count = c.green_count or (r.plan and math.tointeger(r.plan.green_count))
     or math.max(1, blue.svc.desiredCount)
+  -- blue's count before the run: what the undo of "scale blue to zero" puts back (from the
+  -- plan when resumed, since blue may be at zero by then)
+  ctx.blue_count = r.plan and math.tointeger(r.plan.blue_count) or blue.svc.desiredCount
+  if ctx.blue_count == 0 then ctx.blue_count = ctx.green_count end
   ctx.plan = { blue = blue.svc.serviceName, green = green.svc.serviceName,
-    green_count = ctx.green_count, test_home = ctx.test_home }
+    green_count = ctx.green_count, blue_count = ctx.blue_count, test_home = ctx.test_home }
   ctx.report = { blue = blue.svc.serviceName, green = green.svc.serviceName }
   return ctx
 end
@@ -164,7 +168,7 @@ local function test_phase(run, c, ctx, fields)
   run:step("test_traffic", "point the test listener at green", function()
     traffic.set(ctx.test_point, test_w)
     run:log("info", "test", "test listener → " .. green.name)
-  end, { op = "set_weights", point = ctx.test_point, weights = ctx.test_home })
+  end, { op = "set_weights", point = ctx.test_point, weights = ctx.test_home, test = true })
   -- resumed after the swap: the test bake passed already
   if run:done("swap") then
     run.report.test_measurements = {}
@@ -199,13 +203,17 @@ local function body(run, c, ctx, new_td)
     w:bake(c.keep_blue, { phase = "keep_blue" })
     report.measurements = w.rounds
   end
-  -- success from here on: nothing below is undone
+  -- success from here on. Scaling blue to zero is the one step that cannot be undone by
+  -- moving traffic: its undo brings blue back, healthy, before the swap's undo moves the
+  -- traffic to it (a rollback of the finished run is then a safe revert)
   if ctx.test_point then
     run:step("test_home", "test listener back", function() traffic.set(ctx.test_point, ctx.test_home) end)
   end
   run:step("scale_down_blue", "scale blue to zero", function()
     ecs.update_service { cluster = c.cluster, service = blue.svc.serviceName, desiredCount = 0 }
-  end)
+  end, { op = "update_service", cluster = c.cluster, service = blue.svc.serviceName,
+         taskDefinition = blue.svc.taskDefinition, desiredCount = ctx.blue_count,
+         wait = { target_groups = { blue.tg }, timeout = c.ready_timeout } })
   report.serving = green.svc.serviceName
   run:log("info", "summary", string.format("%s promoted: %s (%s) serves all traffic with %s; %s scaled to 0",
     c.name, green.svc.serviceName, green.name, short(new_td), blue.svc.serviceName))

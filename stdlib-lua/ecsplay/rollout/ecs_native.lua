@@ -215,7 +215,9 @@ local function ecs_stopped(run, c, sd, arn, deadline)
   error(ecs_util.failed("EcsRolledBack", "ECS ended the deployment with %s: %s", sd.status, reason), 0)
 end
 
--- Updates the service with the strategy; returns the service deployment's ARN.
+-- Updates the service with the strategy; returns the service deployment's ARN. The undo
+-- (after ECS finished, or once the "track" undo's ECS rollback is done): the previous
+-- version again, deployed without the PAUSE hooks and waited for until ECS has finished.
 local function deploy(run, c, ctx, new_td)
   local arn = run:step("deploy", "update the service with the " .. c.strategy .. " strategy", function()
     local res = ecs.update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,
@@ -224,7 +226,8 @@ local function deploy(run, c, ctx, new_td)
       short(ctx.old_td), short(new_td), ctx.names[ctx.green_tg],
       ctx.new_lbs and " (advancedConfiguration set)" or ""))
     return res.service.currentServiceDeployment
-  end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td })
+  end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td,
+         wait = { timeout = c.timeout } })
   if not arn then
     local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
     arn = svc.currentServiceDeployment

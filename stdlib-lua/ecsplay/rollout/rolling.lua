@@ -130,7 +130,8 @@ local function body(run, c, ctx, new_td)
       deploymentConfiguration = ctx.new_dc }
     run:log("info", "deploy", string.format("%s: rolling update %s → %s%s", c.service, short(ctx.old_td),
       short(new_td), ctx.new_dc and " (circuit breaker switched on, with rollback)" or ""))
-  end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td })
+  end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td,
+         wait = { timeout = c.timeout } })
   local watcher = bake.watcher(run, c, ctx.gates, { stable_target_group = ctx.stable_tg,
     canary_target_group = ctx.stable_tg, service = c.service })
   local svc, p = watch(run, c, ctx, new_td, watcher)
