@@ -113,3 +113,15 @@ T.test("the error's field is the option it names, for code that reads it rather 
   T.eq(bad(function() gate.prepare_all({ "oops" }, {}) end, "gates%[1%]").field, "gates")
   T.eq(bad(function() gate.check("x", function() end, { error_limit = 0 }) end, "error_limit").kind, "bad_input")
 end)
+
+T.test("a cloudwatch expression naming a metric id that metrics= lacks is bad input when built", function()
+  local m = { m1 = { namespace = "AWS/ApplicationELB", metric = "RequestCount", stat = "Sum",
+    dimensions = { TargetGroup = "x" } } }
+  local e = bad(function() gate.cloudwatch { name = "ratio", expression = "m1/m3", below = 1, metrics = m } end,
+    "gate%.cloudwatch: expression: names metric id `m3`, which metrics= does not define; did you mean `m1`%?")
+  T.eq(e.field, "expression")
+  -- functions, keywords, numbers and quoted strings name no ids
+  local g = gate.cloudwatch { name = "ok", below = 1, metrics = m,
+    expression = "FILL(m1, 0) * 100 / 1e3 + SUM(METRICS('m9')) * 0" }
+  T.ok(g, "a valid expression is accepted")
+end)

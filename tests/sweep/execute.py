@@ -71,7 +71,7 @@ def run_case(lab, case, b):
         if kind.startswith("kill"):
             kill_case(lab, srv, world, v, b, c, runs, d, kind.split("+")[1])
         elif kind.startswith("journal-"):
-            journal_case(lab, srv, world, v, b, c, runs, d, kind, fs)
+            journal_case(lab, srv, world, v, b, c, runs, d, kind, fs, hit["file"])
         elif kind in SIGNALS:
             signal_case(lab, srv, world, v, b, c, runs, d, kind)
         else:
@@ -114,9 +114,8 @@ class JournalFs:
             subprocess.run(["chattr", "+i", p], capture_output=True, timeout=10, check=True)
             self.frozen.append(p)
 
-    def delete(self):
-        for f in os.listdir(self.runs):
-            os.unlink(os.path.join(self.runs, f))
+    def delete(self, path):
+        os.unlink(path)
 
     def release(self):
         for p in reversed(self.frozen):
@@ -166,21 +165,21 @@ def inflight_kill(lab, srv, v, c, case):
     return True
 
 
-def journal_case(lab, srv, world, v, b, c, runs, d, kind, fs):
+def journal_case(lab, srv, world, v, b, c, runs, d, kind, fs, path):
     """The journal cannot be written (full, read-only) when SIGINT makes the run roll back, or
     it was deleted under a run that is then killed: the rollback must still run to the end and
     the exit code tell the truth; `ecsplay rollback` afterwards must finish the job."""
     import time
     if kind == "journal-deleted":
-        fs.delete()
+        fs.delete(path)                               # the journal of the line's rollout
         deadline = time.monotonic() + RUN_TIMEOUT     # killed once it wrote its next line
-        while c.alive() and not journals_state(runs) and time.monotonic() < deadline:
+        while c.alive() and not os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.01)
         c.signal(signal.SIGKILL)
         rc = c.wait(30)
         v.command("run", rc, c.output())
         fs.release()
-        if not journals_state(runs):
+        if not os.path.exists(path):
             v.add("journal", "the run %s without recreating its deleted journal (docs/strategies.md: "
                   "noticed at its next line and recreated)" % ("ended" if rc is not None and rc >= 0 else "went on"))
         if rc == STRATEGIES[b.name]["expect"]:

@@ -9,6 +9,7 @@ The window (gate.window) is in periods of the longest metric period; `delay`
 and `settle` as for every metric gate.
 ]]
 local duration = require "ecsplay.duration"
+local strings = require "ecsplay.util.strings"
 local options = require "ecsplay.gate.options"
 local metrics = require "ecsplay.gate.metrics"
 local window = require "ecsplay.gate.window"
@@ -58,7 +59,23 @@ local function metric_specs(opts)
     ids[#ids + 1] = id
   end
   table.sort(ids)
+  if opts.expression then M.check_expression_ids(opts.expression, specs) end
   return specs, ids, result_id
+end
+
+--[[ Every metric id the expression names must be one of metrics=: CloudWatch
+     would answer ValidationError at the first measurement, minutes into the
+     rollout, so it is bad input before any change. In metric math, ids start
+     with a lowercase letter and functions and keywords are upper case; quoted
+     strings (SEARCH('...')) name no ids. ]]
+function M.check_expression_ids(expression, specs)
+  local bare = expression:gsub("'[^']*'", "''"):gsub('"[^"]*"', '""')
+  for id in bare:gmatch("%f[%w_]([a-z][%w_]*)") do
+    if specs[id] == nil then
+      bad("expression", string.format("names metric id `%s`, which metrics= does not define%s",
+        id, strings.did_you_mean(id, specs)))
+    end
+  end
 end
 
 function M.cloudwatch(opts)
