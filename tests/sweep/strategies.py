@@ -23,8 +23,9 @@ STRATEGIES = {
     "linear-slow": {"playbook": "playbooks/linear.lua", "args": ["image=api:slow"], "expect": 1},
     "rolling-bad": {"playbook": "playbooks/rolling.lua", "args": ["image=api:bad"], "expect": 1},
     "blue_green-slow": {"playbook": "playbooks/blue_green.lua", "args": ["image=api:slow"], "expect": 1},
-    "codedeploy-flaky": {"playbook": "playbooks/codedeploy.lua", "args": ["image=app:flaky", "metrics=on"],
-                         "scenario": "tests/scenarios/rollout_app_traffic.lua", "expect": 1},
+    # green's healthy-hosts gate wants 4 of app's 3 tasks: fails at its first measurement (a
+    # metric gate's verdict over HTTP depends on when the windows close: not for a sweep)
+    "codedeploy-gate": {"playbook": "playbooks/codedeploy.lua", "args": ["min_healthy=4"], "expect": 1},
     "ecs_native-slow": {"playbook": "playbooks/ecs_native.lua", "args": ["image=api:slow"], "expect": 1},
     "multi_service-flaky": {"playbook": "playbooks/multi_service.lua", "args": ["image=api:flaky"],
                             "expect": 1},

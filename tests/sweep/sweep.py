@@ -44,7 +44,7 @@ KNOWN_FILE = os.path.join(HERE, "known_failures.txt")
 SAMPLE_HAPPY = {"baseline": 99, "kill+rollback": 1, "kill+resume": 1, "inflight": 1, "signal": 1, "fault": 2}
 SAMPLE_VARIANT = {"baseline": 99, "kill+rollback": 1}
 SAMPLE_QUIET = 10       # simulated seconds a sampled kill/signal line is followed by nothing
-SAMPLE_VARIANTS = ("canary-flaky", "blue_green-slow", "ecs_native-slow", "codedeploy-flaky")
+SAMPLE_VARIANTS = ("canary-flaky", "blue_green-slow", "ecs_native-slow", "codedeploy-gate")
 # Always in the sample: the situations issue 12 names (each a known failure until its fix lands).
 SAMPLE_PINNED = (
     "canary/fault@do:weight:2:elbv2.ModifyRule:503",
