@@ -6,7 +6,8 @@
 --  * `ecsplay rollback` of a run that finished (or was killed after blue was scaled down)
 --    reverts in the safe order, or refuses and says how to revert;
 --  * ecs_native rolled back after ECS finished, or killed before its deployment was journaled:
---    100 % on the old version, no deployment in progress, no pause hook waited on.
+--    100 % on the old version, no deployment in progress, no pause hook waited on;
+--  * rolling resumed after its update was sent still undoes to the version before the run.
 -- The invariant is read from the simulated world itself (control calls, no faults) after
 -- every request the client sends: no target group that receives traffic on the production
 -- rule lacks healthy targets. Journals are written to a temporary folder (ECSPLAY_RUNS_DIR)
@@ -474,4 +475,34 @@ T.test("ecs_native: `ecsplay rollback` of a run killed right after UpdateService
   no_violations(W)
   frozen:cancel("the test is over")
   frozen:result()
+end)
+
+T.test("rolling resumed after its update was sent: its undo still names the previous version "
+  .. "(the journaled plan), and `ecsplay rollback` then reverts to it", function()
+  local W = world()
+  local context = require "ecsplay.context"
+  context.run_info = { playbook = "playbooks/rolling.lua", args = { image = "api:v2" } }
+  local path, code, err = journaled(function() return play("playbooks/rolling.lua", { image = "api:v2" }) end)
+  T.eq(code, 0, err)
+  cut_after(path, function(l) return l.t == "do" and l.key == "deploy" end)
+  -- resumed: the service shows api:2 by now, the plan says api:1
+  local rcode, rerr = R.call(function()
+    require("ecsplay").args = {}
+    return require("ecsplay.rollout.journal").resume(path, { simulate = true })
+  end)
+  context.resume, context.journal_group, context.run_info = nil, nil, nil
+  T.eq(rcode, 0, rerr)
+  local undos = {}
+  for _, l in ipairs(lines(path)) do
+    if l.t == "do" and l.key == "deploy" and type(l.undo) == "table" and l.undo.taskDefinition then
+      undos[#undos + 1] = l.undo.taskDefinition:match("[^/]+$")
+    end
+  end
+  T.ok(#undos >= 1, "the deploy step's undo is journaled")
+  for _, td in ipairs(undos) do T.eq(td, "api:1", "every journaled undo of the deploy step") end
+  local code2, err2 = rollback(path)
+  T.eq(code2, 0, err2)
+  local api = R.service("api")
+  T.eq({ api.td, api.desired, api.deployments }, { "api:1", 4, 1 }, "reverted, one deployment")
+  no_violations(W)
 end)

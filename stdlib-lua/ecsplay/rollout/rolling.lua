@@ -48,8 +48,11 @@ local function prepare(c, r)
     options.bad(S, "service", string.format("service `%s` already has a deployment in progress "
       .. "(%d deployments); wait for it to finish", c.service, #svc.deployments))
   end
-  local ctx = { svc = svc, old_td = svc.taskDefinition, base_td = svc.taskDefinition,
-    green = { service = c.service } }
+  -- the version to go back to is the run's first journaled step ("plan"): resumed after the
+  -- update was sent, the service shows the new version (or ECS's rollback of it) instead
+  local old_td = r.plan and r.plan.old_td or svc.taskDefinition
+  local ctx = { svc = svc, old_td = old_td, base_td = old_td, green = { service = c.service },
+    plan = { old_td = old_td } }
   ctx.report = { service = c.service, previous_task_definition = ctx.old_td }
   local tgs = {}
   for _, lb in ipairs(svc.loadBalancers or {}) do tgs[#tgs + 1] = lb.targetGroupArn end
@@ -157,5 +160,6 @@ return strategy.define {
   bakes = { "bake" },
   default_name = function(c) return S .. " " .. c.service end,
   prepare = prepare,
+  plan_desc = "the version to go back to",
   body = body,
 }
