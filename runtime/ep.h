@@ -28,5 +28,7 @@ void ep_signal_clear(void);
 ** subcommands that are not playbooks: "sim_serve", "rollback", "resume"). */
 struct ecsplay_runtime;
 int ep_run_entry(struct ecsplay_runtime *rt, const char *entry, int argc, char **argv);
+/* runner.command(options, name, argv...): `ecsplay NAME ...` (cli/commands/). */
+int ep_run_command(struct ecsplay_runtime *rt, const char *name, int argc, char **argv);
 
 #endif

@@ -427,3 +427,8 @@ int ep_run_entry(ecsplay_runtime *rt, const char *entry, int argc, char **argv)
 {
     return ep_run(rt, entry, NULL, NULL, argc, argv);
 }
+
+int ep_run_command(ecsplay_runtime *rt, const char *name, int argc, char **argv)
+{
+    return ep_run(rt, "command", name, NULL, argc, argv);
+}

@@ -14,8 +14,8 @@ static const char *ep_usage =
     "usage: ecsplay [options] FILE.lua [key=value ...]\n"
     "       ecsplay FILE.lua --help             the playbook's parameters\n"
     "       ecsplay [options] -e 'LUA CODE' [key=value ...]\n"
-    "       ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]\n"
-    "       ecsplay rollback JOURNAL.jsonl | ecsplay resume JOURNAL.jsonl\n"
+    "       ecsplay COMMAND [args]               ecsplay help lists the commands:\n"
+    "         sim serve, rollback, resume, ... (ecsplay help COMMAND for one)\n"
     "       ecsplay --version | --help\n"
     "\n"
     "options:\n"
@@ -86,49 +86,45 @@ static void ep_report(ecsplay_runtime *rt, int code)
     (void)code;
 }
 
-/* `ecsplay sim serve ...`, `ecsplay rollback J`, `ecsplay resume J`: the
-** runner parses their arguments itself. */
-static int ep_subcommand(ecsplay_runtime *rt, const char *entry, int argc, char **argv)
+/* A command's name: a bare word (letters, digits, '-') that names no file,
+** so `ecsplay deploy` still runs a playbook file called deploy. */
+static int ep_is_command_word(const char *w)
 {
-    int code;
-    ecsplay_handle_signals(rt, 1);
-    code = ep_run_entry(rt, entry, argc, argv);
-    ep_report(rt, code);
-    return code;
+    if (!*w)
+        return 0;
+    for (const char *p = w; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            return 0;
+    }
+    return access(w, F_OK) != 0;
 }
 
-/* `ecsplay sim serve ...` and `ecsplay [options] rollback|resume JOURNAL
-** [options]`: returns 1 and sets *code when argv is one of them. */
+/* `ecsplay [options] COMMAND [args]` (sim, rollback, resume, help, ...: the
+** registry is stdlib-lua/ecsplay/cli/commands/init.lua). The command gets every
+** other word, the options before its name included, and parses them itself.
+** Returns 1 and sets *code when argv is a command. */
 static int ep_try_subcommand(ecsplay_runtime *rt, int argc, char **argv, int *code)
 {
-    if (argc >= 3 && strcmp(argv[1], "sim") == 0 && strcmp(argv[2], "serve") == 0) {
-        *code = ep_subcommand(rt, "sim_serve", argc - 3, argv + 3);
-        return 1;
-    }
-    /* The runner takes the options (--endpoint-url, --region, ...) of
-    ** rollback and resume from anywhere in the line. */
     int cmd = ep_find_command(argc, argv);
-    if (cmd > 0 && (strcmp(argv[cmd], "rollback") == 0 || strcmp(argv[cmd], "resume") == 0)) {
-        char *rest[256];
-        int n = 0;
-        for (int k = 1; k < argc && n < 256; k++) {
-            if (k != cmd)
-                rest[n++] = argv[k];
-        }
-        *code = ep_subcommand(rt, argv[cmd], n, rest);
+    char **rest;
+    int n = 0;
+    if (cmd <= 0 || !ep_is_command_word(argv[cmd]))
+        return 0;
+    rest = malloc(sizeof *rest * (size_t)argc);
+    if (!rest) {
+        fputs("ecsplay: out of memory\n", stderr);
+        *code = 1;
         return 1;
     }
-    if (argc >= 3 && strcmp(argv[1], "sim") == 0 &&
-        (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-        *code = ep_subcommand(rt, "sim_serve", 1, argv + 2); /* sim serve's own help */
-        return 1;
+    for (int k = 1; k < argc; k++) {
+        if (k != cmd)
+            rest[n++] = argv[k];
     }
-    if (argc >= 2 && strcmp(argv[1], "sim") == 0) {
-        *code = ep_bad_usage("unknown sim command (expected `ecsplay sim serve`)",
-                             argc >= 3 ? argv[2] : NULL);
-        return 1;
-    }
-    return 0;
+    ecsplay_handle_signals(rt, 1);
+    *code = ep_run_command(rt, argv[cmd], n, rest);
+    ep_report(rt, *code);
+    free(rest);
+    return 1;
 }
 
 /* What the command line asks for once the options are read. */

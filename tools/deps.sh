@@ -6,10 +6,14 @@
 #          OpenSSL, expat and libmicrohttpd; lua-cjson (loaded by the Lua library)
 #   check: /usr/bin/python3 with boto3 and the AWS CLI (real clients against the
 #          simulator), valgrind (the C tests), clang-format (tools/check_c_style.sh)
+#          python3-jsonschema (the --log-format json events against docs/events.schema.json),
+#          chromium (headless: the HTML report's page), luarocks (team libraries as rocks),
+#          lua-check (`ecsplay lint` runs luacheck), lua-busted/lua-luassert (`ecsplay test`),
+#          tmux (the terminal-output test)
 #   bench: the lua5.4 interpreter (start-up baseline); callgrind_annotate comes
 #          with valgrind
 BUILD_PKGS="build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libssl-dev libexpat1-dev libmicrohttpd-dev lua-cjson"
-TEST_PKGS="python3 python3-boto3 awscli valgrind clang-format"
+TEST_PKGS="python3 python3-boto3 python3-jsonschema awscli valgrind clang-format chromium luarocks lua-check lua-busted lua-luassert tmux"
 BENCH_PKGS="lua5.4"
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS $BENCH_PKGS; do

@@ -7,13 +7,12 @@ side only sees a code.
   run_file(opts, path)              ecsplay [options] PLAYBOOK.lua  (cli/run.lua)
   run_string(opts, chunk, name)     ecsplay -e 'CHUNK'              (cli/run.lua)
   help_file(opts, _, path)          ecsplay PLAYBOOK.lua --help     (cli/run.lua)
-  sim_serve(opts, _, argv...)       ecsplay sim serve ...           (cli/sim_serve.lua)
-  rollback(opts, _, argv...)        ecsplay rollback JOURNAL        (cli/journal_command.lua)
-  resume(opts, _, argv...)          ecsplay resume JOURNAL          (cli/journal_command.lua)
+  command(opts, name, argv...)      ecsplay NAME ...                (cli/commands/NAME.lua)
 
 Exit codes (one table, by error kind): ecsplay.cli.exit.
 ]]
 local run = require "ecsplay.cli.run"
+local exit = require "ecsplay.cli.exit"
 
 local M = {}
 
@@ -26,19 +25,14 @@ function M.help_file(opts, _, path)
   return run.file(opts, path)
 end
 
-function M.sim_serve(opts, _, ...)
-  -- lazy: the simulator and its HTTP server load only for `sim serve` (start-up cost)
-  return require("ecsplay.cli.sim_serve").run(opts, { ... })
-end
-
-function M.rollback(opts, _, ...)
-  -- lazy: the journal and the rollout layer load only for rollback/resume (start-up cost)
-  return require("ecsplay.cli.journal_command").run("rollback", opts, { ... })
-end
-
-function M.resume(opts, _, ...)
-  -- lazy: as for rollback
-  return require("ecsplay.cli.journal_command").run("resume", opts, { ... })
+-- `ecsplay NAME ...`: a command of the registry (ecsplay.cli.commands); argv
+-- holds every other word of the command line.
+function M.command(opts, name, ...)
+  -- lazy: the registry (and through it each command) loads only for a command (start-up cost)
+  local commands = require "ecsplay.cli.commands"
+  local mod, err = commands.find(name)
+  if not mod then return exit.BAD_INPUT, "ecsplay: " .. err end
+  return mod.run(opts, { ... })
 end
 
 return M
