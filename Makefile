@@ -30,13 +30,14 @@ TEST_SRC  := $(wildcard tests/c/test_*.c)
 TEST_BIN  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 HEADERS   := $(wildcard runtime/*.h) include/ecsplay.h
 
-.PHONY: all deps check check-asan check-valgrind clean-objs test-c demo bench install uninstall models clean help format sweep fuzz
+.PHONY: all deps check check-asan check-valgrind clean-objs test-c demo example-report bench install uninstall models clean help format sweep fuzz
 
 all: deps $(BIN) $(LIBA) libecsplay.so
 
 help:
 	@echo "make            build ecsplay, libecsplay.a, libecsplay.so (installs missing Debian packages)"
 	@echo "make demo       rehearse playbooks/canary.lua on the built-in simulator"
+	@echo "make example-report  regenerate docs/example-report.html (the --report page of that rehearsal)"
 	@echo "make check      every test (C under valgrind if installed, Lua, the AWS CLI and boto3 against the simulator)"
 	@echo "make check-asan the C and Lua tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make bench      benchmarks, written to docs/benchmarks.md"
@@ -134,6 +135,10 @@ clean-objs:
 
 demo: all
 	./ecsplay --simulate playbooks/canary.lua
+
+# docs/example-report.html, the --report page of the rehearsed canary (linked from README.md)
+example-report: all
+	sh tools/example_report.sh
 
 bench: all
 	sh bench/run.sh

@@ -39,7 +39,8 @@ void ecsplay_free(ecsplay_runtime *rt);
 ** "secret_access_key", "session_token", "simulate" ("" for the built-in
 ** world, or a scenario file), "log_format" ("text" or "json"),
 ** "verbosity" ("-1" quiet, "0", "1" verbose), "stdlib" (folder of the Lua
-** library), "no_auth" ("1": simulator accepts unsigned requests).
+** library), "no_auth" ("1": simulator accepts unsigned requests), "report"
+** (a file the run's report is written to at its end: .html, .json or .xml).
 ** Secret values are copied and kept for every run of this runtime; the copy
 ** is wiped (OPENSSL_cleanse) when replaced and by ecsplay_free. */
 int ecsplay_set(ecsplay_runtime *rt, const char *key, const char *value);

@@ -6,6 +6,7 @@
 --                                                         first and then rolls it back
 local rollout, ecs = require "ecsplay.rollout", require "ecsplay.ecs"
 local errors = require "ecsplay.errors"
+local journal = require "ecsplay.rollout.journal"
 local a = ecsplay.params {
   cluster = { type = "string", default = "production", help = "the ECS cluster" },
   service = { type = "string", default = "api", help = "the service to put back" },
@@ -22,24 +23,34 @@ local function current()
   local family, rev = svc.taskDefinition:match("task%-definition/([^:]+):(%d+)$")
   return family, tonumber(rev)
 end
-local family, rev = current()
-if ecsplay.simulating() and rev == 1 and not a.to then
-  print("rehearsal: " .. family .. ":1 has no earlier revision; deploying " .. a.image .. " first")
-  rollout.rolling { cluster = cluster, service = service, image = a.image, bake = 0 }
+local name = "rollback " .. service
+-- Resumed (`ecsplay resume`) once the update began, the service no longer runs the revision
+-- the target was chosen from: the journaled plan names the revision chosen and the one left.
+local plan = journal.resumed_plan(name)
+local family, rev, to
+if plan and plan.task_definition and plan.old_td then
+  to = plan.task_definition
+  family, rev = plan.old_td:match("task%-definition/([^:]+):(%d+)$")
+  rev = tonumber(rev)
+else
   family, rev = current()
-end
-local target = a.to or rev - 1
--- the newest ACTIVE revision at or below the target (deregistered ones cannot run)
-local to
-for r = target, 1, -1 do
-  local ok, res = pcall(ecs.describe_task_definition, { taskDefinition = family .. ":" .. r })
-  if ok and res.taskDefinition.status == "ACTIVE" then to = res.taskDefinition.taskDefinitionArn break end
-end
-if not to then
-  error(errors.bad_input(string.format("rollback: %s runs %s:%d and no earlier ACTIVE revision exists",
-    service, family, rev), "to"), 0)
+  if ecsplay.simulating() and rev == 1 and not a.to then
+    print("rehearsal: " .. family .. ":1 has no earlier revision; deploying " .. a.image .. " first")
+    rollout.rolling { cluster = cluster, service = service, image = a.image, bake = 0 }
+    family, rev = current()
+  end
+  local target = a.to or rev - 1
+  -- the newest ACTIVE revision at or below the target (deregistered ones cannot run)
+  for r = target, 1, -1 do
+    local ok, res = pcall(ecs.describe_task_definition, { taskDefinition = family .. ":" .. r })
+    if ok and res.taskDefinition.status == "ACTIVE" then to = res.taskDefinition.taskDefinitionArn break end
+  end
+  if not to then
+    error(errors.bad_input(string.format("rollback: %s runs %s:%d and no earlier ACTIVE revision exists",
+      service, family, rev), "to"), 0)
+  end
 end
 local report = rollout.rolling { cluster = cluster, service = service, task_definition = to,
-  timeout = a.timeout, name = "rollback " .. service }
+  timeout = a.timeout, name = name }
 print(string.format("rollback: %s, %s back on %s (from %s:%d)", report.status, service,
   to:match("task%-definition/(.+)$"), family, rev))

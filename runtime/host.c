@@ -36,7 +36,8 @@
 /* Options the runtime knows, in the order runner.lua documents them. */
 static const char *const ep_option_keys[] = {
     "region",   "profile",    "endpoint_url", "access_key_id", "secret_access_key", "session_token",
-    "simulate", "log_format", "verbosity",    "stdlib",        "no_auth",           NULL};
+    "simulate", "log_format", "verbosity",    "stdlib",        "no_auth",           "report",
+    NULL};
 
 struct ecsplay_runtime {
     char *options[sizeof ep_option_keys / sizeof ep_option_keys[0]];
@@ -119,7 +120,7 @@ int ecsplay_set(ecsplay_runtime *rt, const char *key, const char *value)
         snprintf(msg, sizeof msg,
                  "unknown option '%s' (known: region, profile, endpoint_url, "
                  "access_key_id, secret_access_key, session_token, simulate, log_format, "
-                 "verbosity, stdlib, no_auth)",
+                 "verbosity, stdlib, no_auth, report)",
                  key);
         ep_set_error(rt, msg);
         return -1;

@@ -24,6 +24,7 @@ static const char *ep_usage =
     "  --profile NAME             shared config/credentials profile (else AWS_PROFILE)\n"
     "  --endpoint-url URL         send every service's calls to URL (e.g. `ecsplay sim serve`)\n"
     "  --log-format text|json     one line per step for people, or one JSON object per line\n"
+    "  --report FILE              write the run's report at its end (.html, .json, or .xml: JUnit)\n"
     "  -v, -q                     more or less output\n"
     "\n"
     "exit codes: 0 finished, 1 failed and rolled back, 2 bad usage or input (nothing changed),\n"
@@ -44,6 +45,7 @@ static const struct {
     {"--profile", "profile"},
     {"--endpoint-url", "endpoint_url"},
     {"--log-format", "log_format"},
+    {"--report", "report"}, /* the run's report (cli/run.lua) */
     {NULL, NULL},
 };
 

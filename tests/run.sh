@@ -63,7 +63,8 @@ for g in $groups; do
       for t in tests/lua/test_*.lua; do
         [ -f "$t" ] || continue
         run_one "$(basename "$t")" "$bin" tests/lua/harness.lua file="$t"
-      done ;;
+      done
+      run_one playbook_specs "$bin" test playbooks/spec ;;
     py)
       for t in tests/py/test_*.py; do
         [ -f "$t" ] || continue

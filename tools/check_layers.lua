@@ -34,8 +34,13 @@ local LAYERS = {
     may = { "c", "util", "base", "aws", "services", "gate", "rollout" } },
   { name = "sim",      match = { "^ecsplay%.sim$", "^ecsplay%.sim%." },
     may = { "c", "util", "base", "aws", "sim" } },
+  { name = "report",   match = { "^ecsplay%.report$", "^ecsplay%.report%." },
+    may = { "c", "util", "base", "rollout", "report" } },
   { name = "cli",      match = { "^ecsplay%.cli%." },
-    may = { "c", "util", "base", "aws", "services", "gate", "rollout", "sim", "cli" } },
+    may = { "c", "util", "base", "aws", "services", "gate", "rollout", "sim", "report", "cli", "testing" } },
+  -- playbook tests run playbooks as cli/run.lua does (cli/exit.lua's codes); `ecsplay test` drives them
+  { name = "testing",  match = { "^ecsplay%.testing$", "^ecsplay%.testing%." },
+    may = { "c", "util", "base", "aws", "services", "gate", "rollout", "sim", "cli", "testing" } },
 }
 
 local function layer_of(mod)

@@ -12,6 +12,8 @@ public `ecsplay` table:
   aborts      the ecsplay.on_abort stack (oldest first)
   params_help set (a table) only under `ecsplay FILE.lua --help`: ecsplay.params
               records its declaration in it and raises it (cli/run.lua)
+  report      the --report file, when the run writes one: the run then keeps a
+              journal even under --simulate (the report is read from it)
 The runner sets it up (context.reset) before the playbook runs; nothing else
 writes it except on_abort, the resume command and the run journal.
 ]]
@@ -25,6 +27,7 @@ function M.reset()
   M.journal_group = nil
   M.aborts = {}
   M.params_help = nil
+  M.report = nil
 end
 
 M.reset()

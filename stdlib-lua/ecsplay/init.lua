@@ -111,6 +111,60 @@ function M.on_abort(fn, name)
   end
 end
 
+--[[ ecsplay.require_version(">=0.3" [, who]): a team library's (or playbook's)
+     requirement on the ecsplay running it, in LuaRocks's constraint syntax:
+     "OP VERSION" joined by commas, OP one of == ~= >= <= > < ~> ("~> 0.3" is
+     0.3.x: >= 0.3, < 0.4; no OP is ==). Unmet (or unreadable): bad input (exit 2
+     while nothing changed) naming `who` (default: the calling file) and both
+     versions. Returns true. docs/libraries.md. ]]
+local function version_parts(v)
+  local parts = {}
+  for n in tostring(v):match("^[%d.]*"):gmatch("%d+") do parts[#parts + 1] = tonumber(n) end
+  return parts
+end
+
+local function compare_versions(a, b)
+  for i = 1, math.max(#a, #b) do
+    local x, y = a[i] or 0, b[i] or 0
+    if x ~= y then return x < y and -1 or 1 end
+  end
+  return 0
+end
+
+local VERSION_OPS = {
+  ["=="] = function(c) return c == 0 end, ["~="] = function(c) return c ~= 0 end,
+  [">="] = function(c) return c >= 0 end, ["<="] = function(c) return c <= 0 end,
+  [">"] = function(c) return c > 0 end, ["<"] = function(c) return c < 0 end,
+}
+
+function M.require_version(constraint, who)
+  who = who or debug.getinfo(2, "S").short_src
+  local have = version_parts(M.version)
+  for part in tostring(constraint):gmatch("[^,]+") do
+    local op, v = part:match("^%s*([=~<>]*)%s*(%d[%d.]*)%s*$")
+    if not op or (op ~= "" and op ~= "~>" and not VERSION_OPS[op]) then
+      error(errors.new("bad_input", { code = "BadVersionConstraint", field = who, message = string.format(
+        "%s: bad ecsplay version constraint %q: expected e.g. \">=0.3\", \">= 0.3, < 1.0\" or \"~> 0.3\"",
+        who, tostring(constraint)) }), 2)
+    end
+    local want = version_parts(v)
+    local ok
+    if op == "~>" then
+      local upper = { table.unpack(want) }
+      upper[#upper] = upper[#upper] + 1
+      ok = compare_versions(have, want) >= 0 and compare_versions(have, upper) < 0
+    else
+      ok = VERSION_OPS[op == "" and "==" or op](compare_versions(have, want))
+    end
+    if not ok then
+      error(errors.new("bad_input", { code = "EcsplayVersion", field = who, message = string.format(
+        "%s needs ecsplay %s; this is ecsplay %s (upgrade ecsplay, or use a version of it made for %s)",
+        who, tostring(constraint), tostring(M.version), tostring(M.version)) }), 2)
+    end
+  end
+  return true
+end
+
 --[[ Playbook parameters (docs/playbooks.md "Parameters").
 
   local args = ecsplay.params {

@@ -1,7 +1,30 @@
 --[[
-Output for people and for machines. Text: one line per event with the time
-(virtual under --simulate), the message and key=value fields. JSON
-(--log-format json): one object per line, {"time":..,"level":..,"event":..,...}.
+Output for people and for machines: the one writer every event goes through.
+
+  log.event(level, event, message, fields)   level: debug | info | warn | error;
+                                             event: a short machine name ("step", "gate", ...)
+  log.debug/info/warn/error(message, fields) event "log" (a playbook's own lines)
+
+Text: one line per event with the time (virtual under --simulate), the
+message and, for plain log calls, their fields as key=value. JSON
+(--log-format json): one object per line, {"time":..,"level":..,"event":..,
+"message":..,<fields, sorted>}; docs/events.md is its contract.
+
+Run context: a rollout sets who is speaking (set_context: run_id, strategy,
+rollout, step, weight) for the task (coroutine) it runs in; every event that
+task logs carries those fields (JSON: always present, null when unset), so
+the lines of two rollouts run in parallel stay apart.
+
+Renderer: the command line may hand configure{renderer=} a function(rec)
+that decides how events look (the terminal's round lines, progress line and
+summary table: ecsplay.cli.output). It sees every event, shown or not (rec.shown
+says whether the level filter passes it), and writes with log.write_line.
+Without one, shown events are written as format_line(rec) says.
+
+Levels: -v shows debug; -q keeps warnings, errors and what was undone
+(QUIET_KEEPS), since a quiet run must still say what it put back. The text
+format shows each gate's measurement in its round's line (`round` events),
+so `gate` events are lines of their own only with -v (TEXT_FOLDED).
 Every line passes through redact() first: a secret registered with
 add_secret (access secrets, session tokens) is never written, whatever code
 tried to log it.
@@ -11,9 +34,28 @@ local M = {}
 local format = "text"
 local verbosity = 0
 local sink = nil                 -- function(level, line) from the C host
+local renderer = nil             -- function(rec) from the command line (ecsplay.cli.output)
 local clock = os.time
 local secrets = {}
 local LEVELS = { debug = 1, info = 2, warn = 3, error = 4 }
+-- events -q still shows at any level: what a rollback undid
+local QUIET_KEEPS = { undo = true }
+-- events the text format folds into another line unless -v: each gate's
+-- measurement is in its round's line
+local TEXT_FOLDED = { gate = true }
+
+-- The run context fields, in the order JSON documents them (docs/events.md).
+M.CONTEXT_FIELDS = { "run_id", "strategy", "rollout", "step", "weight" }
+local IS_CONTEXT = {}
+for _, k in ipairs(M.CONTEXT_FIELDS) do IS_CONTEXT[k] = true end
+local contexts = setmetatable({}, { __mode = "k" })   -- coroutine -> context table
+-- Fields some JSON events always carry, null when the event has no value
+-- for them (docs/events.md): a reader never needs to ask whether a key exists.
+M.ALWAYS = {
+  gate = { "gate", "value", "unit", "threshold", "verdict", "window" },
+  summary = { "scope", "status", "exit_code", "duration", "versions" },
+  error = { "code", "exit_code" },
+}
 
 function M.configure(opts)
   if opts.format then
@@ -24,10 +66,41 @@ function M.configure(opts)
   end
   if opts.verbosity then verbosity = tonumber(opts.verbosity) or 0 end
   if opts.sink ~= nil then sink = opts.sink or nil end
+  if opts.renderer ~= nil then renderer = opts.renderer or nil end
   if opts.clock then clock = opts.clock end
 end
 
 function M.format() return format end
+function M.verbosity() return verbosity end
+function M.has_sink() return sink ~= nil end
+function M.now() return clock() end
+
+--[[ set_context(fields): the run context of the calling task from now on
+     (nil clears it); update_context(fields) changes the given keys only. ]]
+function M.set_context(fields)
+  local ctx = nil
+  if fields then
+    ctx = {}
+    for _, k in ipairs(M.CONTEXT_FIELDS) do ctx[k] = fields[k] end
+  end
+  contexts[coroutine.running()] = ctx
+end
+
+function M.update_context(fields)
+  local co = coroutine.running()
+  local ctx = contexts[co]
+  if not ctx then ctx = {} contexts[co] = ctx end
+  for k, v in pairs(fields) do
+    if IS_CONTEXT[k] then ctx[k] = v end
+  end
+end
+
+-- The calling task's run context (a copy; {} when none).
+function M.context()
+  local out = {}
+  for k, v in pairs(contexts[coroutine.running()] or {}) do out[k] = v end
+  return out
+end
 
 function M.add_secret(s)
   if type(s) == "string" and #s >= 4 then secrets[s] = true end
@@ -45,12 +118,11 @@ function M.redact(s)
   return s
 end
 
-local function stamp(t)
-  local whole = math.floor(t)
-  return os.date("!%H:%M:%S", whole)
+function M.stamp(t)
+  return os.date("!%H:%M:%S", math.floor(t))
 end
 
-local function iso(t)
+function M.iso(t)
   local whole = math.floor(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", math.floor((t - whole) * 1000))
 end
@@ -78,7 +150,10 @@ local function fmt_value(v)
   return s
 end
 
-local function emit(level, line)
+--[[ write_line(level, line): one finished line out, redacted: to the host's
+     sink when there is one, else warnings and errors of the text format to
+     standard error and everything else to standard output. ]]
+function M.write_line(level, line)
   line = M.redact(line)
   if sink then
     sink(level, line)
@@ -89,44 +164,71 @@ local function emit(level, line)
   end
 end
 
---[[ log.event(level, event, message, fields): the one writer.
-     event: a short machine name ("step", "gate", "rollback", ...). ]]
+-- The JSON object of an event: time, level, event, message first, then the
+-- context and the event's fields, sorted (a field of the event wins over the
+-- context's): stable lines that read well in a CI log and diff cleanly.
+local function json_line(rec)
+  local json = require "ecsplay.json" -- lazy: cjson loads only for --log-format json (start-up cost)
+  local parts = {}
+  local function add(k, v)
+    local ev = json.encode(v)
+    if ev then parts[#parts + 1] = json.encode(k) .. ":" .. ev end
+  end
+  add("time", M.iso(rec.time)) add("level", rec.level) add("event", rec.event) add("message", rec.message)
+  local fields, all, keys = rec.fields or {}, {}, {}
+  for _, k in ipairs(M.CONTEXT_FIELDS) do
+    local v = rec.context[k]
+    if v == nil then v = json.null end
+    all[k] = v
+  end
+  for _, k in ipairs(M.ALWAYS[rec.event] or {}) do all[k] = json.null end
+  for k, v in pairs(fields) do
+    if k ~= "time" and k ~= "level" and k ~= "event" and k ~= "message" then all[tostring(k)] = v end
+  end
+  for k in pairs(all) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do add(k, all[k]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- The text line of an event: "[HH:MM:SS] warning: message key=value ...".
+local function text_line(rec)
+  local parts = { "[" .. M.stamp(rec.time) .. "]" }
+  if rec.level == "warn" then parts[#parts + 1] = "warning:" end
+  if rec.level == "error" then parts[#parts + 1] = "error:" end
+  parts[#parts + 1] = rec.message
+  -- structured events already say everything in their message; fields are
+  -- for the JSON form. Plain log calls show their fields as key=value.
+  if rec.fields and rec.event == "log" then
+    local keys = {}
+    for k in pairs(rec.fields) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. fmt_value(rec.fields[k]) end
+  end
+  return table.concat(parts, " ")
+end
+
+-- The line an event is written as, in the configured format.
+function M.format_line(rec)
+  if format == "json" then return json_line(rec) end
+  return text_line(rec)
+end
+
+local function threshold()
+  return verbosity > 0 and 1 or verbosity < 0 and 3 or 2
+end
+
+--[[ log.event(level, event, message, fields): the one writer. ]]
 function M.event(level, event, message, fields)
-  if LEVELS[level] < (verbosity > 0 and 1 or verbosity < 0 and 3 or 2) then return end
-  local t = clock()
-  if format == "json" then
-    -- time, level, event, message first, then the fields sorted: stable lines
-    -- that read well in a CI log and diff cleanly between runs
-    local json = require "ecsplay.json" -- lazy: cjson loads only for --log-format json (start-up cost)
-    local parts = {}
-    local function add(k, v)
-      local ev = json.encode(v)
-      if ev then parts[#parts + 1] = json.encode(k) .. ":" .. ev end
-    end
-    add("time", iso(t)) add("level", level) add("event", event) add("message", message)
-    if fields then
-      local keys = {}
-      for k in pairs(fields) do
-        if k ~= "time" and k ~= "level" and k ~= "event" and k ~= "message" then keys[#keys + 1] = tostring(k) end
-      end
-      table.sort(keys)
-      for _, k in ipairs(keys) do add(k, fields[k]) end
-    end
-    emit(level, "{" .. table.concat(parts, ",") .. "}")
+  local shown = LEVELS[level] >= threshold() or (verbosity < 0 and QUIET_KEEPS[event] == true)
+  if shown and format == "text" and verbosity <= 0 and TEXT_FOLDED[event] then shown = false end
+  if not shown and not renderer then return end
+  local rec = { time = clock(), level = level, event = event, message = message, fields = fields,
+    context = contexts[coroutine.running()] or {}, shown = shown }
+  if renderer then
+    renderer(rec)
   else
-    local parts = { "[" .. stamp(t) .. "]" }
-    if level == "warn" then parts[#parts + 1] = "warning:" end
-    if level == "error" then parts[#parts + 1] = "error:" end
-    parts[#parts + 1] = message
-    -- structured events already say everything in their message; fields are
-    -- for the JSON form. Plain log calls show their fields as key=value.
-    if fields and event == "log" then
-      local keys = {}
-      for k in pairs(fields) do keys[#keys + 1] = k end
-      table.sort(keys)
-      for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. fmt_value(fields[k]) end
-    end
-    emit(level, table.concat(parts, " "))
+    M.write_line(level, M.format_line(rec))
   end
 end
 

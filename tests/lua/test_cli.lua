@@ -516,7 +516,7 @@ T.test("-v and --log-format json runs of failing calls leak no secret either", f
         body = '{"__type":"UnrecognizedClientException","message":"The security token included in the request is invalid."}' } },
     "-v --log-format json")
   T.eq(rc, 1, err)
-  has(out, "1\n")
+  has(out, '"event":"print","message":"1"', "print() is a JSON event in JSON mode")
   has(err, "UnrecognizedClientException")
   has(err, "stack traceback", "-v shows the trace")
   -- the secrets really were used: the stub saw the token (so the checks above could fail)

@@ -43,6 +43,15 @@ local function lines(text)
   return out
 end
 
+-- The lines of changes (start, do, done, undone, end, rollout): the run report's step and gate
+-- lines aside, which come and go with the gates' measurement rounds.
+local REPORT_LINES = { step = true, gate = true }
+local function changes(text)
+  local out = {}
+  for _, l in ipairs(lines(text)) do if not REPORT_LINES[l.t] then out[#out + 1] = l end end
+  return out
+end
+
 local function last_end(text)
   local status
   for _, l in ipairs(lines(text)) do if l.t == "end" then status = l.status end end
@@ -58,8 +67,8 @@ local function ls(dir)
 end
 
 -- Runs fn with the journal in dir/runs (ECSPLAY_RUNS_DIR) and TMPDIR=dir/tmp, while every journal
--- write goes through fault(path, data, n) (n: the lines written so far) when given, and
--- after(path, n) runs after each line written.
+-- write goes through fault(path, data, n) (n: the lines of changes written so far, the report's
+-- step and gate lines not counted) when given, and after(path, n) runs after each one written.
 local function journaled(dir, fn, fault, after)
   os.execute("mkdir -p " .. dir .. "/tmp")
   os.getenv = function(k) -- luacheck: ignore
@@ -73,7 +82,7 @@ local function journaled(dir, fn, fault, after)
       local ok, err
       if fault then ok, err = fault(path, data, n) end
       if ok == nil and err == nil then ok, err = real_append(path, data) end
-      if ok then
+      if ok and not REPORT_LINES[data:match('^{[^\n]-"t":"(%a+)"') or ""] then
         n = n + 1
         if after then after(path, n) end
       end
@@ -166,7 +175,7 @@ for _, from in ipairs { 3, 9, 10, 11 } do
     local text = read(copy)
     T.eq(lines(text)[1].t, "start")
     T.eq(last_end(text), "rolled_back")
-    T.eq(#lines(read(primary)), from, "the journal itself stops where the disk filled")
+    T.eq(#changes(read(primary)), from, "the journal itself stops where the disk filled")
     -- `ecsplay rollback` of the journal reads the fuller copy: nothing left to do
     local code2, err2 = rollback(primary)
     T.eq(code2, 0, err2)
@@ -192,15 +201,25 @@ end)
 T.test("the disk fills before a step's change: the change is not made, the run rolls back", function()
   R.fresh()
   local dir = T.tmpdir()
-  -- line 8 is `do weight:2`
-  local code, err = journaled(dir, flaky_canary, fails_in(dir .. "/runs/", 7))
+  -- the disk fills at the line `do weight:2` (the report's step and gate lines come before it)
+  local full = false
+  local code, err = journaled(dir, flaky_canary, function(path, data)
+    full = full or (data:find('"t":"do"', 1, true) and data:find('"key":"weight:2"', 1, true)) ~= nil
+    if full and path:find(dir .. "/runs/", 1, true) then
+      return false, "cannot write " .. path .. ": No space left on device"
+    end
+  end)
   T.eq(code, 1, err)
   check_home()
   local copy = ls(dir)[1]
-  local keys = {}
-  for _, l in ipairs(lines(read(copy))) do keys[#keys + 1] = l.t .. (l.key and (":" .. l.key) or "") end
-  T.eq(keys[8], "do:weight:2")
-  T.ok(not read(copy):find('"t":"done","key":"weight:2"', 1, true) and keys[9] ~= "done:weight:2",
+  local keys, at = {}, nil
+  for _, l in ipairs(lines(read(copy))) do
+    keys[#keys + 1] = l.t .. (l.key and (":" .. l.key) or "")
+    if keys[#keys] == "do:weight:2" then at = at or #keys end
+  end
+  T.ok(at, "do:weight:2 in the copy: " .. table.concat(keys, " "))
+  T.eq(#lines(read(ls(dir .. "/runs")[1])), at - 1, "the journal itself stops right before do:weight:2")
+  T.ok(not read(copy):find('"t":"done","key":"weight:2"', 1, true) and keys[at + 1] ~= "done:weight:2",
     "weight:2 was made: " .. table.concat(keys, " "))
   T.ok(err:find("JournalUnwritable", 1, true) or err:find("could not be written", 1, true), err)
   os.execute("rm -rf " .. dir)
@@ -241,7 +260,7 @@ T.test("the journal deleted mid-run: noticed, recreated with its start line and 
   local path = ls(dir .. "/runs")[1]
   local all = lines(read(path))
   T.eq(all[1].t, "start", "the start line first")
-  T.eq(#all, 12, "every line of the run")
+  T.eq(#changes(read(path)), 12, "every line of the run")
   T.eq(last_end(read(path)), "rolled_back")
   -- and a journal deleted before a kill: `ecsplay rollback` accepts it and finds every undo
   local dir2 = T.tmpdir()
@@ -389,5 +408,28 @@ T.test("a torn last line: dropped, the rollback completes (exit 0)", function()
   local text = read(path)
   T.eq(text:sub(-1), "\n")
   T.eq(last_end(text), "rolled_back")
+  os.execute("rm -rf " .. dir)
+end)
+
+T.test("the journal deleted right after the run's last step, just before its end line: the end line "
+  .. "recreates it, start line first, ended succeeded", function()
+  R.fresh()
+  local dir = T.tmpdir()
+  local last_line
+  local code, err = journaled(dir, function() return R.playbook("playbooks/canary.lua", {}) end,
+    function(_, data) last_line = data end,
+    function(path)
+      local l = json.decode(last_line or "")
+      if type(l) == "table" and l.t == "done" and l.key == "scale_down" then os.remove(path) end
+    end)
+  T.eq(code, 0, err)
+  local path = ls(dir .. "/runs")[1]
+  T.ok(path, "the journal exists after the run")
+  local all = lines(read(path))
+  T.eq(all[1].t, "start", "the start line first")
+  local keys = {}
+  for _, l in ipairs(all) do if l.t == "done" then keys[#keys + 1] = l.key end end
+  T.eq(keys[#keys], "scale_down", "every step's line kept")
+  T.eq(last_end(read(path)), "succeeded")
   os.execute("rm -rf " .. dir)
 end)

@@ -18,9 +18,14 @@ local function same(a, b) return json.encode(a) == json.encode(b) end
 local WRAPPER = "tests/scenarios/journal_faults.lua"
 local PLAYBOOK = "playbook=playbooks/multi_service.lua"
 
+-- The journals' lines of changes (the run report's step and gate lines aside, as the wrapper counts).
 local function count_lines(dir)
   local n = 0
-  for _, f in ipairs(J.journals(dir)) do n = n + #L.journal(f) end
+  for _, f in ipairs(J.journals(dir)) do
+    for _, l in ipairs(L.journal(f)) do
+      if l.t ~= "step" and l.t ~= "gate" then n = n + 1 end
+    end
+  end
   return n
 end
 
@@ -117,4 +122,45 @@ T.test("kill -9 after each journal line, then `ecsplay resume`: both rollouts fi
     end
   end
   T.eq(#failures, 0, table.concat(failures, "\n---\n"))
+end)
+
+-- Killed between the group's `rollout` line and the second rollout's start line, with that
+-- rollout's journal left empty (the file created, its start line not yet on disk):
+-- `ecsplay resume` of the EMPTY journal finds the run through the group's first journal
+-- (which names it), resumes the other rollout where it stopped and starts this one over in
+-- the same file (start line first); both finish as in a clean run.
+T.test("a rollout's journal left empty, then `ecsplay resume` of that empty journal: the run is found and "
+  .. "finishes as a clean run", function()
+  local b = clean_run()
+  local found
+  for n = 1, math.min(b.lines, 10) do
+    found = J.with_server(function(dir, srv)
+      local rc = J.ecsplay(dir, "run", srv, { WRAPPER, PLAYBOOK }, { ECSPLAY_TEST_JOURNAL_FAULT = "kill:" .. n })
+      J.forget_clients(srv)
+      local files = J.journals(dir)
+      if rc ~= 137 or #files ~= 1 then return nil end
+      local lines = L.journal(files[1])
+      local last = lines[#lines]
+      if not (last and last.t == "rollout") then return nil end
+      -- the second rollout's journal as a kill mid-creation leaves it: empty
+      local empty = dir .. "/runs/" .. last.journal
+      L.write(empty, "")
+      local r = { n = n, empty = empty, root = files[1] }
+      r.rs_rc, r.rs_out = J.ecsplay(dir, "resume", nil, { "resume", empty })
+      r.world = snapshot(srv)
+      r.ended = ended(dir)
+      r.files = #J.journals(dir)
+      r.empty_lines = L.journal(empty)
+      return r
+    end)
+    if found then break end
+  end
+  T.ok(found, "a kill right after the group's `rollout` line (lines 1..10)")
+  T.eq(found.rs_rc, 0, found.rs_out)
+  T.ok(found.rs_out:find("is empty (its rollout was stopped before its first line); resuming the run", 1, true),
+    found.rs_out)
+  T.eq(found.files, 2, "no third journal: the empty one was started over")
+  T.eq(found.empty_lines[1] and found.empty_lines[1].t, "start", "the once-empty journal starts with its start line")
+  T.eq(found.ended, { "succeeded", "succeeded" })
+  T.ok(same(found.world, b.world), "world differs: " .. json.encode(found.world) .. " vs " .. json.encode(b.world))
 end)

@@ -33,7 +33,7 @@ T.test("settings: defaults, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, options win", func
   local function env(t) return function(k) return t[k] end end
   T.eq(retry.settings({}, env {}), { mode = "standard", max_attempts = 3 })
   T.eq(retry.settings({}, env { AWS_MAX_ATTEMPTS = "7" }), { mode = "standard", max_attempts = 7 })
-  T.eq(retry.settings({}, env { AWS_RETRY_MODE = "adaptive" }), { mode = "standard", max_attempts = 3 })
+  T.eq(retry.settings({}, env { AWS_RETRY_MODE = "adaptive" }), { mode = "adaptive", max_attempts = 3 })
   T.eq(retry.settings({}, env { AWS_RETRY_MODE = "legacy" }), { mode = "legacy", max_attempts = 5 })
   T.eq(retry.settings({ max_attempts = 2 }, env { AWS_MAX_ATTEMPTS = "7" }).max_attempts, 2)
   T.raises(function() retry.settings({}, env { AWS_MAX_ATTEMPTS = "zero" }) end, "AWS_MAX_ATTEMPTS")

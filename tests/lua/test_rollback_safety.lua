@@ -72,7 +72,7 @@ end
      W.violations: what broke it, with the simulated time and the operation just sent. ]]
 local function world(faults)
   local sim = R.fresh(scenario.check({ faults = faults or {} }, "rollback safety test"))
-  local W = { sim = sim, violations = {} }
+  local W = { sim = sim, violations = {}, ops = {} }
   local creds = sim:credentials()
   aws.configure {
     region = sim.world.region, endpoint_url = "https://simulator.ecsplay.invalid",
@@ -81,6 +81,7 @@ local function world(faults)
       local res, msg, kind = sim:transport(req)
       local target = req.headers and (req.headers["X-Amz-Target"] or req.headers["x-amz-target"])
       local op = target and target:match("%.([%w]+)$") or (req.body or ""):match("Action=(%w+)")
+      if op then W.ops[op] = (W.ops[op] or 0) + 1 end
       if W.watching then
         for _, v in ipairs(violations_now(sim)) do
           W.violations[#W.violations + 1] = string.format("+%ds %s: %s", sim.world.now - sim.world.start,
@@ -505,4 +506,123 @@ T.test("rolling resumed after its update was sent: its undo still names the prev
   local api = R.service("api")
   T.eq({ api.td, api.desired, api.deployments }, { "api:1", 4, 1 }, "reverted, one deployment")
   no_violations(W)
+end)
+
+------------------------------------------------------------------ issue 12, this session
+
+T.test("a run that fails before its first change says so: \"nothing was changed\", never \"rolled back\" "
+  .. "(exit 1 as before)", function()
+  world { { service = "ecs", operation = "RegisterTaskDefinition", status = 403 } }
+  local code, err = R.call(function()
+    return require("ecsplay.rollout").canary { image = "api:v2", steps = { 10, 100 }, bake = "1m" }
+  end)
+  T.eq(code, 1, err)
+  T.ok(err:find("failed (nothing was changed)", 1, true), err)
+  T.ok(not err:find("rolled back", 1, true), err)
+  T.eq(R.weights(), HOME)
+  -- the same run failing after a change still says it rolled back
+  world()
+  local gate = require "ecsplay.gate"
+  local code2, err2 = R.call(function()
+    return require("ecsplay.rollout").canary { image = "api:v2", steps = { 10, 100 }, bake = "1m",
+      interval = "1m", gates = { gate.check("no", function() return false end) } }
+  end)
+  T.eq(code2, 1, err2)
+  T.ok(err2:find("rolled back", 1, true), err2)
+end)
+
+T.test("Run:step records the same undo once, compared as data (not as JSON text, whose key order "
+  .. "varies from table to table)", function()
+  local Run = require "ecsplay.rollout.run"
+  local run = Run.new("canary", { journal = false }, { name = "dedupe test" })
+  local function weights(pad)
+    local w = {}
+    -- grown and shrunk first: the same keys end up in another order in the hash part
+    for i = 1, pad do w["pad" .. i] = i end
+    for i = 1, pad do w["pad" .. i] = nil end
+    for _, k in ipairs { "arn:tg/api-stable", "arn:tg/api-canary", "arn:tg/api-shadow" } do w[k] = #k end
+    return { op = "set_weights", point = { kind = "rule", arn = "arn:rule/1" }, weights = w }
+  end
+  local a, b
+  for pad = 1, 64 do
+    a, b = weights(0), weights(pad)
+    if json.encode(a) ~= json.encode(b) then break end
+  end
+  T.ok(json.encode(a) ~= json.encode(b), "two equal undos whose JSON texts differ (the case this guards)")
+  run:step("weight:1", "first", function() end, a)
+  run:step("weight:2", "second", function() end, b)
+  T.eq(#run.undo, 1, "the same undo twice is one entry")
+end)
+
+-- rolling image=api:bad, killed right after its UpdateService (journal cut after `do deploy`),
+-- with ECS's circuit breaker already done rolling it back: resumed, it sends no UpdateService
+-- over ECS's own rollback; it reports ECS's rollback (exit 1) and the service stays on api:1.
+T.test("rolling resumed after its update was sent and ECS rolled it back: no second UpdateService, "
+  .. "ECS's rollback reported (exit 1)", function()
+  local W = world()
+  local context = require "ecsplay.context"
+  context.run_info = { playbook = "playbooks/rolling.lua", args = { image = "api:bad" } }
+  local path, code, err = journaled(function() return play("playbooks/rolling.lua", { image = "api:bad" }) end)
+  T.eq(code, 1, err)
+  T.ok(err:find("ECS rolled back", 1, true), err)
+  cut_after(path, function(l) return l.t == "do" and l.key == "deploy" end)
+  local sent = W.ops.UpdateService or 0
+  local rcode, rerr = R.call(function()
+    require("ecsplay").args = {}
+    return require("ecsplay.rollout.journal").resume(path, { simulate = true })
+  end)
+  context.resume, context.journal_group, context.run_info = nil, nil, nil
+  T.eq(rcode, 1, rerr)
+  T.ok(rerr:find("ECS rolled back", 1, true), rerr)
+  T.eq((W.ops.UpdateService or 0) - sent, 0, "UpdateService calls by the resumed run")
+  local api = R.service("api")
+  T.eq({ api.td, api.deployments }, { "api:1", 1 }, "ECS's rollback stands")
+  T.eq(last_end(path), "rolled_back")
+  no_violations(W)
+end)
+
+-- playbooks/rollback.lua (the rehearsal deploys api:2 first, then goes back to api:1), its own
+-- rollout killed right after its UpdateService: resumed, the service runs api:1 already, and
+-- the target comes from the journaled plan instead of "the revision before the one running".
+T.test("playbooks/rollback.lua resumed after its update began: the same target (the journaled plan), "
+  .. "exit 0, api back on api:1", function()
+  local W = world()
+  local context = require "ecsplay.context"
+  context.run_info = { playbook = "playbooks/rollback.lua", args = {} }
+  local dir = tmpdir()
+  os.getenv = function(k) if k == "ECSPLAY_RUNS_DIR" then return dir end return real_getenv(k) end -- luacheck: ignore
+  local code, err = play("playbooks/rollback.lua", {})
+  os.getenv = real_getenv -- luacheck: ignore
+  T.eq(code, 0, err)
+  local path
+  local p = io.popen("ls " .. dir .. "/*.jsonl")
+  for f in p:lines() do
+    if lines(f)[1].name == "rollback api" then path = f end
+  end
+  p:close()
+  T.ok(path, "the rollback rollout's journal")
+  cut_after(path, function(l) return l.t == "do" and l.key == "deploy" end)
+  T.eq(R.service("api").td, "api:1", "the update had gone out")
+  local rcode, rerr = R.call(function()
+    require("ecsplay").args = {}
+    return require("ecsplay.rollout.journal").resume(path, { simulate = true })
+  end)
+  context.resume, context.journal_group, context.run_info = nil, nil, nil
+  T.eq(rcode, 0, rerr)
+  T.eq(last_end(path), "succeeded")
+  local api = R.service("api")
+  T.eq({ api.td, api.deployments }, { "api:1", 1 })
+  no_violations(W)
+end)
+
+-- multi_service: the CodeDeploy rollout's GetDeployment answers 503 for good, so its stop cannot
+-- be confirmed and its rollback fails; the canary rolls back through the fleet gate. The run's
+-- exit code is the rollback failure's (3), not "every rollback completed" (1).
+T.test("multi_service: the CodeDeploy rollback cannot be confirmed (GetDeployment 503) → exit 3 with "
+  .. "what is left and `ecsplay rollback`", function()
+  world { { service = "codedeploy", operation = "GetDeployment", status = 503 } }
+  local _, code, err = journaled(function() return R.playbook("playbooks/multi_service.lua", {}) end)
+  T.eq(code, 3, err)
+  T.ok(err:find("its rollback did not complete", 1, true), err)
+  T.ok(err:find("ecsplay rollback ", 1, true), err)
 end)

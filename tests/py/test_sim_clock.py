@@ -104,7 +104,8 @@ def verdicts(rc, out):
         if e.get("event") == "gate" and e.get("phase", "").startswith("step"):
             last.setdefault(e["phase"], {})[e["gate"]] = e["result"]
     failed = sorted({g for phase in last.values() for g, r in phase.items() if r == "fail"})
-    summary = [l for l in out.splitlines() if l.startswith("canary: ")]
+    # the playbook's own print() is a `print` event in JSON mode (docs/events.md)
+    summary = [e["message"] for e in evs if e.get("event") == "print" and e["message"].startswith("canary: ")]
     return {"rc": rc, "steps": steps, "last": last, "failed": failed, "summary": summary}
 
 

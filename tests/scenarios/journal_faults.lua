@@ -6,7 +6,8 @@
 --   nowhere:N  every journal write fails after N lines, fallbacks too
 --   delete:N   the journal file is deleted once line N is on disk
 --   kill:N     SIGKILL to this process once line N is on disk (a kill -9 after that line)
--- N counts the lines of every journal of the run together. The fault comes from the
+-- N counts the lines of every journal of the run together, the run report's step and gate
+-- lines aside (they record measurements, not changes). The fault comes from the
 -- environment, not the arguments, so `ecsplay resume` of the journal (whose start line
 -- names this file and its arguments) runs the same playbook without it.
 local core = require "ecsplay.core"
@@ -26,7 +27,8 @@ if kind then
       return nil, "cannot write " .. path .. ": Read-only file system"
     end
     local ok, err = append(path, data)
-    if ok then
+    local report_line = ({ step = true, gate = true })[data:match('^{[^\n]-"t":"(%a+)"') or ""]
+    if ok and not report_line then
       written = written + 1
       if kind == "kill" and written == limit then os.execute("kill -9 " .. core.pid()) end
       if kind == "delete" and written == limit then os.remove(path) end

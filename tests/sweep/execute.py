@@ -12,6 +12,11 @@ from strategies import FAULT_KINDS, STRATEGIES
 from world import progress_violations, traffic_violations
 
 SIGNALS = {"sigint": (signal.SIGINT, 130), "sigterm": (signal.SIGTERM, 143)}
+# journal-deleted cases run the playbook through this wrapper, which deletes the journal in the
+# process the moment the case's line is on disk (a watcher outside cannot land it before a line
+# that follows at once, such as the end line) and says so on stderr (DELETED).
+DELETER = "tests/sweep/delete_journal_at.lua"
+DELETED = "delete_journal_at: deleted"
 INFLIGHT_DELAY = 50     # simulated seconds an answer is held: under the client's 60 s timeout
 STALL, STALLS = 0.05, 2  # probes of /_sim/faults unanswered this long, this many times: it blocks
 
@@ -38,6 +43,7 @@ def run_case(lab, case, b):
     """Runs a (non-baseline) case on a fresh world; never raises (harness errors are verdicts)."""
     v = Verdict(case)
     strat = STRATEGIES[case["strategy"]]
+    fs = None        # set before anything can fail: the finally below reads it
     try:
         srv, world = lab.fresh(strat["scenario"])
         d = lab.case_dir(case["id"])
@@ -51,7 +57,12 @@ def run_case(lab, case, b):
         if kind.startswith("inflight"):
             svc, op = case["op"].split(".", 1)
             lab.post_fault(srv, {"service": svc, "operation": op, "delay": INFLIGHT_DELAY, "times": 1})
-        c = lab.run(srv, [strat["playbook"]] + strat["args"], runs, "run")
+        argv, env = [strat["playbook"]] + strat["args"], None
+        if kind == "journal-deleted":
+            # deleted by the process itself the moment that line is on disk (see DELETER)
+            argv = [DELETER, "playbook=" + strat["playbook"]] + strat["args"]
+            env = {"ECSPLAY_SWEEP_DELETE_AT": case["at"], "ECSPLAY_SWEEP_PREFIX": "1" if b.multi else "0"}
+        c = lab.run(srv, argv, runs, "run", env=env)
         if kind.startswith("inflight"):
             watch.close()
             if not inflight_kill(lab, srv, v, c, case):
@@ -64,6 +75,10 @@ def run_case(lab, case, b):
         if not hit:
             rc = c.wait(30)
             v.command("run", rc, c.output())
+            if kind == "journal-deleted" and DELETED in c.output():
+                v.add("journal", "the run deleted its journal after `%s` (%s) and never recreated it; exit %s:\n%s"
+                      % (want_line, DELETER, rc, tail(c.output())))
+                return v
             v.add("reach", "journal line `%s` never appeared; the run exited %s after %s:\n%s" % (
                 want_line, rc, ", ".join(x["label"] for x in watch.lines[-6:]) or "no journal line",
                 tail(c.output())))
@@ -71,7 +86,7 @@ def run_case(lab, case, b):
         if kind.startswith("kill"):
             kill_case(lab, srv, world, v, b, c, runs, d, kind.split("+")[1])
         elif kind.startswith("journal-"):
-            journal_case(lab, srv, world, v, b, c, runs, d, kind, fs, hit["file"])
+            journal_case(lab, srv, world, v, b, c, runs, d, kind, fs, hit, watch)
         elif kind in SIGNALS:
             signal_case(lab, srv, world, v, b, c, runs, d, kind)
         else:
@@ -165,23 +180,26 @@ def inflight_kill(lab, srv, v, c, case):
     return True
 
 
-def journal_case(lab, srv, world, v, b, c, runs, d, kind, fs, path):
+def journal_case(lab, srv, world, v, b, c, runs, d, kind, fs, hit, watch):
     """The journal cannot be written (full, read-only) when SIGINT makes the run roll back, or
     it was deleted under a run that is then killed: the rollback must still run to the end and
     the exit code tell the truth; `ecsplay rollback` afterwards must finish the job."""
-    import time
+    path = hit["file"]
     if kind == "journal-deleted":
-        fs.delete(path)                               # the journal of the line's rollout
-        deadline = time.monotonic() + RUN_TIMEOUT     # killed once it wrote its next line
-        while c.alive() and not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # the process deleted the journal right after that line (DELETER); killed once its next
+        # line is on disk, which must have recreated the file with every line so far
+        watch.wait_for(lambda x: x["file"] == path and x["seq"] > hit["seq"], c, RUN_TIMEOUT)
         c.signal(signal.SIGKILL)
         rc = c.wait(30)
         v.command("run", rc, c.output())
         fs.release()
+        if DELETED not in c.output():
+            v.add("reach", "the run never deleted its journal after `%s`:\n%s" % (hit["label"], tail(c.output())))
         if not os.path.exists(path):
             v.add("journal", "the run %s without recreating its deleted journal (docs/strategies.md: "
                   "noticed at its next line and recreated)" % ("ended" if rc is not None and rc >= 0 else "went on"))
+        elif procs.journal_lines(path)[:1] and procs.journal_lines(path)[0].get("t") != "start":
+            v.add("journal", "the recreated journal does not start with its start line")
         if rc == STRATEGIES[b.name]["expect"]:
             v.notes.append("the run finished before the kill")
             lab.settle(srv)

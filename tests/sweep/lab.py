@@ -76,9 +76,10 @@ class Lab:
         self.servers[scenario] = entry
         return entry
 
-    def run(self, srv, argv, runs_dir, name, endpoint=True):
-        """Starts `ecsplay [--endpoint-url URL --region us-east-1] ARGV` (it lives on the server's clock)."""
-        env = procs.client_env(runs_dir)
+    def run(self, srv, argv, runs_dir, name, endpoint=True, env=None):
+        """Starts `ecsplay [--endpoint-url URL --region us-east-1] ARGV` (it lives on the server's clock);
+        env: extra environment variables."""
+        env = procs.client_env(runs_dir, env)
         full = (["--endpoint-url", srv.url, "--region", "us-east-1"] if endpoint else []) + list(argv)
         c = procs.Client(self.binary, full, env, os.path.join(os.path.dirname(runs_dir), "out." + name))
         c.name = name

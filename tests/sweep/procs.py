@@ -152,6 +152,8 @@ class JournalWatch:
                     obj = {"t": "torn", "raw": raw[:200].decode("utf-8", "replace")}
                 if obj.get("t") == "start":
                     st["strategy"] = obj.get("strategy")
+                if obj.get("t") in ("step", "gate"):
+                    continue  # the run report's lines (measurements, not changes): not a fault point
                 new.append({"file": path, "obj": obj, "st": st})
         new.sort(key=lambda x: (x["obj"].get("time") or 0))
         for x in new:

@@ -6,6 +6,8 @@
 -- aws.configure{ region=, profile=, endpoint_url=, access_key=, secret_key=, session_token=,
 --   transport = fn(req) → {status=, headers=, body=} | nil, message, kind,
 --   max_attempts=, retry_mode=, log = fn(level, event, message, fields),
+--   rate_limits = false | { ["service.class" | "service.Operation"] = {rate=, burst=} | false }
+--     (client-side rate limits, aws/ratelimit.lua; ECSPLAY_RATE_LIMITS),
 --   timeout=, connect_timeout=, max_size=, ca_bundle=,
 --   protocols = { cloudwatch = "query" } (per service: speak only this protocol),
 --   -- for tests: env = table|fn, config_file=, credentials_file=, http = fn (metadata
@@ -22,6 +24,7 @@ local protocol = require "ecsplay.aws.protocol"
 local endpoints = require "ecsplay.aws.endpoints"
 local credentials = require "ecsplay.aws.credentials"
 local retry = require "ecsplay.aws.retry"
+local ratelimit = require "ecsplay.aws.ratelimit"
 local sigv4 = require "ecsplay.aws.sigv4"
 
 local M = {}
@@ -37,10 +40,16 @@ local state
 -- anything was changed (exit code 2 means nothing was).
 M.stats = { calls = 0, mutating_calls = 0 }
 
+-- `ecsplay plan`: refuse(service, operation, wire_request|nil) → an error object for a call
+-- that must not be sent; asked before the request is built and again at the transport.
+M.refuse = nil
+
 local function read_only(opname)
   return opname:find("^Describe") or opname:find("^List") or opname:find("^Get")
     or opname:find("^BatchGet")
 end
+
+M.read_only = read_only
 
 local USER_AGENT = "ecsplay/" .. core.version
 
@@ -94,8 +103,10 @@ function M.configure(opts)
   else
     getenv = os.getenv
   end
+  local lok, limits = pcall(ratelimit.settings, opts, getenv)
+  if not lok then error(errors.config { code = "InvalidConfig", field = "rate_limits", message = limits }, 0) end
   state = { opts = opts, getenv = getenv, retryers = {}, log = opts.log or default_log,
-    protocols = protocols, spoken = {} }
+    protocols = protocols, spoken = {}, limit_settings = limits, limits = ratelimit.new(limits) }
   state.resolver = credentials.resolver {
     env = getenv, profile = opts.profile, region = opts.region,
     access_key = opts.access_key, secret_key = opts.secret_key, session_token = opts.session_token,
@@ -103,7 +114,7 @@ function M.configure(opts)
     http = opts.http, now = function() return now(opts) end, run = opts.run,
     sts = function(op, params, creds, region)
       return M.request("sts", op, params, { credentials = creds, anonymous = creds == nil,
-        region = region })
+        region = region, session = false })
     end,
   }
   return M
@@ -138,19 +149,67 @@ function M.credentials()
   return st().resolver:credentials()
 end
 
+-- A retryer for one service of a client whose credentials come from `resolver` (its
+-- profile's retry_mode and max_attempts count after configure{} and the environment).
+function M.new_retryer(resolver)
+  local s = st()
+  local ok, settings = pcall(retry.settings, s.opts, s.getenv,
+    function(key) return resolver:profile_setting(key) end)
+  if not ok then
+    if errors.is_error(settings) then error(settings, 0) end
+    error(errors.config { code = "InvalidConfig", message = settings }, 0)
+  end
+  local r = retry.new(settings)
+  r.rand = s.opts.rand
+  return r
+end
+
 local function retryer(service)
   local s = st()
   local r = s.retryers[service]
   if not r then
-    local ok, settings = pcall(retry.settings, s.opts, s.getenv)
-    if not ok then error(errors.config { code = "InvalidConfig", message = settings }, 0) end
-    r = retry.new(settings)
-    r.rand = s.opts.rand
+    r = M.new_retryer(s.resolver)
     s.retryers[service] = r
   end
   return r
 end
 M.retryer = retryer
+
+-- The client's static rate limiter (aws/ratelimit.lua), for stats and tests.
+function M.limits() return st().limits end
+
+--[[ Sessions (aws/session.lua): a session is in effect for the coroutine that runs
+     with_session(session, fn, ...) until fn returns or raises; a call made then uses the
+     session's region, endpoint, credentials, retryers and rate limits. Keyed by coroutine,
+     so tasks running at once each keep their own. (A task spawned inside does not inherit
+     it: call through the session's own modules there.) ]]
+local current_sessions = setmetatable({}, { __mode = "k" })
+
+function M.current_session() return current_sessions[coroutine.running()] end
+
+function M.with_session(session, fn, ...)
+  local co = coroutine.running()
+  local previous = current_sessions[co]
+  current_sessions[co] = session
+  -- restored on return and on error alike; a to-be-closed variable, not pcall, so an
+  -- error keeps the traceback of where it was raised
+  local restore <close> = setmetatable({}, { __close = function() current_sessions[co] = previous end })
+  return fn(...)
+end
+
+-- aws.session{ region=, profile=, role_arn=, external_id=, endpoint_url=, ... } → session
+function M.session(opts)
+  -- lazy: aws/session.lua requires this module (a cycle if required at the top)
+  return require("ecsplay.aws.session").new(opts)
+end
+
+-- What a session copies from the client (aws/session.lua): the configure{} options, the
+-- environment reader, the rate-limit settings.
+function M.client_settings()
+  local s = st()
+  return { opts = s.opts, getenv = s.getenv, limit_settings = s.limit_settings,
+    now = function() return now(s.opts) end }
+end
 
 -- The default transport: the scheduler's HTTP (libcurl).
 local function http_transport(req)
@@ -194,6 +253,10 @@ local function attempt(s, ctx)
     body = ctx.req.body, timeout = o.timeout or M.DEFAULT_TIMEOUT,
     connect_timeout = o.connect_timeout or M.DEFAULT_CONNECT_TIMEOUT, max_size = max_size,
     ca_bundle = o.ca_bundle or s.getenv("AWS_CA_BUNDLE") }
+  if M.refuse then
+    local refused = M.refuse(ctx.service, ctx.op, req)
+    if refused then error(refused, 0) end
+  end
   M.stats.calls = M.stats.calls + 1
   if ctx.service ~= "sts" and not read_only(ctx.op) then M.stats.mutating_calls = M.stats.mutating_calls + 1 end
   local resp, err, kind = (o.transport or http_transport)(req)
@@ -225,7 +288,8 @@ end
 
 -- The attempts of one request in one protocol, retried as the SDKs do. → output | nil, error
 local function exchange(s, ctx, ropts)
-  local r = retryer(ctx.service)
+  local sess = ctx.session
+  local r = sess and sess:retryer(ctx.service) or retryer(ctx.service)
   local rctx = {}
   local n = 0
   while true do
@@ -233,8 +297,12 @@ local function exchange(s, ctx, ropts)
     if ropts.anonymous then
       ctx.creds = nil
     else
-      ctx.creds = ropts.credentials or s.resolver:credentials()
+      ctx.creds = ropts.credentials or (sess or s.resolver):credentials()
     end
+    -- client-side rate limits (aws/ratelimit.lua): the account's bucket, then adaptive mode's
+    local limits = sess and sess.limits or s.limits
+    limits:acquire(ctx.service, ctx.op)
+    r:before_send()
     local out, e = attempt(s, ctx)
     if out then
       r:on_success(rctx)
@@ -328,10 +396,12 @@ end
 
 -- request(service, operation, params, ropts) — aws.call with per-call options:
 --   credentials = creds object (sign with these), anonymous = true (unsigned),
---   region = (override)
+--   region = (override), session = a session | false (none; default: the coroutine's)
 function M.request(service, opname, params, ropts)
   ropts = ropts or {}
   local s = st()
+  local sess = ropts.session
+  if sess == nil then sess = M.current_session() end
   local ok, m = pcall(model.load, service)
   if not ok then
     error(errors.config { code = "UnknownService", service = tostring(service), message = tostring(m) }, 0)
@@ -343,15 +413,19 @@ function M.request(service, opname, params, ropts)
     error(verr, 0)
   end
   opname = op.name
+  local refused = M.refuse and M.refuse(service, opname)
+  if refused then error(refused, 0) end
   params = validate.fill_idempotency_tokens(m, opname, tables.shallow_copy(params))
-  local region = ropts.region or M.region()
-  local base, uerr = endpoints.resolve(service, region, { endpoint_url = s.opts.endpoint_url,
-    getenv = s.getenv })
+  local region = ropts.region or (sess and sess.region) or M.region()
+  local base, uerr = endpoints.resolve(service, region, {
+    endpoint_url = sess and sess.endpoint_url or s.opts.endpoint_url, getenv = s.getenv })
   if not base then error(errors.config { code = "InvalidEndpoint", service = service,
     operation = opname, message = uerr }, 0) end
   local list, tried = protocols_for(s, m, service, base), {}
   for i, name in ipairs(list) do
-    local out, e = exchange(s, build(m, service, opname, params, name, region, base), ropts)
+    local ctx = build(m, service, opname, params, name, region, base)
+    ctx.session = sess or nil
+    local out, e = exchange(s, ctx, ropts)
     if out or e.kind == "service" and not unanswered(e) then
       s.spoken[service .. " " .. base] = name
     end

@@ -1,4 +1,6 @@
 -- AWS credentials and region, resolved in the SDKs' order:
+--   0. a role to assume (opts.role_arn, with external_id: aws.session{}): STS AssumeRole with
+--      the credentials the rest of this chain finds, assumed again before they expire
 --   1. explicit options (configure{access_key=, secret_key=, session_token=})
 --   2. environment: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
 --      (skipped when a profile was chosen explicitly with --profile, as botocore does)
@@ -110,7 +112,7 @@ M.Resolver = Resolver
 --   http = function(req) → resp | nil, message, kind  (IMDS and container endpoints),
 --   sts = function(op, params, creds_or_nil, region) → output (raises on error),
 --   now = function() → epoch seconds, run = function(cmd) → output, ok, exit_code,
---   refresh_window = seconds }
+--   refresh_window = seconds, role_arn=, external_id=, role_session_name=, duration_seconds= }
 function M.resolver(opts)
   opts = opts or {}
   local env = opts.env
@@ -625,6 +627,33 @@ function Resolver:from_imds()
     source = "EC2 instance metadata (role " .. role .. ")" }
 end
 
+-- A setting of the chosen profile (retry_mode, max_attempts, ...): → value, where | nil.
+function Resolver:profile_setting(key)
+  local p, name = self:chosen_profile()
+  if not p or type(p[key]) ~= "string" or p[key] == "" then return nil end
+  local at = self:at(p, key)
+  return p[key], string.format("profile %s's %s%s", name, key,
+    at and string.format(" (%s line %d)", at.file, at.line) or "")
+end
+
+--[[ opts.role_arn (aws.session{ role_arn=, external_id= }): AssumeRole with the credentials
+     of the rest of the chain (a resolver of the same options without the role, kept so its
+     own refresh works). Called again by credentials() near the expiry. ]]
+function Resolver:from_role_option()
+  local o = self.opts
+  if not self.role_base then
+    local base = {}
+    for k, v in pairs(o) do base[k] = v end
+    base.role_arn, base.external_id, base.role_session_name, base.duration_seconds = nil, nil, nil, nil
+    self.role_base = M.resolver(base)
+  end
+  local params = { RoleArn = o.role_arn, RoleSessionName = self:session_name(o.role_session_name) }
+  if o.external_id then params.ExternalId = o.external_id end
+  if o.duration_seconds then params.DurationSeconds = o.duration_seconds end
+  return self:sts("AssumeRole", params, self.role_base:credentials(), o.region,
+    "role " .. tostring(o.role_arn))
+end
+
 local CHAIN = {
   { "options", "from_options" },
   { "environment", "from_env" },
@@ -636,6 +665,7 @@ local CHAIN = {
 
 -- Walk the chain. → creds, the provider method name
 function Resolver:resolve()
+  if self.opts.role_arn then return self:from_role_option(), "from_role_option" end
   local looked = {}
   for i, step in ipairs(CHAIN) do
     local c, why = self[step[2]](self)

@@ -4,8 +4,13 @@
 --   * delay before retry i (1-based) = random() * 2^(i-1) seconds, capped at 20 s (full jitter);
 --   * a retry quota per service: 500 tokens, a retry costs 5 (10 after a timeout), a success
 --     gives back what its retry took, or 1 when it needed none. No tokens → no retry.
--- "adaptive" is treated as standard (no client-side rate limiter); "legacy" has no quota
--- and 5 attempts by default.
+-- "adaptive" is standard plus botocore's client-side rate limiter (aws/ratelimit.lua,
+-- M.Adaptive: a token bucket that turns on at the first throttle and follows a CUBIC send
+-- rate); "legacy" has no quota and 5 attempts by default.
+-- Settings come from configure{}, then the environment, then the profile (retry_mode,
+-- max_attempts), as the SDKs read them.
+local ratelimit = require "ecsplay.aws.ratelimit"
+
 local M = {}
 
 local function set(list)
@@ -52,20 +57,32 @@ function M.is_retryable(e)
   return false
 end
 
--- Resolve the settings: opts (configure) win over the environment (a function name → value).
--- → { mode = "standard"|"legacy", max_attempts = n } or raises a config error message.
-function M.settings(opts, getenv)
+-- Resolve the settings: opts (configure) win over the environment (a function name → value),
+-- which wins over the profile (profile(key) → value, where | nil).
+-- → { mode = "standard"|"adaptive"|"legacy", max_attempts = n } or raises a config error message.
+function M.settings(opts, getenv, profile)
   opts = opts or {}
   getenv = getenv or os.getenv
-  local mode = opts.retry_mode or getenv("AWS_RETRY_MODE") or "standard"
-  mode = tostring(mode):lower()
-  if mode == "adaptive" then mode = "standard" end
-  if mode ~= "standard" and mode ~= "legacy" then
+  profile = profile or function() return nil end
+  local mode, msrc = opts.retry_mode, "configure{retry_mode=}"
+  if mode == nil then mode, msrc = getenv("AWS_RETRY_MODE"), "AWS_RETRY_MODE" end
+  if mode == nil then
+    local where
+    mode, where = profile("retry_mode")
+    msrc = where or "the profile's retry_mode"
+  end
+  mode = tostring(mode or "standard"):lower()
+  if mode ~= "standard" and mode ~= "legacy" and mode ~= "adaptive" then
     error(string.format("invalid retry mode %q (from %s): expected standard, legacy or adaptive",
-      mode, opts.retry_mode and "configure{retry_mode=}" or "AWS_RETRY_MODE"), 0)
+      mode, msrc), 0)
   end
   local n, src = opts.max_attempts, "configure{max_attempts=}"
   if n == nil then n, src = getenv("AWS_MAX_ATTEMPTS"), "AWS_MAX_ATTEMPTS" end
+  if n == nil then
+    local where
+    n, where = profile("max_attempts")
+    src = where or "the profile's max_attempts"
+  end
   if n ~= nil then
     local v = math.tointeger(tonumber(n))
     if not v or v < 1 then
@@ -115,15 +132,28 @@ local Retryer = {}
 Retryer.__index = Retryer
 M.Retryer = Retryer
 
-function M.new(settings, quota)
+-- clock: the adaptive limiter's (default: the scheduler's).
+function M.new(settings, quota, clock)
   settings = settings or { mode = "standard", max_attempts = M.DEFAULT_MAX_ATTEMPTS }
   if quota == nil and settings.mode ~= "legacy" then quota = Quota.new() end
-  return setmetatable({ settings = settings, quota = quota or nil }, Retryer)
+  local r = setmetatable({ settings = settings, quota = quota or nil }, Retryer)
+  if settings.mode == "adaptive" then r.limiter = ratelimit.adaptive(clock) end
+  return r
+end
+
+-- Before each attempt is sent: adaptive mode's token (waits on the scheduler's clock).
+function Retryer:before_send()
+  if self.limiter then return self.limiter:acquire() end
+  return 0
 end
 
 -- Decide after a failed attempt. → delay in seconds to retry, or nil, reason.
 -- ctx is per call: { cost = last quota taken }.
 function Retryer:on_error(ctx, attempt, e)
+  -- adaptive: every answer moves the send rate, a throttle down, anything else up
+  if self.limiter and type(e) == "table" and e.kind ~= "transport" then
+    self.limiter:on_response(M.is_throttling(e))
+  end
   if not M.is_retryable(e) then return nil, "not retryable" end
   if attempt >= self.settings.max_attempts then return nil, "max attempts reached" end
   if self.quota then
@@ -135,6 +165,7 @@ function Retryer:on_error(ctx, attempt, e)
 end
 
 function Retryer:on_success(ctx)
+  if self.limiter then self.limiter:on_response(false) end
   if self.quota then self.quota:release(ctx.cost) end
 end
 

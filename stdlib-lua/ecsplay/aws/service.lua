@@ -4,6 +4,8 @@
 --   mod.wait.<waiter_snake>{ ...params, timeout = "10m" | seconds, delay = seconds }
 --   mod.pages.<operation_snake>{ ... }  → iterator of pages
 --   mod.all.<operation_snake>{ ... }    → every page's result list concatenated
+-- service.bind(face, session) → the same face with every call run inside `session`
+-- (aws/session.lua): operations, waiters, paginators (each page's request too).
 local strings = require "ecsplay.util.strings"
 local errors = require "ecsplay.errors"
 local model = require "ecsplay.aws.model"
@@ -97,6 +99,30 @@ function M.build(name, extras)
       return fn
     end,
   })
+end
+
+local function bound(t, session, iterators)
+  return setmetatable({}, { __index = function(p, k)
+    local fn = t[k]
+    if type(fn) ~= "function" then return fn end
+    local w
+    if iterators then
+      w = function(...)
+        local it = session:run(fn, ...)
+        return function() return session:run(it) end
+      end
+    else
+      w = function(...) return session:run(fn, ...) end
+    end
+    rawset(p, k, w)
+    return w
+  end })
+end
+
+function M.bind(face, session)
+  local mod = { wait = bound(face.wait, session), pages = bound(face.pages, session, true),
+    all = bound(face.all, session) }
+  return bound(setmetatable(mod, { __index = face }), session)
 end
 
 return M

@@ -4,6 +4,7 @@
 journal's start line recorded (ecsplay.rollout.journal does the work).
 ]]
 local errors = require "ecsplay.errors"
+local log = require "ecsplay.log"
 local journal = require "ecsplay.rollout.journal"
 local args = require "ecsplay.cli.args"
 local exit = require "ecsplay.cli.exit"
@@ -18,7 +19,7 @@ end
 
 local SPEC = {
   valued = { ["--endpoint-url"] = "endpoint_url", ["--region"] = "region",
-    ["--profile"] = "profile", ["--log-format"] = "log_format" },
+    ["--profile"] = "profile", ["--log-format"] = "log_format", ["--report"] = "report" },
   switches = {
     ["-v"] = function(o) o.verbosity = (tonumber(o.verbosity) or 0) + 1 end,
     ["-q"] = function(o) o.verbosity = (tonumber(o.verbosity) or 0) - 1 end,
@@ -43,7 +44,16 @@ function M.run(name, opts, argv)
       opts.playbook_path = state.start.playbook
     end
   end
-  return run.main_task(opts, playbook_dir, function() return journal[name](path, opts) end)
+  return run.main_task(opts, playbook_dir, function()
+    -- `rollback`'s events name the run they undo (ecsplay.log's run context); a resumed
+    -- rollout sets its own
+    local ok_c, state = pcall(journal.read, path)
+    local start = ok_c and type(state) == "table" and state.start
+    if name == "rollback" and type(start) == "table" then
+      log.set_context { run_id = start.run, strategy = start.strategy, rollout = start.name }
+    end
+    return journal[name](path, opts)
+  end, nil, { journal = path, command = name })
 end
 
 return M

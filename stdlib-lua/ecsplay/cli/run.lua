@@ -18,6 +18,7 @@ local undo = require "ecsplay.undo"
 local setup = require "ecsplay.cli.setup"
 local exit = require "ecsplay.cli.exit"
 local duration = require "ecsplay.duration"
+local output = require "ecsplay.cli.output"
 
 local M = {}
 
@@ -31,7 +32,9 @@ M.dirname = dirname
 local function run_aborts(reason)
   local aborts = context.aborts
   if #aborts == 0 then return {} end
-  log.event("warn", "rollback", "rolling back: " .. reason, { steps = #aborts })
+  -- the reason is the run's last line (cli/exit.lua): said once
+  log.event("warn", "rollback", string.format("rolling back: %d on_abort handler(s)", #aborts),
+    { steps = #aborts, reason = reason })
   return undo.run(aborts, {
     exec = function(entry) entry.fn(reason) end,
     describe = function(entry) return entry.name or "on_abort handler" end,
@@ -41,27 +44,88 @@ local function run_aborts(reason)
   })
 end
 
---[[ Runs `body(...)` as the scheduler's main task after setting up; returns
-     the exit code and the message. `on_failure(failure)` → the rollback
-     failures (the playbook's abort handlers), when body fails. ]]
-function M.main_task(opts, playbook_dir, body, on_failure)
+-- at_end(code, message): what happens once the outcome is known, before its last lines (--report).
+local function run_task(opts, playbook_dir, body, on_failure, at_end)
   local capture = exit.capture(opts)
   local ok_setup, setup_err = xpcall(setup.environment, capture, opts, playbook_dir)
-  if not ok_setup then return exit.outcome(setup_err, {}, opts) end
+  local out = output.start(opts) -- how the run looks: terminal, plain or JSON (cli/output.lua)
+  if not ok_setup then
+    local code, message = exit.outcome(setup_err, {}, opts)
+    if at_end then at_end(code, message) end
+    out:finish(code, message, setup_err)
+    return code, message
+  end
+  context.report = opts.report
   local failure, rollback_failures
   local ok, res = sched.run(function()
+    out:ticker()
     local ok_body, f = xpcall(body, capture)
     if not ok_body then
       failure = f
       rollback_failures = on_failure and on_failure(f) or {}
     end
+    out:stop_ticker()
   end)
+  local code, message = exit.FINISHED, ""
   if not ok then
     -- the runner's own task failed: a bug, but still say what happened
-    return exit.FAILED, "ecsplay: internal error: " .. errors.describe(res)
+    code, message = exit.FAILED, "ecsplay: internal error: " .. errors.describe(res)
+  elseif failure then
+    code, message = exit.outcome(failure, rollback_failures, opts)
   end
-  if failure then return exit.outcome(failure, rollback_failures, opts) end
-  return exit.FINISHED, ""
+  if at_end then at_end(code, message) end
+  out:finish(code, message, failure)
+  return code, message
+end
+
+--[[ --report FILE: refused before anything runs when its name chooses no
+     format or it cannot be written (bad usage, exit 2); written once the run
+     has ended, whatever its outcome, from the run's journal (given.journal for
+     `ecsplay rollback|resume`, else the journal group this run opened). A
+     report that cannot be written is an error line; the exit code stays the
+     run's. → the report module, or nil and the usage message. ]]
+local function report_target(path)
+  -- lazy: the report modules load only for --report (start-up cost)
+  local report = require "ecsplay.report"
+  local format, why = report.format_of(path)
+  if not format then return nil, "ecsplay: " .. why end
+  local f, err = io.open(path .. ".tmp", "wb")
+  if not f then return nil, "ecsplay: cannot write the report " .. path .. ": " .. tostring(err)
+    .. "; nothing was run" end
+  f:close()
+  os.remove(path .. ".tmp")
+  return report
+end
+
+local function write_report(opts, report, given, code, message)
+  local group = context.journal_group
+  local journal = given.journal or (group and group.root)
+  local live = { exit_code = code, message = message, command = given.command or "run" }
+  local ok, built = pcall(report.build, journal, live)
+  if not ok then
+    log.event("error", "report", "cannot build the report " .. opts.report .. ": " .. errors.describe(built))
+    return
+  end
+  local written, why = report.write(opts.report, built)
+  if written then
+    log.event("info", "report", "report: " .. opts.report, { report = opts.report, journal = journal })
+  else
+    log.event("error", "report", why)
+  end
+end
+
+--[[ Runs `body(...)` as the scheduler's main task after setting up; returns
+     the exit code and the message. `on_failure(failure)` → the rollback
+     failures (the playbook's abort handlers), when body fails. With
+     opts.report, writes the run's report at the end (given: { journal=,
+     command= } of `ecsplay rollback|resume JOURNAL`). ]]
+function M.main_task(opts, playbook_dir, body, on_failure, given)
+  if opts.report == nil or opts.help then return run_task(opts, playbook_dir, body, on_failure) end
+  local report, why = report_target(opts.report)
+  if not report then return exit.BAD_INPUT, why end
+  return run_task(opts, playbook_dir, body, on_failure, function(code, message)
+    write_report(opts, report, given or {}, code, message)
+  end)
 end
 
 -- Runs a loaded chunk as the main task; returns exit code, message.
@@ -156,8 +220,13 @@ local function help(opts, chunk, path)
   context.params_help = nil
   if stopped then code, message = exit.FINISHED, "" end
   if code ~= exit.FINISHED then return code, message end
-  io.write(M.help_text(path, signal.declared))
-  io.flush()
+  if log.format() == "json" then
+    -- standard output carries JSON only (docs/events.md)
+    log.event("info", "help", M.help_text(path, signal.declared), { playbook = path })
+  else
+    io.write(M.help_text(path, signal.declared))
+    io.flush()
+  end
   return exit.FINISHED, ""
 end
 

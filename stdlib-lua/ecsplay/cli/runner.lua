@@ -13,6 +13,7 @@ Exit codes (one table, by error kind): ecsplay.cli.exit.
 ]]
 local run = require "ecsplay.cli.run"
 local exit = require "ecsplay.cli.exit"
+local errors = require "ecsplay.errors"
 
 local M = {}
 
@@ -32,7 +33,13 @@ function M.command(opts, name, ...)
   local commands = require "ecsplay.cli.commands"
   local mod, err = commands.find(name)
   if not mod then return exit.BAD_INPUT, "ecsplay: " .. err end
-  return mod.run(opts, { ... })
+  -- A command may let a structured error escape (a flag-parsing bad_input, say):
+  -- it gets its kind's exit code; anything else is a bug and keeps its traceback.
+  local argv = { ... }
+  local ok, code, message = pcall(mod.run, opts, argv)
+  if ok then return code, message end
+  if not errors.is_error(code) then error(code, 0) end
+  return exit.code_for(code), "ecsplay: " .. errors.describe(code)
 end
 
 return M

@@ -14,11 +14,13 @@ local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
 local context = require "ecsplay.context"
 local ecsplay = require "ecsplay"
+local rocks = require "ecsplay.cli.rocks"
 
 local M = {}
 
 -- Team libraries are ordinary Lua modules: the playbook's folder, then every
--- folder of ECSPLAY_PATH, then LUA_PATH_5_4 / the default path (LuaRocks).
+-- folder of ECSPLAY_PATH, the project's lua_modules/ and ECSPLAY_ROCKS_TREE
+-- (LuaRocks trees, cli/rocks.lua), then LUA_PATH_5_4 / the default path.
 function M.paths(opts, playbook_dir)
   local stdlib = opts.stdlib
   local rest = package.path:gsub("^" .. stdlib:gsub("%p", "%%%0") .. "/%?%.lua;"
@@ -39,6 +41,7 @@ function M.paths(opts, playbook_dir)
       end
     end
   end
+  for _, p in ipairs(rocks.paths(playbook_dir)) do parts[#parts + 1] = p end
   package.path = table.concat(parts, ";") .. ";" .. rest
 end
 

@@ -9,6 +9,7 @@ local ecsplay = require "ecsplay"
 local errors = require "ecsplay.errors"
 local scenario = require "ecsplay.sim.scenario"
 local serve = require "ecsplay.sim.serve"
+local iam = require "ecsplay.sim.iam"
 local args = require "ecsplay.cli.args"
 local exit = require "ecsplay.cli.exit"
 local setup = require "ecsplay.cli.setup"
@@ -16,7 +17,7 @@ local setup = require "ecsplay.cli.setup"
 local M = {}
 
 M.HELP = [[
-usage: ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]
+usage: ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth] [--iam-policy FILE]
 
 Serves the AWS simulator (ECS, ELBv2, CodeDeploy, CloudWatch, STS) over HTTP on 127.0.0.1
 for `ecsplay --endpoint-url URL`, boto3 or the AWS CLI (docs/simulator.md). The first line
@@ -29,11 +30,14 @@ options:
   --lockstep        simulated time moves only when every connected ecsplay client waits
                     (not with --speed)
   --no-auth         accept unsigned requests
+  --iam-policy FILE enforce this IAM policy (JSON): a call it does not allow answers
+                    AccessDeniedException / AccessDenied (docs/iam.md)
   -h, --help        this text
 ]]
 
 local SPEC = {
-  valued = { ["--port"] = "port", ["--scenario"] = "scenario_path", ["--speed"] = "speed" },
+  valued = { ["--port"] = "port", ["--scenario"] = "scenario_path", ["--speed"] = "speed",
+    ["--iam-policy"] = "iam_policy" },
   switches = { ["--no-auth"] = function(c) c.no_auth = true end,
     ["--lockstep"] = function(c) c.lockstep = true end,
     ["--help"] = function(c) c.help = true end, ["-h"] = function(c) c.help = true end },
@@ -106,6 +110,12 @@ function M.run(opts, argv)
     local ok_s, s = pcall(scenario.load, conf.scenario_path)
     if not ok_s then return exit.BAD_INPUT, "ecsplay: " .. errors.describe(s) end
     conf.scenario = s
+  end
+  if conf.iam_policy then
+    local ok_p, doc = pcall(iam.load_policy, conf.iam_policy)
+    if not ok_p then return exit.BAD_INPUT, "ecsplay: --iam-policy: " .. errors.describe(doc) end
+    conf.scenario = conf.scenario or scenario.check({}, "default world")
+    conf.scenario.iam = { policy = doc, path = conf.iam_policy }
   end
   local ok_run, failure = xpcall(serve.run, exit.capture(opts, true), conf)
   if not ok_run then

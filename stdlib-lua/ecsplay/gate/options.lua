@@ -12,7 +12,9 @@ starts "gate.<kind>: <field>: " and whose `field` names the option.
   options.num(v), options.finite(v)    numbers as people write them; finite numbers
 ]]
 local errors = require "ecsplay.errors"
+local duration = require "ecsplay.duration"
 local strings = require "ecsplay.util.strings"
+local session = require "ecsplay.aws.session"
 
 local M = {}
 
@@ -21,6 +23,7 @@ local M = {}
 -- `min_requests` to their own lists.
 M.COMMON = {
   failure_limit = true, inconclusive_limit = true, error_limit = true, dry_run = true, name = true,
+  on_failure = true, session = true,
 }
 
 local LIMITS = { "failure_limit", "inconclusive_limit", "error_limit" }
@@ -77,6 +80,60 @@ function M.check(kind, opts, allowed)
   if opts.name ~= nil and type(opts.name) ~= "string" then
     M.bad(kind, "name", "expected a string, got " .. type(opts.name))
   end
+  if opts.on_failure ~= nil then M.on_failure(opts.on_failure, function(f, msg) M.bad(kind, f, msg) end) end
+  if opts.session ~= nil and not session.is_session(opts.session) then
+    M.bad(kind, "session", "expected a session from aws.session{ region =, ... }, got " .. type(opts.session))
+  end
+end
+
+--[[ A wait with a deadline and what happens when it passes (an approval step,
+     a pause after a failed gate): t.timeout (a duration above 0, default
+     `default` seconds) and t.on_timeout ("rollback" or "promote", default
+     "rollback"). prefix names the fields in messages; bad(field, msg) raises.
+     → seconds, action ]]
+function M.timeout_action(t, prefix, bad, default)
+  local timeout = default
+  if t.timeout ~= nil then
+    local s, err = duration.parse(t.timeout)
+    if not s or s <= 0 then bad(prefix .. "timeout", err or ("expected a duration above 0, got "
+      .. strings.describe_value(t.timeout))) end
+    timeout = s
+  end
+  local on_timeout = t.on_timeout == nil and "rollback" or t.on_timeout
+  if on_timeout ~= "rollback" and on_timeout ~= "promote" then
+    bad(prefix .. "on_timeout", "expected \"rollback\" or \"promote\", got " .. strings.describe_value(on_timeout))
+  end
+  return timeout, on_timeout
+end
+
+M.PAUSE_TIMEOUT = 3600 -- how long a pause after a failed gate waits for a decision by default
+
+--[[ on_failure, on a gate or a strategy: what a failed gate does. "rollback"
+     (the default), "pause" (hold the weights and wait for `ecsplay promote`,
+     `unpause` or `abort`; after PAUSE_TIMEOUT, roll back), or { pause = {
+     timeout = "30m", on_timeout = "rollback"|"promote" } }.
+     → { action = "rollback" } | { action = "pause", timeout = s, on_timeout = } ]]
+function M.on_failure(v, bad)
+  local shape = "expected \"rollback\", \"pause\" or { pause = { timeout = \"30m\", "
+    .. "on_timeout = \"rollback\"|\"promote\" } }, got "
+  if v == "rollback" then return { action = "rollback" } end
+  if v == "pause" then v = { pause = {} } end
+  if type(v) ~= "table" then bad("on_failure", shape .. strings.describe_value(v)) end
+  for k in pairs(v) do
+    if k ~= "pause" then
+      bad("on_failure", "unknown option `" .. tostring(k) .. "`" .. strings.did_you_mean(tostring(k), { "pause" }))
+    end
+  end
+  local p = v.pause
+  if type(p) ~= "table" then bad("on_failure.pause", shape .. strings.describe_value(p)) end
+  for k in pairs(p) do
+    if k ~= "timeout" and k ~= "on_timeout" then
+      bad("on_failure.pause", "unknown option `" .. tostring(k) .. "`"
+        .. strings.did_you_mean(tostring(k), { "timeout", "on_timeout" }))
+    end
+  end
+  local timeout, on_timeout = M.timeout_action(p, "on_failure.pause.", bad, M.PAUSE_TIMEOUT)
+  return { action = "pause", timeout = timeout, on_timeout = on_timeout }
 end
 
 -- above=/below= thresholds: numbers, at least one, and not contradictory.
@@ -165,9 +222,20 @@ function M.new_gate(kind, opts, fields)
     inconclusive_limit = opts.inconclusive_limit,
     error_limit = opts.error_limit,
     dry_run = opts.dry_run and true or false,
+    on_failure = opts.on_failure ~= nil and M.on_failure(opts.on_failure, function(f, msg) M.bad(kind, f, msg) end)
+      or nil,
   }
   for k, v in pairs(fields) do g[k] = v end
   if opts.name then g.name = opts.name end
+  -- session=: the gate's look-ups and measurements in that Region and account (a gate
+  -- without one uses its rollout's)
+  if opts.session then
+    for _, f in ipairs { "prepare", "measure" } do
+      local fn = g[f]
+      if type(fn) == "function" then g[f] = function(...) return opts.session:run(fn, ...) end end
+    end
+    g.session = opts.session
+  end
   return g
 end
 

@@ -9,9 +9,11 @@ tracker, once a round, to measure every gate and for its verdict.
     :measure(ctx)   -> list of {gate=, m=measurement}: the gates measured this
                        round (a metric gate only when a period it has not
                        judged yet is visible, gate.window)
-    :verdict()      -> "ok" | "abort", reason
+    :verdict(skip)  -> "ok" | "abort", reason, gate
+    :reset_streaks()  forgets the streaks (going on after a paused failure)
     :all_passed()   -> true when every non-dry-run gate's last measurement passed
   tracker.describe(m)              one line for a measurement (gate.describe)
+  tracker.format_value(v, unit)    a measured value with its unit ("0.17%", "148 ms")
   tracker.longest_period(gates)    -> seconds, gate: the longest metric period
   tracker.ready_at(gates, ctx)     -> when every metric gate's last bake period is visible
 ]]
@@ -24,13 +26,24 @@ local M = {}
 -- The results a gate's measure may return; anything else counts as an error.
 M.RESULTS = { pass = true, fail = true, inconclusive = true }
 
--- One line: "fail 6.1 (want < 1%) 61 of 1000 requests" (result, value, threshold, detail).
+--[[ A measured value with its unit, as people read it: "0.17%", "148 ms",
+     "4" (unit "count" or none), "0.43 p-value"; nil for no value. ]]
+function M.format_value(v, unit)
+  if v == nil then return nil end
+  if type(v) ~= "number" then return tostring(v) end
+  if unit == "%" then return string.format("%.2f%%", v) end
+  if unit == "ms" then return string.format("%.0f ms", v) end
+  local n = (math.type(v) == "integer" or (v == math.floor(v) and math.abs(v) < 1e15))
+    and string.format("%d", v) or string.format("%.4g", v)
+  if unit == nil or unit == "count" then return n end
+  return n .. " " .. unit
+end
+
+-- One line: "fail 6.12% (want < 1%) 61 of 1000 requests" (result, value, threshold, detail).
 function M.describe(m)
   if not m then return "not measured" end
   local parts = { m.result }
-  if m.value ~= nil then
-    parts[#parts + 1] = type(m.value) == "number" and string.format("%.4g", m.value) or tostring(m.value)
-  end
+  if m.value ~= nil then parts[#parts + 1] = M.format_value(m.value, m.unit) end
   if m.threshold then parts[#parts + 1] = "(want " .. m.threshold .. ")" end
   if m.detail then parts[#parts + 1] = m.detail end
   if m.window then parts[#parts + 1] = "[" .. window.describe(m.window) .. "]" end
@@ -163,19 +176,26 @@ local STREAKS = {
   { "errors", "error_limit", "could not be measured" },
 }
 
-function Tracker:verdict()
+-- skip(gate) → true: that gate is not judged (bake.lua: gates already paused on).
+-- The third result is the gate whose streak aborts.
+function Tracker:verdict(skip)
   for _, e in ipairs(self.entries) do
-    if not e.gate.dry_run then
+    if not e.gate.dry_run and not (skip and skip(e.gate)) then
       for _, s in ipairs(STREAKS) do
         local n, limit = e[s[1]], e[s[2]]
         if n >= limit then
           return "abort", string.format("gate `%s` %s %d time(s) in a row (limit %d): %s",
-            e.gate.name, s[3], n, limit, M.describe(e.last))
+            e.gate.name, s[3], n, limit, M.describe(e.last)), e.gate
         end
       end
     end
   end
   return "ok"
+end
+
+-- Forgets every streak (a person decided to go on after a failure: bake.lua).
+function Tracker:reset_streaks()
+  for _, e in ipairs(self.entries) do e.fails, e.inconclusive, e.errors = 0, 0, 0 end
 end
 
 function Tracker:all_passed()

@@ -22,11 +22,21 @@ part: the tracker never sleeps, the bake never judges a measurement.
                     not all passed well after it (a quiet new version is
                     never promoted on no data)
   w.rounds          every round's measurements, for the report
+
+Steering (rollout/control.lua): the bake's waits are where a running rollout
+takes its commands — promote ends the bake, abort rolls back (kind rollout,
+code Aborted), pause holds it past its end with the gates still measuring
+until unpause. A failed gate whose on_failure (the gate's, else the
+rollout's) is "pause" holds the weights instead of rolling back
+(hold_after_failure) while a person decides; approval steps wait here too
+(rollout/approval.lua, w:approval).
 ]]
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
 local gate = require "ecsplay.gate"
+local present = require "ecsplay.gate.present"
+local control = require "ecsplay.rollout.control"
 
 local M = {}
 
@@ -37,11 +47,54 @@ function M.watcher(run, c, gates, fields)
   local now = sched.now()
   return setmetatable({ run = run, c = c, gates = gates or {}, fields = fields or {},
     tracker = gate.tracker(gates or {}, c), rounds = {}, next_at = now + c.interval,
-    started = now, step_started = now }, Watcher)
+    started = now, step_started = now, live = control.of(run) }, Watcher)
+end
+
+local ROLLBACK = { action = "rollback" }
+
+-- What a failure of gate g does: its own on_failure, else the rollout's, else roll back.
+function Watcher:policy(g)
+  return (type(g) == "table" and g.on_failure) or self.c.on_failure or ROLLBACK
 end
 
 local function gate_failed(message)
   return errors.new("gate", { code = "GateFailed", message = message })
+end
+
+-- A number the journal can hold (JSON has no NaN or infinity), or nil.
+local function finite(v)
+  if type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge then return v end
+end
+
+--[[ The round as one {"t":"gate"} journal line, for the run's report
+     (ecsplay.report): each gate's verdict, value, unit, threshold and window.
+     Not a step: a line that cannot be written never stops the run. ]]
+local function journal_round(run, round, mctx, verdict, why)
+  if #round == 0 or not run.jwrite then return end
+  local gates = {}
+  for i, r in ipairs(round) do
+    local w = type(r.window) == "table" and r.window or nil
+    gates[i] = { name = tostring(r.gate), verdict = r.result, value = finite(r.value),
+      shown = r.value ~= nil and finite(r.value) == nil and tostring(r.value):sub(1, 200) or nil,
+      unit = r.unit, threshold = r.threshold and tostring(r.threshold), dry_run = r.dry_run,
+      window = w and { from = finite(w.from), to = finite(w.to) } or nil }
+  end
+  run:jwrite { t = "gate", step = finite(mctx.step), weight = finite(mctx.weight),
+    phase = mctx.phase and tostring(mctx.phase), abort = verdict == "abort" or nil,
+    reason = verdict == "abort" and why or nil, gates = gates }
+end
+
+local function gate_names(gates)
+  local names = {}
+  for i, g in ipairs(gates) do names[i] = tostring(type(g) == "table" and g.name or g) end
+  return names
+end
+
+local function all_pass(entries)
+  for _, e in ipairs(entries) do
+    if e.verdict ~= "pass" and not e.dry_run then return false end
+  end
+  return true
 end
 
 -- One round of measurements now; raises GateFailed on abort.
@@ -54,22 +107,87 @@ function Watcher:measure(extra)
   mctx.overtime = self.due ~= nil and now > self.due
   for k, v in pairs(self.fields) do mctx[k] = v end
   for k, v in pairs(extra or {}) do mctx[k] = v end
-  local round = {}
+  local round, entries = {}, {}
   for _, m in ipairs(self.tracker:measure(mctx)) do
     round[#round + 1] = { gate = m.gate.name, result = m.m.result, value = m.m.value,
       threshold = m.m.threshold, detail = m.m.detail, dry_run = m.gate.dry_run or nil,
-      window = m.m.window, time = now }
+      window = m.m.window, unit = m.m.unit, time = now }
+    local fields = present.gate_fields(m.gate, m.m)
+    entries[#entries + 1] = fields
     self.run:log(m.m.result == "pass" and "info" or "warn", "gate",
-      string.format("  gate %s: %s%s", m.gate.name, gate.describe(m.m),
-        m.gate.dry_run and " [dry run]" or ""),
-      { gate = m.gate.name, result = m.m.result, value = m.m.value, phase = mctx.phase })
+      string.format("gate %s: %s%s", m.gate.name, gate.describe(m.m),
+        m.gate.dry_run and " [dry run]" or ""), present.at(fields, mctx))
+  end
+  -- people read one line per round (the gate events above are for machines)
+  if #entries > 0 then
+    local pos = { step = mctx.step, step_count = mctx.step_count, weight = mctx.weight, phase = mctx.phase,
+      elapsed = now - self.step_started, bake = self.seconds }
+    pos.gates = entries
+    self.run:log(all_pass(entries) and "info" or "warn", "round", present.round_line(entries, pos), pos)
   end
   -- a round where no gate had anything new to judge (no metric period visible yet) is not reported
   if #round > 0 then self.rounds[#self.rounds + 1] = round end
   self.next_at = sched.now() + self.c.interval
-  local verdict, why = self.tracker:verdict()
-  if verdict == "abort" then error(gate_failed(why), 0) end
+  local verdict, why, g = self.tracker:verdict(self:skip_paused())
+  journal_round(self.run, round, mctx, verdict, why)
+  self.live:measured(round)
+  if verdict == "abort" then self:failed(why, g, extra) end
   return round
+end
+
+--[[ A gate's verdict was abort (g: the gate; nil: the bake's own limit): roll
+     back (raise GateFailed), or, when its on_failure says pause and the run
+     waits here (a bake or an approval, not a phase another service drives),
+     hold the weights until someone decides (hold_after_failure). ]]
+function Watcher:failed(why, g, extra)
+  local p = self:policy(g)
+  if p.action ~= "pause" or not self.can_hold or self.holding then error(gate_failed(why), 0) end
+  self:hold_after_failure(why, p, extra)
+end
+
+-- While holding after a failure, the gates that pause are not judged again.
+function Watcher:skip_paused()
+  if not self.holding then return nil end
+  return function(g) return self:policy(g).action == "pause" end
+end
+
+--[[ Paused after a failure (on_failure = "pause"): the weights stay, the
+     gates go on measuring (one that rolls back still does), and the run waits
+     for `ecsplay promote` / `unpause` (go on: the streaks are forgotten;
+     promote also ends the bake), `abort` (roll back), or the timeout
+     (on_timeout). ]]
+function Watcher:hold_after_failure(why, p, extra)
+  local live, run = self.live, self.run
+  self.holding = true
+  live.paused = true
+  live:set_state("paused", "gate failed: " .. why)
+  run:log("warn", "pause", string.format("%s: paused instead of rolling back: %s; waiting up to %s for "
+    .. "`ecsplay promote` or `unpause` (go on) or `abort` (roll back); then: %s", run.name, why,
+    duration.format(p.timeout), p.on_timeout), { reason = why, timeout = p.timeout, on_timeout = p.on_timeout })
+  local deadline = sched.now() + p.timeout
+  local outcome
+  while not outcome do
+    for _, cmd in ipairs(live:sleep_until(math.min(deadline, self.next_at))) do
+      local r = live:apply(cmd, "hold")
+      if r == "abort" then error(control.aborted(cmd), 0) end
+      if r == "end" then outcome = cmd.command break end
+    end
+    if not outcome and sched.now() >= deadline then
+      if p.on_timeout ~= "promote" then
+        error(gate_failed(string.format("%s; paused %s with no decision (on_timeout = rollback)", why,
+          duration.format(p.timeout))), 0)
+      end
+      live:record({ command = "timeout", source = "timer", user = "ecsplay", host = live.host },
+        "paused " .. duration.format(p.timeout) .. " with no decision: going on (on_timeout = promote)")
+      outcome = "promote"
+    end
+    if not outcome and sched.now() >= self.next_at then self:measure(extra) end
+  end
+  self.tracker:reset_streaks()
+  self.holding = false
+  live.paused, live.paused_reason = false, nil
+  live:set_state("running")
+  if outcome == "promote" then self.promoted = true end
 end
 
 --[[ A new step seen by tick: the metric gates judge periods from now on,
@@ -92,38 +210,93 @@ end
      a new step, so the metric gates judge only periods from the first time
      the watcher saw it (a later time than the change itself: never too early). ]]
 function Watcher:tick(extra)
-  if #self.gates == 0 then return end
+  self:take_commands_between_polls()
   local key = extra and (tostring(extra.phase) .. "\0" .. tostring(extra.weight)) or ""
+  if key ~= self.step_key and extra then
+    self.live:set_step({ phase = extra.phase, weight = extra.weight })
+  end
+  if #self.gates == 0 then return end
   if key ~= self.step_key then self:new_step(key) end
   if sched.now() >= self.next_at then self:measure(extra) end
 end
 
 function Watcher:all_passed() return self.tracker:all_passed() end
 
+--[[ Commands that reach a phase another service drives (tick): abort rolls
+     back; pause and unpause take effect at the run's next bake; promote has
+     no bake to end here. ]]
+function Watcher:take_commands_between_polls()
+  local live = self.live
+  for _, cmd in ipairs(live:poll()) do
+    if cmd.command == "promote" then
+      live:record(cmd, "ignored: no bake to end while " .. tostring(self.run.strategy) .. " moves on its own")
+    else
+      local r = live:apply(cmd, "bake")
+      if r == "abort" then error(control.aborted(cmd), 0) end
+    end
+  end
+end
+
+-- Waits until t unless a command ends the wait; → true when promote ended it.
+function Watcher:wait_until(t)
+  for _, cmd in ipairs(self.live:sleep_until(t)) do
+    local r = self.live:apply(cmd, "bake")
+    if r == "abort" then error(control.aborted(cmd), 0) end
+    if r == "end" then return true end
+  end
+  return false
+end
+
+--[[ The bake: measures every interval for `seconds`, then returns when the
+     verdict is due and every gate's last measurement passed. Commands act
+     at once (rollout/control.lua): promote ends it, abort rolls back, pause
+     holds it past its end (the gates still measuring) until unpause. ]]
 function Watcher:bake(seconds, extra)
   local started = sched.now()
   self.started, self.step_started, self.seconds = started, started, seconds
-  if #self.gates == 0 then
-    sched.sleep(seconds)
-    return
+  local c, live = self.c, self.live
+  local gated = #self.gates > 0
+  if not (extra and extra.step) and extra and extra.phase then
+    live:set_step({ phase = extra.phase, weight = extra.weight })
   end
-  local c = self.c
   -- the verdict is due once the bake is over and its last metric periods are visible
-  local due = math.max(started + seconds, gate.ready_at(self.gates, { step_started = started, bake = seconds,
-    interval = c.interval }) or 0)
+  local due = math.max(started + seconds, gated and gate.ready_at(self.gates, { step_started = started,
+    bake = seconds, interval = c.interval }) or 0)
   self.due = due
-  local cap = due + math.max(seconds, c.interval * (c.inconclusive_limit + c.failure_limit))
+  -- for the terminal's countdown (debug: a line of its own only with -v)
+  self.run:log("debug", "baking", string.format("baking %s with %d gate(s), measuring every %s",
+    duration.format(seconds), #self.gates, duration.format(c.interval)), { bake = seconds,
+    interval = c.interval, verdict_in = due - started, gate_names = #self.gates > 0 and gate_names(self.gates) or nil,
+    step = extra and extra.step, weight = extra and extra.weight, phase = extra and extra.phase })
+  local hold_rounds = c.interval * (c.inconclusive_limit + c.failure_limit)
+  local cap = due + math.max(seconds, hold_rounds)
+  self.can_hold, self.promoted = true, false
+  local target
   while true do
-    local remaining = due - sched.now()
-    sched.sleep(remaining > 0 and math.min(c.interval, remaining) or c.interval)
-    self:measure(extra)
-    local now = sched.now()
-    if now >= due and self.tracker:all_passed() then return end
-    if now >= cap then
-      error(gate_failed(string.format("gates did not all pass by the end of the bake (%s)%s",
-        duration.format(now - started), extra and extra.phase and (" at " .. extra.phase) or "")), 0)
+    if not target then
+      local now = sched.now()
+      local remaining = due - now
+      target = now + (remaining > 0 and math.min(c.interval, remaining) or c.interval)
+    end
+    if self:wait_until(target) then break end
+    if sched.now() >= target then
+      target = nil
+      if gated then self:measure(extra) end
+      if self.promoted then break end
+      local now = sched.now()
+      if live.paused then
+        cap = math.max(cap, now + hold_rounds) -- held: the limit counts from the unpause
+      elseif now >= due and (not gated or self.tracker:all_passed()) then
+        break
+      elseif gated and now >= cap then
+        self:failed(string.format("gates did not all pass by the end of the bake (%s)%s",
+          duration.format(now - started), extra and extra.phase and (" at " .. extra.phase) or ""), nil, extra)
+        cap = sched.now() + hold_rounds
+        if self.promoted then break end
+      end
     end
   end
+  self.can_hold = false
 end
 
 return M

@@ -17,6 +17,7 @@ says which side was blue.
 The options every strategy takes, and the run around the body, are in
 rollout/strategy.lua.
 ]]
+local duration = require "ecsplay.duration"
 local gate = require "ecsplay.gate"
 local ecs = require "ecsplay.ecs"
 local strategy = require "ecsplay.rollout.strategy"
@@ -193,8 +194,8 @@ local function body(run, c, ctx, new_td)
     traffic.set(ctx.point, ctx.green_weights)
     run:log("info", "swap", "production: " .. traffic.describe(ctx.green_weights, ctx.names))
   end, { op = "set_weights", point = ctx.point, weights = ctx.blue_weights })
-  run:log("info", "keep_blue", string.format("keeping blue %s for %ds", blue.svc.serviceName,
-    math.floor(c.keep_blue)))
+  run:log("info", "keep_blue", string.format("keeping blue %s for %s", blue.svc.serviceName,
+    duration.format(c.keep_blue)))
   -- resumed past keep_blue (its success steps are journaled): it baked already
   if run:done("test_home") or run:done("scale_down_blue") then
     report.measurements = {}

@@ -10,6 +10,7 @@ rollout.linear{ step = 10, every = "1m", ... } is this with equal steps.
 The options every strategy takes, and the run around the body, are in
 rollout/strategy.lua.
 ]]
+local strings = require "ecsplay.util.strings"
 local sched = require "ecsplay.sched"
 local ecs = require "ecsplay.ecs"
 local tables = require "ecsplay.util.tables"
@@ -18,6 +19,8 @@ local options = require "ecsplay.rollout.options"
 local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
+local approval = require "ecsplay.rollout.approval"
+local control = require "ecsplay.rollout.control"
 
 local short = ecs_util.short
 
@@ -27,7 +30,7 @@ local function check(c, o, label)
   if not c.stable.service or not c.canary.service then
     options.bad(label, "stable/canary", "each side needs service = \"...\"")
   end
-  c.steps = options.steps(label, o.steps)
+  c.steps, c.approvals = options.steps_with_approvals(label, o.steps)
   c.canary_count = options.integer(label, o, "canary_count", nil, 1)
   c.promote = options.boolean(label, o, "promote", true)
   c.rule = o.rule
@@ -85,19 +88,44 @@ local function weight_step(run, c, ctx, i, w)
     traffic.set(ctx.point, weights)
   end, { op = "set_weights", point = ctx.point, weights = ctx.home })
   run:log("info", "step", string.format("step %d/%d: %s", i, #c.steps,
-    traffic.describe(weights, ctx.names)), { step = i, weight = w })
+    traffic.describe(weights, ctx.names)), { step = i, step_count = #c.steps, weight = w })
+  local live = control.of(run)
+  live:set_step({ index = i, of = #c.steps, weight = w },
+    { [ctx.names[ctx.stable_tg]] = 100 - w, [ctx.names[ctx.canary_tg]] = w })
   local started = sched.now()
   -- resumed: a step whose successor (or the promotion) is journaled baked already
   local baked = run:done("weight:" .. (i + 1)) or (i == #c.steps and run:done("promote"))
   local rounds = {}
-  if not baked then
+  -- `ecsplay promote --full`: straight to the last step, no bake
+  if not baked and not live.full then
     local watcher = bake.watcher(run, c, ctx.gates, { stable_target_group = ctx.stable_tg,
       canary_target_group = ctx.canary_tg })
-    watcher:bake(c.bake, { step = i, weight = w, phase = "step " .. i })
+    watcher:bake(c.bake, { step = i, step_count = #c.steps, weight = w, phase = "step " .. i })
     rounds = watcher.rounds
   end
   report.steps[i] = { weight = w, started = started, ended = sched.now(), measurements = rounds }
   if c.after_step then c.after_step(step_ctx) end
+end
+
+--[[ The approval step before weight step k (k = #steps + 1: before the
+     promotion), if the step list has one: the current weights hold, the
+     gates measure (not before the first shift: the canary has no traffic). ]]
+local function approval_step(run, c, ctx, k)
+  local a = c.approvals[k]
+  if not a then return end
+  local label = k > #c.steps and "before the promotion" or string.format("before step %d/%d", k, #c.steps)
+  run:step("approval:" .. k, "approval " .. label, function()
+    local w = bake.watcher(run, c, k > 1 and ctx.gates or {}, { stable_target_group = ctx.stable_tg,
+      canary_target_group = ctx.canary_tg })
+    approval.wait(w, a, { step = k > 1 and k - 1 or nil, steps = #c.steps, weight = c.steps[k - 1] or 0,
+      phase = "approval " .. label }, label)
+  end)
+end
+
+-- A step `ecsplay promote --full` skipped, in the report.
+local function skipped_step(run, i, w)
+  local now = sched.now()
+  run.report.steps[i] = { weight = w, started = now, ended = now, measurements = {}, skipped = true }
 end
 
 -- Promotion: stable takes the new version while the canary serves, then traffic goes home.
@@ -114,6 +142,8 @@ local function promote(run, c, ctx, new_td)
   run:step("home", "traffic back to the (now updated) stable service", function()
     traffic.set(ctx.point, ctx.home)
   end)
+  control.of(run):set_step({ phase = "promoted" },
+    { [ctx.names[ctx.stable_tg]] = 100, [ctx.names[ctx.canary_tg]] = 0 })
   run:step("scale_down", "scale the canary to zero", function()
     ecs.update_service { cluster = c.cluster, service = c.canary.service, desiredCount = 0 }
   end)
@@ -132,19 +162,28 @@ local M = strategy.define {
   prepare = prepare,
   body = function(run, c, ctx, new_td)
     start_canary(run, c, ctx, new_td)
-    for i, w in ipairs(c.steps) do weight_step(run, c, ctx, i, w) end
+    local live = control.of(run)
+    for i, w in ipairs(c.steps) do
+      if not live.full then approval_step(run, c, ctx, i) end
+      if live.full and i < #c.steps then skipped_step(run, i, w) else weight_step(run, c, ctx, i, w) end
+    end
+    if not live.full then approval_step(run, c, ctx, #c.steps + 1) end
     if c.promote then promote(run, c, ctx, new_td) end
   end,
 }
 
 --[[ rollout.linear{ step = 10, every = "1m", ... }: canary with equal steps
-     of `step` percent, baking `every` at each. ]]
-function M.linear(o)
-  if type(o) ~= "table" then options.bad("linear", nil, "expected a table of options") end
+     of `step` percent, baking `every` at each. linear_options(o) → the
+     canary options it stands for (what `ecsplay lint` checks). ]]
+function M.linear_options(o)
+  if type(o) ~= "table" then
+    options.bad("linear", nil, "expected a table of options, got " .. strings.describe_value(o))
+  end
   local copy = tables.shallow_copy(o)
   local step = copy.step or 10
   if type(step) ~= "number" or step <= 0 or step > 100 then
-    options.bad("linear", "step", "expected a percentage above 0 and at most 100, got " .. tostring(step))
+    options.bad("linear", "step", "expected a percentage above 0 and at most 100, got "
+      .. strings.describe_value(step))
   end
   if copy.steps ~= nil then options.bad("linear", "steps", "give step = N (equal steps); use rollout.canary for a list") end
   local steps = {}
@@ -155,7 +194,9 @@ function M.linear(o)
   copy.steps = steps
   if copy.every ~= nil then copy.bake = copy.every end
   copy.every = nil
-  return M.run(copy, "linear")
+  return copy
 end
+
+function M.linear(o) return M.run(M.linear_options(o), "linear") end
 
 return M

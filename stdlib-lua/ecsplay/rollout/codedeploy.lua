@@ -13,6 +13,7 @@ custom TimeBasedCanary/TimeBasedLinear configuration named from its numbers
 The options every strategy takes, and the run around the body, are in
 rollout/strategy.lua.
 ]]
+local strings = require "ecsplay.util.strings"
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
@@ -57,7 +58,7 @@ local function check_config(v)
   end
   local pct, every = spec[1] or spec.percent, spec[2] or spec.interval or spec.every
   if math.type(pct) ~= "integer" and not (type(pct) == "number" and pct == math.floor(pct)) then
-    options.bad(S, "config." .. kind .. "[1]", "expected a whole percentage, got " .. tostring(pct))
+    options.bad(S, "config." .. kind .. "[1]", "expected a whole percentage, got " .. strings.describe_value(pct))
   end
   pct = math.tointeger(pct)
   if pct < 1 or pct > 99 then
@@ -272,12 +273,12 @@ local function watch(run, c, ctx, id, watcher)
     -- before production traffic moves, green must be up within ready_timeout
     -- (CodeDeploy itself would wait an hour for a task set that never gets healthy)
     if not shifting and p and PRE_SHIFT[p.stage] and sched.now() >= started + c.ready_timeout then
-      error(ecs_util.failed("Timeout", "deployment %s: the green task set was not healthy after %ds "
-        .. "(still in %s)", id, math.floor(c.ready_timeout), p.stage), 0)
+      error(ecs_util.failed("Timeout", "deployment %s: the green task set was not healthy after %s "
+        .. "(still in %s)", id, duration.format(c.ready_timeout), p.stage), 0)
     end
     if sched.now() >= deadline then
-      error(ecs_util.failed("Timeout", "deployment %s not finished after %ds: %s", id,
-        math.floor(c.timeout), note), 0)
+      error(ecs_util.failed("Timeout", "deployment %s not finished after %s: %s", id,
+        duration.format(c.timeout), note), 0)
     end
     sched.sleep(math.min(c.poll, shifting and math.max(1, watcher.next_at - sched.now()) or c.poll))
   end

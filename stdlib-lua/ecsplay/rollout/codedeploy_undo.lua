@@ -24,6 +24,7 @@ journal of an older ecsplay), or when a newer deployment followed, it
 refuses (bad input, code AlreadySucceeded: nothing changed) and says how
 to revert.
 ]]
+local duration = require "ecsplay.duration"
 local sched = require "ecsplay.sched"
 local json = require "ecsplay.json"
 local errors = require "ecsplay.errors"
@@ -109,8 +110,8 @@ local function follow(id, done, timeout, what)
         id, info.status:lower(), e.code and (e.code .. ": ") or "", e.message or "no error information") }), 0)
     end
     if sched.now() >= deadline then
-      error(errors.new("waiter", { code = "Timeout", message = string.format("%s %s not finished after %ds "
-        .. "(status %s)", what, id, math.floor(timeout), tostring(info.status)) }), 0)
+      error(errors.new("waiter", { code = "Timeout", message = string.format("%s %s not finished after %s "
+        .. "(status %s)", what, id, duration.format(timeout), tostring(info.status)) }), 0)
     end
     sched.sleep(M.poll)
   end

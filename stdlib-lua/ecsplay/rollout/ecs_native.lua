@@ -42,7 +42,9 @@ local function minutes(field, v, default)
   if v == nil then return default end
   local s, err = duration.parse(v)
   if not s then options.bad(S, field, err) end
-  if s % 60 ~= 0 then options.bad(S, field, "ECS bake times are whole minutes, got " .. tostring(v)) end
+  if s % 60 ~= 0 then
+    options.bad(S, field, "ECS bake times are whole minutes, got " .. strings.describe_value(v))
+  end
   return math.tointeger(s // 60)
 end
 
@@ -84,7 +86,9 @@ local function check(c, o)
   c.service = options.string(S, o, "service", "api")
   c.strategy = options.string(S, o, "strategy", "CANARY")
   if c.strategy ~= "BLUE_GREEN" and c.strategy ~= "LINEAR" and c.strategy ~= "CANARY" then
-    options.bad(S, "strategy", "expected \"BLUE_GREEN\", \"LINEAR\" or \"CANARY\", got " .. c.strategy)
+    options.bad(S, "strategy", "expected \"BLUE_GREEN\", \"LINEAR\" or \"CANARY\", got "
+      .. strings.describe_value(c.strategy) .. strings.did_you_mean(c.strategy, { "BLUE_GREEN", "LINEAR", "CANARY" },
+      { quote = true }))
   end
   local dc = strategy_config(c, o)
   local pause = o.pause_at or { "PRODUCTION_TRAFFIC_SHIFT" }
@@ -243,8 +247,8 @@ end
 -- At a PAUSE hook: bake the gates (unless resumed past it), then continue.
 local function at_pause(run, c, ctx, arn, sd, waiting, weight)
   local stage = tostring(sd.lifecycleStage)
-  run:log("info", "pause", string.format("paused at %s (green %.0f%%): baking %ds with %d gate(s)",
-    stage, weight, math.floor(c.bake), #ctx.gates))
+  run:log("info", "pause", string.format("paused at %s (green %.0f%%): baking %s with %d gate(s)",
+    stage, weight, duration.format(c.bake), #ctx.gates), { weight = weight })
   -- resumed: a pause whose continue is journaled baked already
   local rounds = {}
   if not run:done("continue:" .. waiting.hookId) then
@@ -284,8 +288,8 @@ local function follow(run, c, ctx, arn)
       at_pause(run, c, ctx, arn, sd, waiting, weight)
     else
       if sched.now() >= deadline then
-        error(ecs_util.failed("Timeout", "service deployment not finished after %ds: %s",
-          math.floor(c.timeout), note), 0)
+        error(ecs_util.failed("Timeout", "service deployment not finished after %s: %s",
+          duration.format(c.timeout), note), 0)
       end
       sched.sleep(c.poll)
     end

@@ -4,6 +4,7 @@ making a new task definition revision with another image, and watching a
 service's deployment until its tasks are running and healthy behind the load
 balancer (or until it clearly fails).
 ]]
+local duration = require "ecsplay.duration"
 local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
@@ -188,7 +189,7 @@ function M.wait_ready(cluster, service, task_definition, want, tg_arns, timeout,
       if note ~= last_note then log.event("debug", "wait", note) last_note = note end
     end
     if sched.now() >= deadline then
-      error(M.failed("Timeout", "service %s not ready after %ds: %s", service, math.floor(timeout or 900),
+      error(M.failed("Timeout", "service %s not ready after %s: %s", service, duration.format(timeout or 900),
         last_note), 0)
     end
     sched.sleep(math.min(poll * (blips + 1), 60))

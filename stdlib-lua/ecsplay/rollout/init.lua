@@ -23,6 +23,8 @@ function M.rolling(o) return strategy("rolling").run(o) end
 function M.blue_green(o) return strategy("blue_green").run(o) end
 function M.codedeploy(o) return strategy("codedeploy").run(o) end
 function M.ecs_native(o) return strategy("ecs_native").run(o) end
+-- rollout.control(target): steering a running rollout from the playbook (rollout/control.lua)
+function M.control(target) return strategy("control").handle(target) end
 
 -- rollout.canari{...}: bad input with a did-you-mean (exit 2 while nothing
 -- changed), not "attempt to call a nil value".

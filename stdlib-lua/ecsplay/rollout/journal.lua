@@ -25,6 +25,7 @@ local json = require "ecsplay.json"
 local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
 local context = require "ecsplay.context"
+local tables = require "ecsplay.util.tables"
 local ecsplay = require "ecsplay"
 local aws = require "ecsplay.aws"
 local actions = require "ecsplay.rollout.actions"
@@ -95,6 +96,11 @@ function M.rollback(path, opts)
   if state.empty then
     log.event("info", "rollback", "nothing to roll back in " .. path
       .. " (it is empty: the run was stopped before it recorded anything)")
+    local root = journal_file.linked_from(state.given or path)
+    if root and not root.ended then
+      log.event("warn", "rollback", "another rollout of the same run has its own journal: ecsplay rollback "
+        .. root.given)
+    end
     return true
   end
   configure_like(state.start or {}, opts)
@@ -122,12 +128,13 @@ function M.rollback(path, opts)
   log.event("info", "rollback", "rollback plan: " .. actions.plan(state.undo))
   local seen = {}
   local failures, left = actions.undo(state.undo, {
-    -- the same undo twice (a resumed run may journal it again) runs once
+    -- the same undo twice (a resumed run may journal it again) runs once; compared as data
     skip = function(u)
-      local sig = json.encode(u.action)
-      u.repeated = seen[sig]
-      seen[sig] = true
-      return u.repeated
+      for _, a in ipairs(seen) do
+        if tables.equal(a, u.action) then u.repeated = true return true end
+      end
+      seen[#seen + 1] = u.action
+      return false
     end,
     on_done = function(u)
       j:write { t = "undone", index = u.index }
@@ -156,6 +163,20 @@ function M.rollback(path, opts)
   return true
 end
 
+--[[ While `ecsplay resume` runs a playbook again: the plan (the "plan"
+     step's result, journaled before the rollout's first change) of its
+     rollout named `name` that has not started yet in this process, or nil
+     (not resuming, no such rollout, or it journaled no plan). A playbook
+     whose choice depends on the world before its rollout (playbooks/rollback.lua:
+     "the revision before the one running") makes the same choice again with
+     it, although the world has moved since. ]]
+function M.resumed_plan(name)
+  local queue = context.resume and context.resume[name]
+  local state = queue and (queue.start and queue or queue[1])
+  local plan = state and state.done and state.done.plan
+  return type(plan) == "table" and plan or nil
+end
+
 -- Why a journal cannot be resumed (nil: it can).
 local function unresumable(path, state)
   if state.empty then
@@ -175,17 +196,29 @@ end
      whose journal ended ends the same way at once (rollout/run.lua). The
      rollouts of one playbook run journal to files of their own, found
      through the group's first journal (journal_file.members), and a rollout
-     that had not started yet starts with a journal in the same group. Bad
+     that had not started yet starts with a journal in the same group (one
+     whose journal was left empty starts over in that file). An empty
+     journal that the group's first journal names resumes that run. Bad
      input (exit 2) when every journal of the run has ended, or the journal
-     is empty or damaged. ]]
+     is damaged, or empty and no journal of a run names it. ]]
 function M.resume(path, opts)
   local state = M.read(path)
+  if state.empty then
+    -- one rollout of a playbook run stopped before its start line: the run is found through the
+    -- group's first journal, which names this file (written before it)
+    local root = journal_file.linked_from(state.given or path)
+    if root then
+      log.event("info", "resume", string.format("%s is empty (its rollout was stopped before its first line); "
+        .. "resuming the run it belongs to, %s", path, root.given))
+      state, path = root, root.given
+    end
+  end
   local why = unresumable(path, state)
   if why then error(errors.bad_input(why), 0) end
   local members, root = journal_file.members(state)
   local open = {}
   for _, m in ipairs(members) do
-    if m ~= state then
+    if m ~= state and not m.link then
       local other = unresumable(m.given or m.path, m)
       if other then error(errors.bad_input(other), 0) end
     end
@@ -201,7 +234,8 @@ function M.resume(path, opts)
   end
   context.resume = {}
   for _, m in ipairs(members) do
-    local name = m.start.name or m.start.strategy
+    -- an empty journal (m.link): that rollout starts over, in the same file (rollout/run.lua)
+    local name = m.link and m.link.name or (m.start.name or m.start.strategy)
     local queue = context.resume[name] or {}
     queue[#queue + 1] = m
     context.resume[name] = queue

@@ -9,6 +9,8 @@ fsynced before the change it describes is made (format: rollout/journal.lua).
                                    the path is no journal at all)
   journal_file.members(state)    the journals of every rollout of the same
                                    playbook run (resume)
+  journal_file.linked_from(path) the group's first journal that names path
+                                   (an empty journal's run)
 
 A journal must never be what stops a rollback, so a write does not raise:
   * the file was deleted (or its folder) since the last line: it is
@@ -42,7 +44,7 @@ local M = {}
 local ENOENT, EISDIR = 2, 21
 
 -- The line types this version writes; a line of another type is skipped.
-local KNOWN = { start = true, ["do"] = true, done = true, undone = true, ["end"] = true, rollout = true }
+local KNOWN = { start = true, ["do"] = true, done = true, undone = true, ["end"] = true, rollout = true, step = true, gate = true, control = true }
 
 function M.runs_dir()
   local dir = os.getenv("ECSPLAY_RUNS_DIR")
@@ -209,6 +211,14 @@ function M.open(meta, dir)
   dir = dir or M.runs_dir()
   local j = setmetatable({ path = join(dir, meta.run .. ".jsonl"), lines = {} }, Journal)
   ensure_dir(dir)
+  -- the file of a rollout stopped before its start line was on disk (resumed: it starts over
+  -- in the same file, see M.members) may hold a torn start line: nothing to keep
+  local old = io.open(j.path, "rb")
+  if old then
+    local text = old:read("a") or ""
+    old:close()
+    if not text:find("\n", 1, true) then os.remove(j.path) end
+  end
   meta.t = "start"
   j:write(meta)
   if j.failed then
@@ -282,6 +292,7 @@ local function apply_line(state, obj, undos)
     if not state.start then state.start = obj end
   elseif t == "do" then
     state.started[obj.key] = true
+    if type(obj.time) == "number" then state.intent_time[obj.key] = obj.time end
     if obj.undo and obj.undo ~= json.null then
       undos[#undos + 1] = { index = #undos + 1, key = obj.key, action = obj.undo, desc = obj.desc }
     end
@@ -300,11 +311,13 @@ end
        start, done = {[key] = result}, undo (not yet undone, oldest first),
        all_undo, ended = status | nil, intent = {[key] = true} (journaled
        "do" with no "done": the change may or may not have happened),
+       intent_time = {[key] = time of its latest "do" line},
        rollouts (the group's other journals, in the group's first journal),
        damaged = { "line N: why", ... } (lines that do not read back, a
        missing start line), torn = bytes of a torn last line, empty. ]]
 function M.parse(text, path)
-  local state = { path = path, done = {}, started = {}, intent = {}, undo = {}, rollouts = {}, damaged = {} }
+  local state = { path = path, done = {}, started = {}, intent = {}, intent_time = {}, undo = {}, rollouts = {},
+    damaged = {} }
   local undos, n, recognised, complete = {}, 0, 0, 0
   local last_nl = text:match("^.*()\n") or 0
   if last_nl < #text then state.torn = #text - last_nl end
@@ -385,7 +398,9 @@ end
 --[[ The journals of every rollout of the playbook run that wrote state's
      journal (resume): the group's first journal, then the others in the
      order they started, each read; one that was named but never written
-     (killed before its start line) is left out. ]]
+     (killed before its start line) is left out, one left empty (killed
+     while its start line was being written) is kept with its `link` (the
+     group's line that names it: name, run id, file). ]]
 function M.members(state)
   local id = state.start and state.start.group
   if not id then return { state } end
@@ -406,7 +421,11 @@ function M.members(state)
     if not seen[p] then
       seen[p] = true
       if p == (state.given or state.path) then out[#out + 1] = state
-      elseif not missing(p) then out[#out + 1] = M.read(p)
+      elseif not missing(p) then
+        local m = M.read(p)
+        -- empty: that rollout was stopped before its start line was on disk; the link names it
+        if m.empty then m.link = link end
+        out[#out + 1] = m
       else
         -- its folder could not be written when it started: the journal lives in a fallback folder
         for _, d in ipairs(M.fallback_dirs(p)) do
@@ -418,6 +437,45 @@ function M.members(state)
   end
   if not seen[state.given or state.path] then out[#out + 1] = state end
   return out, root
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- The journal files (*.jsonl) in dir, sorted.
+local function journals_in(dir)
+  local out = {}
+  local p = io.popen("ls -1 -- " .. shell_quote(dir) .. " 2>/dev/null")
+  if not p then return out end
+  for name in p:lines() do
+    if name:match("%.jsonl$") then out[#out + 1] = name end
+  end
+  p:close()
+  table.sort(out)
+  return out
+end
+
+--[[ The state of the journal in path's folder that lists the journal at
+     `path` as another rollout of its playbook run (a "rollout" line naming
+     its file), or nil. For a journal left empty, which names no run: the
+     run it belongs to. ]]
+function M.linked_from(path)
+  local dir, name = dirname(path), basename(path)
+  for _, file in ipairs(journals_in(dir)) do
+    if file ~= name then
+      local f = io.open(join(dir, file), "rb")
+      local text = f and f:read("a")
+      if f then f:close() end
+      if text and text:find(name, 1, true) then
+        local ok, state = pcall(M.read, join(dir, file))
+        if ok then
+          for _, link in ipairs(state.rollouts) do
+            if link.journal == name then return state end
+          end
+        end
+      end
+    end
+  end
+  return nil
 end
 
 return M

@@ -13,7 +13,9 @@ not roll back (no circuit breaker, a failing gate, a timeout, Ctrl-C).
 The options every strategy takes, and the run around the body, are in
 rollout/strategy.lua.
 ]]
+local duration = require "ecsplay.duration"
 local sched = require "ecsplay.sched"
+local errors = require "ecsplay.errors"
 local ecs = require "ecsplay.ecs"
 local tables = require "ecsplay.util.tables"
 local strategy = require "ecsplay.rollout.strategy"
@@ -51,8 +53,11 @@ local function prepare(c, r)
   -- the version to go back to is the run's first journaled step ("plan"): resumed after the
   -- update was sent, the service shows the new version (or ECS's rollback of it) instead
   local old_td = r.plan and r.plan.old_td or svc.taskDefinition
+  -- with it the revision asked for (task_definition=), so that a playbook that chose it from
+  -- the world before the run (playbooks/rollback.lua) chooses the same one on resume
+  -- (journal.resumed_plan)
   local ctx = { svc = svc, old_td = old_td, base_td = old_td, green = { service = c.service },
-    plan = { old_td = old_td } }
+    plan = { old_td = old_td, task_definition = c.version.task_definition } }
   ctx.report = { service = c.service, previous_task_definition = ctx.old_td }
   local tgs = {}
   for _, lb in ipairs(svc.loadBalancers or {}) do tgs[#tgs + 1] = lb.targetGroupArn end
@@ -118,29 +123,91 @@ local function watch(run, c, ctx, new_td, watcher)
       p and p.runningCount or 0, p and p.desiredCount or 0, short(new_td), #svc.deployments - 1)
     if note ~= last then run:log("info", "progress", note) last = note end
     if sched.now() >= deadline then
-      error(ecs_util.failed("Timeout", "deployment of %s not complete after %ds: %s", short(new_td),
-        math.floor(c.timeout), note), 0)
+      error(ecs_util.failed("Timeout", "deployment of %s not complete after %s: %s", short(new_td),
+        duration.format(c.timeout), note), 0)
     end
     watcher:tick({ phase = "deploying" })
     sched.sleep(math.min(c.poll, math.max(1, watcher.next_at - sched.now())))
   end
 end
 
+local ROLLED_BACK = { "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED" }
+
+--[[ ECS's own rollback of a deployment of new_td created since `since` (a
+     service deployment whose target is new_td, rolled back by the circuit
+     breaker or an alarm), or nil. Read with ListServiceDeployments and
+     DescribeServiceRevisions; when those cannot be read (a role without
+     them), nil: nothing is known. ]]
+local function rolled_back_by_ecs(run, c, new_td, since)
+  local ok, res = pcall(function()
+    local list = ecs.list_service_deployments { cluster = c.cluster, service = c.service,
+      -- a few seconds early: the journal's clock and ECS's may differ a little
+      status = ROLLED_BACK, createdAt = { after = since - 5 } }.serviceDeployments or {}
+    if #list == 0 then return nil end
+    local arns = {}
+    for _, sd in ipairs(list) do arns[#arns + 1] = sd.targetServiceRevisionArn end
+    local revs = ecs.describe_service_revisions { serviceRevisionArns = arns }.serviceRevisions or {}
+    for _, rev in ipairs(revs) do
+      if rev.taskDefinition == new_td then
+        for _, sd in ipairs(list) do
+          if sd.targetServiceRevisionArn == rev.serviceRevisionArn then return sd end
+        end
+      end
+    end
+  end)
+  if ok then return res end
+  if sched.is_interrupt(res) then error(res, 0) end
+  run:log("warn", "deploy", "cannot read the service deployments of " .. c.service .. " ("
+    .. errors.describe(res) .. "): assuming the update was not sent")
+  return nil
+end
+
+--[[ Resumed after the deploy step began (its line journaled, no answer
+     recorded): whether the update reached ECS. "sent" when the service has a
+     deployment of new_td (in progress, or failed while ECS rolls back: watch
+     follows it), "rolled_back" (with the service deployment) when ECS has
+     already rolled it back. Sending it again would start a new deployment
+     over ECS's own rollback. nil: it never reached ECS. ]]
+local function sent_before(run, c, new_td)
+  local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+  for _, d in ipairs(svc and svc.deployments or {}) do
+    if d.taskDefinition == new_td then return "sent" end
+  end
+  local since = run.resume.intent_time and run.resume.intent_time.deploy or run.resume.start.time
+  local sd = type(since) == "number" and rolled_back_by_ecs(run, c, new_td, since) or nil
+  if sd then return "rolled_back", sd end
+  return nil
+end
+
 local function body(run, c, ctx, new_td)
   local report = run.report
+  local ecs_rollback
   run:step("deploy", "update the service to the new task definition", function()
+    if run:started("deploy") then
+      local sent, sd = sent_before(run, c, new_td)
+      if sent then
+        run:log("info", "deploy", string.format("%s: the update to %s reached ECS before the run was stopped%s",
+          c.service, short(new_td), sent == "rolled_back" and " and ECS has rolled it back" or "; following it"))
+        ecs_rollback = sd
+        return
+      end
+    end
     ecs.update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,
       deploymentConfiguration = ctx.new_dc }
     run:log("info", "deploy", string.format("%s: rolling update %s → %s%s", c.service, short(ctx.old_td),
       short(new_td), ctx.new_dc and " (circuit breaker switched on, with rollback)" or ""))
   end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td,
          wait = { timeout = c.timeout } })
+  if ecs_rollback then
+    ecs_rolled_back(run, c, { taskDefinition = new_td, rolloutState = ecs_rollback.status,
+      rolloutStateReason = ecs_rollback.statusReason }, sched.now() + c.timeout)
+  end
   local watcher = bake.watcher(run, c, ctx.gates, { stable_target_group = ctx.stable_tg,
     canary_target_group = ctx.stable_tg, service = c.service })
   local svc, p = watch(run, c, ctx, new_td, watcher)
   report.deployment = { id = p.id, rolloutState = p.rolloutState, runningCount = p.runningCount }
   if c.bake > 0 or (#ctx.gates > 0 and not watcher:all_passed()) then
-    run:log("info", "bake", string.format("baking %ds with %d gate(s)", math.floor(c.bake), #ctx.gates))
+    run:log("info", "bake", string.format("baking %s with %d gate(s)", duration.format(c.bake), #ctx.gates))
     watcher:bake(c.bake, { phase = "bake" })
   end
   report.measurements = watcher.rounds

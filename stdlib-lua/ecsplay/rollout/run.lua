@@ -30,6 +30,7 @@ local json = require "ecsplay.json"
 local core = require "ecsplay.core"
 local errors = require "ecsplay.errors"
 local context = require "ecsplay.context"
+local tables = require "ecsplay.util.tables"
 local actions = require "ecsplay.rollout.actions"
 local journal_mod = require "ecsplay.rollout.journal"
 
@@ -41,10 +42,13 @@ Run.__index = Run
 -- run would otherwise trip.
 -- (context.resume[name] lists the journals of that name in start order;
 -- Run.new takes the first, so a second rollout of the same name gets the next.)
+-- A journal left empty (its rollout stopped before its start line) is no state
+-- to resume from: that rollout starts over (Run.new), with the usual checks.
 function Run.resuming(name)
   local queue = context.resume and context.resume[name]
-  if queue and queue.start then return queue end
-  return queue and queue[1] or nil
+  local state = queue and (queue.start and queue or queue[1])
+  if state and state.empty then return nil end
+  return state
 end
 
 local function take_resume(name)
@@ -58,10 +62,10 @@ local function take_resume(name)
 end
 
 -- Whether this run writes a journal: opts.journal, else not under --simulate
--- unless ECSPLAY_RUNS_DIR asks for one.
+-- unless ECSPLAY_RUNS_DIR or --report (its report is read from the journal) asks for one.
 local function wants_journal(opts)
   if opts.journal ~= nil then return opts.journal end
-  return not context.simulated or os.getenv("ECSPLAY_RUNS_DIR") ~= nil
+  return not context.simulated or os.getenv("ECSPLAY_RUNS_DIR") ~= nil or context.report ~= nil
 end
 
 --[[ opts: the strategy's checked options (journal=, notify=, on_abort=, name=) ]]
@@ -75,16 +79,21 @@ function Run.new(strategy, opts, meta)
     on_abort_fn = opts.on_abort,
     report = { strategy = strategy, steps = {}, started = sched.now(), status = "running" },
   }, Run)
+  -- every event this task logs from now on names this rollout (ecsplay.log's run context)
+  log.set_context { strategy = strategy, rollout = self.name }
   local resume = take_resume(self.name)
-  if resume then
+  if resume and not resume.empty then
     self:resume_from(resume)
   else
-    self.id = journal_mod.new_id(strategy, core.realtime())
+    -- an empty journal (resume.link: the group's line naming it) is started over under its own id,
+    -- in its own file, so that the run leaves no journal that never ends
+    self.id = resume and resume.link.run or journal_mod.new_id(strategy, core.realtime())
     self.next_undo_index = 0
-    if wants_journal(opts) then self:open_journal() end
+    if wants_journal(opts) then self:open_journal(resume ~= nil) end
   end
   self.report.run_id = self.id
   self.report.journal = self.journal and self.journal.path or self.report.journal
+  log.update_context { run_id = self.id }
   return self
 end
 
@@ -93,6 +102,7 @@ end
 function Run:resume_from(resume)
   self.resume = resume
   self.id = resume.start.run
+  log.update_context { run_id = self.id }
   self.next_undo_index = #(resume.all_undo or {})
   if resume.ended then
     self.finished = resume.ended
@@ -111,8 +121,10 @@ end
      one's run id names it, and each later one is listed in the first one's
      journal before its own start line is written (rollout/journal_file.lua),
      so `ecsplay resume` of any of them finds them all. A resumed run keeps
-     its group and folder (fixed); otherwise a group is per runs folder. ]]
-function Run:open_journal()
+     its group and folder (fixed); otherwise a group is per runs folder.
+     listed: the group already lists this rollout (its journal was left
+     empty and starts over). ]]
+function Run:open_journal(listed)
   local run_info = context.run_info or {}
   local meta = { run = self.id, name = self.name, strategy = self.strategy,
     playbook = run_info.playbook, args = run_info.args, config = run_info.config }
@@ -121,7 +133,9 @@ function Run:open_journal()
   if group and (group.fixed or group.dir == dir) then
     meta.group = group.id
     group.journal = group.journal or journal_mod.open(nil, group.root)
-    group.journal:write { t = "rollout", name = self.name, run = self.id, journal = self.id .. ".jsonl" }
+    if not listed then
+      group.journal:write { t = "rollout", name = self.name, run = self.id, journal = self.id .. ".jsonl" }
+    end
     self.journal = journal_mod.open(meta, nil, group.dir)
   else
     meta.group = self.id
@@ -148,8 +162,33 @@ function Run:count_done()
   return n
 end
 
+--[[ A rollout's summary event says how it ended besides its message
+     (docs/events.md): status, duration, the versions, scope "rollout". ]]
+function Run:summary_fields(fields)
+  local out, r = {}, self.report
+  for k, v in pairs(fields or {}) do out[k] = v end
+  out.scope = "rollout"
+  if out.status == nil then out.status = r.status == "running" and "succeeded" or r.status end
+  if out.duration == nil then out.duration = sched.now() - r.started end
+  if out.versions == nil then
+    out.versions = { { rollout = self.name, from = r.previous_task_definition, to = r.task_definition } }
+  end
+  return out
+end
+
 function Run:log(level, event, message, fields)
+  -- a new step or weight is the run context of every event after it (not a
+  -- gate's: its fields say where it measured)
+  if type(fields) == "table" and event ~= "gate" and event ~= "round"
+    and (fields.step ~= nil or fields.weight ~= nil) then
+    log.update_context { step = fields.step, weight = fields.weight }
+  end
+  if event == "summary" then fields = self:summary_fields(fields) end
   log.event(level, event, message, fields)
+  -- a new step's weight, for the run's report (ecsplay.report); not a change, so never fatal
+  if event == "step" and type(fields) == "table" then
+    self:jwrite { t = "step", step = fields.step, weight = fields.weight, message = message }
+  end
   if self.notify_fn then
     local ev = { event = event, level = level, message = message, strategy = self.strategy,
       run = self.id, time = sched.now() }
@@ -207,10 +246,6 @@ function Run:end_as_journaled()
   error(errors.new("rollback", fields), 0)
 end
 
-local function same_action(a, b)
-  return json.encode(a) == json.encode(b)
-end
-
 -- A step's result as the journal can hold it (nil when it cannot).
 local function journal_value(result)
   if type(result) == "table" then return json.encode(result) and result or nil end
@@ -231,7 +266,8 @@ function Run:step(key, desc, fn, undo)
   local journal_undo = nil
   if undo then
     local dup = false
-    for _, u in ipairs(self.undo) do if same_action(u.action, undo) then dup = true end end
+    -- compared as data: the same undo encodes to JSON with its keys in any order
+    for _, u in ipairs(self.undo) do if tables.equal(u.action, undo) then dup = true end end
     if not dup then
       self.next_undo_index = self.next_undo_index + 1
       self.undo[#self.undo + 1] = { key = key, action = undo, index = self.next_undo_index }
@@ -249,7 +285,9 @@ end
      ecsplay.undo.run). Each undo carried out is journaled. ]]
 function Run:rollback(reason)
   if #self.undo == 0 then return {}, {} end
-  self:log("warn", "rollback", "rolling back: " .. reason, { steps = #self.undo })
+  -- the reason is said once, in the run's last line (cli/exit.lua); JSON has it here too
+  self:log("warn", "rollback", string.format("rolling back %d change(s)", #self.undo),
+    { steps = #self.undo, reason = reason })
   self:log("info", "rollback", "rollback plan: " .. actions.plan(self.undo))
   return actions.undo(self.undo, {
     on_done = function(u)
@@ -267,8 +305,11 @@ function Run:call_on_abort(err, reason)
   if not ok then self:log("warn", "hook", "on_abort hook failed: " .. errors.describe(herr)) end
 end
 
--- Ends the report and the journal after a rollback; returns the left-over text or nil.
-function Run:finish_rollback(failures, left)
+--[[ Ends the report and the journal after a rollback; returns the left-over
+     text or nil. nothing: the undo stack was empty (the run failed before
+     its first change, or everything was undone already): no "rolled back",
+     which would say that something had been changed. ]]
+function Run:finish_rollback(failures, left, nothing)
   self.report.ended = sched.now()
   if #failures > 0 then
     local text = actions.left_text(failures, left)
@@ -280,14 +321,24 @@ function Run:finish_rollback(failures, left)
   end
   self.report.status = "rolled_back"
   self:jwrite { t = "end", status = "rolled_back" }
-  self:log("warn", "summary", self.name .. ": rolled back, stable version serving all traffic")
+  if nothing then
+    self:log("warn", "summary", self.name .. ": failed before changing anything; nothing to roll back")
+  else
+    self:log("warn", "summary", self.name .. ": rolled back, stable version serving all traffic")
+  end
   return nil
 end
 
+-- What has been said on an interrupted error shared by several rollouts (one
+-- signal reaches every waiting task as the same error): its own message, and
+-- whether any of them had changed something.
+local interrupt_said = setmetatable({}, { __mode = "k" })
+
 --[[ The error a failed run raises (see the file comment): err is what made
      it fail, left the text of what its rollback could not undo (nil: the
-     rollback completed), changed whether any step with an undo started. ]]
-function Run:failure(err, reason, left, changed, trace)
+     rollback completed), changed whether any step with an undo started,
+     nothing whether the undo stack was empty (nothing to roll back). ]]
+function Run:failure(err, reason, left, changed, trace, nothing)
   if left then
     return errors.new("rollback", { code = "RollbackFailed", rollback_failed = true, left = left,
       message = string.format("%s failed (%s) and its rollback did not complete; %s", self.name, reason,
@@ -297,14 +348,20 @@ function Run:failure(err, reason, left, changed, trace)
   end
   if errors.is(err, "bad_input") and not changed then return err end
   if sched.is_interrupt(err) then
-    -- one signal reaches every waiting task as the same error: say it once
-    local msg = err.message or errors.describe(err)
-    if not err.rolled_back then err.message = msg .. "; rolled back" .. self:journal_note() end
+    -- one signal reaches every waiting task as the same error: say it once, for all of them
+    local said = interrupt_said[err]
+    if not said then
+      said = { message = err.message or errors.describe(err), note = self:journal_note() }
+      interrupt_said[err] = said
+    end
+    said.changed = said.changed or not nothing
+    err.message = said.message .. (said.changed and "; rolled back" or "; nothing was changed") .. said.note
     err.rolled_back = true
     return err
   end
   return errors.new("rollout", { code = "RolloutFailed", rolled_back = true,
-    message = string.format("%s rolled back: %s", self.name, reason)
+    message = string.format(nothing and "%s failed (nothing was changed): %s" or "%s rolled back: %s",
+      self.name, reason)
       .. (errors.is(err, "journal") and "" or self:journal_note()),
     cause = err, report = self.report, traceback = trace, strategy = self.strategy, name = self.name,
     run = self.id })
@@ -330,11 +387,14 @@ function Run:guard(body)
   local reason = errors.describe(err)
   self.report.status = "rolling_back"
   self.report.reason = reason
-  self:log("error", "abort", self.name .. " aborted: " .. reason)
+  self:log("error", "abort", self.name .. " aborted", { reason = reason,
+    code = type(err) == "table" and err.code or nil })
   self:call_on_abort(err, reason)
   local changed = self.next_undo_index > 0
-  local left = self:finish_rollback(self:rollback(reason))
-  error(self:failure(err, reason, left, changed, trace), 0)
+  local nothing = #self.undo == 0
+  local failures, left_over = self:rollback(reason)
+  local left = self:finish_rollback(failures, left_over, nothing)
+  error(self:failure(err, reason, left, changed, trace, nothing), 0)
 end
 
 return Run

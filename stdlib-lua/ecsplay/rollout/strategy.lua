@@ -40,11 +40,16 @@ shorter than a metric gate's period. Only then does anything change: Run.new (jo
 and run:guard around the plan step, the version's task definition (step
 "register", report.task_definition) and spec.body.
 ]]
+local strings = require "ecsplay.util.strings"
 local duration = require "ecsplay.duration"
 local gate = require "ecsplay.gate"
 local options = require "ecsplay.rollout.options"
 local version = require "ecsplay.rollout.version"
 local Run = require "ecsplay.rollout.run"
+local context = require "ecsplay.context"
+local plan = require "ecsplay.rollout.plan"
+local control = require "ecsplay.rollout.control"
+local session = require "ecsplay.aws.session"
 
 local M = {}
 
@@ -57,13 +62,23 @@ local EVERY = {
   { "gates", function(l, o, f)
       local g = o[f]
       if g ~= nil and type(g) ~= "table" and type(g) ~= "function" then
-        options.bad(l, f, "expected a list of gates (or a function(green) returning one)")
+        options.bad(l, f, "expected a list of gates (or a function(green) returning one), got "
+          .. strings.describe_value(g))
       end
       return g or {}
     end },
   { "on_abort", options.func },
   { "notify", options.func },
   { "journal", function(l, o, f) return options.boolean(l, o, f) end },
+  { "on_failure", options.on_failure },
+  -- session = aws.session{...}: the rollout's calls (and its gates') in that Region and account
+  { "session", function(l, o, f)
+      local v = o[f]
+      if v ~= nil and not session.is_session(v) then
+        options.bad(l, f, "expected a session from aws.session{ region =, ... }, got " .. type(v))
+      end
+      return v
+    end },
 }
 
 -- Options some strategies take, each checked one way; a strategy lists
@@ -113,7 +128,7 @@ function M.resolve_gates(label, gates, green, field)
     local ok, list = pcall(gates, green)
     if not ok then error(list, 0) end
     if type(list) ~= "table" then
-      options.bad(label, field, "the gates function must return a list of gates, got " .. type(list))
+      options.bad(label, field, "the gates function must return a list of gates, got " .. strings.describe_value(list))
     end
     return list
   end
@@ -156,10 +171,20 @@ end
 function M.run(spec, o, label)
   label = label or spec.name
   local c = check(spec, label, o)
+  if c.session then return c.session:run(M.run_checked, spec, c, label) end
+  return M.run_checked(spec, c, label)
+end
+
+function M.run_checked(spec, c, label)
   local ctx = prepare(spec, c, label)
+  -- `ecsplay plan`: what the run would do, instead of doing it (rollout/plan.lua)
+  if context.plan then return plan.describe(spec, c, ctx, label, context.plan) end
   local run = Run.new(label, c, { name = c.name })
   for k, v in pairs(ctx.report or {}) do run.report[k] = v end
-  return run:guard(function()
+  run.report.previous_task_definition = run.report.previous_task_definition or ctx.base_td
+  -- its live state for `ecsplay status`, and the commands that steer it (rollout/control.lua)
+  local live = control.attach(run)
+  local ok, res = pcall(run.guard, run, function()
     if ctx.plan then
       run:step("plan", spec.plan_desc or "the plan", function() return ctx.plan end)
     end
@@ -167,11 +192,20 @@ function M.run(spec, o, label)
     run.report.task_definition = new_td
     spec.body(run, c, ctx, new_td)
   end)
+  live:finish(control.final_state(run.report.status))
+  if not ok then error(res, 0) end
+  return res
 end
+
+-- Each defined strategy's spec by name. check_options is the check a run
+-- starts with, alone (no AWS call): `ecsplay lint` runs it on literal options.
+M.SPECS = {}
+function M.check_options(name, o, label) return check(M.SPECS[name], label or name, o) end
 
 -- The strategy module: M.run(o, label) runs spec.
 function M.define(spec)
   spec.allowed = allowed_keys(spec)
+  M.SPECS[spec.name] = spec
   return { spec = spec, run = function(o, label) return M.run(spec, o, label) end }
 end
 

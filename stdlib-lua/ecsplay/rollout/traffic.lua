@@ -3,6 +3,7 @@ Reading and moving weighted traffic on an ALB listener rule (or a listener's
 default action). Every change is read back: a ModifyRule that answered 200
 but left other weights is an error, not a success.
 ]]
+local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
 local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
@@ -196,13 +197,13 @@ function M.set(point, weights, opts)
     if not (type(res) == "table" and res.retryable == true) then error(res, 0) end
     local left = deadline - sched.now()
     if left <= 0 then
-      res.message = string.format("%s (weight shift on %s: %d tries in %d s, gave up at its deadline)",
-        res.message or "", point_name(point), tries, math.floor(sched.now() - started + 0.5))
+      res.message = string.format("%s (weight shift on %s: %d tries in %s, gave up at its deadline)",
+        res.message or "", point_name(point), tries, duration.format(sched.now() - started))
       error(res, 0)
     end
     local wait = math.min(2 ^ math.min(tries, 5), M.MAX_BACKOFF, left)
-    log.event("warn", "traffic.retry", string.format("weight shift on %s: %s; trying again in %ds",
-      point_name(point), tostring(res.code), math.ceil(wait)), { point = point.arn, code = res.code,
+    log.event("warn", "traffic.retry", string.format("weight shift on %s: %s; trying again in %s",
+      point_name(point), tostring(res.code), duration.format(math.ceil(wait))), { point = point.arn, code = res.code,
       tries = tries, wait = wait })
     sched.sleep(wait)
   end

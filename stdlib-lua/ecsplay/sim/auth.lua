@@ -3,9 +3,14 @@ SigV4 verification for the simulator: the same checks, codes and messages AWS gi
 playbook or SDK that signs wrongly fails here the way it would fail against AWS.
 
 auth.new{ keys = {AKID = secret}, no_auth = bool, now = function() → epoch seconds,
-           region = the simulated world's region (a credential scope naming another is refused) }
-a:verify(req, kind) → nil when the request is acceptable, else
+           region = the simulated world's region (a credential scope naming another is refused),
+           regions = { [name] = true } (several served Regions: any of them is accepted),
+           accounts = {AKID = account}, account = the account of keys not listed there }
+a:verify(req, kind) → nil, { access_key=, region=, account= } when the request is acceptable
+   (the credential scope's Region and the key's account pick the world), else
    { code=, message=, status= } (the caller encodes it in the service's protocol)
+a:add_temporary(access_key, secret, token, account, expires): STS's temporary credentials
+   (sim/sts.lua): accepted with their session token (X-Amz-Security-Token) until they expire
    req  = { method=, path= (with query), headers= (lowercase names), body= }
    kind = "json" | "query" (the protocol the request speaks, which picks AWS's code)
 
@@ -62,9 +67,21 @@ A.__index = A
 
 function M.new(opts)
   opts = opts or {}
-  return setmetatable({ keys = opts.keys or M.DEFAULT_KEYS, no_auth = opts.no_auth and true or false,
-    now = opts.now or os.time, region = opts.region }, A)
+  local keys = {}
+  for k, v in pairs(opts.keys or M.DEFAULT_KEYS) do keys[k] = v end
+  return setmetatable({ keys = keys, no_auth = opts.no_auth and true or false,
+    now = opts.now or os.time, region = opts.region, regions = opts.regions,
+    accounts = opts.accounts or {}, account = opts.account, temporary = {} }, A)
 end
+
+function A:add_temporary(access_key, secret, token, account, expires)
+  self.keys[access_key] = secret
+  self.accounts[access_key] = account
+  self.temporary[access_key] = { token = token, expires = expires }
+end
+
+-- The account of a key pair.
+function A:account_of(access_key) return self.accounts[access_key] or self.account end
 
 local function fail(kind, what, message)
   local c = CODES[kind == "query" and "query" or "json"][what]
@@ -131,7 +148,14 @@ end
 
 -- The credential scope's region and terminator, and the signed headers the request has.
 -- → nil, or what, message.
-local function check_scope(auth, headers, region)
+local function region_list(regions)
+  local list = {}
+  for r in pairs(regions) do list[#list + 1] = r end
+  table.sort(list)
+  return table.concat(list, ", ")
+end
+
+local function check_scope(auth, headers, region, regions)
   if auth.term ~= "aws4_request" then
     return "bad", string.format("Credential should be scoped with a valid terminator: "
       .. "'aws4_request', not '%s'.", shown(auth.term))
@@ -139,7 +163,11 @@ local function check_scope(auth, headers, region)
   if not auth.date:match("^%d%d%d%d%d%d%d%d$") then
     return "incomplete", string.format("Credential date must be YYYYMMDD, got '%s'", shown(auth.date))
   end
-  if region and auth.region ~= region then
+  if regions and not regions[auth.region] then
+    return "bad", string.format("Credential should be scoped to a valid region, not '%s'. "
+      .. "(The simulator serves %s.)", shown(auth.region), region_list(regions))
+  end
+  if region and not regions and auth.region ~= region then
     return "bad", string.format("Credential should be scoped to a valid region, not '%s'. "
       .. "(The simulated world is in %s.)", shown(auth.region), region)
   end
@@ -178,9 +206,29 @@ local function expected_signature(req, auth, secret, date_hdr)
   }
 end
 
+-- What a request's Authorization header says, for --no-auth (nothing is checked).
+local function unchecked(self, h)
+  local auth = h["authorization"] and M.parse_strict(h["authorization"])
+  if not auth then return nil, { region = self.region, account = self.account } end
+  return nil, { access_key = auth.access_key, region = auth.region,
+    account = self:account_of(auth.access_key) }
+end
+
+-- Temporary credentials: the session token they came with, and not expired.
+local function check_temporary(self, kind, access_key, h)
+  local temp = self.temporary[access_key]
+  if not temp then return nil end
+  if h["x-amz-security-token"] ~= temp.token then return fail(kind, "unknown") end
+  if math.floor(self.now()) >= temp.expires then
+    local json = kind ~= "query"
+    return { code = json and "ExpiredTokenException" or "ExpiredToken", status = json and 400 or 403,
+      message = "The security token included in the request is expired" }
+  end
+end
+
 function A:verify(req, kind)
-  if self.no_auth then return nil end
   local h = req.headers or {}
+  if self.no_auth then return unchecked(self, h) end
   local authz = h["authorization"]
   if not authz or authz == "" then
     -- presigned query-string auth is not something SDKs use for these APIs
@@ -190,8 +238,10 @@ function A:verify(req, kind)
   if not auth then return fail(kind, what, perr) end
   local secret = self.keys[auth.access_key]
   if not secret then return fail(kind, "unknown") end
-  what, perr = check_scope(auth, h, self.region)
+  what, perr = check_scope(auth, h, self.region, self.regions)
   if what then return fail(kind, what, perr) end
+  local terr = check_temporary(self, kind, auth.access_key, h)
+  if terr then return terr end
   local date_hdr = h["x-amz-date"]
   local signed_at = parse_amz_date(date_hdr)
   if not signed_at then
@@ -219,7 +269,8 @@ function A:verify(req, kind)
   if type(want) ~= "string" or not constant_eq(want, auth.signature) then
     return fail(kind, "bad")
   end
-  return nil
+  return nil, { access_key = auth.access_key, region = auth.region,
+    account = self:account_of(auth.access_key) }
 end
 
 return M

@@ -19,6 +19,7 @@ Debian's boto3 1.26 / awscli 2.9 send query; each is answered in the protocol it
 local model_lib = require "ecsplay.aws.model"
 local protocol = require "ecsplay.aws.protocol"
 local validate = require "ecsplay.aws.validate"
+local iam = require "ecsplay.sim.iam"
 
 local M = {}
 
@@ -160,6 +161,12 @@ function M.strip_unknown(m, shape_name, v)
     for _, item in pairs(v) do M.strip_unknown(m, sh.value.shape, item) end
   end
   return v
+end
+
+-- IAM (sim/iam.lua): the call's checks are recorded, and refused with AccessDenied(Exception)
+-- when the scenario's policy does not allow them. → nil or the error answer.
+function M.authorize(sim, d, op, params, world)
+  return iam.authorize(sim, d.service, op, params, d.kind, world)
 end
 
 function M.error_response(d, err, request_id)

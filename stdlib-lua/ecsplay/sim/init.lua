@@ -30,6 +30,8 @@ local auth_lib = require "ecsplay.sim.auth"
 local faults_lib = require "ecsplay.sim.faults"
 local control = require "ecsplay.sim.control"
 local default_world = require "ecsplay.sim.default_world"
+local regions = require "ecsplay.sim.regions"
+local sim_sts = require "ecsplay.sim.sts"
 local sim_ecs = require "ecsplay.sim.ecs"
 local sim_elbv2 = require "ecsplay.sim.elbv2"
 local sim_codedeploy = require "ecsplay.sim.codedeploy"
@@ -63,38 +65,53 @@ function M.new(scenario, opts)
   return self
 end
 
--- Builds (or rebuilds, for /_sim/reset) the world from the scenario.
+-- Builds (or rebuilds, for /_sim/reset) the worlds from the scenario: one per Region and
+-- account (sim/regions.lua), sim.world the primary one.
 function Sim:build()
   local sc = self.scenario
   self.offset, self.rid_counter, self.failure_raised = 0, 0, nil
+  local start = sc.start or World.DEFAULT_START
+  if not self.clock_set then self.base_clock = function() return start end end
+  local ao = regions.auth_options(sc)
+  self.auth = auth_lib.new { keys = sc.keys, no_auth = self.opts.no_auth, region = ao.region,
+    regions = ao.regions, accounts = ao.accounts, account = ao.account,
+    now = function() return (self.auth_clock or function() return self:clock() end)() end }
+  regions.build_all(self)
+  self.faults = faults_lib.new(self.world, sc.faults)
+end
+
+--[[ One world (sim/regions.lua calls it): o = { region=, account=, seed=, at = the time it
+     joins (nil: the scenario's start) }. While it is built it is sim.world, so the default
+     world and the setup create their resources in it. ]]
+function Sim:build_world(o)
+  local sc = self.scenario
   local images = {}
   for _, e in ipairs(sc.image_list) do images[#images + 1] = e end
   if sc.world == "default" then
     for _, e in ipairs(default_world.images) do images[#images + 1] = e end
   end
-  local world = World.new { start = sc.start, seed = sc.seed, images = images,
-    traffic = sc.traffic or { rps = 200 }, scenario = sc }
+  local world = World.new { start = sc.start, seed = o.seed, images = images, region = o.region,
+    account = o.account, traffic = sc.traffic or { rps = 200 }, scenario = sc, directory = self }
+  local primary = self.world
   self.world = world
-  local start = world.start
-  if not self.clock_set then self.base_clock = function() return start end end
-  self.faults = faults_lib.new(world, sc.faults)
-  self.auth = auth_lib.new { keys = sc.keys, no_auth = self.opts.no_auth, region = world.region,
-    now = function() return (self.auth_clock or function() return self:clock() end)() end }
-
+  local at = o.at or world.start
   if sc.world == "default" then
     -- built before the start and advanced to it, so the run begins steady
-    local lead = default_world.BUILD_LEAD
-    world.now = start - lead
+    world.now = at - default_world.BUILD_LEAD
     world.next_tick = world.now + world.tick
+  elseif at > world.now then
+    world.now, world.next_tick = at, at + world.tick
   end
   for _, name in ipairs(self.opts.services or M.SERVICE_MODULES) do
     world:add_service(SERVICES[name])
   end
   if sc.world == "default" then
     default_world.build(self)
-    world:advance(start)
+    world:advance(at)
   end
   if sc.setup then self:run_setup(sc.setup) end
+  self.world = primary or world
+  return world
 end
 
 -- /_sim/reset: a fresh world; the owner of the clock (serve) restarts it through on_reset.
@@ -108,8 +125,7 @@ function Sim:set_auth_clock(fn) self.auth_clock = fn end
 function Sim:clock() return self.base_clock() + self.offset end
 
 function Sim:sync()
-  local t = self:clock()
-  if t > self.world.now then self.world:advance(t) end
+  regions.sync(self, self:clock())
   return self.world.now
 end
 
@@ -124,7 +140,7 @@ function Sim:advance(seconds)
 end
 
 function Sim:service_module(service)
-  return self.world.svc[service] or (service == "sts" and frontend.sts or nil)
+  return self.world.svc[service] or (service == "sts" and sim_sts or nil)
 end
 
 function Sim:has_op(service, op)
@@ -187,7 +203,7 @@ function Sim:run_setup(setup)
     rawset(t, service, proxy)
     return proxy
   end })
-  local ok, err = pcall(setup, aws)
+  local ok, err = pcall(setup, aws, { region = self.world.region, account = self.world.account })
   if not ok then error(setup_failed(err, self.scenario.path or "scenario"), 0) end
 end
 
@@ -220,9 +236,12 @@ local INTERNAL = "The request processing has failed because of an unknown error,
 function Sim:dispatch(req, headers, rid)
   local d, derr = frontend.detect(headers, req.body)
   if not d then return finish(frontend.error_response(nil, derr, rid)) end
-  local aerr = self.auth:verify({ method = req.method, path = req.path, headers = headers,
+  local aerr, who = self.auth:verify({ method = req.method, path = req.path, headers = headers,
     body = req.body or "" }, d.kind)
   if aerr then return finish(frontend.error_response(d, aerr, rid)) end
+  -- the Region of the credential scope and the key's account pick the world (sim/regions.lua)
+  local world = regions.world_for(self, who)
+  world.caller_key = who and who.access_key
   local op, params = d.codec.decode_request(d.model, req.body or "", headers)
   if not op then return finish(frontend.error_response(d, params, rid)) end
   params = params or {}
@@ -230,8 +249,10 @@ function Sim:dispatch(req, headers, rid)
   if verr then return finish(frontend.error_response(d, verr, rid)) end
   local opdef = model_lib.operation(d.model, op)
   if opdef and opdef.input then frontend.strip_unknown(d.model, opdef.input, params) end
+  local denied = frontend.authorize(self, d, op, params, world)
+  if denied then return finish(frontend.error_response(d, denied, rid)) end
 
-  local effect = self.faults:match(d.service, op, d.kind)
+  local effect = self.faults:match(d.service, op, d.kind, world)
   local delay = effect and effect.delay
   if effect and effect.drop then return { status = 0, drop = true, headers = {}, body = "", delay = delay } end
   if effect and effect.error then
@@ -251,9 +272,9 @@ function Sim:dispatch(req, headers, rid)
 
   local trace
   local ok, out = xpcall(mod.ops[op], function(e)
-    if not self.world:is_error(e) then trace = debug.traceback(errors.describe(e), 2) end
+    if not world:is_error(e) then trace = debug.traceback(errors.describe(e), 2) end
     return e
-  end, self.world, params, nil)
+  end, world, params, nil)
   local r
   if ok then
     r = finish(d.codec.encode_response(d.model, op, out or {}, rid))
@@ -287,12 +308,17 @@ function Sim:handle(req)
   return finish(frontend.bare_error(kind, "InternalFailure", INTERNAL, 500, rid))
 end
 
--- The key pair an in-process client signs with: the scenario's first (sorted) key, or
--- the default pair.
+-- The key pair an in-process client signs with: the scenario's first (sorted) key of the
+-- default account, or the default pair.
 function Sim:credentials()
   local keys = self.scenario.keys or auth_lib.DEFAULT_KEYS
+  local accounts = self.scenario.key_accounts or {}
+  local default = regions.default_account(self.scenario)
   local names = {}
-  for k in pairs(keys) do names[#names + 1] = k end
+  for k in pairs(keys) do
+    if (accounts[k] or default) == default then names[#names + 1] = k end
+  end
+  if #names == 0 then for k in pairs(keys) do names[#names + 1] = k end end
   table.sort(names)
   return { access_key = names[1], secret_key = keys[names[1]] }
 end
@@ -306,7 +332,7 @@ function Sim:transport(req)
   local r = self:handle { method = req.method or "POST", path = path, headers = req.headers, body = req.body }
   -- a scenario's behaviour function failed (world:eval): the run fails with that
   -- error, once, rather than reading a 500 or metrics the failure left at zero
-  local failure = self.world.failure
+  local failure = regions.failure(self)
   if failure and not self.failure_raised then
     self.failure_raised = true
     error(failure, 0)

@@ -18,6 +18,7 @@ local timestamp = require "ecsplay.util.timestamp"
 local strings = require "ecsplay.util.strings"
 local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
+local iam = require "ecsplay.sim.iam"
 
 local M = {}
 
@@ -233,7 +234,33 @@ function M.image_list(images)
 end
 
 local FAULT_FIELDS = { service = true, operation = true, error = true, status = true, delay = true,
-  drop = true, times = true, at = true, from = true, to = true, message = true }
+  drop = true, times = true, at = true, from = true, to = true, message = true, rate = true,
+  per = true, burst = true, region = true }
+M.MAX_RATE = 1000000             -- a rate fault's requests per second (or minute), and burst
+local RATE_PERIODS = { second = 1, minute = 60 }
+
+-- A rate fault: rate = requests a `per` ("second", default, or "minute"), burst = the
+-- bucket's capacity (default: one period's rate, at least 1). AWS's token bucket.
+function Ctx:rate_fault(f, keys, out)
+  out.rate = self:number(f.rate, path_plus(keys, "rate"), 0, M.MAX_RATE, false,
+    string.format("a number of requests above 0 and at most %d", M.MAX_RATE))
+  if out.rate <= 0 then self:fail(path_plus(keys, "rate"), "expected a number of requests above 0, got 0") end
+  local per = f.per == nil and "second" or f.per
+  if not RATE_PERIODS[per] then
+    self:fail(path_plus(keys, "per"), "expected \"second\" or \"minute\", got " .. describe(per))
+  end
+  out.per = per
+  out.refill = out.rate / RATE_PERIODS[per]
+  if f.burst ~= nil then
+    out.burst = self:number(f.burst, path_plus(keys, "burst"), 1, M.MAX_RATE, false,
+      string.format("a number of requests from 1 to %d", M.MAX_RATE))
+  else
+    out.burst = math.max(1, out.rate)
+  end
+  if f.drop or f.delay then
+    self:fail(keys, "a rate fault answers with a throttling error: drop= and delay= do not go with rate=")
+  end
+end
 
 -- One fault (also used for faults added at run time through /_sim/faults).
 function Ctx:fault(f, keys)
@@ -286,30 +313,102 @@ function Ctx:fault(f, keys)
   for _, w in ipairs({ "at", "from", "to" }) do
     if f[w] ~= nil then out[w] = self:duration(f[w], path_plus(keys, w)) end
   end
+  if f.rate ~= nil then self:rate_fault(f, keys, out)
+  elseif f.per ~= nil or f.burst ~= nil then
+    self:fail(path_plus(keys, f.per ~= nil and "per" or "burst"), "goes with rate= (a rate fault)")
+  end
+  if f.region ~= nil then
+    if type(f.region) ~= "string" or not f.region:match("^%l%l[%l%-]*%-%d+$") then
+      self:fail(path_plus(keys, "region"), "expected a Region name such as \"eu-west-1\", got " .. describe(f.region))
+    end
+    out.region = f.region
+  end
   if out.at and (out.from or out.to) then
     self:fail(path_plus(keys, "at"), "use either `at` or `from`/`to`, not both")
   end
   if out.from and out.to and out.to <= out.from then
     self:fail(path_plus(keys, "to"), string.format("`to` (%ss) must be after `from` (%ss)", out.to, out.from))
   end
-  if not (out.error or out.status or out.delay or out.drop) then
-    self:fail(keys, "a fault needs an effect: error=, status=, delay= or drop=true")
+  if not (out.error or out.status or out.delay or out.drop or out.rate) then
+    self:fail(keys, "a fault needs an effect: error=, status=, delay=, drop=true or rate=")
   end
   return out
 end
 
--- keys = { ACCESS_KEY_ID = "secret" }: the key pairs the simulator accepts.
+-- keys = { ACCESS_KEY_ID = "secret" | { secret = "secret", account = "210987654321" } }: the
+-- key pairs the simulator accepts, and the account each belongs to (default: `account`).
+-- → secrets by key id, accounts by key id (only those given one)
 function Ctx:keys(keys)
   self:table(keys, { "keys" }, "a table { ACCESS_KEY_ID = \"secret\" }")
-  local n, out = 0, {}
+  local n, out, accounts = 0, {}, {}
   for k, v in pairs(keys) do
     if type(k) ~= "string" or k == "" then self:fail({ "keys" }, "access key ids must be non-empty strings") end
+    if type(v) == "table" then
+      self:known(v, { "keys", k }, { secret = true, account = true })
+      accounts[k] = self:account(v.account, { "keys", k, "account" })
+      v = v.secret
+    end
     -- never echo the secret: describe only its type
     if type(v) ~= "string" or v == "" then self:fail({ "keys", k }, "expected the secret key as a non-empty string, got " .. type(v)) end
     out[k] = v
     n = n + 1
   end
   if n == 0 then self:fail({ "keys" }, "no key pairs given (omit `keys` for the default pair)") end
+  return out, accounts
+end
+
+function Ctx:account(v, keys)
+  if type(v) ~= "string" or not v:match("^%d%d%d%d%d%d%d%d%d%d%d%d$") then
+    self:fail(keys, "expected a 12-digit AWS account id as a string, got " .. describe(v))
+  end
+  return v
+end
+
+M.MAX_REGIONS = 32
+
+-- regions = { "us-east-1", "eu-west-1", ... }: the Regions the simulator serves (the first
+-- is the default world's; each gets its own world).
+function Ctx:regions(v)
+  self:table(v, { "regions" }, "a list of Region names such as { \"us-east-1\", \"eu-west-1\" }")
+  local n, seen, out = #v, {}, {}
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      self:fail({ "regions" }, "expected a list { \"us-east-1\", ... }, found key " .. tostring(k))
+    end
+  end
+  if n == 0 or n > M.MAX_REGIONS then
+    self:fail({ "regions" }, string.format("expected 1 to %d Regions, got %d", M.MAX_REGIONS, n))
+  end
+  for i = 1, n do
+    local r = v[i]
+    if type(r) ~= "string" or not r:match("^%l%l[%l%-]*%-%d+$") then
+      self:fail({ "regions", i }, "expected a Region name such as \"eu-west-1\", got " .. describe(r))
+    end
+    if seen[r] then self:fail({ "regions", i }, string.format("%q is listed twice", r)) end
+    seen[r] = true
+    out[i] = r
+  end
+  return out
+end
+
+-- roles = { ["arn:aws:iam::210987654321:role/deploy"] = { external_id = "..." } | true }: the
+-- roles STS AssumeRole accepts (without `roles`, any role ARN); the assumed credentials
+-- belong to the role's account.
+function Ctx:roles(v)
+  self:table(v, { "roles" }, "a table { [\"arn:aws:iam::ACCOUNT:role/NAME\"] = { external_id = } }")
+  local out = {}
+  for arn, r in pairs(v) do
+    if type(arn) ~= "string" or not arn:match("^arn:aws:iam::%d%d%d%d%d%d%d%d%d%d%d%d:role/[%w+=,%.@_/%-]+$") then
+      self:fail({ "roles" }, "keys are role ARNs such as \"arn:aws:iam::210987654321:role/deploy\", got " .. describe(arn))
+    end
+    if r == true then r = {} end
+    self:table(r, { "roles", arn }, "true or a table { external_id = }")
+    self:known(r, { "roles", arn }, { external_id = true })
+    if r.external_id ~= nil and (type(r.external_id) ~= "string" or #r.external_id < 2) then
+      self:fail({ "roles", arn, "external_id" }, "expected a string of 2 or more characters, got " .. describe(r.external_id))
+    end
+    out[arn] = { external_id = r.external_id, account = arn:match("^arn:aws:iam::(%d+):") }
+  end
   return out
 end
 
@@ -431,8 +530,72 @@ function Ctx:metrics(m)
   return out
 end
 
+-- iam = { policy = "file.json" (relative to the scenario's folder) or a policy table }: the
+-- identity-based policy the simulator enforces (ecsplay.sim.iam, docs/iam.md).
+function Ctx:iam(v)
+  self:table(v, { "iam" }, "a table { policy = \"policy.json\" }")
+  self:known(v, { "iam" }, { policy = true })
+  local p, path = v.policy, nil
+  if type(p) == "string" and p ~= "" then
+    path = p
+    local dir = p:sub(1, 1) ~= "/" and tostring(self.name):match("^(.*)/[^/]*$")
+    if dir then path = dir .. "/" .. p end
+  elseif type(p) ~= "table" then
+    self:fail({ "iam", "policy" }, "expected a policy file name or a policy table, got " .. describe(p))
+  end
+  local ok, doc = pcall(path and iam.load_policy or iam.check_policy, path or p)
+  if not ok then self:fail({ "iam", "policy" }, errors.describe(doc)) end
+  return { policy = doc, path = path }
+end
+
+-- The steering commands a scenario may script (docs/scenario.md `controls`).
+M.CONTROL_COMMANDS = { promote = true, pause = true, unpause = true, abort = true }
+
+-- A list of scripted steering events: approvals = { { at = "5m", by = "alice" [, reject = true] } },
+-- controls = { { at = "7m", command = "pause", by = "bob" [, full = true] } } (rollout/control.lua).
+function Ctx:script_list(v, key, fields)
+  self:table(v, { key }, "a list of tables like { at = \"5m\", by = \"alice\" }")
+  local n, out = #v, {}
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      self:fail({ key }, "expected a list { {...}, {...} }, found key " .. tostring(k))
+    end
+  end
+  for i = 1, n do
+    local e, keys = v[i], { key, i }
+    self:table(e, keys, "a table like { at = \"5m\", by = \"alice\" }")
+    self:known(e, keys, fields)
+    if e.at == nil then self:fail(path_plus(keys, "at"), "missing (a duration from the scenario start, such as \"5m\")") end
+    local item = { at = self:duration(e.at, path_plus(keys, "at")) }
+    if e.by ~= nil and (type(e.by) ~= "string" or e.by == "") then
+      self:fail(path_plus(keys, "by"), "expected a name (a non-empty string), got " .. describe(e.by))
+    end
+    item.by = e.by or "scenario"
+    for _, flag in ipairs { "reject", "full" } do
+      if fields[flag] and e[flag] ~= nil then
+        if type(e[flag]) ~= "boolean" then self:fail(path_plus(keys, flag), "expected true or false, got " .. describe(e[flag])) end
+        item[flag] = e[flag] or nil
+      end
+    end
+    if fields.command then
+      if not M.CONTROL_COMMANDS[e.command] then
+        local names = { "promote", "pause", "unpause", "abort" }
+        self:fail(path_plus(keys, "command"), string.format("expected one of %s, got %s%s", table.concat(names, ", "),
+          describe(e.command), type(e.command) == "string" and strings.did_you_mean(e.command, names, { quote = true }) or ""))
+      end
+      if e.full and e.command ~= "promote" then
+        self:fail(path_plus(keys, "full"), "only a promote can be full")
+      end
+      item.command = e.command
+    end
+    out[i] = item
+  end
+  return out
+end
+
 local TOP = { seed = true, start = true, keys = true, world = true, setup = true, traffic = true,
-  images = true, alarms = true, faults = true, metrics = true, codedeploy = true }
+  images = true, alarms = true, faults = true, metrics = true, codedeploy = true, iam = true,
+  regions = true, account = true, roles = true, approvals = true, controls = true }
 
 function Ctx:check(s)
   self:table(s, {}, "the scenario file to return a table")
@@ -456,7 +619,10 @@ function Ctx:check(s)
     end
     out.start = t
   end
-  if s.keys ~= nil then out.keys = self:keys(s.keys) end
+  if s.keys ~= nil then out.keys, out.key_accounts = self:keys(s.keys) end
+  if s.account ~= nil then out.account = self:account(s.account, { "account" }) end
+  if s.regions ~= nil then out.regions = self:regions(s.regions) end
+  if s.roles ~= nil then out.roles = self:roles(s.roles) end
   if s.world ~= nil then
     if s.world ~= "default" and s.world ~= "empty" then
       self:fail({ "world" }, "expected \"default\" or \"empty\", got " .. describe(s.world))
@@ -470,6 +636,7 @@ function Ctx:check(s)
   if s.traffic ~= nil then out.traffic = self:traffic(s.traffic) end
   if s.codedeploy ~= nil then out.codedeploy = self:codedeploy(s.codedeploy) end
   if s.metrics ~= nil then out.metrics = self:metrics(s.metrics) end
+  if s.iam ~= nil then out.iam = self:iam(s.iam) end
   if s.images ~= nil then
     self:table(s.images, { "images" }, "a table { [\"image:tag\"] = {...} }")
     for k, v in pairs(s.images) do
@@ -482,6 +649,10 @@ function Ctx:check(s)
     self:table(s.alarms, { "alarms" }, "a table { [\"alarm name\"] = {state=, then=} }")
     for name, a in pairs(s.alarms) do out.alarms[name] = self:alarm(name, a) end
   end
+  if s.approvals ~= nil then out.approvals = self:script_list(s.approvals, "approvals", { at = true, by = true, reject = true }) end
+  if s.controls ~= nil then
+    out.controls = self:script_list(s.controls, "controls", { at = true, by = true, command = true, full = true })
+  end
   if s.faults ~= nil then
     self:table(s.faults, { "faults" }, "a list of fault tables")
     local n = #s.faults
@@ -491,6 +662,14 @@ function Ctx:check(s)
       end
     end
     for i = 1, n do out.faults[i] = self:fault(s.faults[i], { "faults", i }) end
+    local served = {}
+    for _, r in ipairs(out.regions or { "us-east-1" }) do served[r] = true end
+    for i, f in ipairs(out.faults) do
+      if f.region and not served[f.region] then
+        self:fail({ "faults", i, "region" }, string.format("%q is not one of the scenario's regions (%s)",
+          f.region, table.concat(out.regions or { "us-east-1" }, ", ")))
+      end
+    end
   end
   normalised[out] = true
   return out

@@ -36,7 +36,8 @@ local BEHAVIOUR_DEFAULTS = {
 -- spread (seed, keys) over [0,1), near keys giving far values.
 local hash32 = crypto.fnv1a32
 
---[[ opts: start (epoch seconds), seed, region, account, tick (seconds),
+--[[ opts: start (epoch seconds), seed, region, account (one world is one Region of one
+     account: its ARNs carry both; sim/init.lua keeps one per Region and account), tick (seconds),
      images (array of {key=, behaviour=} in lookup order), traffic ({rps=}) ]]
 function World.new(opts)
   opts = opts or {}
@@ -51,6 +52,7 @@ function World.new(opts)
   w.images = opts.images or {}
   w.traffic = opts.traffic or { rps = 200 }
   w.scenario = opts.scenario or {}
+  w.directory = opts.directory -- the simulator serving it (its key pairs, the other worlds)
   w.svc = {}        -- name -> service module
   w.state = {}      -- name -> that service's state table
   w.order = {}

@@ -19,7 +19,9 @@ local strings = require "ecsplay.util.strings"
 local M = {}
 
 M.NAMES = {
-  "rollback", "resume", "sim", "help",
+  "rollback", "resume", "status", "promote", "pause", "unpause", "abort", "sim", "help",
+  "lint", "new", "plan", "iam-policy", "test",
+  "report",
 }
 
 local known = {}

@@ -4,6 +4,7 @@ any of the CloudWatch alarms is in ALARM; INSUFFICIENT_DATA is inconclusive.
 prepare proves every alarm exists, before any change.
 ]]
 local cloudwatch = require "ecsplay.cloudwatch"
+local strings = require "ecsplay.util.strings"
 local options = require "ecsplay.gate.options"
 
 local M = {}
@@ -20,7 +21,7 @@ local function alarm_names(opts)
   local names = {}
   for i, n in ipairs(opts) do
     if type(n) ~= "string" or n == "" then
-      options.bad(KIND, "[" .. i .. "]", "expected an alarm name, got " .. tostring(n))
+      options.bad(KIND, "[" .. i .. "]", "expected an alarm name, got " .. strings.describe_value(n))
     end
     names[i] = n
   end
@@ -47,7 +48,7 @@ local function measure(names)
   end
   local threshold = "no alarm in ALARM"
   if #alarming > 0 then
-    return { result = "fail", value = #alarming, threshold = threshold,
+    return { result = "fail", value = #alarming, unit = "count", threshold = threshold,
       detail = "in ALARM: " .. table.concat(alarming, ", ") }
   end
   if #unknown > 0 then
@@ -58,7 +59,7 @@ local function measure(names)
     return { result = "inconclusive", threshold = threshold,
       detail = string.format("only %d of %d alarms exist", #found, #names) }
   end
-  return { result = "pass", value = 0, threshold = threshold }
+  return { result = "pass", value = 0, unit = "count", threshold = threshold }
 end
 
 function M.alarm(opts)
@@ -67,6 +68,7 @@ function M.alarm(opts)
   local names = alarm_names(opts)
   return options.new_gate(KIND, opts, {
     name = opts.name or ("alarm " .. table.concat(names, ",")),
+    label = opts.name or "alarm", unit = "count",
     prepare = function()
       local found = {}
       for _, a in ipairs(describe_alarms(names)) do found[a.AlarmName] = true end

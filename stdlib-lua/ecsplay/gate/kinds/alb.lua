@@ -5,6 +5,7 @@ inconclusive below min_requests requests) and its healthy hosts
 (DescribeTargetHealth, now).
 ]]
 local duration = require "ecsplay.duration"
+local strings = require "ecsplay.util.strings"
 local elbv2 = require "ecsplay.elbv2"
 local options = require "ecsplay.gate.options"
 local metrics = require "ecsplay.gate.metrics"
@@ -31,7 +32,8 @@ end
 
 -- Too few requests to judge: inconclusive, saying how many there were.
 local function quiet(req, min_requests, w)
-  return { result = "inconclusive", value = req, threshold = ">= " .. options.num(min_requests) .. " requests",
+  return { result = "inconclusive", value = req, unit = "requests",
+    threshold = ">= " .. options.num(min_requests) .. " requests",
     detail = string.format("only %d requests in %s", math.floor(req), duration.format(w.to - w.from)) }
 end
 
@@ -51,14 +53,16 @@ function M.alb_5xx_rate(opts)
   options.check(kind, opts, allowed { target_group = true, below = true, include_elb = true })
   options.target_group(kind, opts, "target_group")
   if not options.finite(opts.below) or opts.below < 0 or opts.below > 100 then
-    options.bad(kind, "below", "expected a percentage from 0 to 100, got " .. tostring(opts.below))
+    options.bad(kind, "below", "expected a percentage from 0 to 100, got " .. strings.describe_value(opts.below))
   end
   if opts.include_elb ~= nil and type(opts.include_elb) ~= "boolean" then
-    options.bad(kind, "include_elb", "expected true or false, got " .. tostring(opts.include_elb))
+    options.bad(kind, "include_elb", "expected true or false, got "
+      .. strings.describe_value(opts.include_elb))
   end
   local min_requests = options.min_requests(kind, opts)
   local fields = window.check(kind, opts)
   fields.name = opts.name or ("5xx rate " .. opts.target_group)
+  fields.label, fields.unit = opts.name or "5xx", "%"
   fields.prepare = tg_prepare(kind, opts)
   fields.measure = function(self, ctx)
     if not self.dims then self:prepare(ctx) end
@@ -73,7 +77,7 @@ function M.alb_5xx_rate(opts)
     local errors = metrics.sum(data.err) + metrics.sum(data.elb)
     local rate = 100 * errors / req
     local result, threshold = metrics.compare(rate, { below = opts.below })
-    return { result = result, value = rate, threshold = threshold .. "%",
+    return { result = result, value = rate, unit = "%", threshold = threshold .. "%",
       detail = string.format("%d of %d requests", math.floor(errors), math.floor(req)) }
   end
   return options.new_gate(kind, opts, fields)
@@ -86,12 +90,13 @@ function M.alb_latency(opts)
   options.check(kind, opts, allowed { target_group = true, p = true, below_ms = true })
   options.target_group(kind, opts, "target_group")
   if not options.finite(opts.below_ms) or opts.below_ms <= 0 then
-    options.bad(kind, "below_ms", "expected milliseconds above 0, got " .. tostring(opts.below_ms))
+    options.bad(kind, "below_ms", "expected milliseconds above 0, got " .. strings.describe_value(opts.below_ms))
   end
   local stat = options.percentile(kind, opts.p == nil and 99 or opts.p)
   local min_requests = options.min_requests(kind, opts)
   local fields = window.check(kind, opts)
   fields.name = opts.name or (stat .. " latency " .. opts.target_group)
+  fields.label, fields.unit = opts.name or stat, "ms"
   fields.prepare = tg_prepare(kind, opts)
   fields.measure = function(self, ctx)
     if not self.dims then self:prepare(ctx) end
@@ -104,7 +109,7 @@ function M.alb_latency(opts)
     if not worst then return { result = "inconclusive", detail = "no latency datapoints" } end
     local ms = worst * 1000
     local result, threshold = metrics.compare(ms, { below = opts.below_ms })
-    return { result = result, value = ms, threshold = threshold .. " ms",
+    return { result = result, value = ms, unit = "ms", threshold = threshold .. " ms",
       detail = string.format("worst %s of %s", self.period == 60 and "minute" or duration.format(self.period),
         duration.format(w.to - w.from)) }
   end
@@ -118,10 +123,12 @@ function M.alb_healthy_hosts(opts)
   options.check(kind, opts, { target_group = true, at_least = true })
   options.target_group(kind, opts, "target_group")
   if math.type(opts.at_least) ~= "integer" or opts.at_least < 1 then
-    options.bad(kind, "at_least", "expected an integer of 1 or more, got " .. tostring(opts.at_least))
+    options.bad(kind, "at_least", "expected an integer of 1 or more, got "
+      .. strings.describe_value(opts.at_least))
   end
   return options.new_gate(kind, opts, {
     name = opts.name or ("healthy hosts " .. opts.target_group),
+    label = opts.name or "healthy", unit = "count",
     prepare = tg_prepare(kind, opts),
     measure = function(self, ctx)
       if not self.tg_arn then self:prepare(ctx) end
@@ -131,7 +138,7 @@ function M.alb_healthy_hosts(opts)
         if d.TargetHealth and d.TargetHealth.State == "healthy" then n = n + 1 end
       end
       local result = n >= opts.at_least and "pass" or "fail"
-      return { result = result, value = n, threshold = ">= " .. opts.at_least .. " healthy" }
+      return { result = result, value = n, unit = "count", threshold = ">= " .. opts.at_least }
     end,
   })
 end

@@ -7,6 +7,7 @@ period of the step so far (gate.window; `window` limits it to the last
 (Mann-Whitney U, gate.stats); inconclusive until both sides have min_samples
 periods of data.
 ]]
+local strings = require "ecsplay.util.strings"
 local options = require "ecsplay.gate.options"
 local metrics = require "ecsplay.gate.metrics"
 local stats = require "ecsplay.gate.stats"
@@ -24,18 +25,19 @@ local function bad(field, msg) options.bad(KIND, field, msg) end
 -- The options -> confidence, min_samples and the latency statistic ("p99").
 local function check_baseline(opts)
   if opts.metric ~= "5xx_rate" and opts.metric ~= "latency" then
-    bad("metric", "expected \"5xx_rate\" or \"latency\", got " .. tostring(opts.metric))
+    bad("metric", "expected \"5xx_rate\" or \"latency\", got " .. strings.describe_value(opts.metric))
   end
   options.target_group(KIND, opts, "canary")
   options.target_group(KIND, opts, "stable")
   local confidence = opts.confidence == nil and 0.95 or opts.confidence
   if not options.finite(confidence) or confidence <= 0.5 or confidence >= 1 then
-    bad("confidence", "expected a number between 0.5 and 1, like 0.95, got " .. tostring(confidence))
+    bad("confidence", "expected a number between 0.5 and 1, like 0.95, got "
+      .. strings.describe_value(confidence))
   end
   local min_samples = opts.min_samples == nil and 5 or opts.min_samples
   if math.type(min_samples) ~= "integer" or min_samples < 3 then
     bad("min_samples", "expected an integer of 3 or more (minutes of data on each side), got "
-      .. tostring(min_samples))
+      .. strings.describe_value(min_samples))
   end
   if opts.p ~= nil and opts.metric ~= "latency" then bad("p", "only with metric = \"latency\"") end
   local stat = options.percentile(KIND, opts.p == nil and 99 or opts.p)
@@ -67,6 +69,7 @@ function M.baseline(opts)
   -- so its own default limit leaves room for that
   fields.inconclusive_limit = opts.inconclusive_limit or (min_samples + 2)
   fields.name = opts.name or ("baseline " .. opts.metric .. " " .. opts.canary .. " vs " .. opts.stable)
+  fields.label, fields.unit = opts.name or ("baseline " .. opts.metric), "p-value"
   fields.prepare = function(self)
     self.cdims = metrics.alb_dimensions(opts.canary, KIND, "canary")
     self.sdims = metrics.alb_dimensions(opts.stable, KIND, "stable")
@@ -79,16 +82,16 @@ function M.baseline(opts)
     local s = series(opts.metric, stat, self.sdims, w)
     local threshold = string.format("p >= %s", options.num(alpha))
     if #c < min_samples or #s < min_samples then
-      return { result = "inconclusive", value = math.min(#c, #s),
+      return { result = "inconclusive", value = math.min(#c, #s), unit = "samples",
         threshold = ">= " .. min_samples .. " samples each",
         detail = string.format("%d canary and %d stable samples", #c, #s) }
     end
     local p = stats.mann_whitney(c, s)
     if p < alpha then
-      return { result = "fail", value = p, threshold = threshold, detail = string.format(
+      return { result = "fail", value = p, unit = "p-value", threshold = threshold, detail = string.format(
         "canary %s worse than stable (%d vs %d samples)", opts.metric, #c, #s) }
     end
-    return { result = "pass", value = p, threshold = threshold, detail = string.format(
+    return { result = "pass", value = p, unit = "p-value", threshold = threshold, detail = string.format(
       "no evidence the canary's %s is worse (%d vs %d samples)", opts.metric, #c, #s) }
   end
   return options.new_gate(KIND, opts, fields)

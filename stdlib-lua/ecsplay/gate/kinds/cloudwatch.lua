@@ -20,7 +20,7 @@ local KIND = "cloudwatch"
 
 local ALLOWED = { expression = true, metrics = true, above = true, below = true, namespace = true,
   metric = true, dimensions = true, stat = true, period = true, aggregate = true, window = true,
-  delay = true, settle = true }
+  delay = true, settle = true, unit = true }
 
 -- The fields of one metric, given inside metrics= when there is an expression.
 local METRIC_FIELDS = { "namespace", "metric", "dimensions", "stat", "period" }
@@ -53,7 +53,7 @@ local function metric_specs(opts)
   for id, m in pairs(specs) do
     if type(id) ~= "string" or not id:match("^[a-z][%w_]*$") or id == "gate" then
       bad("metrics", "ids must start with a lowercase letter (CloudWatch's rule) and not be "
-        .. "`gate`, got " .. tostring(id))
+        .. "`gate`, got " .. strings.describe_value(id))
     end
     options.metric_spec(KIND, opts.expression and ("metrics." .. id .. ".") or "", m)
     ids[#ids + 1] = id
@@ -84,13 +84,19 @@ function M.cloudwatch(opts)
   local specs, ids, result_id = metric_specs(opts)
   local aggregate = opts.aggregate or "last"
   if not metrics.AGGREGATES[aggregate] then
-    bad("aggregate", "expected \"last\", \"sum\", \"max\", \"min\" or \"avg\", got " .. tostring(aggregate))
+    bad("aggregate", "expected \"last\", \"sum\", \"max\", \"min\" or \"avg\", got "
+      .. strings.describe_value(aggregate))
   end
   local function queries() return metrics.queries(specs, ids, opts.expression) end
   local period = 0
   for _, id in ipairs(ids) do period = math.max(period, specs[id].period or 60) end
   local fields = window.check(KIND, opts, period)
   fields.name = opts.name or (opts.expression or opts.metric)
+  if opts.unit ~= nil and (type(opts.unit) ~= "string" or opts.unit == "") then
+    bad("unit", "expected the unit its values are in, like \"%\", \"ms\" or \"count\", got "
+      .. strings.describe_value(opts.unit))
+  end
+  fields.label, fields.unit = fields.name, opts.unit
   fields.prepare = function(self)
     local ok, why = metrics.check_queries(queries())
     if not ok then bad(nil, string.format("`%s`: its query is not valid: %s", self.name, why)) end
@@ -107,7 +113,7 @@ function M.cloudwatch(opts)
     local v = metrics.aggregate(values, aggregate)
     local result
     result, threshold = metrics.compare(v, opts)
-    return { result = result, value = v, threshold = threshold,
+    return { result = result, value = v, unit = opts.unit, threshold = threshold,
       detail = aggregate ~= "last" and string.format("%s of %d datapoints", aggregate, #values) or nil }
   end
   return options.new_gate(KIND, opts, fields)

@@ -4,6 +4,7 @@ one probe per measurement; a connection failure is a failed measurement.
 ]]
 local duration = require "ecsplay.duration"
 local http = require "ecsplay.http"
+local strings = require "ecsplay.util.strings"
 local options = require "ecsplay.gate.options"
 
 local M = {}
@@ -17,11 +18,11 @@ local function bad(field, msg) options.bad(KIND, field, msg) end
 -- The probe's options -> the status it wants and its timeout in seconds.
 local function check_probe(opts)
   if type(opts.url) ~= "string" or not opts.url:match("^https?://.") then
-    bad("url", "expected an http:// or https:// address, got " .. tostring(opts.url))
+    bad("url", "expected an http:// or https:// address, got " .. strings.describe_value(opts.url))
   end
   local want = opts.status == nil and 200 or opts.status
   if math.type(want) ~= "integer" or want < 100 or want > 599 then
-    bad("status", "expected an HTTP status code from 100 to 599, got " .. tostring(want))
+    bad("status", "expected an HTTP status code from 100 to 599, got " .. strings.describe_value(want))
   end
   local timeout = 5
   if opts.timeout ~= nil then
@@ -37,7 +38,7 @@ local function check_probe(opts)
     end
   end
   if opts.method ~= nil and (type(opts.method) ~= "string" or not opts.method:match("^%a+$")) then
-    bad("method", "expected an HTTP method like \"GET\", got " .. tostring(opts.method))
+    bad("method", "expected an HTTP method like \"GET\", got " .. strings.describe_value(opts.method))
   end
   if opts.headers ~= nil and type(opts.headers) ~= "table" then
     bad("headers", "expected a table { Name = value }")
@@ -51,6 +52,7 @@ function M.http(opts)
   local threshold = "status " .. want
   return options.new_gate(KIND, opts, {
     name = opts.name or ("http " .. opts.url),
+    label = opts.name or "http", unit = "status",
     measure = function()
       local res, err, kind = http.request { url = opts.url, method = opts.method,
         headers = opts.headers, timeout = timeout }
@@ -59,13 +61,14 @@ function M.http(opts)
           detail = (kind and (kind .. ": ") or "") .. tostring(err) }
       end
       if res.status ~= want then
-        return { result = "fail", value = res.status, threshold = threshold }
+        return { result = "fail", value = res.status, unit = "status", threshold = threshold }
       end
       if opts.body and not tostring(res.body):find(opts.body) then
-        return { result = "fail", value = res.status, threshold = threshold .. ", body matches " .. opts.body,
+        return { result = "fail", value = res.status, unit = "status",
+          threshold = threshold .. ", body matches " .. opts.body,
           detail = "the body does not match" }
       end
-      return { result = "pass", value = res.status, threshold = threshold }
+      return { result = "pass", value = res.status, unit = "status", threshold = threshold }
     end,
   })
 end

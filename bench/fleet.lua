@@ -1,0 +1,32 @@
+-- n services' canaries at once in one process (bench/fleet_scenario.lua with the same N):
+-- the canary of bench/map50.lua (10 → 50 → 100 %, bake 3 m, two gates every minute) on each
+-- pair through ecsplay.map. Prints the simulated minutes and the AWS calls, in all and per
+-- operation, for bench/run.sh's fleet table.
+--   ecsplay --simulate=bench/fleet_scenario.lua bench/fleet.lua n=50
+local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
+local aws = require "ecsplay.aws"
+local args = ecsplay.params {
+  n = { type = "integer", default = 50, help = "how many services (the scenario's N)" },
+}
+local list = {}
+for i = 1, args.n do list[i] = i end
+local t0 = ecsplay.now()
+local reports = ecsplay.map(list, function(i)
+  local canary_tg = ("svc%d-canary"):format(i)
+  return rollout.canary {
+    cluster = "production", image = "api:v2", container = "api", canary_count = 1,
+    stable = { service = "svc" .. i, target_group = ("svc%d-stable"):format(i) },
+    canary = { service = ("svc%d-canary"):format(i), target_group = canary_tg },
+    steps = { 10, 50, 100 }, bake = "3m", interval = "1m",
+    gates = {
+      gate.alb_5xx_rate { target_group = canary_tg, below = 1.0 },
+      gate.alb_latency { target_group = canary_tg, p = 99, below_ms = 300 },
+    },
+  }
+end)
+for i, r in ipairs(reports) do
+  assert(r.status == "succeeded", ("bench: canary %d: %s"):format(i, tostring(r.status)))
+end
+print(string.format("simulated_minutes %.1f", (ecsplay.now() - t0) / 60))
+print(string.format("aws_calls %d", aws.stats.calls))
+print(string.format("calls_per_service %.1f", aws.stats.calls / args.n))

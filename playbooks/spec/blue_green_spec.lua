@@ -1,0 +1,38 @@
+-- playbooks/blue_green.lua: the idle service gets the new version, then the rule swaps to it.
+local testing = require "ecsplay.testing"
+
+local PLAYBOOK = testing.relative("../blue_green.lua")
+
+describe("playbooks/blue_green.lua", function()
+  it("swaps production to api-canary running api:v2 and scales blue to zero", function()
+    local r = testing.run(PLAYBOOK, {})
+    assert.equals(0, r.code)
+    assert.equals("succeeded", r.report.status)
+    assert.equals("api-canary", r.report.serving)
+    assert.same({ ["api-stable"] = 0, ["api-canary"] = 100 }, r.world:weights())
+    local green, blue = r.world:service("api-canary"), r.world:service("api")
+    assert.same({ "api:2", 4 }, { green.task_definition, green.desired })
+    assert.same({ "api:1", 0 }, { blue.task_definition, blue.desired })
+    assert.equals(4, r.world:healthy("api-canary"))
+  end)
+
+  it("running it twice deploys back to api", function()
+    local first = testing.run(PLAYBOOK, { image = "api:v2" })
+    assert.equals(0, first.code)
+    local r = first.world:run(PLAYBOOK, { image = "api:v3" })
+    assert.equals(0, r.code)
+    assert.equals("api", r.report.serving)
+    assert.same({ ["api-stable"] = 100, ["api-canary"] = 0 }, r.world:weights())
+    assert.equals("api:v3", r.world:service("api").image)
+  end)
+
+  it("swaps back at once when api:slow fails its latency gate: exit 1", function()
+    local r = testing.run(PLAYBOOK, { image = "api:slow" })
+    assert.equals(1, r.code)
+    assert.equals("rolled_back", r.report.status)
+    assert.matches("p99 latency", r.report.reason, 1, true)
+    assert.same({ ["api-stable"] = 100, ["api-canary"] = 0 }, r.world:weights())
+    assert.same({ "api:1", 4 }, { r.world:service("api").task_definition, r.world:service("api").desired })
+    assert.equals(0, r.world:service("api-canary").desired)
+  end)
+end)

@@ -1,0 +1,81 @@
+--[[ `ecsplay status [RUN] [--watch] [--log-format text|json]`: what a run is
+     doing (every run in the runs folder when no RUN is given), read from its
+     journal and the state file its process keeps next to it
+     (rollout/control.lua status). A run whose process is gone is `gone`, with
+     the `ecsplay rollback` / `resume` command to run. --watch prints again
+     each time something changes, until every run shown has ended or is gone. ]]
+local core = require "ecsplay.core"
+local json = require "ecsplay.json"
+local errors = require "ecsplay.errors"
+local control = require "ecsplay.rollout.control"
+local journal_file = require "ecsplay.rollout.journal_file"
+local steer = require "ecsplay.cli.steer"
+local exit = require "ecsplay.cli.exit"
+
+local USAGE = "ecsplay status [RUN] [--watch] [--log-format text|json]"
+local SUMMARY = "the state of a running rollout (or of every run in the runs folder): step, weights, gates"
+local WATCH_EVERY = 1 -- wall seconds between two looks with --watch
+
+-- The journals to show: RUN's, or every run in the runs folder.
+local function journals(run)
+  if run then return { control.resolve(run) } end
+  local dir = journal_file.runs_dir()
+  local out = {}
+  for _, id in ipairs(control.list_runs(dir)) do out[#out + 1] = dir:gsub("/$", "") .. "/" .. id .. ".jsonl" end
+  return out
+end
+
+local function status_of(path)
+  local ok, st = pcall(control.status, path)
+  if ok then return st end
+  return { run = path:match("([^/]*)%.jsonl$"), journal = path, state = "unreadable", error = errors.describe(st) }
+end
+
+local function show(st, format)
+  if format == "json" then return json.encode(st) end
+  if st.state == "unreadable" then return tostring(st.run) .. "  unreadable: " .. tostring(st.error) end
+  return control.describe_status(st)
+end
+
+local function final(st) return not steer.ACTIVE[st.state] end
+
+local function run(_, argv)
+  for _, a in ipairs(argv) do
+    if a == "--help" or a == "-h" then
+      io.stdout:write("usage: ", USAGE, "\n", SUMMARY, "\n")
+      return exit.FINISHED
+    end
+  end
+  local ok, opts, positionals = pcall(steer.parse, argv, { ["--watch"] = function(o) o.watch = true end })
+  if not ok then return steer.bad_usage(opts, USAGE) end
+  if opts.as then
+    return exit.BAD_INPUT, "ecsplay: status: --as is for promote, pause, unpause and abort\nusage: " .. USAGE
+  end
+  local format = opts.log_format or "text"
+  local ok_j, paths = pcall(journals, positionals[1])
+  if not ok_j then return exit.BAD_INPUT, "ecsplay: status: " .. errors.describe(paths) end
+  if #paths == 0 then
+    io.stdout:write(format == "json" and "" or ("no runs in " .. journal_file.runs_dir() .. "\n"))
+    return exit.FINISHED
+  end
+  local last = {}
+  while true do
+    local all_final = true
+    for _, p in ipairs(paths) do
+      local st = status_of(p)
+      local line = show(st, format)
+      -- with --watch, a line is printed again only when it changed
+      if line ~= last[p] then
+        io.stdout:write(line, "\n")
+        last[p] = line
+      end
+      if not final(st) then all_final = false end
+    end
+    io.stdout:flush()
+    if not opts.watch or all_final then break end
+    if core.wait(WATCH_EVERY) then break end -- a signal ends the watch
+  end
+  return exit.FINISHED
+end
+
+return { summary = SUMMARY, usage = USAGE, run = run }
