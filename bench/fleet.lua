@@ -30,3 +30,9 @@ end
 print(string.format("simulated_minutes %.1f", (ecsplay.now() - t0) / 60))
 print(string.format("aws_calls %d", aws.stats.calls))
 print(string.format("calls_per_service %.1f", aws.stats.calls / args.n))
+local per_op, names = aws.stats(), {}
+for name in pairs(per_op) do names[#names + 1] = name end
+table.sort(names)
+for _, name in ipairs(names) do
+  print(string.format("op %s %d %d", name, per_op[name].calls, per_op[name].items or 0))
+end

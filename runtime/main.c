@@ -138,6 +138,14 @@ struct ep_cli {
     int help;          /* --help or -h after the playbook */
 };
 
+/* ecsplay_set and ecsplay_set_arg refuse an unknown key or run out of
+** memory: say why and end with 2 rather than run without the option. */
+static int ep_set_failed(ecsplay_runtime *rt)
+{
+    fprintf(stderr, "ecsplay: %s\n", ecsplay_error(rt));
+    return 2;
+}
+
 /* One option before the playbook (argv[*i], which may consume the next
 ** argument). Returns -1 to go on, or the exit code to end with. */
 static int ep_option(ecsplay_runtime *rt, int argc, char **argv, int *i, struct ep_cli *cli)
@@ -150,9 +158,11 @@ static int ep_option(ecsplay_runtime *rt, int argc, char **argv, int *i, struct 
         fputs(ep_usage, stdout);
         return 0;
     } else if (strcmp(a, "--simulate") == 0) {
-        ecsplay_set(rt, "simulate", "");
+        if (ecsplay_set(rt, "simulate", "") != 0)
+            return ep_set_failed(rt);
     } else if (strncmp(a, "--simulate=", 11) == 0) {
-        ecsplay_set(rt, "simulate", a + 11);
+        if (ecsplay_set(rt, "simulate", a + 11) != 0)
+            return ep_set_failed(rt);
     } else if (strcmp(a, "-v") == 0) {
         cli->verbosity++;
     } else if (strcmp(a, "-q") == 0) {
@@ -164,7 +174,8 @@ static int ep_option(ecsplay_runtime *rt, int argc, char **argv, int *i, struct 
     } else if (ep_match_valued(a, &key, &inline_value)) {
         if (!inline_value && *i + 1 >= argc)
             return ep_bad_usage("option needs a value", a);
-        ecsplay_set(rt, key, inline_value ? inline_value : argv[++*i]);
+        if (ecsplay_set(rt, key, inline_value ? inline_value : argv[++*i]) != 0)
+            return ep_set_failed(rt);
     } else if (a[0] == '-' && a[1] != '\0') {
         return ep_bad_usage("unknown option", a);
     } else if (strchr(a, '=') != NULL) {
@@ -210,7 +221,8 @@ static int ep_parse_args(ecsplay_runtime *rt, int argc, char **argv, struct ep_c
             return ep_bad_usage("argument name too long", argv[i]);
         memcpy(key, argv[i], klen);
         key[klen] = '\0';
-        ecsplay_set_arg(rt, key, eq + 1);
+        if (ecsplay_set_arg(rt, key, eq + 1) != 0)
+            return ep_set_failed(rt);
     }
     return -1;
 }
@@ -231,7 +243,8 @@ static int ep_main(ecsplay_runtime *rt, int argc, char **argv)
         return 0;
     }
     snprintf(vbuf, sizeof vbuf, "%d", cli.verbosity);
-    ecsplay_set(rt, "verbosity", vbuf);
+    if (ecsplay_set(rt, "verbosity", vbuf) != 0)
+        return ep_set_failed(rt);
     ecsplay_handle_signals(rt, 1);
     if (cli.help) /* the playbook's parameters, nothing run past their declaration */
         code = ep_run_entry(rt, "help_file", 1, (char **)&cli.file);

@@ -24,7 +24,7 @@ Without one, shown events are written as format_line(rec) says.
 Levels: -v shows debug; -q keeps warnings, errors and what was undone
 (QUIET_KEEPS), since a quiet run must still say what it put back. The text
 format shows each gate's measurement in its round's line (`round` events),
-so `gate` events are lines of their own only with -v (TEXT_FOLDED).
+so `gate` (and `baking`) events are lines of their own only with -v (TEXT_FOLDED).
 Every line passes through redact() first: a secret registered with
 add_secret (access secrets, session tokens) is never written, whatever code
 tried to log it.
@@ -38,11 +38,13 @@ local renderer = nil             -- function(rec) from the command line (ecsplay
 local clock = os.time
 local secrets = {}
 local LEVELS = { debug = 1, info = 2, warn = 3, error = 4 }
--- events -q still shows at any level: what a rollback undid
-local QUIET_KEEPS = { undo = true }
--- events the text format folds into another line unless -v: each gate's
--- measurement is in its round's line
-local TEXT_FOLDED = { gate = true }
+-- events -q still shows at any level: what a rollback undid, and a
+-- playbook's print() (an event only in JSON mode, where it is never dropped)
+local QUIET_KEEPS = { undo = true, print = true }
+-- events the text format shows as lines of their own only with -v: each
+-- gate's measurement is in its round's line, a bake's start in the progress
+-- line (and in the strategies' own lines)
+local TEXT_FOLDED = { gate = true, baking = true }
 
 -- The run context fields, in the order JSON documents them (docs/events.md).
 M.CONTEXT_FIELDS = { "run_id", "strategy", "rollout", "step", "weight" }

@@ -23,6 +23,8 @@ M.DEFAULT_EVENTS = { "step", "promote", "abort", "rollback", "undo", "summary" }
 function M.text(event)
   local who = event.strategy or "ecsplay"
   local msg = tostring(event.message or event.event or ""):gsub("^%s+", "")
+  -- the log says an abort's reason once, at the end; a chat message has to say it itself
+  if event.event == "abort" and event.reason then msg = msg .. ": " .. tostring(event.reason) end
   local icon = ({ abort = ":x: ", rollback = ":leftwards_arrow_with_hook: ",
     summary = event.level == "info" and ":white_check_mark: " or ":warning: " })[event.event] or ""
   return string.format("%s[%s] %s", icon, who, msg)

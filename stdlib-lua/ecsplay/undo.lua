@@ -22,6 +22,8 @@ An interruption (SIGINT/SIGTERM) never cuts an undo loop short: the error is
 recorded and the loop goes on.
 ]]
 local errors = require "ecsplay.errors"
+local log = require "ecsplay.log"
+local context = require "ecsplay.context"
 
 local M = {}
 
@@ -53,6 +55,23 @@ function M.texts(failures)
   local out = {}
   for i, f in ipairs(failures) do out[i] = f.text end
   return out
+end
+
+-- The playbook's ecsplay.on_abort handlers (context.aborts), newest first,
+-- after a failed run: cli/run.lua and ecsplay.testing both end a run so.
+-- reason: the run's failure as text (its last line says it; logged once here).
+function M.run_on_abort(reason)
+  local aborts = context.aborts or {}
+  if #aborts == 0 then return {} end
+  log.event("warn", "rollback", string.format("rolling back: %d on_abort handler(s)", #aborts),
+    { steps = #aborts, reason = reason })
+  return M.run(aborts, {
+    exec = function(entry) entry.fn(reason) end,
+    describe = function(entry) return entry.name or "on_abort handler" end,
+    on_failed = function(_, _, text)
+      log.event("error", "rollback_failed", "rollback step failed: " .. text)
+    end,
+  })
 end
 
 return M

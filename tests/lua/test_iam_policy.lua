@@ -98,7 +98,8 @@ T.test("RegisterTaskDefinition names the revision it makes; StopDeployment and G
   T.eq(iam.checks(world, "ecs", "RegisterTaskDefinition", { family = "web" })[1].resource,
     "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1")
   T.eq(iam.checks(world, "codedeploy", "StopDeployment", { deploymentId = "d-1" })[1].resource, "*")
-  T.eq(iam.checks(world, "codedeploy", "GetDeploymentTarget", { deploymentId = "d-1", targetId = "t" })[1].resource, "*")
+  T.eq(iam.checks(world, "codedeploy", "GetDeploymentTarget", { deploymentId = "d-1", targetId = "t" })[1].resource,
+    "*")
   T.eq(iam.checks(world, "codedeploy", "GetDeploymentGroup", { applicationName = "a", deploymentGroupName = "g" })[1]
     .resource, "arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:a/g")
 end)
@@ -114,11 +115,13 @@ local function write(name, text)
 end
 
 T.test("a policy that is not a document, or has no statement, is refused naming the file", function()
-  T.raises(function() iam.load_policy(write("list.json", "[1, 2]")) end, "list%.json: expected a policy document.-got a list")
+  T.raises(function() iam.load_policy(write("list.json", "[1, 2]")) end,
+    "list%.json: expected a policy document.-got a list")
   T.raises(function() iam.load_policy(write("none.json", '{"Version":"2012-10-17","Statement":[]}')) end,
     "none%.json: Statement: expected at least one statement")
   T.raises(function() iam.load_policy(write("text.json", "Version: 1")) end, "text%.json: not JSON")
-  T.raises(function() iam.load_policy(dir .. "/missing.json") end, "cannot read IAM policy .-missing%.json: No such file")
+  T.raises(function() iam.load_policy(dir .. "/missing.json") end,
+    "cannot read IAM policy .-missing%.json: No such file")
   T.raises(function() iam.load_policy(dir) end, "cannot read IAM policy")
   T.raises(function() iam.load_policy(write("big.json", string.rep(" ", iam.MAX_POLICY_BYTES + 1))) end,
     "too large: at most 1048576 bytes")
@@ -132,12 +135,14 @@ T.test("scenario iam = { policy = } refuses a bad policy file with file, line an
   write("ok.json", '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}')
   write("shape.json", '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:*"}]}')
   local cases = {
-    { "return {\n  iam = { policy = \"missing.json\" },\n}\n", "s%.lua:2: iam%.policy: cannot read IAM policy .-missing%.json: No such file" },
+    { "return {\n  iam = { policy = \"missing.json\" },\n}\n",
+      "s%.lua:2: iam%.policy: cannot read IAM policy .-missing%.json: No such file" },
     { "return { iam = { policy = \"text.json\" } }\n", "s%.lua:1: iam%.policy: .-text%.json: not JSON" },
     { "return { iam = { policy = \"shape.json\" } }\n",
       "s%.lua:1: iam%.policy: .-shape%.json: Statement%[1%]: give exactly one of Resource and NotResource" },
     { "return { iam = { policy = { Version = \"2012-10-17\", Statement = { { Effect = \"Allow\", Action = \"*\", "
-      .. "Resource = \"*\", Principal = \"*\" } } } } }\n", "s%.lua:1: iam%.policy: Statement%[1%]: unknown field \"Principal\"" },
+      .. "Resource = \"*\", Principal = \"*\" } } } } }\n",
+      "s%.lua:1: iam%.policy: Statement%[1%]: unknown field \"Principal\"" },
     { "return { iam = { policy = 7 } }\n", "iam%.policy: expected a policy file name or a policy table, got number 7" },
     { "return { iam = { polcy = \"ok.json\" } }\n", "iam%.polcy: unknown field \"polcy\"; did you mean \"policy\"%?" },
   }

@@ -216,3 +216,12 @@ T.test("the steps of the run journal's rollback plan and undo lines are the same
   T.eq(undone(quiet), undone(out))
   T.eq(#undone(out), 2)
 end)
+
+T.test("a chat notification of an abort says why (the log says it once, at the end)", function()
+  local notify = require "ecsplay.notify"
+  T.eq(notify.text { strategy = "canary", event = "abort", message = "canary api aborted",
+    reason = "GateFailed: gate `5xx rate api-canary` failed" },
+    ":x: [canary] canary api aborted: GateFailed: gate `5xx rate api-canary` failed")
+  T.eq(notify.text { strategy = "canary", event = "rollback", message = "rolling back 2 change(s)", reason = "x" },
+    ":leftwards_arrow_with_hook: [canary] rolling back 2 change(s)")
+end)

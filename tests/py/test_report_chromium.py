@@ -132,9 +132,9 @@ class ReportInChromium(unittest.TestCase):
         self.assertEqual((width, height), (WIDTH, HEIGHT))
         self.assertGreater(os.path.getsize(shot), 20000, "a screenshot of a page with pictures")
         self.assertGreater(distinct, 50, "the screenshot is not blank")
-        # the timeline: the first chart of the rollout; one segment per step the log shows
-        timelines = [el for el in dom.elements if el[0] == "svg"]
-        self.assertGreaterEqual(len(timelines), 1 + len(gates))
+        # a timeline and a chart per gate; the timeline has one segment per step the log shows
+        charts = [el for el in dom.elements if el[0] == "svg"]
+        self.assertEqual(len(charts), 1 + len(gates))
         segments = [a for tag, a, path in dom.elements if "data-step" in a
                     and any(t == "svg" for t, _ in path)]
         self.assertEqual(sorted(int(a["data-step"]) for a in segments), steps, "one segment per step")

@@ -171,10 +171,20 @@ def mutating_ops(b):
     return sorted(op for op in ops if not op.split(".", 1)[1].startswith(READ_PREFIXES))
 
 
+# The journal's own line types (rollout/journal.lua). Other lines record a measurement or a
+# command (gate, step, control): how many of them a run writes varies with timing, so only the
+# first of each type is a kill point (its label is the same in every run; `gate#15` is not).
+STEP_TYPES = ("start", "do", "done", "undone", "end", "rollout")
+
+
+def kill_points(b):
+    return [ln for ln in b.lines if ln["t"] in STEP_TYPES or "#" not in ln["label"]]
+
+
 def enumerate_cases(b):
     strat = STRATEGIES[b.name]
     cases = [{"id": "%s/baseline" % b.name, "strategy": b.name, "kind": "baseline"}]
-    for ln in b.lines:
+    for ln in kill_points(b):
         for then in ("rollback", "resume"):
             cases.append({"id": "%s/kill@%s+%s" % (b.name, ln["label"], then), "strategy": b.name,
                           "kind": "kill+" + then, "at": ln["label"]})

@@ -38,7 +38,24 @@ local state
 -- Counters for the runner: `mutating_calls` counts requests sent for operations that may
 -- change something (not Describe*/List*/Get*/BatchGet*), so a failed run can tell whether
 -- anything was changed (exit code 2 means nothing was).
-M.stats = { calls = 0, mutating_calls = 0 }
+-- aws.stats() → { ["service.Operation"] = { calls = requests sent (retries included),
+-- items = what callers asked aws/batch.lua for: services, queries, names... } } (a copy).
+local per_op = {}
+local function op_stats(service, op)
+  local key = service .. "." .. op
+  local e = per_op[key]
+  if not e then e = { calls = 0 } per_op[key] = e end
+  return e
+end
+M.stats = setmetatable({ calls = 0, mutating_calls = 0 }, { __call = function()
+  local out = {}
+  for k, e in pairs(per_op) do out[k] = { calls = e.calls, items = e.items } end
+  return out
+end })
+function M.count_items(service, op, n)
+  local e = op_stats(service, op)
+  e.items = (e.items or 0) + n
+end
 
 -- `ecsplay plan`: refuse(service, operation, wire_request|nil) → an error object for a call
 -- that must not be sent; asked before the request is built and again at the transport.
@@ -258,6 +275,8 @@ local function attempt(s, ctx)
     if refused then error(refused, 0) end
   end
   M.stats.calls = M.stats.calls + 1
+  local per = op_stats(ctx.service, ctx.op)
+  per.calls = per.calls + 1
   if ctx.service ~= "sts" and not read_only(ctx.op) then M.stats.mutating_calls = M.stats.mutating_calls + 1 end
   local resp, err, kind = (o.transport or http_transport)(req)
   local service, opname = ctx.service, ctx.op

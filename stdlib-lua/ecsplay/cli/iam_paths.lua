@@ -33,11 +33,13 @@ the same run, on the same world, with the real policy again.
       env: policy = a checked policy document (enforced) | nil,
            stop_on_denial = stop after the first path with a denial,
            verbose = the runs' logs and output on standard error
-      result: { path=, code=, message=, denials = {{action=, resource=, how=}},
+      result: { path=, code=, message=, denials = {{action=, resource=, how=, code=}},
                 checks = { the IAM checks of its calls }, skipped = why | nil,
-                note = what went unlike the path's intent | nil }
+                note = what went unlike the path's intent | nil,
+                abort_taken = the abort path's rollout journaled the abort }
 ]]
 local errors = require "ecsplay.errors"
+local json = require "ecsplay.json"
 local context = require "ecsplay.context"
 local iam = require "ecsplay.sim.iam"
 local control = require "ecsplay.rollout.control"
@@ -160,6 +162,17 @@ local function journal_command(name, kill)
   if first_error ~= nil then error(first_error, 0) end
 end
 
+-- Whether the rollout journaled the abort command `id` (it does when it takes one).
+local function abort_taken(journal_path, id)
+  for line in (read_file(journal_path) or ""):gmatch("[^\n]+") do
+    local ok, obj = pcall(json.decode, line)
+    if ok and type(obj) == "table" and obj.t == "control" and obj.id == id and obj.command == "abort" then
+      return true
+    end
+  end
+  return false
+end
+
 local function mkdir(dir)
   os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
 end
@@ -178,8 +191,7 @@ local function rehearse_path(opts, conf, name, env, dir, kill_after)
       for _, p in ipairs(kill.journals) do kill.sizes[p] = file_size(p) end
       sim.scenario.iam, sim.iam_denials = { policy = DENY_ALL }, {}
     else
-      control.send(point.root, "abort", { as = "iam-policy" })
-      kill = { aborted = true }
+      kill = { sent = control.send(point.root, "abort", { as = "iam-policy" }), root = point.root }
     end
   end
   local dead = function() return kill ~= nil and kill.sizes ~= nil and not kill.revived end
@@ -225,9 +237,13 @@ local function rehearse_path(opts, conf, name, env, dir, kill_after)
     code, message = exit.FAILED, errors.describe(code)
   end
   result.code, result.message = code, message
-  if name == "abort" and not kill then result.note = "the run ended before its kill point" end
-  if name == "abort" and kill and code == exit.FINISHED then
-    result.note = "the rollout ended before it took the abort"
+  if name == "abort" then
+    result.abort_taken = kill ~= nil and abort_taken(kill.root, kill.sent.id)
+    if not kill then
+      result.note = "the run ended before its kill point"
+    elseif not result.abort_taken then
+      result.note = "the rollout ended before it took the abort"
+    end
   end
   return result
 end

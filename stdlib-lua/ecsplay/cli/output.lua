@@ -441,11 +441,11 @@ function Out:finish(code, message, failure)
   self:clear_progress()
   self.finished = true
   local help_stop = failure and context.params_help ~= nil and failure.err == context.params_help
-  if self.help and (code == exit.FINISHED or help_stop) then
-    -- `PLAYBOOK --help`: its text is the output, not a run
-  elseif self.mode == "json" then
+  -- `PLAYBOOK --help`: its text is the output, not a run
+  local a_run = not (self.help and (code == exit.FINISHED or help_stop))
+  if a_run and self.mode == "json" then
     self:final_events(code, message, failure)
-  else
+  elseif a_run then
     self:print_tables(sched.now())
   end
   log.configure { renderer = false }

@@ -29,21 +29,6 @@ M.dirname = dirname
 
 -- Carries out the ecsplay.on_abort handlers newest first; returns the
 -- failures ({ text=, ... } per failed handler, see ecsplay.undo).
-local function run_aborts(reason)
-  local aborts = context.aborts
-  if #aborts == 0 then return {} end
-  -- the reason is the run's last line (cli/exit.lua): said once
-  log.event("warn", "rollback", string.format("rolling back: %d on_abort handler(s)", #aborts),
-    { steps = #aborts, reason = reason })
-  return undo.run(aborts, {
-    exec = function(entry) entry.fn(reason) end,
-    describe = function(entry) return entry.name or "on_abort handler" end,
-    on_failed = function(_, _, text)
-      log.event("error", "rollback_failed", "rollback step failed: " .. text)
-    end,
-  })
-end
-
 -- at_end(code, message): what happens once the outcome is known, before its last lines (--report).
 local function run_task(opts, playbook_dir, body, on_failure, at_end)
   local capture = exit.capture(opts)
@@ -131,7 +116,7 @@ end
 -- Runs a loaded chunk as the main task; returns exit code, message.
 local function execute(opts, chunk, playbook_dir)
   return M.main_task(opts, playbook_dir, chunk, function(failure)
-    return run_aborts(errors.describe(failure.err))
+    return undo.run_on_abort(errors.describe(failure.err))
   end)
 end
 
@@ -215,7 +200,7 @@ local function help(opts, chunk, path)
     chunk()
   end, function(failure)
     if failure.err == signal then stopped = true return {} end
-    return run_aborts(errors.describe(failure.err))
+    return undo.run_on_abort(errors.describe(failure.err))
   end)
   context.params_help = nil
   if stopped then code, message = exit.FINISHED, "" end

@@ -15,9 +15,8 @@ CloudWatch's model, running them over a window and reading the results.
   metrics.aggregate(values, how) / sum / max_of
   metrics.compare(value, opts)
 ]]
-local cloudwatch = require "ecsplay.cloudwatch"
 local duration = require "ecsplay.duration"
-local elbv2 = require "ecsplay.elbv2"
+local batch = require "ecsplay.aws.batch"
 local errors = require "ecsplay.errors"
 local model = require "ecsplay.aws.model"
 local validate = require "ecsplay.aws.validate"
@@ -25,6 +24,10 @@ local options = require "ecsplay.gate.options"
 local step_window = require "ecsplay.gate.window"
 
 local M = {}
+
+-- every gate's reads go through the shared batcher (aws/batch.lua): all the gates of all the
+-- rollouts that measure in one round share GetMetricData calls
+local cloudwatch, elbv2 = batch.face "cloudwatch", batch.face "elbv2"
 
 local ALB = "AWS/ApplicationELB"
 

@@ -263,8 +263,8 @@ function Watcher:bake(seconds, extra)
   local due = math.max(started + seconds, gated and gate.ready_at(self.gates, { step_started = started,
     bake = seconds, interval = c.interval }) or 0)
   self.due = due
-  -- for the terminal's countdown (debug: a line of its own only with -v)
-  self.run:log("debug", "baking", string.format("baking %s with %d gate(s), measuring every %s",
+  -- for machines and the terminal's countdown (a text line of its own only with -v)
+  self.run:log("info", "baking", string.format("baking %s with %d gate(s), measuring every %s",
     duration.format(seconds), #self.gates, duration.format(c.interval)), { bake = seconds,
     interval = c.interval, verdict_in = due - started, gate_names = #self.gates > 0 and gate_names(self.gates) or nil,
     step = extra and extra.step, weight = extra and extra.weight, phase = extra and extra.phase })

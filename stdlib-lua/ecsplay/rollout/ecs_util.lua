@@ -10,8 +10,11 @@ local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
 local arn = require "ecsplay.util.arn"
 local ecs = require "ecsplay.ecs"
-local elbv2 = require "ecsplay.elbv2"
 local traffic = require "ecsplay.rollout.traffic"
+local batch = require "ecsplay.aws.batch"
+
+-- polling reads go through the shared batcher (aws/batch.lua): many rollouts, few calls
+local ecs_reads, elbv2_reads = batch.face "ecs", batch.face "elbv2"
 
 local M = {}
 
@@ -32,7 +35,7 @@ local function bad(msg, field) error(errors.bad_input(msg, field), 0) end
 
 -- describe_services for names; bad input naming the field for a missing one.
 function M.services(cluster, names, fields)
-  local ok, res = pcall(ecs.describe_services, { cluster = cluster, services = names })
+  local ok, res = pcall(ecs_reads.describe_services, { cluster = cluster, services = names })
   if not ok then
     if errors.is(res, "ClusterNotFoundException") then
       bad("cluster: ECS cluster `" .. cluster .. "` does not exist", "cluster")
@@ -99,7 +102,7 @@ end
      `container` (default: the first container), tagged with `tags` when
      given. Returns its ARN and the container's name. ]]
 function M.register_with_image(base_td, image, container, field, tags)
-  local td = ecs.describe_task_definition({ taskDefinition = base_td }).taskDefinition
+  local td = ecs_reads.describe_task_definition({ taskDefinition = base_td }).taskDefinition
   local target, missing = M.find_container(td, container)
   if not target then bad((field or "container") .. ": " .. missing, field or "container") end
   target.image = image
@@ -118,7 +121,7 @@ M.primary = primary
 
 function M.healthy_targets(tg_arn)
   local n = 0
-  local res = elbv2.describe_target_health { TargetGroupArn = tg_arn }
+  local res = elbv2_reads.describe_target_health { TargetGroupArn = tg_arn }
   for _, d in ipairs(res.TargetHealthDescriptions or {}) do
     if d.TargetHealth and d.TargetHealth.State == "healthy" then n = n + 1 end
   end
@@ -134,7 +137,7 @@ end
 -- One look at the service: returns svc when ready, else nil and a progress note;
 -- raises when the deployment clearly failed.
 local function poll_ready(cluster, service, task_definition, want, tg_arns)
-  local svc = ecs.describe_services({ cluster = cluster, services = { service } }).services[1]
+  local svc = ecs_reads.describe_services({ cluster = cluster, services = { service } }).services[1]
   local d = primary(svc)
   if d and task_definition and d.taskDefinition ~= task_definition then
     error(M.failed("DeploymentReplaced", "service %s now deploys %s, not %s (rolled back or changed by "

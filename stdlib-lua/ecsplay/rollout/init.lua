@@ -25,6 +25,8 @@ function M.codedeploy(o) return strategy("codedeploy").run(o) end
 function M.ecs_native(o) return strategy("ecs_native").run(o) end
 -- rollout.control(target): steering a running rollout from the playbook (rollout/control.lua)
 function M.control(target) return strategy("control").handle(target) end
+-- rollout.fleet{ list, run=, limit=, max_failures=, on_failure= }: many rollouts as one (rollout/fleet.lua)
+function M.fleet(o) return strategy("fleet").run(o) end
 
 -- rollout.canari{...}: bad input with a did-you-mean (exit 2 while nothing
 -- changed), not "attempt to call a nil value".

@@ -9,8 +9,13 @@ local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local elbv2 = require "ecsplay.elbv2"
 local tables = require "ecsplay.util.tables"
+local batch = require "ecsplay.aws.batch"
 
 local M = {}
+
+-- the reads go through the shared batcher (aws/batch.lua): target groups, listeners and rules
+-- asked for by many rollouts at once are described in few calls
+local reads = batch.face "elbv2"
 
 -- Seconds a weight shift keeps trying through transient errors; the undo of a shift
 -- (rollout/actions.lua) has the same budget.
@@ -22,7 +27,7 @@ local function bad(msg, field) error(errors.bad_input(msg, field), 0) end
 -- Target group name or ARN -> ARN (and proof that it exists).
 function M.target_group_arn(name_or_arn, field)
   local by_arn = name_or_arn:match("^arn:") ~= nil
-  local ok, res = pcall(elbv2.describe_target_groups,
+  local ok, res = pcall(reads.describe_target_groups,
     by_arn and { TargetGroupArns = { name_or_arn } } or { Names = { name_or_arn } })
   if ok then return res.TargetGroups[1].TargetGroupArn, res.TargetGroups[1] end
   if errors.is(res, "TargetGroupNotFound") then
@@ -52,9 +57,9 @@ end
 -- The ARNs a traffic point may be given as, and how to prove one exists.
 local POINTS = {
   { pattern = ":listener%-rule/", kind = "rule", what = "listener rule", missing = "RuleNotFound",
-    describe = function(arn) return elbv2.describe_rules { RuleArns = { arn } } end },
+    describe = function(arn) return reads.describe_rules { RuleArns = { arn } } end },
   { pattern = ":listener/", kind = "listener", what = "listener", missing = "ListenerNotFound",
-    describe = function(arn) return elbv2.describe_listeners { ListenerArns = { arn } } end },
+    describe = function(arn) return reads.describe_listeners { ListenerArns = { arn } } end },
 }
 
 --[[ The traffic point: { kind = "rule"|"listener", arn = } from a rule ARN,
@@ -79,13 +84,13 @@ function M.resolve(point, tg_arns, field)
   -- find it: listeners of the target groups' load balancer
   local lbs = {}
   for _, arn in ipairs(tg_arns) do
-    local tg = elbv2.describe_target_groups({ TargetGroupArns = { arn } }).TargetGroups[1]
+    local tg = reads.describe_target_groups({ TargetGroupArns = { arn } }).TargetGroups[1]
     for _, lb in ipairs(tg.LoadBalancerArns or {}) do lbs[lb] = true end
   end
   local found = {}
   for _, lb in ipairs(tables.keys(lbs)) do
-    for _, l in ipairs(elbv2.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
-      for _, r in ipairs(elbv2.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
+    for _, l in ipairs(reads.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
+      for _, r in ipairs(reads.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
         local w = forward_weights(r.Actions)
         local all = w ~= nil
         for _, arn in ipairs(tg_arns) do if not (w and w[arn]) then all = false end end
@@ -107,10 +112,10 @@ end
 -- Current weights: { [tg_arn] = weight }.
 function M.get(point)
   if point.kind == "rule" then
-    local r = elbv2.describe_rules({ RuleArns = { point.arn } }).Rules[1]
+    local r = reads.describe_rules({ RuleArns = { point.arn } }).Rules[1]
     return forward_weights(r.Actions) or {}
   end
-  local l = elbv2.describe_listeners({ ListenerArns = { point.arn } }).Listeners[1]
+  local l = reads.describe_listeners({ ListenerArns = { point.arn } }).Listeners[1]
   return forward_weights(l.DefaultActions) or {}
 end
 
@@ -120,10 +125,10 @@ end
      fresh: a rollback asks this before it removes capacity from a side. ]]
 function M.receiving(tg_arn)
   local out = {}
-  local tg = elbv2.describe_target_groups({ TargetGroupArns = { tg_arn } }).TargetGroups[1]
+  local tg = reads.describe_target_groups({ TargetGroupArns = { tg_arn } }).TargetGroups[1]
   for _, lb in ipairs(tg and tg.LoadBalancerArns or {}) do
-    for _, l in ipairs(elbv2.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
-      for _, r in ipairs(elbv2.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
+    for _, l in ipairs(reads.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
+      for _, r in ipairs(reads.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
         local share = M.percent(forward_weights(r.Actions) or {})[tg_arn] or 0
         if share > 0 then
           out[#out + 1] = { percent = share, port = l.Port, point = r.IsDefault

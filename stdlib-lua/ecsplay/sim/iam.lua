@@ -414,9 +414,11 @@ function M.authorize(sim, service, op, input, kind, world)
   for _, check in ipairs(list) do
     local how = M.evaluate(iam.policy, check, vars)
     if how ~= "allow" then
+      local answer = denied(world, check, how, kind)
       sim.iam_denials = sim.iam_denials or {}
-      sim.iam_denials[#sim.iam_denials + 1] = { action = check.action, resource = check.resource, how = how }
-      return denied(world, check, how, kind)
+      sim.iam_denials[#sim.iam_denials + 1] = { action = check.action, resource = check.resource, how = how,
+        code = answer.code }
+      return answer
     end
   end
   return nil

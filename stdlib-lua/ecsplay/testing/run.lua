@@ -55,18 +55,6 @@ function M.reset()
     end }
 end
 
--- The playbook's ecsplay.on_abort handlers, newest first (as cli/run.lua does).
-local function run_aborts(reason)
-  local aborts = context.aborts or {}
-  if #aborts == 0 then return {} end
-  log.event("warn", "rollback", "rolling back: " .. reason, { steps = #aborts })
-  return undo.run(aborts, {
-    exec = function(entry) entry.fn(reason) end,
-    describe = function(entry) return entry.name or "on_abort handler" end,
-    on_failed = function(_, _, text) log.event("error", "rollback_failed", "rollback step failed: " .. text) end,
-  })
-end
-
 -- Wraps each strategy of the rollout facade to keep the report it returns or
 -- raises; returns the function that puts the originals back.
 local STRATEGIES = { "canary", "linear", "rolling", "blue_green", "codedeploy", "ecs_native" }
@@ -122,7 +110,7 @@ function M.execute(world, body, info)
 
   local ok, failure = xpcall(function() result.value = body() end, exit.capture(settings.opts))
   if not ok then
-    local rollback_failures = run_aborts(errors.describe(failure.err))
+    local rollback_failures = undo.run_on_abort(errors.describe(failure.err))
     result.code, result.message = exit.outcome(failure, rollback_failures, settings.opts)
     result.error = failure.err
   end

@@ -58,7 +58,9 @@ local function first_line(text) return ((text or ""):gsub("^ecsplay: ", ""):gsub
 local function path_line(r)
   if r.skipped then return string.format("%s: skipped (%s)", r.path, r.skipped) end
   local text = string.format("%s: exit %d, %d call(s) denied", r.path, r.code, #r.denials)
-  if r.code ~= exit.FINISHED and r.message and r.message ~= "" then text = text .. " (" .. first_line(r.message) .. ")" end
+  if r.code ~= exit.FINISHED and r.message and r.message ~= "" then
+    text = text .. " (" .. first_line(r.message) .. ")"
+  end
   if r.note then text = text .. "; note: " .. r.note end
   return text
 end
@@ -118,7 +120,7 @@ end
 local function list_of(v) return type(v) == "table" and v or { v } end
 
 local function path_report(r)
-  return { path = r.path, code = r.code, skipped = r.skipped, note = r.note,
+  return { path = r.path, code = r.code, skipped = r.skipped, note = r.note, abort_taken = r.abort_taken,
     message = r.code ~= exit.FINISHED and first_line(r.message) or nil, denials = json.array(r.denials) }
 end
 
@@ -174,7 +176,9 @@ local function run(opts, argv)
   if not ok then return exit.BAD_INPUT, "ecsplay: iam-policy: " .. errors.describe(conf) end
   local policy
   if conf.verify then
-    if conf.prove then return exit.BAD_INPUT, "ecsplay: iam-policy: give --verify or --prove, not both\nusage: " .. USAGE end
+    if conf.prove then
+      return exit.BAD_INPUT, "ecsplay: iam-policy: give --verify or --prove, not both\nusage: " .. USAGE
+    end
     local okp, doc = pcall(iam.load_policy, conf.verify)
     if not okp then return exit.BAD_INPUT, "ecsplay: iam-policy: --verify: " .. errors.describe(doc) end
     policy = doc
@@ -195,7 +199,8 @@ local function run(opts, argv)
     if policy then return verify(results) end
     local success = results[1]
     if success.code ~= exit.FINISHED then
-      return success.code, (success.message or "") .. "\necsplay: iam-policy: the success path failed; no policy written"
+      return success.code, (success.message or "")
+        .. "\necsplay: iam-policy: the success path failed; no policy written"
     end
     local checks = all_checks(results)
     local doc = iam.policy_document(checks, policy_opts)

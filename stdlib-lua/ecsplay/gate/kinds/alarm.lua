@@ -3,11 +3,14 @@ gate.alarm{ "api-high-cpu", "api-5xx" } (or one name as a string): fails when
 any of the CloudWatch alarms is in ALARM; INSUFFICIENT_DATA is inconclusive.
 prepare proves every alarm exists, before any change.
 ]]
-local cloudwatch = require "ecsplay.cloudwatch"
+local batch = require "ecsplay.aws.batch"
 local strings = require "ecsplay.util.strings"
 local options = require "ecsplay.gate.options"
 
 local M = {}
+
+-- DescribeAlarms by name lists, shared with every gate reading alarms in the round (aws/batch.lua)
+local cloudwatch = batch.face "cloudwatch"
 
 local KIND = "alarm"
 

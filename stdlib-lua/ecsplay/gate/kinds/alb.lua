@@ -6,12 +6,15 @@ inconclusive below min_requests requests) and its healthy hosts
 ]]
 local duration = require "ecsplay.duration"
 local strings = require "ecsplay.util.strings"
-local elbv2 = require "ecsplay.elbv2"
+local batch = require "ecsplay.aws.batch"
 local options = require "ecsplay.gate.options"
 local metrics = require "ecsplay.gate.metrics"
 local window = require "ecsplay.gate.window"
 
 local M = {}
+
+-- DescribeTargetHealth once per target group and round however many read it (aws/batch.lua)
+local elbv2 = batch.face "elbv2"
 
 -- The options every ALB metric gate takes besides its own.
 local WINDOW_OPTIONS = { window = true, period = true, delay = true, settle = true, min_requests = true }

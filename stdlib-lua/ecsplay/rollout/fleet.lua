@@ -1,0 +1,249 @@
+--[[
+rollout.fleet: many rollouts from one playbook, as one change (docs/strategies.md "Fleets").
+
+  local summary = rollout.fleet {
+    services,                                  -- the members: any values (with run=), or
+                                               -- functions, or { name=, run=, undo= } tables
+    run = function(svc, i) return rollout.canary{ ... } end,   -- each member's rollout
+    name = function(svc, i) return svc end,    -- its name in the summary (default: the string,
+                                               -- the table's name, or "member i")
+    undo = function(svc, report, i) ... end,   -- puts a member that SUCCEEDED back (abort_all)
+    limit = 10,                                -- members rolling at once (default: all)
+    max_failures = 0,                          -- failures the fleet tolerates (the budget)
+    on_failure = "abort_all" | "continue",     -- when a failure spends the budget
+  }
+
+Members run through ecsplay.map with `limit` at once, each in a task of its own (so the fleet
+can stop it). A member fails when its function raises (a strategy has then rolled it back
+itself). Failures up to `max_failures` are tolerated; the one after spends the budget, and
+from then on no member starts ("not_started"). Then, with on_failure = "continue", members
+already running finish; with "abort_all" (the default), they are cancelled where they wait
+(each rolls itself back, as on Ctrl-C: "rolled_back"), and members that had succeeded are put
+back by `undo`, newest first ("rolled_back"; without undo= they stay "succeeded" and the
+summary says so).
+
+The summary: { status = "succeeded" | "failed", members = { { name=, status=, duration=
+seconds, error= text|nil, report= the member's result|nil }, ... } in list order, counts =
+{ succeeded=, failed=, rolled_back=, not_started= }, budget_spent = bool }. The fleet returns
+it when the budget was not spent, and otherwise raises errors.new("rollout", { code =
+"FleetFailed", report = summary }) (exit 1), or kind "rollback" (code "FleetRollbackFailed",
+exit 3) when a member's rollback or an undo= failed.
+]]
+local sched = require "ecsplay.sched"
+local log = require "ecsplay.log"
+local errors = require "ecsplay.errors"
+local duration = require "ecsplay.duration"
+local strings = require "ecsplay.util.strings"
+local ecsplay = require "ecsplay"
+
+local M = {}
+
+local KNOWN = { run = true, name = true, undo = true, limit = true, max_failures = true, on_failure = true }
+local POLICIES = { "abort_all", "continue" }
+
+local function bad(field, msg)
+  error(errors.bad_input("rollout.fleet: " .. (field and (field .. ": ") or "") .. msg, field), 0)
+end
+
+local function check_options(o)
+  if type(o) ~= "table" then bad(nil, "expected a table such as rollout.fleet{ services, run = fn }") end
+  for k in pairs(o) do
+    if k ~= 1 and not KNOWN[k] then
+      local names = {}
+      for n in pairs(KNOWN) do names[#names + 1] = n end
+      bad(tostring(k), "unknown option" .. strings.did_you_mean(tostring(k), names, { quote = true, list_all = true }))
+    end
+  end
+  local list = o[1]
+  if type(list) ~= "table" then bad("[1]", "expected the list of members first, got " .. strings.describe_value(list)) end
+  for _, f in ipairs { "run", "name", "undo" } do
+    if o[f] ~= nil and type(o[f]) ~= "function" then
+      bad(f, "expected a function, got " .. strings.describe_value(o[f]))
+    end
+  end
+  if o.limit ~= nil and (math.type(o.limit) ~= "integer" or o.limit < 1) then
+    bad("limit", "expected an integer of 1 or more, got " .. strings.describe_value(o.limit))
+  end
+  if o.max_failures ~= nil and (math.type(o.max_failures) ~= "integer" or o.max_failures < 0) then
+    bad("max_failures", "expected an integer of 0 or more, got " .. strings.describe_value(o.max_failures))
+  end
+  local policy = o.on_failure or "abort_all"
+  if policy ~= "abort_all" and policy ~= "continue" then
+    bad("on_failure", "expected \"abort_all\" or \"continue\", got " .. strings.describe_value(policy)
+      .. strings.did_you_mean(tostring(policy), POLICIES, { quote = true }))
+  end
+  return list, policy
+end
+
+-- A member of the list: { name=, run=fn(), undo=fn(report)|nil }.
+local function member_of(o, item, i)
+  local m = { index = i, status = "not_started" }
+  if type(item) == "table" and o.run == nil then
+    if type(item.run) ~= "function" then
+      bad("[1][" .. i .. "]", "a member table needs run = function() ... end (or give the fleet run=)")
+    end
+    m.name, m.run, m.undo = item.name, item.run, item.undo
+  elseif type(item) == "function" and o.run == nil then
+    m.run = item
+  elseif o.run ~= nil then
+    m.run = function() return o.run(item, i) end
+    if o.undo then m.undo = function(report) return o.undo(item, report, i) end end
+  else
+    bad("[1][" .. i .. "]", "expected a function or { name=, run= } (or give the fleet run=), got "
+      .. strings.describe_value(item))
+  end
+  if o.name then m.name = o.name(item, i) end
+  if m.name == nil then
+    m.name = type(item) == "string" and item or (type(item) == "table" and item.name) or ("member " .. i)
+  end
+  m.name = tostring(m.name)
+  return m
+end
+
+-- A cancelled member's error (the fleet stopped it) as opposed to a signal's.
+local function cancelled(e) return sched.is_interrupt(e) and e.code == "Cancelled" end
+
+local Fleet = {}
+Fleet.__index = Fleet
+
+-- A failure: spends the budget when it is the one past max_failures.
+function Fleet:failed(m, err)
+  m.status, m.error = "failed", errors.describe(err)
+  m.rollback_failed = errors.is(err, "rollback")
+  self.failures = self.failures + 1
+  log.event("error", "fleet", string.format("fleet: %s failed: %s", m.name, strings.one_line(m.error, 300)))
+  if self.failures > self.max_failures and not self.spent then
+    self.spent = true
+    log.event("warn", "fleet", string.format("fleet: %d failure(s), budget %d spent: no member starts from now on%s",
+      self.failures, self.max_failures, self.policy == "abort_all" and "; stopping the members still running" or ""))
+    if self.policy == "abort_all" then self:stop_running(m) end
+  end
+end
+
+--[[ Cancels every member still running (they roll themselves back where they wait). A member
+     in the scheduler's ready queue cannot be cancelled until it waits again: try until each
+     is cancelled or done. ]]
+function Fleet:stop_running(by)
+  local reason = string.format("stopped by the fleet: %s failed", by.name)
+  while true do
+    local pending = false
+    for _, m in ipairs(self.members) do
+      if m.task and not m.task.done and not m.cancel_sent then
+        if m.task:cancel(reason) then m.cancel_sent = true else pending = true end
+      end
+    end
+    if not pending then return end
+    sched.yield()
+  end
+end
+
+-- One member in a task of its own; records how it ended.
+function Fleet:run_member(m)
+  if self.spent then return end
+  m.status, m.started = "running", sched.now()
+  log.event("info", "fleet", "fleet: starting " .. m.name)
+  m.task = sched.spawn(m.run)
+  local res = table.pack(m.task:result())
+  m.ended = sched.now()
+  m.duration = m.ended - m.started
+  if res[1] then
+    m.status, m.report = "succeeded", res[2]
+    return
+  end
+  local err = res[2]
+  if m.cancel_sent and cancelled(err) then
+    m.status, m.error = "rolled_back", errors.describe(err)
+    return
+  end
+  if sched.is_interrupt(err) and not cancelled(err) then
+    m.status, m.error = "failed", errors.describe(err)
+    error(err, 0) -- a signal: the whole run stops (each member has rolled itself back)
+  end
+  if m.cancel_sent and errors.is(err, "rollback") then m.rollback_failed = true end
+  self:failed(m, err)
+end
+
+-- abort_all: members that had succeeded go back through undo=, newest first.
+function Fleet:undo_succeeded()
+  local done = {}
+  for _, m in ipairs(self.members) do
+    if m.status == "succeeded" then done[#done + 1] = m end
+  end
+  table.sort(done, function(a, b)
+    if a.ended ~= b.ended then return a.ended > b.ended end
+    return a.index > b.index
+  end)
+  for _, m in ipairs(done) do
+    if m.undo then
+      log.event("warn", "fleet", "fleet: putting back " .. m.name)
+      local ok, err = pcall(m.undo, m.report)
+      if ok then
+        m.status = "rolled_back"
+      else
+        m.rollback_failed, m.error = true, "its undo failed: " .. errors.describe(err)
+        log.event("error", "fleet", string.format("fleet: putting back %s failed: %s", m.name, m.error))
+      end
+    else
+      m.kept = true
+      log.event("warn", "fleet", "fleet: " .. m.name .. " had succeeded and has no undo=: left as it is")
+    end
+  end
+end
+
+function Fleet:summary()
+  local counts = { succeeded = 0, failed = 0, rolled_back = 0, not_started = 0 }
+  local members, rollback_failed = {}, false
+  for i, m in ipairs(self.members) do
+    counts[m.status] = (counts[m.status] or 0) + 1
+    rollback_failed = rollback_failed or m.rollback_failed == true
+    members[i] = { name = m.name, status = m.status, duration = m.duration, error = m.error, report = m.report,
+      rollback_failed = m.rollback_failed, kept = m.kept }
+  end
+  return { status = self.spent and "failed" or "succeeded", members = members, counts = counts,
+    budget_spent = self.spent, max_failures = self.max_failures, on_failure = self.policy,
+    rollback_failed = rollback_failed }
+end
+
+local function summary_line(s)
+  local parts = {}
+  for _, k in ipairs { "succeeded", "failed", "rolled_back", "not_started" } do
+    if s.counts[k] > 0 then parts[#parts + 1] = string.format("%d %s", s.counts[k], k:gsub("_", " ")) end
+  end
+  return table.concat(parts, ", ")
+end
+
+-- The summary in the log: a line per member.
+local function log_summary(s)
+  for _, m in ipairs(s.members) do
+    log.event(m.status == "succeeded" and "info" or "warn", "fleet", string.format("fleet: %-20s %-11s %s%s",
+      m.name, m.status, m.duration and duration.format(m.duration) or "-",
+      m.error and ("  " .. strings.one_line(m.error, 200)) or ""))
+  end
+end
+
+function M.run(o)
+  local list, policy = check_options(o)
+  local self = setmetatable({ policy = policy, max_failures = o.max_failures or 0, failures = 0,
+    spent = false, members = {} }, Fleet)
+  for i, item in ipairs(list) do self.members[i] = member_of(o, item, i) end
+  if #self.members > 0 then
+    ecsplay.map(self.members, function(m) return self:run_member(m) end, { limit = o.limit })
+  end
+  if self.spent and policy == "abort_all" then self:undo_succeeded() end
+  local s = self:summary()
+  log_summary(s)
+  local line = summary_line(s)
+  if not self.spent then
+    log.event("info", "fleet", "fleet: " .. (line ~= "" and line or "no members"))
+    return s
+  end
+  if s.rollback_failed then
+    error(errors.new("rollback", { code = "FleetRollbackFailed", report = s, rollback_failed = true,
+      message = string.format("fleet failed (%d failure(s), budget %d) and a rollback did not complete: %s",
+        self.failures, self.max_failures, line) }), 0)
+  end
+  error(errors.new("rollout", { code = "FleetFailed", report = s, rolled_back = policy == "abort_all",
+    message = string.format("fleet failed: %d failure(s), budget %d; %s", self.failures, self.max_failures, line) }), 0)
+end
+
+return M

@@ -1,0 +1,82 @@
+--[[
+A world of N canary pairs for the fleet and batching tests (tests/lua/test_fleet.lua,
+test_batching.lua): for each i, services svc<i> (2 tasks) and svc<i>-canary (0) in cluster
+production, target groups svc<i>-stable / svc<i>-canary, and load balancer lb<i> whose :80
+listener forwards 100/0 between them. Image "api:broken" answers half its requests with 5xx.
+
+  local W = require "fleet_world"
+  W.scenario(n)                 → a checked scenario table (R.fresh takes it)
+  W.canary(i, image, opts)      → rollout.canary{...} of pair i (opts: steps=, bake=)
+  W.weights(i)                  → { stable =, canary = } on lb<i>'s listener
+  W.td(i)                       → "api:N", the task definition svc<i> runs
+]]
+local scenario = require "ecsplay.sim.scenario"
+local rollout = require "ecsplay.rollout"
+local gate = require "ecsplay.gate"
+local ecs = require "ecsplay.ecs"
+local elbv2 = require "ecsplay.elbv2"
+
+local W = {}
+
+function W.scenario(n)
+  return scenario.check({
+    seed = 7, world = "default",
+    images = { ["api:broken"] = { error_rate = 0.5 } },
+    setup = function(aws)
+      local subnets, sg = { "subnet-0sima", "subnet-0simb" }, { "sg-0sim" }
+      local net = { awsvpcConfiguration = { subnets = subnets, securityGroups = sg } }
+      for i = 1, n do
+        local tg = {}
+        for _, side in ipairs { "stable", "canary" } do
+          tg[side] = aws.elbv2.CreateTargetGroup { Name = ("svc%d-%s"):format(i, side), Protocol = "HTTP",
+            Port = 8080, VpcId = "vpc-0sim", TargetType = "ip", HealthCheckPath = "/health",
+            HealthCheckIntervalSeconds = 10, HealthyThresholdCount = 2 }.TargetGroups[1].TargetGroupArn
+        end
+        local lb = aws.elbv2.CreateLoadBalancer { Name = "lb" .. i, Subnets = subnets, SecurityGroups = sg,
+          Type = "application" }.LoadBalancers[1].LoadBalancerArn
+        aws.elbv2.CreateListener { LoadBalancerArn = lb, Port = 80, Protocol = "HTTP",
+          DefaultActions = { { Type = "forward", ForwardConfig = { TargetGroups = {
+            { TargetGroupArn = tg.stable, Weight = 100 }, { TargetGroupArn = tg.canary, Weight = 0 } } } } } }
+        for _, side in ipairs { "stable", "canary" } do
+          aws.ecs.CreateService { cluster = "production", taskDefinition = "api:1",
+            desiredCount = side == "stable" and 2 or 0,
+            serviceName = side == "stable" and ("svc" .. i) or ("svc%d-canary"):format(i),
+            launchType = "FARGATE", networkConfiguration = net,
+            loadBalancers = { { targetGroupArn = tg[side], containerName = "api", containerPort = 8080 } } }
+        end
+      end
+    end,
+  }, "fleet_world")
+end
+
+function W.canary(i, image, opts)
+  opts = opts or {}
+  local canary_tg = ("svc%d-canary"):format(i)
+  return rollout.canary {
+    name = "svc" .. i, cluster = "production", image = image or "api:v2", container = "api", canary_count = 1,
+    stable = { service = "svc" .. i, target_group = ("svc%d-stable"):format(i) },
+    canary = { service = ("svc%d-canary"):format(i), target_group = canary_tg },
+    steps = opts.steps or { 50, 100 }, bake = opts.bake or "2m", interval = "1m",
+    gates = opts.gates or {
+      gate.alb_5xx_rate { target_group = canary_tg, below = 1.0 },
+      gate.alb_latency { target_group = canary_tg, p = 99, below_ms = 300 },
+    },
+  }
+end
+
+function W.weights(i)
+  local lb = elbv2.describe_load_balancers({ Names = { "lb" .. i } }).LoadBalancers[1]
+  local l = elbv2.describe_listeners({ LoadBalancerArn = lb.LoadBalancerArn }).Listeners[1]
+  local out = {}
+  for _, tg in ipairs(l.DefaultActions[1].ForwardConfig.TargetGroups) do
+    out[tg.TargetGroupArn:match("targetgroup/svc%d+%-(%a+)/")] = tg.Weight
+  end
+  return out
+end
+
+function W.td(i)
+  local svc = ecs.describe_services({ cluster = "production", services = { "svc" .. i } }).services[1]
+  return svc.taskDefinition:match("task%-definition/(.+)$")
+end
+
+return W
