@@ -124,6 +124,11 @@ class Events(unittest.TestCase):
         self.assertIn('did you mean "image"?', evs[-2]["message"])
         evs, _ = self.events(2, "--simulate=tests/scenarios/no-such-scenario.lua", "playbooks/canary.lua")
         self.assert_run_summary(evs, 2)
+        # refused before it could start: a playbook that is not there, a chunk that does not compile
+        for args in (["no/such/playbook.lua"], ["-e", "x = = 1"]):
+            evs, err = self.events(2, *args)
+            self.assert_run_summary(evs, 2)
+            self.assertIn(evs[-2]["message"], err)
 
     def test_other_strategies_fail_and_succeed(self):
         for args, code in ((["playbooks/rolling.lua", "image=api:bad"], 1), (["playbooks/linear.lua", "image=api:slow"], 1),

@@ -21,6 +21,7 @@ with a summary table per rollout: its steps, the weight, how long each was
 held, and each gate's min/max/last value there. -q leaves the table out.
 
   local out = output.start(opts)   after setup.environment; installs the renderer
+  output.refused(opts, code, msg)  a run that could not start: its JSON events (json only)
   local t = out:ticker()           inside the scheduler: the progress line's clock (or nil)
   out:finish(code, message)        after the run: the table or the final JSON events;
                                    uninstalls the renderer
@@ -131,8 +132,8 @@ function Out:track(rec)
         r.gate_order[#r.gate_order + 1] = name
       end
     end
-    row_for(r, f, rec.time)
-    self.progress = { rollout = r, step = f.step, step_count = (self.progress or {}).step_count,
+    local row = row_for(r, f, rec.time)
+    self.progress = { rollout = r, step = f.step, step_count = row and row.step_count,
       weight = f.weight, phase = f.phase, since = rec.time, bake = f.bake, interval = f.interval,
       due = rec.time + (f.verdict_in or f.bake or 0), next_at = rec.time + (f.interval or 0) }
   elseif ev == "round" then
@@ -413,6 +414,17 @@ function M.start(opts)
     end
   end
   return self
+end
+
+--[[ A run refused before it could start (a playbook that cannot be read or
+     compiled): with --log-format json its error and summary are events too.
+     → code, message unchanged. ]]
+function M.refused(opts, code, message)
+  if opts.log_format == "json" and pcall(log.configure, { format = "json", verbosity = opts.verbosity,
+    sink = opts.log_sink, clock = sched.now }) then
+    M.start(opts):finish(code, message, nil)
+  end
+  return code, message
 end
 
 --[[ The progress line's clock: on a terminal, with the machine's clock, a task

@@ -34,7 +34,24 @@ local function number_text(v)
   return string.format("%.17g", v)
 end
 
-local function encode(v, path, seen, out)
+local encode
+
+-- A key's name in the dump. A table used as a key (an index keyed by the
+-- listener itself, say) is named by where it was first written, or by its
+-- contents — never by its address, which differs from run to run. Its
+-- contents are encoded against a copy of `seen`, so naming a key does not
+-- change how the values after it are written.
+local function key_name(k, path, seen)
+  if type(k) == "string" then return k end
+  if type(k) ~= "table" then return "[" .. tostring(k) .. "]" end
+  if seen[k] then return "[$ref " .. seen[k] .. "]" end
+  local copy, out = {}, {}
+  for t, p in pairs(seen) do copy[t] = p end
+  encode(k, path .. "/[key]", copy, out)
+  return "[" .. table.concat(out) .. "]"
+end
+
+function encode(v, path, seen, out)
   local t = type(v)
   if t == "table" then
     if seen[v] then
@@ -42,12 +59,18 @@ local function encode(v, path, seen, out)
       return
     end
     seen[v] = path
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, key_less)
+    local keys, names = {}, {}
+    for k in pairs(v) do
+      keys[#keys + 1] = k
+      if type(k) == "table" then names[k] = key_name(k, path, seen) end
+    end
+    table.sort(keys, function(a, b)
+      if type(a) == "table" and type(b) == "table" then return names[a] < names[b] end
+      return key_less(a, b)
+    end)
     out[#out + 1] = "{"
     for i, k in ipairs(keys) do
-      local name = type(k) == "string" and k or ("[" .. tostring(k) .. "]")
+      local name = names[k] or key_name(k, path, seen)
       out[#out + 1] = (i > 1 and "," or "") .. json.encode(name) .. ":"
       encode(v[k], path .. "/" .. name, seen, out)
     end
