@@ -71,11 +71,11 @@ function M.check(kind, opts, allowed)
   for _, lim in ipairs(LIMITS) do
     local v = opts[lim]
     if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
-      M.bad(kind, lim, "expected an integer of 1 or more, got " .. tostring(v))
+      M.bad(kind, lim, "expected an integer of 1 or more, got " .. strings.describe_value(v))
     end
   end
   if opts.dry_run ~= nil and type(opts.dry_run) ~= "boolean" then
-    M.bad(kind, "dry_run", "expected true or false, got " .. tostring(opts.dry_run))
+    M.bad(kind, "dry_run", "expected true or false, got " .. strings.describe_value(opts.dry_run))
   end
   if opts.name ~= nil and type(opts.name) ~= "string" then
     M.bad(kind, "name", "expected a string, got " .. type(opts.name))
@@ -152,7 +152,7 @@ end
 function M.min_requests(kind, opts)
   local v = opts.min_requests
   if v ~= nil and not (M.finite(v) and v >= 0) then
-    M.bad(kind, "min_requests", "expected a number of requests (0 or more), got " .. tostring(v))
+    M.bad(kind, "min_requests", "expected a number of requests (0 or more), got " .. strings.describe_value(v))
   end
   return v or 50
 end
@@ -160,7 +160,7 @@ end
 function M.target_group(kind, opts, field)
   local v = opts[field]
   if type(v) ~= "string" or v == "" then
-    M.bad(kind, field, "required: a target group name or ARN, got " .. tostring(v))
+    M.bad(kind, field, "required: a target group name or ARN, got " .. strings.describe_value(v))
   end
 end
 
@@ -194,7 +194,7 @@ function M.metric_spec(kind, where, m)
   end
   for _, f in ipairs { "namespace", "metric" } do
     if type(m[f]) ~= "string" or m[f] == "" then
-      M.bad(kind, where .. f, "required: a string, got " .. tostring(m[f]))
+      M.bad(kind, where .. f, "required: a string, got " .. strings.describe_value(m[f]))
     end
   end
   if m.dimensions ~= nil and type(m.dimensions) ~= "table" then
@@ -202,11 +202,11 @@ function M.metric_spec(kind, where, m)
   end
   if m.stat ~= nil and not valid_stat(m.stat) then
     M.bad(kind, where .. "stat", "expected SampleCount, Sum, Average, Minimum, Maximum or a percentile like "
-      .. "p99, got " .. tostring(m.stat))
+      .. "p99, got " .. strings.describe_value(m.stat))
   end
   if m.period ~= nil and not valid_period(m.period) then
     M.bad(kind, where .. "period", "expected seconds: 1, 5, 10, 20, 30 or a multiple of 60, got "
-      .. tostring(m.period))
+      .. strings.describe_value(m.period))
   end
 end
 

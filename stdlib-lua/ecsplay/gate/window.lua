@@ -27,6 +27,7 @@ only the publishing delay limits the window), bake (seconds at this step, nil
 for none), overtime (true once the verdict time has passed: the gates keep
 judging the periods after the bake's last one).
 ]]
+local strings = require "ecsplay.util.strings"
 local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
 
@@ -63,10 +64,10 @@ function M.check(kind, opts, period)
     period = opts.period == nil and 60 or opts.period
     if math.type(period) ~= "integer" or period <= 0 or period % 60 ~= 0 then
       bad(kind, "period", "expected seconds, a multiple of 60 (ALB metrics are per minute), like 60 or 300, "
-        .. "got " .. tostring(opts.period))
+        .. "got " .. strings.describe_value(opts.period))
     end
   elseif not valid_period(period) then
-    bad(kind, "period", "expected seconds: 1, 5, 10, 20, 30 or a multiple of 60, got " .. tostring(period))
+    bad(kind, "period", "expected seconds: 1, 5, 10, 20, 30 or a multiple of 60, got " .. strings.describe_value(period))
   end
   local f = { period = period, windowed = true }
   f.delay = seconds(kind, opts, "delay", M.DEFAULT_DELAY)
