@@ -107,8 +107,12 @@ function M.position(pos)
   end
   if type(pos.weight) == "number" then parts[#parts + 1] = string.format("%g%%", pos.weight) end
   if type(pos.elapsed) == "number" then
+    local bake = type(pos.bake) == "number" and pos.bake > 0 and pos.bake or nil
+    -- past the bake, the step is held until the metrics of its last minutes are
+    -- published (CloudWatch's delay): say so rather than show "6m/5m" bare
+    local late = bake and pos.elapsed > bake and ", awaiting the bake's metrics" or ""
     parts[#parts + 1] = "[" .. duration.format(math.max(0, pos.elapsed))
-      .. (type(pos.bake) == "number" and pos.bake > 0 and ("/" .. duration.format(pos.bake)) or "") .. "]"
+      .. (bake and ("/" .. duration.format(bake)) or "") .. late .. "]"
   end
   return table.concat(parts, " ")
 end
