@@ -14,6 +14,7 @@
  * poll(), cancel() and pending(). Receiving a response and handing it to Lua is
  * http_response.c.
  */
+#include <dlfcn.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "crypto.h" /* ep_wipe */
 #include "ep.h"     /* luaopen_ecsplay_core_http, ep_signal_fd (core.c's self-pipe) */
 #include "http.h"   /* struct ep_xfer, and what http_response.c does with a response */
 #include "netlib.h" /* libcurl, dlopen'ed on first use: every call goes through ep_curl */
@@ -33,6 +35,10 @@
 #define EP_HTTP_DEFAULT_TIMEOUT 60.0
 #define EP_HTTP_DEFAULT_CONNECT_TIMEOUT 10.0
 #define EP_HTTP_DEFAULT_MAX_SIZE ((lua_Integer)64 * 1024 * 1024)
+/* Idle easy handles kept for the next transfers: creating one (curl_easy_init) and
+ * freeing it cost about as much as the rest of start() together. More transfers than
+ * this at once still work; the extra handles are freed as usual. */
+#define EP_HTTP_POOL 16
 struct ep_http {
     CURLM *multi;
     CURLSH *share;
@@ -40,7 +46,49 @@ struct ep_http {
     struct ep_xfer *done_head, *done_tail;
     lua_Integer next_id;
     int global_inited;
+    CURL *pool[EP_HTTP_POOL]; /* idle handles, each reset before reuse */
+    int npool;
 };
+
+/* curl_easy_reset, looked up beside the pool that needs it (from the libcurl netlib.c
+ * loaded; NULL if that libcurl lacks it: then handles are not reused). */
+typedef void (*easy_reset_fn)(CURL *);
+static easy_reset_fn easy_reset;
+static int easy_reset_looked_up;
+
+static easy_reset_fn find_easy_reset(void)
+{
+    if (!easy_reset_looked_up) {
+        easy_reset_looked_up = 1;
+        void *lib = dlopen(EP_CURL_SONAME, RTLD_NOW | RTLD_NOLOAD);
+        if (lib) {
+            /* POSIX: a function pointer converts from dlsym's void * this way */
+            *(void **)&easy_reset = dlsym(lib, "curl_easy_reset");
+            dlclose(lib); /* only drops the reference RTLD_NOLOAD added */
+        }
+    }
+    return easy_reset;
+}
+
+/* An easy handle for a new transfer: an idle one, reset to defaults, or a new one. */
+static CURL *easy_get(struct ep_http *h)
+{
+    if (h->npool > 0) {
+        CURL *e = h->pool[--h->npool];
+        easy_reset(e);
+        return e;
+    }
+    return ep_curl.easy_init();
+}
+
+/* A handle no transfer uses any more (already out of the multi handle). */
+static void easy_put(struct ep_http *h, CURL *e)
+{
+    if (h->npool < EP_HTTP_POOL && find_easy_reset())
+        h->pool[h->npool++] = e;
+    else
+        ep_curl.easy_cleanup(e);
+}
 
 /* ---------- buffers ---------- */
 
@@ -58,7 +106,10 @@ static void xfer_free(struct ep_http *h, struct ep_xfer *x)
     if (x->easy) {
         if (x->state == XFER_RUNNING && h->multi)
             ep_curl.multi_remove_handle(h->multi, x->easy);
-        ep_curl.easy_cleanup(x->easy);
+        if (h->multi)
+            easy_put(h, x->easy);
+        else
+            ep_curl.easy_cleanup(x->easy);
     }
     ep_curl.slist_free_all(x->req_headers);
     buf_free(&x->body);
@@ -115,6 +166,8 @@ static void http_close(struct ep_http *h)
         xfer_free(h, x);
     }
     h->done_tail = NULL;
+    while (h->npool > 0)
+        ep_curl.easy_cleanup(h->pool[--h->npool]);
     if (h->multi) {
         ep_curl.multi_cleanup(h->multi);
         h->multi = NULL;
@@ -357,21 +410,31 @@ static struct ep_xfer *xfer_new(struct ep_http *h, const struct start_args *a)
     return x;
 }
 
-/* Appends "Name: value" to the transfer's header list; 0 or -1 (ENOMEM). */
+/* Appends "Name: value" to the transfer's header list; 0 or -1 (ENOMEM). The line is
+ * put together on the stack when it fits (curl copies it), else in a malloc'd buffer. */
 static int append_header(struct ep_xfer *x, const char *name, size_t nl, const char *v, size_t vl)
 {
-    /* "Name;" is curl's syntax for an empty-valued header ("Name:" would remove it). */
+    char small[512];
     size_t cap = nl + vl + 4;
-    char *line = malloc(cap);
+    char *line = cap <= sizeof small ? small : malloc(cap);
     if (!line)
         return -1;
-    if (vl == 0)
-        snprintf(line, cap, "%s;", name);
-    else
-        snprintf(line, cap, "%s: %s", name, v);
+    memcpy(line, name, nl);
+    /* "Name;" is curl's syntax for an empty-valued header ("Name:" would remove it). */
+    size_t n = nl;
+    if (vl == 0) {
+        line[n++] = ';';
+    } else {
+        line[n++] = ':';
+        line[n++] = ' ';
+        memcpy(line + n, v, vl);
+        n += vl;
+    }
+    line[n] = '\0';
     struct curl_slist *s = ep_curl.slist_append(x->req_headers, line);
-    memset(line, 0, cap); /* header values may be credentials */
-    free(line);
+    ep_wipe(line, n); /* header values may be credentials */
+    if (line != small)
+        free(line);
     if (!s)
         return -1;
     x->req_headers = s;
@@ -493,7 +556,7 @@ static int l_start(lua_State *L)
     struct ep_xfer *x = xfer_new(h, &a);
     if (!x)
         return luaL_error(L, "http.start: out of memory");
-    if (build_header_list(L, x, a.has_headers) != 0 || !(x->easy = ep_curl.easy_init()))
+    if (build_header_list(L, x, a.has_headers) != 0 || !(x->easy = easy_get(h)))
         return start_failed(L, h, x, "out of memory", NULL);
     CURLcode rc = set_transfer_options(h, x, &a);
     if (rc == CURLE_OK)

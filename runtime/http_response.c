@@ -148,7 +148,8 @@ static void push_headers(lua_State *L, const struct ep_buf *raw)
                 const char *v = colon + 1;
                 while (v < le && (*v == ' ' || *v == '\t'))
                     v++;
-                lua_pushlstring(L, name, nl);
+                lua_pushlstring(L, name, nl); /* the key, made once: kept for rawset */
+                lua_pushvalue(L, -1);
                 if (lua_rawget(L, t) == LUA_TSTRING) {
                     lua_pushliteral(L, ", ");
                     lua_pushlstring(L, v, (size_t)(le - v));
@@ -157,8 +158,6 @@ static void push_headers(lua_State *L, const struct ep_buf *raw)
                     lua_pop(L, 1);
                     lua_pushlstring(L, v, (size_t)(le - v));
                 }
-                lua_pushlstring(L, name, nl);
-                lua_insert(L, -2);
                 lua_rawset(L, t);
             } else {
                 last_nl = 0; /* status line or junk */

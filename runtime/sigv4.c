@@ -73,9 +73,12 @@ char *ep_sigv4_string_to_sign(const char *amz_date, const char *scope,
                               const char *canonical_request, size_t creq_len)
 {
     char hex[EP_SHA256_HEX_LEN + 1];
-    if (ep_sha256_hex(canonical_request, creq_len, hex) != 0)
+    if (ep_sigv4_sha256_hex(canonical_request, creq_len, hex) != 0)
         return NULL;
     ep_sbuf b = {0};
+    /* each string below is sized once up front: no realloc on the way */
+    ep_sb_reserve(&b, sizeof EP_SIGV4_ALGORITHM + strlen(amz_date) + strlen(scope) + 2 +
+                          EP_SHA256_HEX_LEN);
     ep_sb_adds(&b, EP_SIGV4_ALGORITHM "\n");
     ep_sb_adds(&b, amz_date);
     ep_sb_addc(&b, '\n');
@@ -89,7 +92,7 @@ int ep_sigv4_signature(const unsigned char key[32], const char *string_to_sign, 
                        char hex_out[65])
 {
     unsigned char mac[EP_SHA256_LEN];
-    if (ep_hmac_sha256(key, 32, string_to_sign, len, mac) != 0)
+    if (ep_sigv4_hmac(key, 32, string_to_sign, len, mac) != 0)
         return EP_SIGV4_ECRYPTO;
     ep_hex_encode(mac, sizeof mac, hex_out);
     return 0;
@@ -99,6 +102,8 @@ char *ep_sigv4_authorization(const char *access_key, const char *scope, const ch
                              const char *signature_hex)
 {
     ep_sbuf b = {0};
+    ep_sb_reserve(&b, sizeof EP_SIGV4_ALGORITHM + 40 + strlen(access_key) + strlen(scope) +
+                          strlen(signed_headers) + strlen(signature_hex));
     ep_sb_adds(&b, EP_SIGV4_ALGORITHM " Credential=");
     ep_sb_adds(&b, access_key);
     ep_sb_addc(&b, '/');
@@ -281,6 +286,7 @@ static int signing_time(signing *s)
 static int credential_scope(signing *s)
 {
     ep_sbuf b = {0};
+    ep_sb_reserve(&b, 8 + strlen(s->cfg->region) + strlen(s->cfg->service) + 16);
     ep_sb_adds(&b, s->date8);
     ep_sb_addc(&b, '/');
     ep_sb_adds(&b, s->cfg->region);
@@ -529,6 +535,11 @@ static int canonical_request(signing *s)
     char *cquery = canonical_query(s);
     if (cpath && cquery) {
         ep_sbuf b = {0};
+        size_t size = strlen(s->req->method) + strlen(cpath) + strlen(cquery) +
+                      strlen(s->out->signed_headers) + s->payload_len + 8;
+        for (size_t e = 0; e < s->ne; e++)
+            size += strlen(s->es[e].lname) + strlen(s->es[e].value) + 2;
+        ep_sb_reserve(&b, size);
         ep_sb_adds(&b, s->req->method);
         ep_sb_addc(&b, '\n');
         ep_sb_adds(&b, cpath);
@@ -607,7 +618,7 @@ static int build(signing *s)
     s->hdate = find_header(s->req, "x-amz-date");
     if ((rc = signing_time(s)))
         return rc;
-    if (ep_sha256_hex(s->req->body, s->req->body_len, s->body_hex) != 0)
+    if (ep_sigv4_sha256_hex(s->req->body, s->req->body_len, s->body_hex) != 0)
         return EP_SIGV4_ECRYPTO;
     if ((rc = credential_scope(s)) || (rc = add_signer_headers(s)))
         return rc;

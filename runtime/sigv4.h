@@ -7,7 +7,8 @@
  * client signed (cfg.signed_headers).
  *
  * The signer is sigv4.c (the stages and the whole), sigv4_canon.c (canonical
- * forms), sigv4_key.c (signing key and cache); its Lua face is sigv4_lua.c.
+ * forms), sigv4_key.c (signing key and cache), sigv4_hash.c (its digests); its
+ * Lua face is sigv4_lua.c.
  *
  * Strings handed out in ep_sigv4_result are malloc'd and owned by the result;
  * release them with ep_sigv4_result_free(). The secret key is only read; the
@@ -134,6 +135,13 @@ void ep_sigv4_cache_clear(void);
 void ep_sigv4_cache_stats(unsigned long *hits, unsigned long *misses);
 
 /* ---- shared by the signer's files (sigv4.c, sigv4_canon.c) ------------- */
+
+/* SHA-256 and HMAC-SHA-256 as crypto.h's, with the algorithm fetched once per
+ * process instead of per call (sigv4_hash.c). 0 or -1. */
+int ep_sigv4_sha256(const void *data, size_t len, unsigned char out[32]);
+int ep_sigv4_sha256_hex(const void *data, size_t len, char out[65]);
+int ep_sigv4_hmac(const void *key, size_t key_len, const void *data, size_t len,
+                  unsigned char out[32]);
 
 struct ep_sbuf;
 /* Appends the RFC 3986 encoding of s[0..n) to b (sbuf.h): unreserved bytes as

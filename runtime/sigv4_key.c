@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "crypto.h"
+#include "sbuf.h"
 #include "sigv4.h"
 
 /* ---- signing key cache ---------------------------------------------------- */
@@ -29,30 +28,36 @@ static unsigned long cache_clock, cache_hits, cache_misses;
 /* The simulator's HTTP server may sign/verify off the main thread. */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int digest_field(EVP_MD_CTX *ctx, const void *p, size_t n)
+/* Length-prefixed, so ("ab","c") and ("a","bc") never share an id. */
+static void id_field(ep_sbuf *b, const void *p, size_t n)
 {
-    /* Length-prefixed, so ("ab","c") and ("a","bc") never share an id. */
     unsigned char len[8];
     for (int i = 0; i < 8; i++)
         len[i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-    return EVP_DigestUpdate(ctx, len, sizeof len) == 1 &&
-           (n == 0 || EVP_DigestUpdate(ctx, p, n) == 1);
+    ep_sb_addn(b, (const char *)len, sizeof len);
+    ep_sb_addn(b, p, n);
 }
 
+/* One digest over the fields laid out in a buffer (wiped after: it holds the
+ * secret), rather than a digest context fed field by field. */
 static int cache_id(const char *secret, size_t secret_len, const char *date8, const char *region,
                     const char *service, const char *access_key, unsigned char id[EP_SHA256_LEN])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int n = 0;
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-             digest_field(ctx, "ecsplay-sigv4-key-id", 20) &&
-             digest_field(ctx, secret, secret_len) && digest_field(ctx, date8, strlen(date8)) &&
-             digest_field(ctx, region, strlen(region)) &&
-             digest_field(ctx, service, strlen(service)) &&
-             digest_field(ctx, access_key, strlen(access_key)) &&
-             EVP_DigestFinal_ex(ctx, id, &n) == 1 && n == EP_SHA256_LEN;
-    EVP_MD_CTX_free(ctx);
-    return ok ? 0 : -1;
+    ep_sbuf b = {0};
+    size_t date_len = strlen(date8), region_len = strlen(region), service_len = strlen(service),
+           ak_len = strlen(access_key);
+    /* sized once, so no realloc leaves a copy of the secret behind unwiped */
+    ep_sb_reserve(&b, 6 * 8 + 20 + secret_len + date_len + region_len + service_len + ak_len);
+    id_field(&b, "ecsplay-sigv4-key-id", 20);
+    id_field(&b, secret, secret_len);
+    id_field(&b, date8, date_len);
+    id_field(&b, region, region_len);
+    id_field(&b, service, service_len);
+    id_field(&b, access_key, ak_len);
+    int rc = b.oom ? -1 : ep_sigv4_sha256(b.p, b.len, id);
+    ep_wipe(b.p, b.cap);
+    free(b.p);
+    return rc;
 }
 
 static int derive_key(const char *secret, size_t secret_len, const char *date8, const char *region,
@@ -66,10 +71,10 @@ static int derive_key(const char *secret, size_t secret_len, const char *date8, 
     memcpy(k0, "AWS4", 4);
     if (secret_len)
         memcpy(k0 + 4, secret, secret_len);
-    int rc = ep_hmac_sha256(k0, klen, date8, strlen(date8), k1) == 0 &&
-                     ep_hmac_sha256(k1, sizeof k1, region, strlen(region), k2) == 0 &&
-                     ep_hmac_sha256(k2, sizeof k2, service, strlen(service), k3) == 0 &&
-                     ep_hmac_sha256(k3, sizeof k3, "aws4_request", 12, out) == 0
+    int rc = ep_sigv4_hmac(k0, klen, date8, strlen(date8), k1) == 0 &&
+                     ep_sigv4_hmac(k1, sizeof k1, region, strlen(region), k2) == 0 &&
+                     ep_sigv4_hmac(k2, sizeof k2, service, strlen(service), k3) == 0 &&
+                     ep_sigv4_hmac(k3, sizeof k3, "aws4_request", 12, out) == 0
                  ? 0
                  : EP_SIGV4_ECRYPTO;
     ep_wipe(k0, klen);

@@ -41,11 +41,17 @@ local function opt_bool(fn, t, field, default)
   return v
 end
 
+-- The last epoch second formatted: a client signs many requests a second (os.date is
+-- dear next to the signing itself).
+local last_epoch, last_amz_date
+
 -- time: epoch seconds, "YYYYMMDDTHHMMSSZ" or ISO "YYYY-MM-DDTHH:MM:SSZ".
 local function amz_date(fn, v)
   if type(v) == "number" then
     if v ~= v or v < 0 or v >= 253402300800 then argerr(fn, "time", "is out of range: " .. tostring(v)) end
-    return os.date("!%Y%m%dT%H%M%SZ", math.floor(v))
+    v = math.floor(v)
+    if v ~= last_epoch then last_epoch, last_amz_date = v, os.date("!%Y%m%dT%H%M%SZ", v) end
+    return last_amz_date
   elseif type(v) == "string" then
     if v:match("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$") then return v end
     local y, mo, d, h, mi, s = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
@@ -74,11 +80,29 @@ local function parse_url(fn, url)
   return authority, path, query
 end
 
+--[[ parse_url's answers for the URLs signed lately: a run signs thousands of requests to a
+     handful of endpoints. Bounded: emptied when it holds URL_CACHE_MAX of them. Only
+     successful parses are kept (a bad URL raises every time). ]]
+local URL_CACHE_MAX = 64
+local url_cache, url_cache_n = {}, 0
+
+local function parse_url_cached(fn, url)
+  local hit = url_cache[url]
+  if hit then return hit[1], hit[2], hit[3] end
+  local host, path, query = parse_url(fn, url)
+  if url_cache_n >= URL_CACHE_MAX then url_cache, url_cache_n = {}, 0 end
+  url_cache[url] = { host, path, query }
+  url_cache_n = url_cache_n + 1
+  return host, path, query
+end
+
 local function header_value(fn, name, v)
   if type(v) == "string" then return v end
   if math.type(v) == "integer" then return string.format("%d", v) end
   argerr(fn, "headers", ("value of %q must be a string or an integer, got %s"):format(tostring(name), type(v)))
 end
+
+local function by_name(a, b) return a[1] < b[1] end
 
 -- headers: map name -> value, or array of {name, value}. Returns the array
 -- form for C and whether the caller gave an array.
@@ -95,11 +119,13 @@ local function normalize_headers(fn, h)
     end
     return list, true
   end
+  local n = 0
   for name, v in pairs(h) do
     if type(name) ~= "string" then argerr(fn, "headers", "keys must be header names (strings)") end
-    list[#list + 1] = { name, header_value(fn, name, v) }
+    n = n + 1
+    list[n] = { name, type(v) == "string" and v or header_value(fn, name, v) }
   end
-  table.sort(list, function(a, b) return a[1] < b[1] end) -- deterministic order
+  if n > 1 then table.sort(list, by_name) end -- deterministic order
   return list, false
 end
 
@@ -125,7 +151,7 @@ end
 local function sign(fn, t, expires)
   local a = core_args(fn, t)
   local url = need_string(fn, t, "url")
-  a.host, a.path, a.query = parse_url(fn, url)
+  a.host, a.path, a.query = parse_url_cached(fn, url)
   a.amz_date = amz_date(fn, t.time)
   a.presign_expires = expires
   local list, as_array = normalize_headers(fn, t.headers)
@@ -133,14 +159,18 @@ local function sign(fn, t, expires)
   local r = core.sign(a)
 
   -- Headers to send: the caller's (minus any stale Authorization) plus ours.
-  local out = {}
-  for _, p in ipairs(list) do
-    if p[1]:lower() ~= "authorization" then
-      if as_array then out[#out + 1] = { p[1], p[2] } else out[p[1]] = p[2] end
+  local out, n = {}, 0
+  for i = 1, #list do
+    local p = list[i]
+    local name = p[1]
+    if #name ~= 13 or name:lower() ~= "authorization" then
+      if as_array then n = n + 1 out[n] = { name, p[2] } else out[name] = p[2] end
     end
   end
-  for _, p in ipairs(r.added) do
-    if as_array then out[#out + 1] = { p[1], p[2] } else out[p[1]] = p[2] end
+  local added = r.added
+  for i = 1, #added do
+    local p = added[i]
+    if as_array then n = n + 1 out[n] = p else out[p[1]] = p[2] end
   end
   return {
     authorization = r.authorization,

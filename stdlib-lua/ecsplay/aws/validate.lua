@@ -194,6 +194,82 @@ function Checker:structure(sh, v, path)
   end
 end
 
+--[[ The fast pass: the same rules as Checker, as a yes/no answer with no messages, paths
+     or sorting (what a call with good parameters, nearly every call, pays). A "no" runs
+     the Checker, which finds and words the problems; so fits() must never say yes
+     where the Checker would find one. ]]
+local enum_sets = setmetatable({}, { __mode = "k" }) -- shape → { value = true } (weak)
+
+local function in_enum(sh, v)
+  local set = enum_sets[sh]
+  if not set then
+    set = {}
+    for _, e in ipairs(sh.enum) do set[e] = true end
+    enum_sets[sh] = set
+  end
+  return set[v] == true
+end
+
+local function in_range(sh, v)
+  return not (sh.min and v < sh.min) and not (sh.max and v > sh.max)
+end
+
+local fits
+
+local function fits_structure(shapes, sh, v)
+  if sh.document then return true end
+  local members = sh.members
+  local set = 0
+  for k, x in pairs(v) do
+    local mem = members and type(k) == "string" and members[k]
+    if not mem or not fits(shapes, shapes[mem.shape], x) then return false end
+    set = set + 1
+  end
+  local required = sh.required
+  if required then
+    for i = 1, #required do
+      if v[required[i]] == nil then return false end
+    end
+  end
+  return not (sh.union and set > 1)
+end
+
+function fits(shapes, sh, v)
+  local t, tv = sh.type, type(v)
+  if t == "structure" then
+    return tv == "table" and fits_structure(shapes, sh, v)
+  elseif t == "string" then
+    if tv ~= "string" or (sh.enum and not in_enum(sh, v)) then return false end
+    return (not sh.min and not sh.max) or in_range(sh, len_of(v))
+  elseif t == "list" then
+    if tv ~= "table" or not is_array(v) or not in_range(sh, #v) then return false end
+    local msh = shapes[sh.member.shape]
+    for i = 1, #v do
+      if not fits(shapes, msh, v[i]) then return false end
+    end
+    return true
+  elseif t == "map" then
+    if tv ~= "table" then return false end
+    local ksh, vsh = shapes[sh.key.shape], shapes[sh.value.shape]
+    for k, x in pairs(v) do
+      if type(k) ~= "string" or not fits(shapes, ksh, k) or not fits(shapes, vsh, x) then return false end
+    end
+    return true
+  elseif t == "integer" or t == "long" then
+    return tv == "number" and (math.type(v) == "integer" or v == math.floor(v)) and in_range(sh, v)
+  elseif t == "double" or t == "float" then
+    return tv == "number" and v == v and in_range(sh, v)
+  elseif t == "boolean" then
+    return tv == "boolean"
+  elseif t == "timestamp" then
+    if tv == "string" then return not not (timestamp.parse(v)) end
+    return tv == "number"
+  elseif t == "blob" then
+    return tv == "string" and in_range(sh, #v)
+  end
+  return true -- "document" and unknown types: any value
+end
+
 local function raise(m, opname, problems)
   local prefix = string.format("%s %s: ", m.service or "aws", opname)
   local msgs = {}
@@ -220,6 +296,13 @@ function M.input(m, opname, params)
       errors = {} }, 0)
   end
   if params == nil then params = {} end
+  if type(params) == "table" then
+    if op.input then
+      if fits_structure(m.shapes, m.shapes[op.input], params) then return true end
+    elseif next(params) == nil then
+      return true
+    end
+  end
   local c = setmetatable({ m = m, errors = {} }, Checker)
   if type(params) ~= "table" then
     c:add("", "type", "parameters must be a table, got " .. describe(params))
@@ -241,13 +324,22 @@ end
 
 -- Fill top-level members marked idempotencyToken that the caller left unset (as botocore
 -- does). Modifies and returns params.
+local token_members = setmetatable({}, { __mode = "k" }) -- op → { member names } (weak)
+
 function M.fill_idempotency_tokens(m, opname, params)
   local op = m.operations[opname] or (m.by_snake and m.operations[m.by_snake[opname] or ""])
   if not op or not op.input then return params end
-  local sh = m.shapes[op.input]
+  local names = token_members[op]
+  if not names then
+    names = {}
+    for name, mem in pairs(m.shapes[op.input].members or {}) do
+      if mem.idempotencyToken then names[#names + 1] = name end
+    end
+    token_members[op] = names
+  end
   params = params or {}
-  for name, mem in pairs(sh.members or {}) do
-    if mem.idempotencyToken and params[name] == nil then params[name] = crypto.uuid4() end
+  for i = 1, #names do
+    if params[names[i]] == nil then params[names[i]] = crypto.uuid4() end
   end
   return params
 end

@@ -120,16 +120,28 @@ end
 -- Encoding.
 local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
   ["\r"] = "\\r", ["\t"] = "\\t" }
+local function escape_char(c)
+  return ESC[c] or string.format("\\u%04x", c:byte())
+end
 local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESC[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
+  -- most strings (names, ARNs, ids) need no escape: skip gsub's copy for them
+  if not s:find('[%c"\\]') then return '"' .. s .. '"' end
+  return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
 end
 M.quote = quote
 
+--[[ Encoding walks without paths first (path = false: no string built per member or
+     item); the first problem raises NEEDS_PATH and build_request walks again with
+     paths, to raise the message naming where. ]]
+local NEEDS_PATH = setmetatable({}, { __tostring = function() return "json: needs a path" end })
+local function fail_at(path, fmt, ...)
+  if not path then error(NEEDS_PATH, 0) end
+  error(string.format(fmt, path, ...), 0)
+end
+
 local function number(v, path)
   local s, err = proto.format_number(v)
-  if not s then error(string.format("cannot encode `%s`: %s", path, err), 0) end
+  if not s then fail_at(path, "cannot encode `%s`: %s", err) end
   return s
 end
 
@@ -165,9 +177,24 @@ local function encode_any(v, out, path)
       out[#out + 1] = "}"
     end
   else
-    error(string.format("cannot encode a %s at `%s` as JSON", t, path), 0)
+    error(path and string.format("cannot encode a %s at `%s` as JSON", t, path) or NEEDS_PATH, 0)
   end
 end
+
+-- Per structure shape, its members' `"wireName":` prefixes, quoted once (weak: dropped
+-- with their model).
+local member_keys = setmetatable({}, { __mode = "k" })
+local function keys_of(sh)
+  local keys = member_keys[sh]
+  if not keys then
+    keys = {}
+    for name, mem in pairs(sh.members or {}) do keys[name] = quote(mem.locationName or name) .. ":" end
+    member_keys[sh] = keys
+  end
+  return keys
+end
+
+local NO_ORDER = {}
 
 local function encode(m, sh, v, out, path)
   local t = sh.type
@@ -175,14 +202,19 @@ local function encode(m, sh, v, out, path)
     if sh.document then return encode_any(v, out, path) end
     out[#out + 1] = "{"
     local first = true
-    for _, name in ipairs(sh.order or {}) do
-      local fv = v[name]
-      if not is_null(fv) then
-        local mem = sh.members[name]
-        if not first then out[#out + 1] = "," end
-        first = false
-        out[#out + 1] = quote(mem.locationName or name) .. ":"
-        encode(m, m.shapes[mem.shape], fv, out, path == "" and name or path .. "." .. name)
+    local order = sh.order or NO_ORDER
+    if #order > 0 and next(v) ~= nil then
+      local keys = keys_of(sh)
+      for i = 1, #order do
+        local name = order[i]
+        local fv = v[name]
+        if not is_null(fv) then
+          if not first then out[#out + 1] = "," end
+          first = false
+          out[#out + 1] = keys[name]
+          encode(m, m.shapes[sh.members[name].shape], fv, out,
+            path and (path == "" and name or path .. "." .. name))
+        end
       end
     end
     out[#out + 1] = "}"
@@ -191,7 +223,7 @@ local function encode(m, sh, v, out, path)
     local msh = m.shapes[sh.member.shape]
     for i = 1, #v do
       if i > 1 then out[#out + 1] = "," end
-      encode(m, msh, v[i], out, path .. "[" .. i .. "]")
+      encode(m, msh, v[i], out, path and path .. "[" .. i .. "]")
     end
     out[#out + 1] = "]"
   elseif t == "map" then
@@ -200,12 +232,12 @@ local function encode(m, sh, v, out, path)
     for i, k in ipairs(sorted_keys(v)) do
       if i > 1 then out[#out + 1] = "," end
       out[#out + 1] = quote(tostring(k)) .. ":"
-      encode(m, vsh, v[k], out, path .. "." .. tostring(k))
+      encode(m, vsh, v[k], out, path and path .. "." .. tostring(k))
     end
     out[#out + 1] = "}"
   elseif t == "timestamp" then
     local e, err = timestamp.to_epoch(v)
-    if not e then error(string.format("cannot encode `%s`: %s", path, err), 0) end
+    if not e then fail_at(path, "cannot encode `%s`: %s", err) end
     out[#out + 1] = number(e, path)
   elseif t == "blob" then
     out[#out + 1] = quote(proto.base64(v))
@@ -222,14 +254,89 @@ end
 function M.encode_shape(m, shape, v)
   local sh = type(shape) == "string" and m.shapes[shape] or shape
   local out = {}
-  encode(m, sh, v, out, "")
+  local ok, err = pcall(encode, m, sh, v, out, false)
+  if not ok then
+    if err ~= NEEDS_PATH then error(err, 0) end
+    encode(m, sh, v, {}, "") -- raises the message with its path
+  end
   return table.concat(out)
 end
 
 ---------------------------------------------------------------------------------------
 -- Typing decoded JSON by shape. strict (server side) reports mismatches; lenient
 -- (client side) keeps what it cannot convert. Unknown members are dropped (as botocore).
+--[[ Per structure shape: decoded key → { member name, member shape } (weak: dropped with
+     the model), so typing walks the keys an answer has, not every member the shape
+     could have. false when two members share a wire name (then members are walked). ]]
+local wire_index = setmetatable({}, { __mode = "k" })
+local function wire_of(m, sh)
+  local idx = wire_index[sh]
+  if idx == nil then
+    idx = {}
+    for name, mem in pairs(sh.members or {}) do
+      local wire = mem.locationName or name
+      if idx[wire] then idx = false break end
+      idx[wire] = { name, m.shapes[mem.shape] }
+    end
+    wire_index[sh] = idx
+  end
+  return idx
+end
+
+--[[ The client side's typing (strict = false below, the same rules): never fails, so it
+     needs no paths for messages; what it cannot convert it keeps. ]]
+local lenient
+function lenient(m, sh, v)
+  if v == nil or v == NULL or v == cjson.null then return nil end
+  local t = sh.type
+  if t == "structure" then
+    if sh.document or type(v) ~= "table" then return v end
+    local r, idx = {}, wire_of(m, sh)
+    if idx then
+      for k, fv in pairs(v) do
+        local e = idx[k]
+        if e then r[e[1]] = lenient(m, e[2], fv) end
+      end
+    else
+      for name, mem in pairs(sh.members or {}) do
+        local fv = v[mem.locationName or name]
+        if fv ~= nil then r[name] = lenient(m, m.shapes[mem.shape], fv) end
+      end
+    end
+    return r
+  elseif t == "list" then
+    if type(v) ~= "table" then return v end
+    local r, n, msh = {}, 0, m.shapes[sh.member.shape]
+    for i = 1, #v do
+      local x = lenient(m, msh, v[i])
+      if x ~= nil then n = n + 1 r[n] = x end
+    end
+    return r
+  elseif t == "string" then
+    return v
+  elseif t == "map" then
+    if type(v) ~= "table" then return v end
+    local r, vsh = {}, m.shapes[sh.value.shape]
+    for k, x in pairs(v) do r[k] = lenient(m, vsh, x) end
+    return r
+  elseif t == "integer" or t == "long" then
+    if type(v) ~= "number" then return v end
+    return math.tointeger(v) or v
+  elseif t == "double" or t == "float" then
+    if type(v) ~= "number" then return v end
+    return v + 0.0
+  elseif t == "timestamp" then
+    if type(v) == "string" then return timestamp.to_epoch(v) or v end
+    return v
+  elseif t == "blob" then
+    if type(v) ~= "string" then return v end
+    return proto.unbase64(v) or v
+  end
+  return v -- boolean, document, unknown types
+end
+
 local function typed(m, sh, v, path, strict)
+  if not strict then return lenient(m, sh, v) end
   if is_null(v) then return nil end
   local t = sh.type
   local function bad(expected)
@@ -304,17 +411,27 @@ local function op_of(m, opname)
   return op
 end
 
+-- Per operation, what every request of it shares (weak: dropped with the model).
+local request_heads = setmetatable({}, { __mode = "k" })
+local function head_of(m, op)
+  local h = request_heads[op]
+  if not h then
+    h = { content_type = content_type(m), target = m.metadata.targetPrefix .. "." .. op.name,
+      query_mode = m.metadata.awsQueryCompatible and true or false,
+      method = op.http and op.http.method or "POST", path = op.http and op.http.requestUri or "/",
+      input = op.input and m.shapes[op.input] }
+    request_heads[op] = h
+  end
+  return h
+end
+
 function M.build_request(m, opname, params)
-  local op = op_of(m, opname)
+  local h = head_of(m, op_of(m, opname))
   local body = "{}"
-  if op.input then body = M.encode_shape(m, op.input, params or {}) end
-  local headers = {
-    ["Content-Type"] = content_type(m),
-    ["X-Amz-Target"] = m.metadata.targetPrefix .. "." .. op.name,
-  }
-  if m.metadata.awsQueryCompatible then headers["x-amzn-query-mode"] = "true" end
-  return { method = op.http and op.http.method or "POST", path = op.http and op.http.requestUri or "/",
-    headers = headers, body = body }
+  if h.input then body = M.encode_shape(m, h.input, params or {}) end
+  local headers = { ["Content-Type"] = h.content_type, ["X-Amz-Target"] = h.target }
+  if h.query_mode then headers["x-amzn-query-mode"] = "true" end
+  return { method = h.method, path = h.path, headers = headers, body = body }
 end
 
 -- "aws.protocoltests#FooError:http://internal" → "FooError"
@@ -364,7 +481,7 @@ function M.parse_response(m, opname, status, headers, body)
       message = string.format("could not parse the %s %s response as JSON: %s", m.service or "",
         op.name, err or "not an object") }
   end
-  return true, typed(m, m.shapes[op.output], v, "", false) or {}
+  return true, lenient(m, m.shapes[op.output], v) or {}
 end
 
 ---------------------------------------------------------------------------------------
