@@ -4,7 +4,6 @@
 --   ecsplay --simulate playbooks/multi_service.lua                  both deploy
 --   ecsplay --simulate playbooks/multi_service.lua image=api:flaky  api fails → app rolled back too
 local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
-local errors = require "ecsplay.errors"
 local house = require "lib.house_canary"
 local a = ecsplay.params {
   service = { type = "string", default = "api", help = "the service going out as the house canary" },
@@ -23,38 +22,27 @@ local function fleet_gate()
     return true
   end)
 end
--- Each rollout in a task of its own; its outcome is kept, not raised at once: the other
--- rollout's fleet gate fails at its next measurement and it rolls back too.
-local function start(name, fn)
-  return ecsplay.spawn(function()
+-- Each rollout in a task of its own (ecsplay.parallel); a failure marks the fleet as failed
+-- before it is passed on: the other rollout's fleet gate fails at its next measurement and it
+-- rolls back too. ecsplay.parallel waits for both (a signal included: each rolls itself back)
+-- and raises the worst error, so the exit code never says "every rollback completed" while
+-- one did not.
+local function member(name, fn)
+  return function()
     local ok, res = pcall(fn)
-    if not ok then fleet.failed = fleet.failed or name end
-    return { ok = ok, result = res }
-  end)
-end
--- A signal reaches this task too while it waits: the rollouts roll back on their own, and the
--- run ends only once both have ended.
-local function outcome(task)
-  while true do
-    local ok, done, res = pcall(task.result, task)
-    if ok then return done and res or { ok = false, result = res } end
-    if not errors.is(done, "interrupted") then error(done, 0) end
+    if not ok then
+      fleet.failed = fleet.failed or name
+      error(res, 0)
+    end
+    return res
   end
 end
--- The run's error is the worst of the two: a rollback that did not complete (exit 3) over an
--- interruption (130/143) over a failure that rolled back (1), so the exit code never says
--- "every rollback completed" while one did not.
-local function severity(err)
-  if errors.is(err, "rollback") then return 3 end
-  if errors.is(err, "interrupted") then return 2 end
-  return 1
-end
-local tasks = {
-  start("api", function()
+local results = ecsplay.parallel {
+  member("api", function()
     return house.canary { service = a.service, image = a.image,
       alarm = a.alarm, bake = a.bake, gates = { fleet_gate() } }
   end),
-  start("app", function()
+  member("app", function()
     return rollout.codedeploy { application = a.application, group = a.group,
       image = a.app_image, interval = "1m",
       config = "CodeDeployDefault.ECSCanary10Percent15Minutes", -- outlasts the api canary
@@ -63,11 +51,4 @@ local tasks = {
       end }
   end),
 }
-local results, worst = {}, nil
-for i, t in ipairs(tasks) do
-  local o = outcome(t)
-  results[i] = o.result
-  if not o.ok and (worst == nil or severity(o.result) > severity(worst)) then worst = o.result end
-end
-if worst ~= nil then error(worst, 0) end
 print(string.format("multi_service: api %s, app %s", results[1].status, results[2].status))

@@ -23,6 +23,9 @@
 
 static volatile sig_atomic_t ep_pending_signal = 0;
 static volatile sig_atomic_t ep_signal_count = 0;
+/* Set by the handler after it writes a wake-up byte: core.signal() reads the pipe only
+** then, not once per scheduler pass (a failed read() is a system call). */
+static volatile sig_atomic_t ep_pipe_dirty = 0;
 static int ep_pipe[2] = {-1, -1};
 static struct sigaction ep_old_int, ep_old_term;
 static int ep_installed = 0;
@@ -42,6 +45,7 @@ static void ep_on_signal(int sig)
         char b = (char)sig;
         ssize_t n = write(ep_pipe[1], &b, 1);
         (void)n;
+        ep_pipe_dirty = 1;
     }
     if (ep_signal_count >= 3)
         signal(sig, SIG_DFL);
@@ -97,16 +101,21 @@ void ep_signal_clear(void)
 {
     char buf[64];
     ep_pending_signal = 0;
+    ep_pipe_dirty = 0;
     if (ep_pipe[0] >= 0) {
         while (read(ep_pipe[0], buf, sizeof buf) > 0) {
         }
     }
 }
 
-/* Only drains the wake-up bytes; the signal stays pending. */
+/* Only drains the wake-up bytes; the signal stays pending. The flag is cleared before the
+** reads, so a signal that lands between them leaves it set and its byte is read next time. */
 static void ep_signal_drain(void)
 {
     char buf[64];
+    if (!ep_pipe_dirty)
+        return;
+    ep_pipe_dirty = 0;
     if (ep_pipe[0] >= 0) {
         while (read(ep_pipe[0], buf, sizeof buf) > 0) {
         }

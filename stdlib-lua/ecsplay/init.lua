@@ -45,8 +45,85 @@ end
 
 function M.spawn(fn, ...) return sched.spawn(fn, ...) end
 
--- Runs the functions concurrently; returns their first results in order.
--- When any fails, the others still finish, then the first error is raised.
+--[[ Members of ecsplay.parallel / ecsplay.map that failed: the error the run raises is the
+     worst of theirs, so the exit code never says less than what happened (cli/exit.lua):
+     a rollback that did not complete (exit 3) over an interruption (130/143) over a failure
+     that rolled back (1) over any other error. Equal ranks: the first in list order. ]]
+local function severity(e)
+  if errors.is(e, "rollback") then return 4 end
+  if errors.is(e, "interrupted") then return 3 end
+  if errors.is(e, "rollout") and errors.is(e.cause, "interrupted") then return 3 end
+  if errors.is(e, "rollout") or (type(e) == "table" and e.rolled_back == true) then return 2 end
+  return 1
+end
+
+--[[ failures: { {index=, err=}, ... } in list order (a signal that reached the waiting
+     caller is one too, index nil); total: how many members. Raises the worst error; with
+     more than one member failed, a copy of it whose message says how many, and `others`
+     the other distinct errors (one signal reaches every waiting task as the same error). ]]
+local function raise_worst(what, failures, total)
+  local worst
+  for _, f in ipairs(failures) do
+    if worst == nil or severity(f.err) > severity(worst.err) then worst = f end
+  end
+  local members = 0
+  for _, f in ipairs(failures) do if f.index then members = members + 1 end end
+  if members <= 1 and (#failures == 1 or worst.index) then error(worst.err, 0) end
+  local others, texts, seen = {}, {}, { [worst.err] = true }
+  local said = { [strings.one_line(errors.describe(worst.err), 200)] = true }
+  for _, f in ipairs(failures) do
+    if not seen[f.err] then
+      seen[f.err] = true
+      others[#others + 1] = f.err
+      local text = strings.one_line(errors.describe(f.err), 200)
+      if not said[text] then said[text] = true texts[#texts + 1] = text end
+    end
+  end
+  local note = string.format("%d of %d %s members failed", members, total, what)
+  if #texts > 0 then note = note .. "; also: " .. table.concat(texts, "; ") end
+  local err = worst.err
+  if type(err) ~= "table" then error(tostring(err) .. " (" .. note .. ")", 0) end
+  local copy = setmetatable({}, getmetatable(err))
+  for k, v in pairs(err) do copy[k] = v end
+  copy.message = (err.message or errors.describe(err)) .. " (" .. note .. ")"
+  copy.others = others
+  error(copy, 0)
+end
+
+--[[ Cancels every task of the list still running (each rolls itself back where it waits, as
+     on a signal). One in the ready queue cannot be cancelled until it waits again: tries
+     until each is cancelled or done. ]]
+local function cancel_all(tasks, reason)
+  while true do
+    local pending = false
+    for _, t in ipairs(tasks) do
+      if not t.done and not t.cancel_asked then
+        if t:cancel(reason) then t.cancel_asked = true else pending = true end
+      end
+    end
+    if not pending then return end
+    sched.yield()
+  end
+end
+
+--[[ Waits for task to end, also when an interruption reaches the waiting caller: a signal
+     reached the members too (each rolls itself back meanwhile); a cancellation of the
+     caller is passed on to every member of `group`. → ok, value, the interruption's
+     error if one came while waiting. ]]
+local function settle(task, group)
+  local interrupt
+  while true do
+    local waited, ok, value = pcall(task.result, task)
+    if waited then return ok, value, interrupt end
+    if not sched.is_interrupt(ok) then error(ok, 0) end
+    interrupt = interrupt or ok
+    if ok.code == "Cancelled" then cancel_all(group, errors.describe(ok)) end
+  end
+end
+
+-- Runs the functions concurrently; returns their first results in order. Every member
+-- ends before this returns or raises (a signal included: members roll themselves back);
+-- a failure raises the worst member error (see raise_worst).
 function M.parallel(fns)
   if type(fns) ~= "table" then error("ecsplay.parallel: expected a list of functions", 2) end
   local tasks = {}
@@ -56,16 +133,20 @@ function M.parallel(fns)
     end
     tasks[i] = sched.spawn(fn)
   end
-  local results, first_err = {}, nil
+  local results, failures, signal_err = {}, {}, nil
   for i, t in ipairs(tasks) do
-    local r = table.pack(t:result())
-    if r[1] then results[i] = r[2] elseif first_err == nil then first_err = r[2] end
+    local ok, value, sig = settle(t, tasks)
+    signal_err = signal_err or sig
+    if ok then results[i] = value else failures[#failures + 1] = { index = i, err = value } end
   end
-  if first_err ~= nil then error(first_err, 0) end
+  if signal_err then failures[#failures + 1] = { err = signal_err } end
+  if #failures > 0 then raise_worst("parallel", failures, #tasks) end
   return results
 end
 
--- fn(item, index) over the list with at most opts.limit running at once.
+-- fn(item, index) over the list with at most opts.limit running at once. After a signal
+-- no further item starts; every item running ends (rolling itself back) before this
+-- returns or raises; failures raise the worst (see raise_worst).
 function M.map(list, fn, opts)
   if type(list) ~= "table" then error("ecsplay.map: expected a list", 2) end
   if type(fn) ~= "function" then error("ecsplay.map: expected a function", 2) end
@@ -73,26 +154,32 @@ function M.map(list, fn, opts)
   if math.type(limit) ~= "integer" or limit < 1 then
     error("ecsplay.map: limit must be an integer of 1 or more, got " .. tostring(limit), 2)
   end
-  local results, first_err, next_i = {}, nil, 1
+  local results, errs, next_i, stopped = {}, {}, 1, false
   local function worker()
-    while next_i <= #list do
+    while next_i <= #list and not stopped do
       local i = next_i
       next_i = next_i + 1
       local ok, r = pcall(fn, list[i], i)
       if ok then results[i] = r
       else
-        if sched.is_interrupt(r) then error(r, 0) end
-        if first_err == nil then first_err = r end
+        errs[i] = r
+        if sched.is_interrupt(r) then stopped = true end
       end
     end
   end
   local workers = {}
   for w = 1, math.min(limit, #list) do workers[w] = sched.spawn(worker) end
+  local failures, signal_err = {}, nil
   for _, w in ipairs(workers) do
-    local ok, e = w:result()
-    if not ok and first_err == nil then first_err = e end
+    local ok, e, sig = settle(w, workers)
+    signal_err = signal_err or sig
+    if not ok then failures[#failures + 1] = { err = e } end -- the worker itself (a bug)
   end
-  if first_err ~= nil then error(first_err, 0) end
+  for i = 1, #list do
+    if errs[i] ~= nil then failures[#failures + 1] = { index = i, err = errs[i] } end
+  end
+  if signal_err then failures[#failures + 1] = { err = signal_err } end
+  if #failures > 0 then raise_worst("map", failures, #list) end
   return results
 end
 

@@ -18,7 +18,8 @@ the lines of two rollouts run in parallel stay apart.
 Renderer: the command line may hand configure{renderer=} a function(rec)
 that decides how events look (the terminal's round lines, progress line and
 summary table: ecsplay.cli.output). It sees every event, shown or not (rec.shown
-says whether the level filter passes it), and writes with log.write_line.
+says whether the level filter passes it; a hidden lazy_event comes without message
+or fields), and writes with log.write_line.
 Without one, shown events are written as format_line(rec) says.
 
 Levels: -v shows debug; -q keeps warnings, errors and what was undone
@@ -220,10 +221,15 @@ local function threshold()
   return verbosity > 0 and 1 or verbosity < 0 and 3 or 2
 end
 
---[[ log.event(level, event, message, fields): the one writer. ]]
-function M.event(level, event, message, fields)
+local function is_shown(level, event)
   local shown = LEVELS[level] >= threshold() or (verbosity < 0 and QUIET_KEEPS[event] == true)
   if shown and format == "text" and verbosity <= 0 and TEXT_FOLDED[event] then shown = false end
+  return shown
+end
+
+--[[ log.event(level, event, message, fields): the one writer. ]]
+function M.event(level, event, message, fields)
+  local shown = is_shown(level, event)
   if not shown and not renderer then return end
   local rec = { time = clock(), level = level, event = event, message = message, fields = fields,
     context = contexts[coroutine.running()] or {}, shown = shown }
@@ -231,6 +237,18 @@ function M.event(level, event, message, fields)
     renderer(rec)
   else
     M.write_line(level, M.format_line(rec))
+  end
+end
+
+--[[ log.lazy_event(level, event, build, ...): log.event(level, event, build(...)) for an
+     event made often and seldom shown (aws/call.lua's per-call `aws.call`): build(...) →
+     message, fields runs only when the event is shown. A renderer still sees a hidden one
+     (its time and run context, as for any hidden event), without message or fields. ]]
+function M.lazy_event(level, event, build, ...)
+  if is_shown(level, event) then return M.event(level, event, build(...)) end
+  if renderer then
+    renderer({ time = clock(), level = level, event = event, context = contexts[coroutine.running()] or {},
+      shown = false })
   end
 end
 

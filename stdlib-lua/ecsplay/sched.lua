@@ -31,7 +31,8 @@ local TOKEN = {}                 -- marks yields that belong to the scheduler
 local tasks_by_co = setmetatable({}, { __mode = "k" })
 local ready = {}                 -- FIFO of { task, ok, value }: ready[head..tail]
 local ready_head, ready_tail = 1, 0
-local timers = {}                -- binary heap of { t, seq, task }
+local timers = {}                -- binary heap of { t, seq, task, wall_at }
+local wall_timers = {}           -- the timers with a wall-clock cap (sleep's `wall`)
 local timer_seq = 0
 local http_waiting = {}          -- http id -> task
 local http_count = 0
@@ -138,13 +139,43 @@ local function heap_pop()
 end
 
 -- A served simulator's clock ---------------------------------------------------------
+--[[ A header by its lowercase name, whatever the case of the answer's (libcurl's are
+     lowercase; a transport's may be mixed): the exact name, then the spelling it had last
+     time, then a search that remembers the spelling it finds. ]]
+local spellings = {}
 local function header(h, name)
   local v = h[name]
   if v ~= nil then return v end
+  local spelt = spellings[name]
+  if spelt then
+    v = h[spelt]
+    if v ~= nil then return v end
+  end
   for k, x in pairs(h) do
-    if type(k) == "string" and k:lower() == name then return x end
+    if type(k) == "string" and #k == #name and k:lower() == name then
+      spellings[name] = k
+      return x
+    end
   end
   return nil
+end
+
+--[[ The scheme://host[:port] of a request URL, and whether its host is a loopback one,
+     remembered for the URLs used lately (a run sends thousands of requests to a handful
+     of endpoints; bounded: emptied when it holds URL_CACHE_MAX). ]]
+local URL_CACHE_MAX = 64
+local url_bases, url_loopback, url_cache_n = {}, {}, 0
+local is_loopback_url
+
+local function url_base(url)
+  local base = url_bases[url]
+  if base == nil then
+    if url_cache_n >= URL_CACHE_MAX then url_bases, url_loopback, url_cache_n = {}, {}, 0 end
+    base = url:match("^(https?://[^/?#]+)") or false
+    url_bases[url] = base
+    url_cache_n = url_cache_n + 1
+  end
+  return base or nil
 end
 
 local function client_name()
@@ -167,8 +198,9 @@ end
 function M.observe_server_clock(headers, url)
   if virtual or not follow_servers or type(headers) ~= "table" then return end
   local t = tonumber(header(headers, TIME_HEADER))
-  local base = type(url) == "string" and url:match("^(https?://[^/?#]+)")
-  if not t or not base then return end
+  if not t or type(url) ~= "string" then return end
+  local base = url_base(url)
+  if not base then return end
   local speed = tonumber(header(headers, SPEED_HEADER))
   local mode = header(headers, MODE_HEADER) == "lockstep" and "lockstep" or "speed"
   if not server then
@@ -188,17 +220,23 @@ function M.server_clock()
   return { base = server.base, mode = server.mode, speed = server.speed, client = client_name() }
 end
 
-local is_loopback_url
-
 --[[ Names this process on its requests to the simulator it follows, and before it follows
      one on those to loopback endpoints (`sim serve` listens on nothing else), so a
      simulator knows it from its first request (--lockstep). Never to anywhere else. ]]
 function M.add_clock_headers(h, url)
-  if not follow_servers or virtual then return h end
-  local base = type(url) == "string" and url:match("^(https?://[^/?#]+)")
-  if server and base == server.base or not server and is_loopback_url(url) then
-    h[CLIENT_HEADER] = client_name()
+  if not follow_servers or virtual or type(url) ~= "string" then return h end
+  local named
+  if server then
+    named = url_base(url) == server.base
+  else
+    named = url_loopback[url]
+    if named == nil then
+      named = is_loopback_url(url)
+      url_base(url) -- counts the entry, so the bound holds for both tables
+      url_loopback[url] = named
+    end
   end
+  if named then h[CLIENT_HEADER] = client_id or client_name() end
   return h
 end
 
@@ -324,9 +362,15 @@ local function step(task, ok, value)
   local kind, arg = res[3], res[4]
   if kind == "sleep" then
     timer_seq = timer_seq + 1
-    local item = { t = M.now() + arg, seq = timer_seq, task = task }
+    local seconds, wall = arg, nil
+    if type(arg) == "table" then seconds, wall = arg.seconds, arg.wall end
+    local item = { t = M.now() + seconds, seq = timer_seq, task = task }
     task.wait = item
     heap_push(item)
+    if wall and not virtual then
+      item.wall_at = core.monotonic() + wall
+      wall_timers[#wall_timers + 1] = item
+    end
   elseif kind == "http" then
     -- inside the pcall: loading libcurl on first use may fail too, and that failure
     -- belongs to the playbook's HTTP call, not to the scheduler
@@ -350,6 +394,12 @@ local function step(task, ok, value)
   end
 end
 
+--[[ Per-coroutine tables whose entry a spawned task starts with a copy of its spawner's
+     (M.inherit): aws/call.lua's session in effect, so a task spawned inside s:run(fn) makes
+     its calls in that session too. ]]
+local inherited = {}
+function M.inherit(by_coroutine) inherited[#inherited + 1] = by_coroutine end
+
 local function new_task(fn, name, ...)
   local args = table.pack(...)
   local task = setmetatable({ joiners = {}, name = name }, Task)
@@ -357,6 +407,8 @@ local function new_task(fn, name, ...)
     -- the first resume carries no wait result
     return fn(table.unpack(args, 1, args.n))
   end)
+  local parent = coroutine.running()
+  for _, t in ipairs(inherited) do t[task.co] = t[parent] end
   tasks_by_co[task.co] = task
   alive = alive + 1
   make_ready(task, true, nil)
@@ -390,9 +442,17 @@ local function wait(kind, arg)
 end
 
 -- Public API -------------------------------------------------------------------
-function M.sleep(seconds)
+--[[ sleep(seconds [, wall]): `wall` caps the sleep in wall-clock seconds too (it ends at
+     whichever comes first), for a task that must look at something outside the world
+     (a run's control file) while a served simulator's clock may stand still (--lockstep:
+     the world waits for a busy client). The simulator still sees this process waiting
+     for the full time, so a capped sleep never holds the world back. In process
+     (virtual clock) the cap means nothing: time jumps. ]]
+function M.sleep(seconds, wall)
   seconds = tonumber(seconds) or 0
   if seconds < 0 then seconds = 0 end
+  wall = tonumber(wall)
+  if wall and wall > 0 then return wait("sleep", { seconds = seconds, wall = wall }) end
   return wait("sleep", seconds)
 end
 
@@ -489,8 +549,31 @@ local function fire_due_timers()
   local now = M.now()
   while timers[1] and (timers[1].cancelled or timers[1].t <= now) do
     local item = heap_pop()
-    if not item.cancelled then make_ready(item.task, true, nil) end
+    if not item.cancelled then
+      item.cancelled = true -- fired: its wall cap (if any) must not fire it again
+      make_ready(item.task, true, nil)
+    end
   end
+  if #wall_timers == 0 then return end
+  local mono, keep = core.monotonic(), {}
+  for _, item in ipairs(wall_timers) do
+    if not item.cancelled and item.wall_at <= mono then
+      item.cancelled = true -- left in the heap, skipped when popped
+      make_ready(item.task, true, nil)
+    elseif not item.cancelled then
+      keep[#keep + 1] = item
+    end
+  end
+  wall_timers = keep
+end
+
+-- Wall seconds until the earliest wall cap (sleep's `wall`), at most `limit`.
+local function wall_cap(limit)
+  local mono = core.monotonic()
+  for _, item in ipairs(wall_timers) do
+    if not item.cancelled then limit = math.min(limit, math.max(0, item.wall_at - mono)) end
+  end
+  return limit
 end
 
 local function poll_http(timeout)
@@ -555,10 +638,10 @@ local function loop(main)
       if virtual and http_count == 0 then
         if deadline and deadline > virtual_now then virtual_now = deadline end
       elseif server and http_count == 0 and deadline and deadline > server_now() then
-        if wait_on_server(deadline) then poll_http(60) end
+        if wait_on_server(deadline) then poll_http(wall_cap(60)) end
       else
         local timeout = 60
-        if deadline then timeout = wall_seconds_until(deadline) end
+        if deadline then timeout = wall_cap(wall_seconds_until(deadline)) end
         if virtual then timeout = math.min(timeout, 0.05) end
         if http_count > 0 or (server and server.wait) then
           poll_http(timeout)

@@ -193,8 +193,8 @@ T.test("ECSPLAY_BATCHING=0 and configure{ batching = false } send each request a
   local sim = R.sim
   local creds = sim:credentials()
   aws.configure { region = sim.world.region, endpoint_url = "https://simulator.ecsplay.invalid",
-    access_key = creds.access_key, secret_key = creds.secret_key, transport = function(req) return sim:transport(req) end,
-    env = { ECSPLAY_BATCHING = "off" } }
+    access_key = creds.access_key, secret_key = creds.secret_key,
+    transport = function(req) return sim:transport(req) end, env = { ECSPLAY_BATCHING = "off" } }
   T.eq(batch.enabled(), false, "ECSPLAY_BATCHING=off")
   fresh(1, false)
   T.eq(batch.enabled(), false, "batching = false")

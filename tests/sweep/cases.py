@@ -90,13 +90,13 @@ def run_baseline(lab, name, ops):
     strat = STRATEGIES[name]
     b = Baseline(name)
     try:
-        srv, world = lab.fresh(strat["scenario"])
+        srv, world = lab.fresh(strat["scenario"], strat["regions"])
         d = lab.case_dir(name + "/baseline")
         run_setup(lab, srv, strat, d)
         b.home = world.read()
         lab.post_fault(srv, _counting_faults(ops))
         runs = os.path.join(d, "runs")
-        watch = procs.JournalWatch(runs, prefix=strat["playbook"].endswith("multi_service.lua"))
+        watch = procs.JournalWatch(runs, prefix=strat["multi"])
         b.multi = watch.prefix
         c = lab.run(srv, [strat["playbook"]] + strat["args"], runs, "baseline")
         last = {"counts": {}}

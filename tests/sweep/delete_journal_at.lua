@@ -2,7 +2,8 @@
 -- the playbook named by `playbook=` with every other argument, and deletes the run's journal
 -- the moment the line ECSPLAY_SWEEP_DELETE_AT is on disk. The label names a line as the sweep
 -- does (procs.JournalWatch: `done:KEY`, `#N` for a repeat, `<strategy>.` in front when
--- ECSPLAY_SWEEP_PREFIX=1). A watcher outside the process cannot land a deletion between a
+-- ECSPLAY_SWEEP_PREFIX=1; `<name>.`, the rollout's name with other than [%w_.-] as `_`, when it
+-- is `name`). A watcher outside the process cannot land a deletion between a
 -- line and the next when the next follows at once (the end line after the last step): here
 -- it lands there every time, so the case tests what it names, "deleted before its next line".
 -- The fault comes from the environment: `ecsplay rollback` of the journal runs without it.
@@ -10,7 +11,7 @@ local core = require "ecsplay.core"
 local json = require "ecsplay.json"
 
 local at = os.getenv("ECSPLAY_SWEEP_DELETE_AT") or ""
-local prefixed = os.getenv("ECSPLAY_SWEEP_PREFIX") == "1"
+local prefix = os.getenv("ECSPLAY_SWEEP_PREFIX")
 local runs = os.getenv("ECSPLAY_RUNS_DIR") or ".ecsplay/runs"
 
 -- The key without run-specific hex ids (procs.norm_key: ecs_native's `continue:<hash>`).
@@ -28,7 +29,8 @@ local function label_of(st, obj)
   st.seen[base] = (st.seen[base] or 0) + 1
   local n = st.seen[base]
   local label = (n == 1 and t ~= "undone") and base or (base .. "#" .. n)
-  return prefixed and ((st.strategy or "?") .. "." .. label) or label
+  if prefix == "name" then return (st.name or "?") .. "." .. label end
+  return prefix == "1" and ((st.strategy or "?") .. "." .. label) or label
 end
 
 if at ~= "" then
@@ -43,7 +45,10 @@ if at ~= "" then
       for line in data:gmatch("([^\n]*)\n") do
         local obj = json.decode(line)
         if type(obj) == "table" then
-          if obj.t == "start" then st.strategy = obj.strategy end
+          if obj.t == "start" then
+            st.strategy = obj.strategy
+            st.name = obj.name and (tostring(obj.name):gsub("[^%w_%.%-]+", "_"))
+          end
           if label_of(st, obj) == at then
             fired = true
             os.remove(path)

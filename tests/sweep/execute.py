@@ -45,7 +45,7 @@ def run_case(lab, case, b):
     strat = STRATEGIES[case["strategy"]]
     fs = None        # set before anything can fail: the finally below reads it
     try:
-        srv, world = lab.fresh(strat["scenario"])
+        srv, world = lab.fresh(strat["scenario"], strat["regions"])
         d = lab.case_dir(case["id"])
         run_setup(lab, srv, strat, d)
         runs = os.path.join(d, "runs")
@@ -61,7 +61,7 @@ def run_case(lab, case, b):
         if kind == "journal-deleted":
             # deleted by the process itself the moment that line is on disk (see DELETER)
             argv = [DELETER, "playbook=" + strat["playbook"]] + strat["args"]
-            env = {"ECSPLAY_SWEEP_DELETE_AT": case["at"], "ECSPLAY_SWEEP_PREFIX": "1" if b.multi else "0"}
+            env = {"ECSPLAY_SWEEP_DELETE_AT": case["at"], "ECSPLAY_SWEEP_PREFIX": {"name": "name", False: "0"}.get(b.multi, "1")}
         c = lab.run(srv, argv, runs, "run", env=env)
         if kind.startswith("inflight"):
             watch.close()
@@ -252,7 +252,7 @@ def _exit_vs_journals(v, rc, runs, what="run"):
 
 
 def _mixed(v, b, runs, want):
-    """Several rollouts (multi_service) that ended differently (one succeeded, one rolled
+    """Several rollouts (multi_service, multi_region, fleet) that ended differently (one succeeded, one rolled
     back): each kept its own promise, the whole world matches neither reference."""
     if not b.multi or want is None:
         return want

@@ -2,7 +2,8 @@
 boto3 clients on it, a scratch folder, and the ecsplay processes of one case.
 
     lab = Lab(binary, speed, tmp)
-    srv, world = lab.fresh(scenario)          faults cleared, world rebuilt (POST /_sim/reset)
+    srv, world = lab.fresh(scenario, regions) faults cleared, world rebuilt (POST /_sim/reset);
+                                              world reads every Region of `regions`
     lab.run(srv, argv, runs_dir, name)        an ecsplay client (procs.Client), on the server's clock
     lab.command(srv, [...], runs_dir, name, timeout) -> (rc, output)
     lab.settle(srv)                           faults cleared, clock moved SETTLE seconds on
@@ -43,7 +44,7 @@ def model_operations(binary):
 class Lab:
     def __init__(self, binary, speed, tmp):
         self.binary, self.speed, self.tmp = binary, speed, tmp
-        self.servers = {}     # scenario -> (Server, World)
+        self.servers = {}     # (scenario, regions) -> (Server, World)
         self.clients = []
         os.makedirs(tmp, exist_ok=True)
 
@@ -53,13 +54,15 @@ class Lab:
             srv.close()
         self.servers = {}
 
-    def _start(self, scenario):
+    def _start(self, scenario, regions):
         srv = simserve.Server(scenario=scenario, speed=self.speed)
-        return srv, World(srv.url)
+        return srv, World(srv.url, regions=regions)
 
-    def fresh(self, scenario):
-        """The scenario's world as new, no faults; restarts a server that died or hangs."""
-        entry = self.servers.get(scenario)
+    def fresh(self, scenario, regions=None):
+        """The scenario's world as new, no faults; restarts a server that died or hangs.
+        regions: the Regions it serves (the World reads each), default us-east-1 alone."""
+        key = (scenario, tuple(regions or ()))
+        entry = self.servers.get(key)
         if entry:
             srv, world = entry
             try:
@@ -72,8 +75,8 @@ class Lab:
                 return srv, world
             except Exception:  # noqa: BLE001 - a knocked-over server is replaced
                 srv.close()
-        entry = self._start(scenario)
-        self.servers[scenario] = entry
+        entry = self._start(scenario, regions)
+        self.servers[key] = entry
         return entry
 
     def run(self, srv, argv, runs_dir, name, endpoint=True, env=None):

@@ -102,7 +102,9 @@ class JournalWatch:
     """Reads every *.jsonl under runs_dir as it grows; each complete line becomes
     {"file", "obj", "label", "seq"}; the label (e.g. `done:weight:2`, `undone#1`) names the line
     the same way in every run, with `<strategy>.` in front when `prefix` is set (playbooks
-    with several rollouts, each journaling to its own file)."""
+    with several rollouts, each journaling to its own file), or `<name>.` (the rollout's
+    name, see rollout_label) when prefix is "name": rollouts of one strategy (multi_region's
+    canary per Region, a fleet's members)."""
 
     def __init__(self, runs_dir, prefix=False):
         os.makedirs(runs_dir, exist_ok=True)
@@ -127,7 +129,9 @@ class JournalWatch:
         st["seen"][base] = st["seen"].get(base, 0) + 1
         n = st["seen"][base]
         label = base if n == 1 and t not in ("undone",) else "%s#%d" % (base, n)
-        if self.prefix:
+        if self.prefix == "name":
+            label = "%s.%s" % (st.get("name") or "?", label)
+        elif self.prefix:
             label = "%s.%s" % (st["strategy"] or "?", label)
         return label
 
@@ -152,6 +156,7 @@ class JournalWatch:
                     obj = {"t": "torn", "raw": raw[:200].decode("utf-8", "replace")}
                 if obj.get("t") == "start":
                     st["strategy"] = obj.get("strategy")
+                    st["name"] = rollout_label(obj.get("name"))
                 if obj.get("t") in ("step", "gate"):
                     continue  # the run report's lines (measurements, not changes): not a fault point
                 new.append({"file": path, "obj": obj, "st": st})
@@ -193,6 +198,12 @@ class JournalWatch:
     def files_in_order(self):
         """Journal files, oldest first (the names start with the UTC start time)."""
         return sorted(glob.glob(os.path.join(self.dir, "*.jsonl")))
+
+
+def rollout_label(name):
+    """A rollout's name as a label prefix: `api in eu-west-1` -> `api_in_eu-west-1`
+    (tests/sweep/delete_journal_at.lua does the same)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) if name else None
 
 
 def journal_lines(path):

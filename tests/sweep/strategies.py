@@ -2,7 +2,11 @@
 variant each documents (its rollback path is where kill -9 meets `undone` lines).
 
     name: {playbook, args, scenario, setup, expect (the baseline's exit code),
-           signals (SIGINT/SIGTERM cases), faults (injected-fault cases)}
+           signals (SIGINT/SIGTERM cases), faults (injected-fault cases),
+           regions (the Regions its scenario serves: the invariants read each one's world),
+           multi (several rollouts, each its own journal: False, "strategy" or "name", how
+           journal lines are labelled: by the rollout's strategy, or by its name when one
+           strategy runs several times)}
 
 `setup` runs first against the fresh world (rollback.lua needs a revision to go back from).
 Faults and signals are swept on the happy runs only; the failing variants add kill -9 cases.
@@ -15,7 +19,12 @@ STRATEGIES = {
     "blue_green": {"playbook": "playbooks/blue_green.lua"},
     "codedeploy": {"playbook": "playbooks/codedeploy.lua"},
     "ecs_native": {"playbook": "playbooks/ecs_native.lua"},
-    "multi_service": {"playbook": "playbooks/multi_service.lua"},
+    "multi_service": {"playbook": "playbooks/multi_service.lua", "multi": "strategy"},
+    # a canary per Region in waves (one session each), a soak between waves
+    "multi_region": {"playbook": "playbooks/multi_region.lua", "scenario": "playbooks/scenarios/multi_region.lua",
+                     "regions": ["us-east-1", "eu-west-1", "ap-southeast-1"], "multi": "name"},
+    # rollout.fleet: 8 canaries, 4 at a time
+    "fleet": {"playbook": "playbooks/fleet.lua", "scenario": "playbooks/scenarios/fleet.lua", "multi": "name"},
     "rollback": {"playbook": "playbooks/rollback.lua",
                  "setup": [["playbooks/rolling.lua", "bake=0"]]},
     # the documented failures: a gate (or ECS's circuit breaker) fails and the run rolls back
@@ -28,7 +37,10 @@ STRATEGIES = {
     "codedeploy-gate": {"playbook": "playbooks/codedeploy.lua", "args": ["min_healthy=4"], "expect": 1},
     "ecs_native-slow": {"playbook": "playbooks/ecs_native.lua", "args": ["image=api:slow"], "expect": 1},
     "multi_service-flaky": {"playbook": "playbooks/multi_service.lua", "args": ["image=api:flaky"],
-                            "expect": 1},
+                            "expect": 1, "multi": "strategy"},
+    # svc5's tasks crash: the fleet stops its members (each rolls back) and puts back those promoted
+    "fleet-bad": {"playbook": "playbooks/fleet.lua", "scenario": "playbooks/scenarios/fleet.lua",
+                  "args": ["bad=5"], "expect": 1, "multi": "name"},
 }
 
 for _name, _s in STRATEGIES.items():
@@ -36,6 +48,8 @@ for _name, _s in STRATEGIES.items():
     _s.setdefault("scenario", None)
     _s.setdefault("setup", [])
     _s.setdefault("expect", 0)
+    _s.setdefault("regions", None)
+    _s.setdefault("multi", False)
     happy = _s["expect"] == 0
     _s.setdefault("signals", happy)
     _s.setdefault("faults", happy)

@@ -1,8 +1,10 @@
 """The simulated world read back with boto3 (Debian's 1.26) and the sweep's invariants.
 
-    w = World(url)                      boto3 clients on one `ecsplay sim serve`
+    w = World(url, regions=None)        boto3 clients on one `ecsplay sim serve`
     snap = w.read()                     {"rules": {...}, "health": {...}, "services": {...},
                                          "in_progress": [...]}: what the invariants look at
+                                        (with several Regions: each Region's world, every
+                                        name prefixed "REGION " so the worlds stay apart)
     traffic_violations(snap)            target groups that receive traffic without a healthy target
     progress_violations(snap)           deployments left in progress (ECS, task sets, native, CodeDeploy)
     state_diff(snap, want, keys, exact) how a world differs from a reference one (restored / completed)
@@ -26,23 +28,31 @@ ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 
 
 class World:
-    def __init__(self, url, timeout=20):
+    def __init__(self, url, timeout=20, regions=None):
         self.url = url
-        cfg = botocore.config.Config(retries={"max_attempts": 4, "mode": "standard"},
-                                     connect_timeout=5, read_timeout=timeout)
-        session = boto3.session.Session(aws_access_key_id=AK, aws_secret_access_key=SK, region_name=REGION)
-        self.ecs = session.client("ecs", endpoint_url=url, config=cfg)
-        self.elbv2 = session.client("elbv2", endpoint_url=url, config=cfg)
-        self.codedeploy = session.client("codedeploy", endpoint_url=url, config=cfg)
+        self.regions = list(regions or [REGION])
+        self.cfg = botocore.config.Config(retries={"max_attempts": 4, "mode": "standard"},
+                                          connect_timeout=5, read_timeout=timeout)
+        self._clients = {}
         self.timeout = timeout
         self._images = {}
+        self._use(self.regions[0])
+
+    def _use(self, region):
+        """Points the clients (and ecs_raw's signature) at one Region's world."""
+        if region not in self._clients:
+            session = boto3.session.Session(aws_access_key_id=AK, aws_secret_access_key=SK, region_name=region)
+            self._clients[region] = tuple(session.client(s, endpoint_url=self.url, config=self.cfg)
+                                          for s in ("ecs", "elbv2", "codedeploy"))
+        self.region = region
+        self.ecs, self.elbv2, self.codedeploy = self._clients[region]
 
     # --- raw JSON 1.1 call, for operations boto3 1.26 does not know ---------------------------
     def ecs_raw(self, operation, params):
         body = json.dumps(params).encode()
         req = botocore.awsrequest.AWSRequest(method="POST", url=self.url + "/", data=body, headers={
             "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": ECS_TARGET + operation})
-        botocore.auth.SigV4Auth(botocore.credentials.Credentials(AK, SK), "ecs", REGION).add_auth(req)
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(AK, SK), "ecs", self.region).add_auth(req)
         r = urllib.request.Request(self.url + "/", data=body, method="POST", headers=dict(req.headers.items()))
         try:
             with urllib.request.urlopen(r, timeout=self.timeout) as resp:
@@ -59,6 +69,23 @@ class World:
 
     # --- reading ------------------------------------------------------------------------------
     def read(self):
+        if len(self.regions) == 1:
+            return self._read_region(self.regions[0])
+        snap = {"rules": {}, "health": {}, "services": {}, "in_progress": []}
+        for region in self.regions:
+            part = self._read_region(region)
+            p = region + " "
+            for where, weights in part["rules"].items():
+                snap["rules"][p + where] = {p + tg: w for tg, w in weights.items()}
+            for tg, states in part["health"].items():
+                snap["health"][p + tg] = states
+            for name, s in part["services"].items():
+                snap["services"][p + name] = s
+            snap["in_progress"] += [p + e for e in part["in_progress"]]
+        return snap
+
+    def _read_region(self, region):
+        self._use(region)
         snap = {"rules": {}, "health": {}, "services": {}, "in_progress": []}
         self._read_elbv2(snap)
         self._read_ecs(snap)

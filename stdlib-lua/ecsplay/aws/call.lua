@@ -81,6 +81,12 @@ local function default_log(level, event, message, fields)
   log.event(level, event, message, fields)
 end
 
+-- The debug line of a call that succeeded (built only when shown: log.lazy_event).
+local function call_ok_event(service, op, attempts, proto)
+  return string.format("%s %s ok", service, op),
+    { service = service, operation = op, attempts = attempts, protocol = proto }
+end
+
 --[[ configure{ protocols = { service = "json"|"query" } }: checked here, so a bad override
      is a config error naming its field before anything is sent. → the table (or {}). ]]
 local function check_protocols(protocols)
@@ -123,7 +129,8 @@ function M.configure(opts)
   local lok, limits = pcall(ratelimit.settings, opts, getenv)
   if not lok then error(errors.config { code = "InvalidConfig", field = "rate_limits", message = limits }, 0) end
   state = { opts = opts, getenv = getenv, retryers = {}, log = opts.log or default_log,
-    protocols = protocols, spoken = {}, limit_settings = limits, limits = ratelimit.new(limits) }
+    protocols = protocols, spoken = {}, limit_settings = limits, limits = ratelimit.new(limits),
+    owners = setmetatable({}, { __mode = "k" }), candidates = {} }
   state.resolver = credentials.resolver {
     env = getenv, profile = opts.profile, region = opts.region,
     access_key = opts.access_key, secret_key = opts.secret_key, session_token = opts.session_token,
@@ -198,9 +205,10 @@ function M.limits() return st().limits end
 --[[ Sessions (aws/session.lua): a session is in effect for the coroutine that runs
      with_session(session, fn, ...) until fn returns or raises; a call made then uses the
      session's region, endpoint, credentials, retryers and rate limits. Keyed by coroutine,
-     so tasks running at once each keep their own. (A task spawned inside does not inherit
-     it: call through the session's own modules there.) ]]
+     so tasks running at once each keep their own; a task spawned inside (ecsplay.spawn,
+     parallel, map) starts with it (sched.inherit). ]]
 local current_sessions = setmetatable({}, { __mode = "k" })
+sched.inherit(current_sessions)
 
 function M.current_session() return current_sessions[coroutine.running()] end
 
@@ -239,6 +247,7 @@ local TRANSPORT_CODES = { timeout = "Timeout", connect = "ConnectionError", rese
   too_large = "ResponseTooLarge", tls = "TLSError", other = "TransportError" }
 
 local function header(h, name) return protocol.header(h, name) end
+local NO_HEADERS = {}
 
 local function transport_error(service, opname, url, err, kind)
   local code = TRANSPORT_CODES[kind or "other"] or "TransportError"
@@ -253,48 +262,56 @@ end
 -- One HTTP exchange. → output | nil, error object
 local function attempt(s, ctx)
   local o = s.opts
-  local creds = ctx.creds
-  local headers = tables.shallow_copy(ctx.req.headers)
-  headers["User-Agent"] = USER_AGENT
-  local signed_headers = headers
+  local p, creds = ctx.plan, ctx.creds
+  -- the codec's headers are this request's own (build() added the User-Agent): the signer
+  -- returns a new table, so a retry signs the same headers again
+  local signed_headers = ctx.req.headers
   if creds then
-    local sig = sigv4.sign { method = ctx.req.method, url = ctx.url, headers = headers,
-      body = ctx.req.body, region = ctx.region, service = ctx.signing_name,
+    local sig = sigv4.sign { method = ctx.req.method, url = ctx.url, headers = signed_headers,
+      body = ctx.req.body, region = ctx.region, service = p.signing_name,
       access_key = creds.access_key, secret_key = creds:secret_key(),
       session_token = creds:session_token(), time = math.floor(now(o)) }
     signed_headers = sig.headers
   end
   sched.add_clock_headers(signed_headers, ctx.url) -- names this client to a simulator (lockstep)
   local max_size = o.max_size or M.DEFAULT_MAX_SIZE
+  local ca_bundle = o.ca_bundle
+  if ca_bundle == nil then
+    -- read once per configure{} (the environment does not change under a run)
+    if s.ca_bundle == nil then s.ca_bundle = s.getenv("AWS_CA_BUNDLE") or false end
+    ca_bundle = s.ca_bundle or nil
+  end
   local req = { method = ctx.req.method, url = ctx.url, headers = signed_headers,
     body = ctx.req.body, timeout = o.timeout or M.DEFAULT_TIMEOUT,
     connect_timeout = o.connect_timeout or M.DEFAULT_CONNECT_TIMEOUT, max_size = max_size,
-    ca_bundle = o.ca_bundle or s.getenv("AWS_CA_BUNDLE") }
+    ca_bundle = ca_bundle }
+  local service, opname = p.service, p.opname
   if M.refuse then
-    local refused = M.refuse(ctx.service, ctx.op, req)
+    local refused = M.refuse(service, opname, req)
     if refused then error(refused, 0) end
   end
   M.stats.calls = M.stats.calls + 1
-  local per = op_stats(ctx.service, ctx.op)
+  local per = p.per
   per.calls = per.calls + 1
-  if ctx.service ~= "sts" and not read_only(ctx.op) then M.stats.mutating_calls = M.stats.mutating_calls + 1 end
+  if p.mutating then M.stats.mutating_calls = M.stats.mutating_calls + 1 end
   local resp, err, kind = (o.transport or http_transport)(req)
-  local service, opname = ctx.service, ctx.op
   if not resp then return nil, transport_error(service, opname, ctx.url, err, kind) end
-  sched.observe_server_clock(resp.headers, ctx.url) -- a served simulator's time (sched.lua)
-  if resp.body and #resp.body > max_size then
+  local rh = resp.headers
+  sched.observe_server_clock(rh, ctx.url) -- a served simulator's time (sched.lua)
+  local body = resp.body or ""
+  if #body > max_size then
     return nil, transport_error(service, opname, ctx.url, string.format(
-      "response of %d bytes exceeds the %d-byte limit", #resp.body, max_size), "too_large")
+      "response of %d bytes exceeds the %d-byte limit", #body, max_size), "too_large")
   end
   local status = tonumber(resp.status) or 0
-  local rid = header(resp.headers, "x-amzn-requestid") or header(resp.headers, "x-amz-request-id")
-  -- the Content-Type is not checked: botocore's parsers never read it (moto answers JSON as
-  -- text/html), so the body alone says whether the answer is readable
-  local ct = header(resp.headers, "content-type")
-  local ok, out = ctx.codec.parse_response(ctx.model, opname, status, resp.headers or {}, resp.body or "")
+  local ok, out = ctx.codec.parse_response(p.m, opname, status, rh or NO_HEADERS, body)
   if ok then return out end
+  local rid = header(rh, "x-amzn-requestid") or header(rh, "x-amz-request-id")
   local e = type(out) == "table" and out or { code = "InvalidResponse", message = tostring(out) }
   if e.code == "InvalidResponse" then
+    -- the Content-Type is not checked: botocore's parsers never read it (moto answers JSON
+    -- as text/html), so the body alone says whether the answer is readable
+    local ct = header(rh, "content-type")
     return nil, errors.response { service = service, operation = opname, code = e.code,
       status = status, request_id = e.request_id or rid, message = string.format("%s (HTTP %d, "
         .. "Content-Type %s, from %s)", e.message or "unreadable response", status, ct or "none", ctx.url) }
@@ -305,39 +322,51 @@ local function attempt(s, ctx)
     message = msg, status = e.status or status, request_id = e.request_id or rid }
 end
 
+-- The retry context of a call that has not failed yet (on_success only reads it).
+local NO_RETRY = setmetatable({}, { __newindex = function() error("NO_RETRY is read-only", 2) end })
+
 -- The attempts of one request in one protocol, retried as the SDKs do. → output | nil, error
 local function exchange(s, ctx, ropts)
-  local sess = ctx.session
-  local r = sess and sess:retryer(ctx.service) or retryer(ctx.service)
-  local rctx = {}
+  local sess, sp = ctx.session, ctx.owner
+  local r = sp.retryer
+  if not r then
+    r = sess and sess:retryer(ctx.plan.service) or retryer(ctx.plan.service)
+    sp.retryer = r
+  end
+  local rctx = NO_RETRY
   local n = 0
+  local service, opname = ctx.plan.service, ctx.plan.opname
   while true do
     n = n + 1
     if ropts.anonymous then
       ctx.creds = nil
     else
+      -- cached by the resolver; fetched again only near their expiry
       ctx.creds = ropts.credentials or (sess or s.resolver):credentials()
     end
     -- client-side rate limits (aws/ratelimit.lua): the account's bucket, then adaptive mode's
-    local limits = sess and sess.limits or s.limits
-    limits:acquire(ctx.service, ctx.op)
+    sp.limits:acquire(service, opname)
     r:before_send()
     local out, e = attempt(s, ctx)
     if out then
       r:on_success(rctx)
-      s.log("debug", "aws.call", string.format("%s %s ok", ctx.service, ctx.op),
-        { service = ctx.service, operation = ctx.op, attempts = n, protocol = ctx.proto_name })
+      if s.log ~= default_log then
+        s.log("debug", "aws.call", call_ok_event(service, opname, n, ctx.proto_name))
+      else
+        log.lazy_event("debug", "aws.call", call_ok_event, service, opname, n, ctx.proto_name)
+      end
       return out
     end
     e.retryable = retry.is_retryable(e)
     e.attempts = n
+    if rctx == NO_RETRY then rctx = {} end
     local delay, why = r:on_error(rctx, n, e)
     if not delay then
       if n > 1 then e.message = string.format("%s (after %d attempts; %s)", e.message or "", n, why) end
       return nil, e
     end
-    s.log("info", "aws.retry", string.format("%s %s: %s; retrying in %.2fs", ctx.service, ctx.op,
-      tostring(e.code), delay), { service = ctx.service, operation = ctx.op, code = e.code,
+    s.log("info", "aws.retry", string.format("%s %s: %s; retrying in %.2fs", service, opname,
+      tostring(e.code), delay), { service = service, operation = opname, code = e.code,
       status = e.status, attempt = n, delay = delay })
     sched.sleep(delay)
   end
@@ -360,26 +389,101 @@ local function unanswered(e)
   return (e.status or 0) >= 400 and e.code == tostring(e.status)
 end
 
---[[ The protocols to try for `service` at `base`, best first: the one this endpoint answered
-     in before (remembered for the rest of the run), else the configured override, else the
-     model's order of those ecsplay speaks (CloudWatch: json, then query). ]]
-local function protocols_for(s, m, service, base)
-  local known = s.spoken[service .. " " .. base]
-  if known then return { known } end
-  return protocol.candidates(m, s.protocols[service])
+--[[ Per-operation plans: what every call of an operation shares, worked out on its first
+     call and kept, so that a call then only validates, serializes, signs and sends.
+       op_plans[service][name as called] = { m, op, service, opname, per = its stats entry,
+         mutating = counts in stats.mutating_calls, tokens = has idempotency-token members,
+         signing_name }   (the models never change under a run)
+       state.owners[session or state][service] = { retryer, limits, bases = { [region] =
+         { url = the endpoint_url it was resolved with, base, spoken_key, urls = { [path] } } } }
+         (a session has its own region, endpoint, retryers and limits; configure{} starts a
+         new state, so nothing resolved before it survives it) ]]
+local op_plans = {}
+
+local function has_token_members(m, op)
+  local input = op.input and m.shapes[op.input]
+  for _, mem in pairs(input and input.members or {}) do
+    if mem.idempotencyToken then return true end
+  end
+  return false
+end
+
+-- → plan, or nil, model for a name the model does not have (validation then says so)
+local function op_plan(service, name)
+  local by_service = op_plans[service]
+  local p = by_service and by_service[name]
+  if p then return p end
+  local ok, m = pcall(model.load, service)
+  if not ok then
+    error(errors.config { code = "UnknownService", service = tostring(service), message = tostring(m) }, 0)
+  end
+  local op = model.operation(m, name)
+  if not op then return nil, m end
+  local opname = op.name
+  p = { m = m, op = op, service = service, opname = opname, per = op_stats(service, opname),
+    mutating = service ~= "sts" and not read_only(opname), tokens = has_token_members(m, op),
+    signing_name = m.metadata.signingName or m.metadata.endpointPrefix }
+  if not by_service then by_service = {} op_plans[service] = by_service end
+  by_service[name] = p
+  return p
+end
+
+local function owner_plan(s, sess, service)
+  local owner = sess or s
+  local by_owner = s.owners[owner]
+  if not by_owner then by_owner = {} s.owners[owner] = by_owner end
+  local sp = by_owner[service]
+  if not sp then
+    sp = { limits = sess and sess.limits or s.limits, bases = {} }
+    by_owner[service] = sp
+  end
+  return sp
+end
+
+-- Where `service` is in `region` for this owner. → { base, spoken_key, urls } (raises)
+local function endpoint_of(s, sess, sp, service, opname, region)
+  local url = sess and sess.endpoint_url or s.opts.endpoint_url
+  local at = sp.bases[region]
+  if at and at.url == url then return at end
+  local base, uerr = endpoints.resolve(service, region, { endpoint_url = url, getenv = s.getenv })
+  if not base then error(errors.config { code = "InvalidEndpoint", service = service,
+    operation = opname, message = uerr }, 0) end
+  at = { url = url, base = base, spoken_key = service .. " " .. base, urls = {}, only = {} }
+  sp.bases[region] = at
+  return at
+end
+
+--[[ The protocols to try for `service` at `at.base`, best first: the one this endpoint
+     answered in before (remembered for the rest of the run), else the configured override,
+     else the model's order of those ecsplay speaks (CloudWatch: json, then query). ]]
+local function protocols_for(s, m, service, at)
+  local known = s.spoken[at.spoken_key]
+  if known then
+    local list = at.only[known]
+    if not list then list = { known } at.only[known] = list end
+    return list
+  end
+  local list = s.candidates[service]
+  if not list then
+    list = protocol.candidates(m, s.protocols[service])
+    s.candidates[service] = list
+  end
+  return list
 end
 
 -- The request in protocol `name` (nothing sent yet). → ctx for attempt()
-local function build(m, service, opname, params, name, region, base)
+local function build(p, params, name, region, at)
   local codec = protocol.codec(name)
-  local ok, req = pcall(codec.build_request, m, opname, params)
+  local ok, req = pcall(codec.build_request, p.m, p.opname, params)
   if not ok then
-    error(errors.param_validation { service = service, operation = opname, path = "",
-      message = string.format("%s %s: %s", service, opname, tostring(req)) }, 0)
+    error(errors.param_validation { service = p.service, operation = p.opname, path = "",
+      message = string.format("%s %s: %s", p.service, p.opname, tostring(req)) }, 0)
   end
-  return { model = m, service = service, op = opname, codec = codec, proto_name = name,
-    req = req, region = region, url = base .. (req.path ~= "/" and req.path or "/"),
-    signing_name = m.metadata.signingName or m.metadata.endpointPrefix }
+  req.headers["User-Agent"] = USER_AGENT
+  local path = req.path ~= "/" and req.path or "/"
+  local url = at.urls[path]
+  if not url then url = at.base .. path at.urls[path] = url end
+  return { plan = p, codec = codec, proto_name = name, req = req, region = region, url = url }
 end
 
 --[[ An HTTP error whose body held no AWS error (an empty 400, a proxy's page, a redirect)
@@ -413,42 +517,46 @@ local function code_status(e)
   return c
 end
 
+local NO_OPTS = {}
+
 -- request(service, operation, params, ropts) — aws.call with per-call options:
 --   credentials = creds object (sign with these), anonymous = true (unsigned),
 --   region = (override), session = a session | false (none; default: the coroutine's)
 function M.request(service, opname, params, ropts)
-  ropts = ropts or {}
-  local s = st()
+  ropts = ropts or NO_OPTS
+  local s = state or st()
   local sess = ropts.session
-  if sess == nil then sess = M.current_session() end
-  local ok, m = pcall(model.load, service)
-  if not ok then
-    error(errors.config { code = "UnknownService", service = tostring(service), message = tostring(m) }, 0)
-  end
-  local op = model.operation(m, opname)
+  if sess == nil then sess = current_sessions[coroutine.running()] end
+  local p, m = op_plan(service, opname)
+  m = p and p.m or m
   local vok, verr = pcall(validate.input, m, opname, params)
   if not vok then
     if errors.is(verr, "validation") then verr.service = verr.service or service end
     error(verr, 0)
   end
-  opname = op.name
-  local refused = M.refuse and M.refuse(service, opname)
-  if refused then error(refused, 0) end
-  params = validate.fill_idempotency_tokens(m, opname, tables.shallow_copy(params))
-  local region = ropts.region or (sess and sess.region) or M.region()
-  local base, uerr = endpoints.resolve(service, region, {
-    endpoint_url = sess and sess.endpoint_url or s.opts.endpoint_url, getenv = s.getenv })
-  if not base then error(errors.config { code = "InvalidEndpoint", service = service,
-    operation = opname, message = uerr }, 0) end
-  local list, tried = protocols_for(s, m, service, base), {}
+  opname = p.opname
+  if M.refuse then
+    local refused = M.refuse(service, opname)
+    if refused then error(refused, 0) end
+  end
+  if p.tokens then
+    params = validate.fill_idempotency_tokens(m, opname, tables.shallow_copy(params))
+  elseif params == nil then
+    params = {}
+  end
+  local region = ropts.region or (sess and sess.region) or s.region or M.region()
+  local sp = owner_plan(s, sess, service)
+  local at = endpoint_of(s, sess, sp, service, opname, region)
+  local list, tried = protocols_for(s, m, service, at), nil
   for i, name in ipairs(list) do
-    local ctx = build(m, service, opname, params, name, region, base)
-    ctx.session = sess or nil
+    local ctx = build(p, params, name, region, at)
+    ctx.session, ctx.owner = sess or nil, sp
     local out, e = exchange(s, ctx, ropts)
     if out or e.kind == "service" and not unanswered(e) then
-      s.spoken[service .. " " .. base] = name
+      s.spoken[at.spoken_key] = name
     end
     if out then return out end
+    tried = tried or {}
     tried[#tried + 1] = name .. " " .. code_status(e)
     if not unanswered(e) then error(with_code(e), 0) end
     if i == #list then
@@ -458,8 +566,8 @@ function M.request(service, opname, params, ropts)
       error(with_code(e), 0)
     end
     s.log("info", "aws.protocol", string.format("%s at %s did not answer %s in %s (%s); trying %s",
-      service, base, opname, name, code_status(e), list[i + 1]), { service = service, operation = opname,
-      endpoint = base, from = name, protocol = list[i + 1], code = e.code, status = e.status })
+      service, at.base, opname, name, code_status(e), list[i + 1]), { service = service, operation = opname,
+      endpoint = at.base, from = name, protocol = list[i + 1], code = e.code, status = e.status })
   end
 end
 

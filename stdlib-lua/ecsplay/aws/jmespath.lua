@@ -4,6 +4,8 @@
 --   (== != < <= > >=), && || ! and parentheses, the length() function and @.
 -- e.g. length(services[?!(length(deployments) == `1` && runningCount == desiredCount)]) == `0`
 -- compile(expr) → fn(value) (raises on syntax outside the subset); search(expr, value).
+local tables = require "ecsplay.util.tables"
+
 local M = {}
 
 ---------------------------------------------------------------------------------------
@@ -73,17 +75,8 @@ local function truthy(v)
 end
 M.truthy = truthy
 
-local function equal(a, b)
-  if type(a) ~= type(b) then return false end
-  if type(a) ~= "table" then return a == b end
-  for k, v in pairs(a) do
-    if not equal(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
+-- JMESPath's equality is deep equality of JSON values (the waiters compare with it too)
+local equal = tables.equal
 M.equal = equal
 
 local FUNCS = {

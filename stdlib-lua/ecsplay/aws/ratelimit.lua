@@ -241,8 +241,9 @@ M.Limits = Limits
 
 function M.new(settings, clock)
   settings = settings or { enabled = true, limits = {} }
+  -- by_op[service][op] = { bucket, counter } | false (no limit): looked up once per operation
   return setmetatable({ settings = settings, clock = clock or sched.now, buckets = {},
-    counters = {} }, Limits)
+    counters = {}, by_op = {} }, Limits)
 end
 
 -- The bucket key and limit for an operation: an operation override, else its class
@@ -257,18 +258,33 @@ function Limits:limit_for(service, op)
   return key, DEFAULTS[key]
 end
 
+-- The operation's bucket and counters (shared by the operations of its class). → { b, c } | false
+function Limits:entry(service, op)
+  local by = self.by_op[service]
+  if not by then by = {} self.by_op[service] = by end
+  local e = false
+  local key, limit = self:limit_for(service, op)
+  if self.settings.enabled and limit then
+    local b = self.buckets[key]
+    if not b then
+      b = M.bucket(limit.burst, limit.rate, self.clock, true)
+      self.buckets[key] = b
+    end
+    local c = self.counters[key]
+    if not c then c = { calls = 0, waits = 0, waited = 0 } self.counters[key] = c end
+    e = { b, c }
+  end
+  by[op] = e
+  return e
+end
+
 -- Waits for a token of the operation's bucket. → seconds waited (0 without a limit)
 function Limits:acquire(service, op)
-  if not self.settings.enabled then return 0 end
-  local key, limit = self:limit_for(service, op)
-  if not limit then return 0 end
-  local b = self.buckets[key]
-  if not b then
-    b = M.bucket(limit.burst, limit.rate, self.clock, true)
-    self.buckets[key] = b
-  end
-  local c = self.counters[key]
-  if not c then c = { calls = 0, waits = 0, waited = 0 } self.counters[key] = c end
+  local by = self.by_op[service]
+  local e = by and by[op]
+  if e == nil then e = self:entry(service, op) end
+  if not e then return 0 end
+  local b, c = e[1], e[2]
   c.calls = c.calls + 1
   local due = b:reserve()
   if due <= 0 then return 0 end

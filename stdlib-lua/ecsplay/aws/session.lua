@@ -8,7 +8,8 @@ Sessions: one Region and one account (a profile, an assumed role) from the same 
   s.elbv2, s.cloudwatch, s.codedeploy, s.sts
   s:call(service, Operation, params)      aws.call in the session; s:pcall(...) too
   s:run(fn, ...)                          fn runs with the session in effect: every AWS call
-                                          it makes (strategies and gates included) uses it
+                                          it makes (strategies and gates included, and the
+                                          tasks it spawns) uses it
   rollout.canary{ session = s, ... }, gate.alarm{ "x", session = s }   (the same, per rollout
                                           or gate)
   s.region, s.role_arn, s.profile, s.endpoint_url; s:credentials()
@@ -110,6 +111,9 @@ function M.new(opts)
   local region = o.region or (call.region())
   local self = setmetatable({ region = region, profile = o.profile, role_arn = o.role_arn,
     endpoint_url = o.endpoint_url, retryers = {}, faces = {} }, Session)
+  -- what rebuilds this session elsewhere (Session:options): names, never credentials
+  self.rebuild = { region = region, profile = o.profile, role_arn = o.role_arn, external_id = o.external_id,
+    endpoint_url = o.endpoint_url, role_session_name = o.role_session_name, duration_seconds = o.duration_seconds }
   -- configure{}'s keys carry over unless the session names a profile of its own
   local keys = o.profile == nil
   self.resolver = credentials.resolver {
@@ -172,6 +176,15 @@ end
 
 function Session:pcall(service_name, op, params)
   return pcall(call.request, service_name, op, params, { session = self })
+end
+
+--[[ The options that make the same session again (aws.session(s:options())), for the run
+     journal's start line: its Region (the default it took included), profile, role, external
+     id, endpoint; never credentials. A copy. ]]
+function Session:options()
+  local out = {}
+  for k, v in pairs(self.rebuild) do out[k] = v end
+  return out
 end
 
 -- A one-line description for logs and reports (never a secret).

@@ -1,7 +1,9 @@
 --[[
 `ecsplay rollback|resume [--endpoint-url URL] [--region R] [--profile P]
 [--log-format F] [-v|-q] JOURNAL.jsonl`: the options override what the
-journal's start line recorded (ecsplay.rollout.journal does the work).
+journal's start line recorded as the client's configuration; a rollout run in
+an aws.session is undone in that session, rebuilt from its start line (its own
+Region, profile, role, endpoint). ecsplay.rollout.journal does the work.
 ]]
 local errors = require "ecsplay.errors"
 local log = require "ecsplay.log"

@@ -220,10 +220,11 @@ function M.file(opts, path)
   if not f then
     local readable = io.open(path, "r")
     if not readable then
-      return exit.BAD_INPUT, "ecsplay: cannot read playbook " .. path .. ": no such file or not readable"
+      return output.refused(opts, exit.BAD_INPUT, "ecsplay: cannot read playbook " .. path
+        .. ": no such file or not readable")
     end
     readable:close()
-    return exit.BAD_INPUT, "ecsplay: " .. err
+    return output.refused(opts, exit.BAD_INPUT, "ecsplay: " .. err)
   end
   opts.playbook_path = path
   if opts.help then return help(opts, f, path) end
@@ -232,7 +233,7 @@ end
 
 function M.string(opts, chunk, name)
   local f, err = load(chunk, name)
-  if not f then return exit.BAD_INPUT, "ecsplay: " .. err end
+  if not f then return output.refused(opts, exit.BAD_INPUT, "ecsplay: " .. err) end
   if opts.help then return help(opts, f, name) end
   return execute(opts, f, ".")
 end

@@ -101,6 +101,7 @@ end
 -- The approval's decision: returns once approved, raises on abort, rejection or timeout.
 local function decide(w, a, extra, tally, deadline, label)
   local live = w.live
+  if #tally.approved_by >= a.min then return end -- resumed with the approvals it needed
   for _, cmd in ipairs(live:take_early_approvals()) do
     local r = live:apply(cmd, "approval", tally)
     if r == "abort" then error(control.aborted(cmd), 0) end
@@ -137,6 +138,35 @@ local function decide(w, a, extra, tally, deadline, label)
   end
 end
 
+-- Whether the resumed run had stopped inside an approval step (begun, not done).
+local function stopped_in_approval(run)
+  for key in pairs(run.resume and run.resume.intent or {}) do
+    if type(key) == "string" and key:match("^approval:") then return true end
+  end
+  return false
+end
+
+--[[ `ecsplay resume` of a run that stopped while this approval waited: the wait
+     starts again (with its whole timeout: nobody could approve while the run was
+     gone), the approvals already given counted (control.lua restores them from
+     the journal's control lines), and the log says so. ]]
+local function count_earlier_approvals(run, live, a, tally, label)
+  local before = live.resumed_approvals and live.resumed_approvals[label]
+  if not before and not (stopped_in_approval(run) and not live.approval_restarted) then return end
+  live.approval_restarted = true
+  if live.resumed_approvals then live.resumed_approvals[label] = nil end
+  for _, who in ipairs(before or {}) do
+    if type(who) == "string" and (not tally.allowed or tally.allowed[who]) and not tally.by_set[who] then
+      tally.by_set[who] = true
+      tally.approved_by[#tally.approved_by + 1] = who
+    end
+  end
+  local n = #tally.approved_by
+  run:log("info", "approval", string.format("%s: resumed: the approval wait starts again (up to %s) with %d of %d "
+    .. "approval(s) already given%s", label, duration.format(a.timeout), n, a.min,
+    n > 0 and (" (" .. table.concat(tally.approved_by, ", ") .. ")") or ""), { resumed = true, approved_by = tally.approved_by })
+end
+
 --[[ Waits for the approval a (rollout/options.lua approval) with watcher w
      (its gates measure meanwhile); label: "before step 2" and the like. ]]
 function M.wait(w, a, extra, label)
@@ -151,7 +181,9 @@ function M.wait(w, a, extra, label)
     for _, n in ipairs(a.approvers) do allowed[n] = true end
   end
   local approved_by = json.array {}
-  local tally = { allowed = allowed, by_set = {}, approved_by = approved_by, min = a.min, approvers = a.approvers }
+  local tally = { allowed = allowed, by_set = {}, approved_by = approved_by, min = a.min, approvers = a.approvers,
+    label = label }
+  count_earlier_approvals(run, live, a, tally, label)
   local fields = { step = extra and extra.step, timeout = a.timeout, on_timeout = a.on_timeout,
     approvers = a.approvers, min = a.min }
   local state = { step = label, approvers = a.approvers, min = a.min, approved_by = approved_by,

@@ -29,7 +29,11 @@ code Aborted), pause holds it past its end with the gates still measuring
 until unpause. A failed gate whose on_failure (the gate's, else the
 rollout's) is "pause" holds the weights instead of rolling back
 (hold_after_failure) while a person decides; approval steps wait here too
-(rollout/approval.lua, w:approval).
+(rollout/approval.lua, w:approval). w.hold_until (simulated time) bounds a
+hold where the service stops waiting by itself (an ECS pause hook's
+timeout): the run rolls back then, saying w.hold_what. Between a strategy's
+polls of a service that moves the traffic itself, w:moving and
+w:wait_moving take the commands (below).
 ]]
 local sched = require "ecsplay.sched"
 local duration = require "ecsplay.duration"
@@ -70,7 +74,7 @@ end
      (ecsplay.report): each gate's verdict, value, unit, threshold and window.
      Not a step: a line that cannot be written never stops the run. ]]
 local function journal_round(run, round, mctx, verdict, why)
-  if #round == 0 or not run.jwrite then return end
+  if #round == 0 or not run.jnote then return end
   local gates = {}
   for i, r in ipairs(round) do
     local w = type(r.window) == "table" and r.window or nil
@@ -79,7 +83,7 @@ local function journal_round(run, round, mctx, verdict, why)
       unit = r.unit, threshold = r.threshold and tostring(r.threshold), dry_run = r.dry_run,
       window = w and { from = finite(w.from), to = finite(w.to) } or nil }
   end
-  run:jwrite { t = "gate", step = finite(mctx.step), weight = finite(mctx.weight),
+  run:jnote { t = "gate", step = finite(mctx.step), weight = finite(mctx.weight),
     phase = mctx.phase and tostring(mctx.phase), abort = verdict == "abort" or nil,
     reason = verdict == "abort" and why or nil, gates = gates }
 end
@@ -141,6 +145,13 @@ end
      hold the weights until someone decides (hold_after_failure). ]]
 function Watcher:failed(why, g, extra)
   local p = self:policy(g)
+  if p.action == "pause" and not self.can_hold and not self.holding then
+    -- said, not silently ignored: the service moving the traffic cannot be held
+    local what = self:moving_what()
+    self.live:record({ command = "on_failure", source = "gate", user = "ecsplay", host = self.live.host },
+      "not applicable now: on_failure = pause cannot hold while " .. what .. ": rolling back")
+    error(gate_failed(why .. "; on_failure = pause could not hold while " .. what), 0)
+  end
   if p.action ~= "pause" or not self.can_hold or self.holding then error(gate_failed(why), 0) end
   self:hold_after_failure(why, p, extra)
 end
@@ -158,6 +169,10 @@ end
      (on_timeout). ]]
 function Watcher:hold_after_failure(why, p, extra)
   local live, run = self.live, self.run
+  if self.hold_until and self.hold_until < sched.now() + p.timeout then
+    -- the service stops waiting first (an ECS pause hook's timeout rolls back): so does the hold
+    p = { action = "pause", timeout = math.max(0, self.hold_until - sched.now()), on_timeout = "rollback" }
+  end
   self.holding = true
   live.paused = true
   live:set_state("paused", "gate failed: " .. why)
@@ -222,19 +237,80 @@ end
 
 function Watcher:all_passed() return self.tracker:all_passed() end
 
---[[ Commands that reach a phase another service drives (tick): abort rolls
-     back; pause and unpause take effect at the run's next bake; promote has
-     no bake to end here. ]]
-function Watcher:take_commands_between_polls()
-  local live = self.live
-  for _, cmd in ipairs(live:poll()) do
-    if cmd.command == "promote" then
-      live:record(cmd, "ignored: no bake to end while " .. tostring(self.run.strategy) .. " moves on its own")
-    else
-      local r = live:apply(cmd, "bake")
-      if r == "abort" then error(control.aborted(cmd), 0) end
+--[[ While the strategy's own service moves the traffic (CodeDeploy shifting,
+     ECS deploying), the strategy says what the commands can do there:
+       w:moving { what = "CodeDeploy shifts the traffic ...", (each field a value
+                  or a function giving it now)
+                  promote = function(cmd) → effect | nil, why not (may call the
+                            service's own control: ContinueDeployment, ...),
+                  hold_at = the effect of a pause taken now and held at the
+                            service's next stop (nil: it cannot hold),
+                  cannot_hold = why a pause cannot hold here }
+     abort rolls back now (the strategy's undo stops the service's deployment),
+     unpause lifts a pause taken for later; every other command that cannot
+     act is answered "not applicable now: ..." (journaled, never ignored). ]]
+function Watcher:moving(how) self.how = how end
+
+-- A field of w:moving's table: a value, or a function giving it now (the service's state changes).
+local function now_of(v)
+  if type(v) == "function" then return v() end
+  return v
+end
+
+-- What moves the traffic now, for messages.
+function Watcher:moving_what()
+  return now_of(self.how and self.how.what) or (tostring(self.run.strategy) .. " moves the traffic on its own")
+end
+
+-- One command between the service's polls; → true when it changed the deployment (poll again now).
+function Watcher:take_between_polls(cmd)
+  local live, how = self.live, self.how or {}
+  local c = cmd.command
+  if c == "abort" or c == "reject" then
+    live:record(cmd, "rolling back now")
+    error(control.aborted(cmd), 0)
+  elseif c == "pause" then
+    live:pause_later(cmd, now_of(how.hold_at), now_of(how.cannot_hold) or ("the run cannot hold while "
+      .. self:moving_what()))
+  elseif c == "unpause" then
+    live:apply(cmd, "bake")
+  elseif c == "promote" and how.promote then
+    local effect, why = how.promote(cmd)
+    if effect then
+      live.paused, live.paused_reason, live.state = false, nil, "running"
+      live:record(cmd, effect)
+      return true
     end
+    live:not_applicable(cmd, why)
+  else
+    live:not_applicable(cmd, (c == "approve" and "no approval step waits" or "nothing to end")
+      .. " while " .. self:moving_what())
   end
+  return false
+end
+
+function Watcher:take_commands_between_polls()
+  local changed = false
+  for _, cmd in ipairs(self.live:poll()) do
+    if self:take_between_polls(cmd) then changed = true end
+  end
+  return changed
+end
+
+--[[ The strategy's sleep between two polls of its service, taking commands
+     as they come (within about half a second of wall time, control.lua):
+     → true when one changed the deployment (poll again now). ]]
+function Watcher:wait_moving(t)
+  while sched.now() < t do
+    local changed = false
+    local cmds = self.live:sleep_until(t)
+    if #cmds == 0 then return false end
+    for _, cmd in ipairs(cmds) do
+      if self:take_between_polls(cmd) then changed = true end
+    end
+    if changed then return true end
+  end
+  return false
 end
 
 -- Waits until t unless a command ends the wait; → true when promote ended it.
@@ -277,6 +353,14 @@ function Watcher:bake(seconds, extra)
       local now = sched.now()
       local remaining = due - now
       target = now + (remaining > 0 and math.min(c.interval, remaining) or c.interval)
+    end
+    -- held at a stop the service ends by itself (an ECS pause hook's timeout): no longer than it allows
+    if live.paused and self.hold_until then
+      if sched.now() >= self.hold_until then
+        error(errors.new("rollout", { code = "HoldTimedOut", message = self.hold_what
+          or "paused past the time the service waits" }), 0)
+      end
+      target = math.min(target, self.hold_until)
     end
     if self:wait_until(target) then break end
     if sched.now() >= target then

@@ -244,15 +244,51 @@ local function create_deployment(run, c, ctx, new_td)
   return id
 end
 
+--[[ What `ecsplay promote` can do while CodeDeploy moves the traffic: end one of
+     CodeDeploy's own waits (ContinueDeployment), the only control it has besides
+     StopDeployment (`abort`, the run's undo). `cur` holds the last deploymentInfo
+     read. A canary or linear interval has no such control: not applicable. ]]
+local function steering(ctx, id, cur)
+  local config = ctx.config and ctx.config.name or ctx.group_info.deploymentConfigName or "the group's default"
+  local how = { what = "CodeDeploy shifts the traffic (deployment " .. id .. ", " .. config .. ")",
+    cannot_hold = "CodeDeploy has no way to hold a deployment (only to stop it: `ecsplay abort` rolls back)" }
+  function how.promote(cmd)
+    local info = cur.info or {}
+    local wait_type, effect
+    if info.status == "Ready" then
+      wait_type, effect = "READY_WAIT", "rerouting production traffic to green now (ContinueDeployment READY_WAIT)"
+    elseif info.instanceTerminationWaitTimeStarted then
+      wait_type, effect = "TERMINATION_WAIT", "ending the wait before the original task set is terminated "
+        .. "(ContinueDeployment TERMINATION_WAIT): the deployment finishes now"
+    else
+      return nil, string.format("CodeDeploy moves the traffic on %s's schedule (deployment %s, %s) and cannot end "
+        .. "an interval early; promote ends CodeDeploy's ready wait or its wait before terminating the original "
+        .. "task set (ContinueDeployment)", config, id, tostring(info.status or "starting"))
+    end
+    local ok, err = pcall(cd.continue_deployment, { deploymentId = id, deploymentWaitType = wait_type })
+    if not ok then
+      if sched.is_interrupt(err) then error(err, 0) end
+      return nil, "CodeDeploy refused ContinueDeployment " .. wait_type .. ": " .. errors.describe(err)
+    end
+    return effect .. (cmd.full and "; CodeDeploy still shifts on its configuration's schedule (--full cannot "
+      .. "skip it)" or "")
+  end
+  return how
+end
+
 --[[ Follows deployment `id` to Succeeded; once traffic reaches green the
      gates are measured every interval. Raises when CodeDeploy fails or
-     stops it, when green is not healthy within ready_timeout, or at timeout. ]]
+     stops it, when green is not healthy within ready_timeout, or at timeout.
+     Commands are taken between polls (bake.lua wait_moving, `steering`). ]]
 local function watch(run, c, ctx, id, watcher)
   local started = sched.now()
   local deadline = started + c.timeout
   local last_note, shifting
+  local cur = {}
+  watcher:moving(steering(ctx, id, cur))
   while true do
     local info = cd.get_deployment({ deploymentId = id }).deploymentInfo
+    cur.info = info
     if info.status == "Succeeded" then return end
     if info.status == "Failed" or info.status == "Stopped" then
       local e = info.errorInformation or {}
@@ -280,7 +316,8 @@ local function watch(run, c, ctx, id, watcher)
       error(ecs_util.failed("Timeout", "deployment %s not finished after %s: %s", id,
         duration.format(c.timeout), note), 0)
     end
-    sched.sleep(math.min(c.poll, shifting and math.max(1, watcher.next_at - sched.now()) or c.poll))
+    local poll = math.min(c.poll, shifting and math.max(1, watcher.next_at - sched.now()) or c.poll)
+    watcher:wait_moving(sched.now() + poll)
   end
 end
 

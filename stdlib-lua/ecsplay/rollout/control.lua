@@ -13,13 +13,17 @@ Files, next to the run's journal <runs>/<run-id>.jsonl:
   <run-id>.control.jsonl  the commands, one JSON line each, appended by other
                           processes: { id, command, full, as, user, host, sent }
 The run reads new command lines at its next wait (bake.lua waits in slices of
-about half a second of wall time) and journals each with what it did
-({"t":"control",...}).
+about half a second of wall time, also between a strategy's polls of a service
+that moves the traffic itself) and journals each with what it did
+({"t":"control",...,"effect":..,"after":{paused,full}}); one that cannot act
+there is answered "not applicable now: ..." (Live:not_applicable). `ecsplay
+resume` restores the steering state from those lines (restore_from_journal).
 
   control.attach(run)          the Live state of a run (strategy.lua), published
   control.of(run)              run's Live (a detached one for a run not attached)
   Live:sleep_until(t)          → commands received before t (empty when t came)
   Live:apply(cmd, where)       → "abort" | "end" | "continue" (see apply)
+  Live:not_applicable(cmd, why), Live:pause_later(cmd, hold_at, cannot_hold)
   Live:finish(status)          the run ended
   control.handle(target)       the Lua API (ecsplay.rollout.control): :promote{full=},
                                :pause(), :unpause(), :abort(), :approve(by), :state()
@@ -178,6 +182,44 @@ local function scripted_commands()
   return out
 end
 
+--[[ `ecsplay resume`: the steering state the run had when it stopped, from the
+     {"t":"control"} lines of its journal (their `after` and `approval`, see
+     Live:record): a `promote --full` taken (the run goes straight to 100 % and
+     promotes instead of redoing the steps it skipped), a pause in effect (the
+     run stays paused until unpause), and the approvals each approval step had
+     (approval.lua counts them when it waits again). ]]
+local function restore_from_journal(live, path)
+  local f = path and io.open(path, "rb")
+  if not f then return end
+  local after, approvals, by
+  for line in f:lines() do
+    local obj = line:find('"control"', 1, true) and json.decode(line)
+    if type(obj) == "table" and obj.t == "control" then
+      if type(obj.after) == "table" then after, by = obj.after, obj end
+      local a = obj.approval
+      if type(a) == "table" and type(a.step) == "string" and type(a.approved_by) == "table" then
+        approvals = approvals or {}
+        approvals[a.step] = a.approved_by
+      end
+    end
+  end
+  f:close()
+  live.resumed_approvals = approvals
+  if not after then return end
+  if after.full == true then
+    live.full = true
+    live:run_log("info", "control", string.format("resumed after `promote --full` by %s: going straight to 100%% "
+      .. "and promoting, not redoing the steps it skipped", M.describe_who(by)))
+  end
+  if after.paused == true then
+    live.paused, live.state = true, "paused"
+    live.paused_reason = (type(after.paused_reason) == "string" and after.paused_reason or "paused")
+      .. " (before the run was resumed)"
+    live:run_log("info", "control", "resumed paused: " .. live.paused_reason
+      .. "; it holds at its next wait until `ecsplay unpause` or `promote`")
+  end
+end
+
 --[[ Attaches the live state to a run (strategy.lua, right after the run is
      created): registered for the Lua API, and published next to its journal. ]]
 function M.attach(run)
@@ -191,6 +233,7 @@ function M.attach(run)
     local text = read_all(live.control_path)
     live.ctl_offset = text and #text or 0
   end
+  if run.resume and not run.resume.ended then restore_from_journal(live, run.resume.path or run.resume.given) end
   live.script = scripted_commands()
   -- what the scenario sent before this rollout started was for an earlier one
   local now = sched.now()
@@ -302,17 +345,18 @@ function Live:poll()
   return out
 end
 
--- How long one sleep may last so that a command is noticed about SLICE_WALL later.
+--[[ How long one sleep may last so that a command is noticed soon: → simulated
+     seconds (in process), or nil and wall seconds. In process only the playbook's
+     own tasks can send (the scenario's times are known), so a sleep is cut into
+     simulated seconds only when it made a control handle. Otherwise the sleep
+     lasts until its time on the clock followed and is capped in wall time
+     (sched.sleep's `wall`): against `sim serve --lockstep` the simulator still
+     sees this run wait until its time, so the world jumps there as soon as every
+     client waits (as fast as in process), and a command is still noticed within
+     SLICE_WALL when another client holds the world still. ]]
 local function slice(live)
-  if sched.is_virtual() then
-    -- in process: only the playbook's own tasks can send (the scenario's times are known)
-    return handles_made and 1 or nil
-  end
-  local clock = sched.server_clock()
-  if clock and clock.mode == "speed" then return math.max(0.05, clock.speed * M.SLICE_WALL) end
-  if clock then return 30 end -- lockstep: time moves only when every client waits
-  if live.http then return 0.2 end
-  return M.SLICE_WALL
+  if sched.is_virtual() then return handles_made and 1 or nil, nil end
+  return nil, live.http and 0.2 or M.SLICE_WALL
 end
 
 --[[ Waits until time t (the scheduler's clock) unless commands arrive first:
@@ -324,22 +368,29 @@ function Live:sleep_until(t)
     local now = sched.now()
     if now >= t then return cmds end
     local step = t - now
-    local s = slice(self)
+    local s, wall = slice(self)
     if s and s < step then step = s end
     local nxt = self.script and self.script[self.script_next]
     if nxt and nxt.at > now and nxt.at - now < step then step = nxt.at - now end
     if core.monotonic() - self.published_at >= M.HEARTBEAT then self:publish() end
     if self.http then self.http:serve(0.05) end
-    sched.sleep(step)
+    sched.sleep(step, wall)
   end
 end
 
--- Journals a command with what it did, logs it, and acknowledges it in the state file.
-function Live:record(cmd, effect)
+--[[ Journals a command with what it did, logs it, and acknowledges it in the
+     state file. The line carries the steering state after it (`after`: paused,
+     full; `approval`: the approval step's label and who approved so far), which
+     `ecsplay resume` restores (restore_from_journal): a resumed run does not redo
+     what a `promote --full` skipped. ]]
+function Live:record(cmd, effect, approval)
   local who = M.describe_who { user = cmd.user, host = cmd.host, as = cmd.as }
   if self.run and self.run.jwrite then
-    self.run:jwrite { t = "control", id = cmd.id, command = cmd.command, full = cmd.full or nil,
-      as = cmd.as, user = cmd.user, host = cmd.host, sent = cmd.sent, source = cmd.source, effect = effect }
+    self.run:jwrite({ t = "control", id = cmd.id, command = cmd.command, full = cmd.full or nil,
+      as = cmd.as, user = cmd.user, host = cmd.host, sent = cmd.sent, source = cmd.source, effect = effect,
+      after = { paused = self.paused and true or false, full = self.full or nil,
+        paused_reason = self.paused and self.paused_reason or nil },
+      approval = approval and { step = approval.label, approved_by = json.array(approval.approved_by) } or nil })
   end
   self:run_log(cmd.command == "abort" and "warn" or "info", "control", cmd.source == "timer" and effect
     or string.format("%s%s by %s: %s", cmd.command, cmd.full and " --full" or "", who, effect),
@@ -402,10 +453,10 @@ function Live:apply(cmd, where, approval)
     if n >= approval.min then
       self.paused = false
       self:record(cmd, string.format("approved (%d of %d)%s", n, approval.min,
-        cmd.full and "; skipping to 100%" or ""))
+        cmd.full and "; skipping to 100%" or ""), approval)
       return "end"
     end
-    self:record(cmd, string.format("approval %d of %d", n, approval.min))
+    self:record(cmd, string.format("approval %d of %d", n, approval.min), approval)
     return "continue"
   end
   if c == "approve" then
@@ -420,6 +471,22 @@ function Live:apply(cmd, where, approval)
   self:record(cmd, cmd.full and "promoting: skipping the remaining steps to 100%"
     or (where == "hold" and "promoted past the failure: the run goes on" or "ending this bake now"))
   return "end"
+end
+
+-- A command that cannot act where the run is now: answered, journaled, never ignored.
+function Live:not_applicable(cmd, why)
+  self:record(cmd, "not applicable now: " .. why)
+end
+
+--[[ The pause command where the run cannot hold at once but will at its next
+     holding point (`hold_at`: the effect to report), or not at all (nil:
+     cannot_hold says why). ]]
+function Live:pause_later(cmd, hold_at, cannot_hold)
+  if self.paused then self:record(cmd, "already paused") return end
+  if not hold_at then return self:not_applicable(cmd, cannot_hold) end
+  self.paused = true
+  self.state, self.paused_reason = "paused", "paused by " .. M.describe_who(cmd)
+  self:record(cmd, hold_at)
 end
 
 -- Approvals kept from before the approval step started (scenario script).

@@ -29,6 +29,7 @@ local options = require "ecsplay.rollout.options"
 local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
+local control = require "ecsplay.rollout.control"
 
 local S = "ecs_native"
 
@@ -101,6 +102,7 @@ local function check(c, o)
         .. strings.did_you_mean(tostring(st), STAGES))
     end
   end
+  c.pause_at = pause
   c.hook_timeout = minutes("hook_timeout", o.hook_timeout, 60)
   dc.lifecycleHooks = { { targetType = "PAUSE", lifecycleStages = pause,
     timeoutConfiguration = { timeoutInMinutes = c.hook_timeout, action = "ROLLBACK" } } }
@@ -244,16 +246,85 @@ local function deploy(run, c, ctx, new_td)
   return arn
 end
 
--- At a PAUSE hook: bake the gates (unless resumed past it), then continue.
+-- The lifecycle stages in ECS's order (PRE_/PRODUCTION_TRAFFIC_SHIFT repeat at every traffic step).
+local ORDER = { "RECONCILE_SERVICE", "PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT",
+  "POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT",
+  "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP" }
+local RANK = {}
+for i, st in ipairs(ORDER) do RANK[st] = i end
+local REPEATS = { PRE_PRODUCTION_TRAFFIC_SHIFT = true, PRODUCTION_TRAFFIC_SHIFT = true }
+
+-- The next stage of pause_at where ECS will pause, from `stage` at green `weight` (nil: none left).
+local function next_pause(c, stage, weight)
+  local here = RANK[tostring(stage)] or 0
+  local best
+  for _, st in ipairs(c.pause_at) do
+    local r = RANK[st]
+    local ahead = r > here or (REPEATS[st] and weight < 100 and r >= RANK.PRE_PRODUCTION_TRAFFIC_SHIFT
+      and here >= RANK.PRE_PRODUCTION_TRAFFIC_SHIFT and here <= RANK.PRODUCTION_TRAFFIC_SHIFT)
+    if ahead and (not best or r < RANK[best]) then best = st end
+  end
+  return best
+end
+
+--[[ What the commands can do while ECS moves on between its pause hooks (cur:
+     the last service deployment read): pause holds at the next hook, promote
+     --full answers every remaining hook CONTINUE at once; a plain promote has
+     no hook to answer. abort: the run's undo (StopServiceDeployment ROLLBACK). ]]
+local function steering(run, c, cur)
+  local function where()
+    local sd = cur.sd or {}
+    return tostring(sd.lifecycleStage or "starting"), cur.weight or 0
+  end
+  local how = {}
+  function how.what()
+    local stage, weight = where()
+    return string.format("ECS deploys %s (stage %s, green %.0f%%)", c.service, stage, weight)
+  end
+  function how.hold_at()
+    local nxt = next_pause(c, where())
+    return nxt and string.format("paused: ECS moves on to its next pause hook (%s), where the run holds until "
+      .. "unpause or promote (ECS cannot be held between its hooks)", nxt) or nil
+  end
+  function how.cannot_hold()
+    return string.format("ECS deploys %s (stage %s) with no pause hook ahead (pause_at = %s): it finishes on its "
+      .. "own; `ecsplay abort` rolls back", c.service, (where()), table.concat(c.pause_at, ", "))
+  end
+  function how.promote(cmd)
+    local stage, weight = where()
+    local nxt = next_pause(c, stage, weight)
+    if cmd.full and nxt then
+      control.of(run).full = true
+      return string.format("promoting: every remaining pause hook (next: %s) is answered CONTINUE at once, "
+        .. "without baking (ECS's own bake times still run)", nxt)
+    end
+    return nil, string.format("no pause hook awaits action (ECS is at stage %s, green %.0f%%)%s", stage, weight,
+      nxt and ("; promote answers the next one (" .. nxt .. ") with CONTINUE, --full every one left")
+        or "; none is ahead: ECS finishes on its own")
+  end
+  return how
+end
+
+-- At a PAUSE hook: bake the gates (unless resumed past it, or promoted --full), then continue.
 local function at_pause(run, c, ctx, arn, sd, waiting, weight)
   local stage = tostring(sd.lifecycleStage)
-  run:log("info", "pause", string.format("paused at %s (green %.0f%%): baking %s with %d gate(s)",
-    stage, weight, duration.format(c.bake), #ctx.gates), { weight = weight })
+  local live = control.of(run)
+  run:log("info", "pause", string.format("paused at %s (green %.0f%%): %s", stage, weight,
+    live.full and "promoted --full: continuing at once" or string.format("baking %s with %d gate(s)",
+      duration.format(c.bake), #ctx.gates)), { weight = weight })
   -- resumed: a pause whose continue is journaled baked already
   local rounds = {}
-  if not run:done("continue:" .. waiting.hookId) then
+  if not run:done("continue:" .. waiting.hookId) and not live.full then
     local w = bake.watcher(run, c, ctx.gates, { service = c.service, stable_target_group = ctx.blue_tg,
       canary_target_group = ctx.green_tg })
+    -- a hold (pause, on_failure = "pause") ends before ECS's own timeout for the hook ends it
+    local expires = tonumber(waiting.expiresAt)
+    if expires then
+      w.hold_until = expires - math.max(c.poll, c.interval)
+      w.hold_what = string.format("held at the pause hook %s until close to its timeout (%s): rolling back "
+        .. "before ECS does it by itself (timeoutAction %s)", stage, duration.format(c.hook_timeout * 60),
+        tostring(waiting.timeoutAction or "ROLLBACK"))
+    end
     w:bake(c.bake, { phase = stage, weight = weight })
     rounds = w.rounds
   end
@@ -271,11 +342,17 @@ local function follow(run, c, ctx, arn)
   local handled = {}
   local deadline = sched.now() + c.timeout
   local last_note
+  local cur = {}
+  -- between the hooks: no gates, only the commands (bake.lua wait_moving)
+  local between = bake.watcher(run, c, {}, {})
+  between:moving(steering(run, c, cur))
   while true do
     local sd = describe_sd(arn)
+    cur.sd = sd
     if sd.status == "SUCCESSFUL" then return end
     if ROLLED_BACK[sd.status] then ecs_stopped(run, c, sd, arn, deadline + c.timeout) end
     local weight = sd.targetServiceRevision and sd.targetServiceRevision.requestedProductionTrafficWeight or 0
+    cur.weight = weight
     local note = string.format("service deployment %s, stage %s, green %s%%", sd.status,
       tostring(sd.lifecycleStage), string.format("%.0f", weight))
     if note ~= last_note then run:log("info", "progress", note) last_note = note end
@@ -291,7 +368,7 @@ local function follow(run, c, ctx, arn)
         error(ecs_util.failed("Timeout", "service deployment not finished after %s: %s",
           duration.format(c.timeout), note), 0)
       end
-      sched.sleep(c.poll)
+      between:wait_moving(sched.now() + c.poll)
     end
   end
 end

@@ -5,7 +5,11 @@ fsynced before the change it describes is made, so that after a kill -9
 `ecsplay resume JOURNAL` can finish the rollout.
 
 Lines:
-  {"t":"start","run":id,"group":id,"name":..,"strategy":..,"playbook":..,"args":{..},"config":{..},"time":..}
+  {"t":"start","run":id,"group":id,"name":..,"strategy":..,"playbook":..,"args":{..},"config":{..},
+   "session":{"region":..,"profile":..,"role_arn":..,"external_id":..,"endpoint_url":..}|absent,"time":..}
+                                                                           session: the rollout's aws.session
+  {"t":"step","step":n,"weight":..,"message":..,"time":..}               a step began (report; not fsynced)
+  {"t":"gate","step":n,"gates":[..],"time":..}                            a measurement round (not fsynced)
   {"t":"do","key":"weight:2","desc":..,"undo":{action}|null,"time":..}   before the change
   {"t":"done","key":"weight:2","result":..,"time":..}                    after it
   {"t":"undone","index":n,"time":..}                                      an undo carried out
@@ -63,6 +67,20 @@ local function configure_like(start, opts)
       profile = profile, access_key = opts.access_key_id, secret_key = opts.secret_access_key,
       session_token = opts.session_token }
   end
+end
+
+--[[ The session a journal's start line recorded (Run:open_journal: Session:options(), never
+     credentials), built again with aws.session; nil when the rollout ran in none. Raises
+     bad input for a recorded session that aws.session refuses. ]]
+function M.session_of(start)
+  local recorded = type(start) == "table" and start.session
+  if type(recorded) ~= "table" then return nil end
+  local o = {}
+  for k, v in pairs(recorded) do
+    -- JSON numbers read back as floats; duration_seconds must be an integer again
+    if v ~= json.null then o[k] = type(v) == "number" and math.tointeger(v) or v end
+  end
+  return aws.session(o)
 end
 
 -- The other rollouts of the same playbook run whose journals have not ended.
@@ -126,8 +144,11 @@ function M.rollback(path, opts)
     log.event("warn", "rollback", "the run had succeeded: reverting it to the previous version")
   end
   log.event("info", "rollback", "rollback plan: " .. actions.plan(state.undo))
+  -- the rollout's own Region, account and endpoint (its start line's session), where its changes are
+  local session = M.session_of(state.start)
+  if session then log.event("info", "rollback", "in the rollout's session: " .. session:describe()) end
   local seen = {}
-  local failures, left = actions.undo(state.undo, {
+  local undo_opts = {
     -- the same undo twice (a resumed run may journal it again) runs once; compared as data
     skip = function(u)
       for _, a in ipairs(seen) do
@@ -141,7 +162,13 @@ function M.rollback(path, opts)
       if not u.repeated then log.event("info", "undo", "undone: " .. actions.describe(u.action)) end
     end,
     on_failed = function(_, _, text) log.event("error", "undo", "undo failed: " .. text) end,
-  })
+  }
+  local failures, left
+  if session then
+    failures, left = session:run(actions.undo, state.undo, undo_opts)
+  else
+    failures, left = actions.undo(state.undo, undo_opts)
+  end
   if #failures == 1 and #left <= 1 and errors.is(failures[1].error, "bad_input") then
     -- a refusal: nothing was changed and the run's status stays what it was
     error(failures[1].error, 0)

@@ -4,7 +4,8 @@ fsynced before the change it describes is made (format: rollout/journal.lua).
 
   journal_file.open(meta, dir)   a new journal: writes its start line → Journal
   journal_file.attach(path)      an existing journal, to append to → Journal
-  Journal:write(obj)             → true | false, problem (never raises)
+  Journal:write(obj [, {sync=false}])  → true | false, problem (never raises);
+                                   sync=false: not fsynced (lines that record no change)
   journal_file.read(path)        → the parsed state (raises bad_input when
                                    the path is no journal at all)
   journal_file.members(state)    the journals of every rollout of the same
@@ -160,9 +161,21 @@ function Journal:append_fallback(line)
   log.event("error", "journal", "journal line: " .. line)
 end
 
+--[[ Appends without fsync: for lines that record no change (a measurement round, a step
+     marker). Order is kept: the file is opened for appending, and the next fsynced line
+     flushes these too. → true | nil, message (as core.fsync_append). ]]
+local function plain_append(path, data)
+  local f, err = io.open(path, "ab")
+  if not f then return nil, "cannot open " .. tostring(err) end
+  local ok, werr = f:write(data)
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, "cannot write " .. path .. ": " .. reason(werr or cerr) end
+  return true
+end
+
 -- Appends to the journal's own file; a file deleted since the last line is
 -- recreated with every line so far (the start line first).
-function Journal:append_own(line)
+function Journal:append_own(line, sync)
   if self.written and missing(self.path) then
     local ok, err = ensure_dir(dirname(self.path))
     if ok then ok, err = core.fsync_append(self.path, all_text(self.lines)) end
@@ -172,12 +185,14 @@ function Journal:append_own(line)
     end
     return ok, err
   end
-  return core.fsync_append(self.path, line .. "\n")
+  return (sync and core.fsync_append or plain_append)(self.path, line .. "\n")
 end
 
 --[[ Appends obj as one line; true once it is on disk at the journal's own
-     path. false, problem when it went elsewhere (see the file comment). ]]
-function Journal:write(obj)
+     path (with opts.sync == false: written, not fsynced). false, problem when
+     it went elsewhere (see the file comment). ]]
+function Journal:write(obj, opts)
+  local sync = not (opts and opts.sync == false)
   obj.time = obj.time or sched.now()
   local line, err = json.encode(obj)
   if not line then
@@ -185,7 +200,7 @@ function Journal:write(obj)
   end
   self.lines[#self.lines + 1] = line
   if not self.failed then
-    local ok, werr = self:append_own(line)
+    local ok, werr = self:append_own(line, sync)
     if ok then
       self.written = true
       return true
@@ -397,10 +412,11 @@ end
 
 --[[ The journals of every rollout of the playbook run that wrote state's
      journal (resume): the group's first journal, then the others in the
-     order they started, each read; one that was named but never written
-     (killed before its start line) is left out, one left empty (killed
-     while its start line was being written) is kept with its `link` (the
-     group's line that names it: name, run id, file). ]]
+     order they started, each read; one left empty (killed while its start
+     line was being written), or named but never created (killed between
+     the group's line and its start line), is kept as an empty state with
+     its `link` (the group's line that names it: name, run id, file): that
+     rollout had not begun, and on resume it starts over in that file. ]]
 function M.members(state)
   local id = state.start and state.start.group
   if not id then return { state } end
@@ -428,9 +444,14 @@ function M.members(state)
         out[#out + 1] = m
       else
         -- its folder could not be written when it started: the journal lives in a fallback folder
+        local found = false
         for _, d in ipairs(M.fallback_dirs(p)) do
           local copy = join(d, basename(p))
-          if not missing(copy) then out[#out + 1] = M.read(copy) break end
+          if not missing(copy) then out[#out + 1] = M.read(copy) found = true break end
+        end
+        if not found then
+          out[#out + 1] = { path = p, given = p, empty = true, link = link, done = {}, started = {}, intent = {},
+            intent_time = {}, undo = {}, all_undo = {}, rollouts = {}, damaged = {} }
         end
       end
     end

@@ -22,6 +22,7 @@ local strategy = require "ecsplay.rollout.strategy"
 local options = require "ecsplay.rollout.options"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
+local control = require "ecsplay.rollout.control"
 
 local S = "rolling"
 
@@ -99,9 +100,32 @@ local function ecs_rolled_back(run, c, failed, deadline)
     short(failed and failed.taskDefinition), reason), 0)
 end
 
+--[[ What the commands can do while ECS rolls the tasks over: ECS has no pause
+     and no way to speed a rolling update, so pause and a plain promote are
+     not applicable (pause holds the bake that follows, if any); promote
+     --full skips that bake; abort rolls back now (the run's undo). ]]
+local function steering(run, c, ctx, new_td)
+  local bakes = c.bake > 0 or #ctx.gates > 0
+  local what = string.format("ECS rolls %s over to %s", c.service, short(new_td))
+  local after = bakes and ("; send it again during the bake that follows the update (" .. duration.format(c.bake)
+    .. ")") or "; this run has no bake after it"
+  return {
+    what = what,
+    cannot_hold = "ECS has no pause for a rolling update (" .. what .. ")" .. after,
+    promote = function(cmd)
+      if cmd.full and bakes then
+        control.of(run).full = true
+        return "promoting: the bake after ECS's rolling update is skipped (the update itself runs to its end)"
+      end
+      return nil, "no bake to end while " .. what .. (bakes and " (promote --full skips the bake that follows)" or "")
+    end,
+  }
+end
+
 -- Follows the deployment to COMPLETED; gates measured every interval meanwhile.
 local function watch(run, c, ctx, new_td, watcher)
   local deadline = sched.now() + c.timeout
+  watcher:moving(steering(run, c, ctx, new_td))
   local last
   while true do
     local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
@@ -127,7 +151,7 @@ local function watch(run, c, ctx, new_td, watcher)
         duration.format(c.timeout), note), 0)
     end
     watcher:tick({ phase = "deploying" })
-    sched.sleep(math.min(c.poll, math.max(1, watcher.next_at - sched.now())))
+    watcher:wait_moving(sched.now() + math.min(c.poll, math.max(1, watcher.next_at - sched.now())))
   end
 end
 
@@ -206,7 +230,8 @@ local function body(run, c, ctx, new_td)
     canary_target_group = ctx.stable_tg, service = c.service })
   local svc, p = watch(run, c, ctx, new_td, watcher)
   report.deployment = { id = p.id, rolloutState = p.rolloutState, runningCount = p.runningCount }
-  if c.bake > 0 or (#ctx.gates > 0 and not watcher:all_passed()) then
+  -- `ecsplay promote --full` (now, or before a resume): no bake
+  if (c.bake > 0 or (#ctx.gates > 0 and not watcher:all_passed())) and not control.of(run).full then
     run:log("info", "bake", string.format("baking %s with %d gate(s)", duration.format(c.bake), #ctx.gates))
     watcher:bake(c.bake, { phase = "bake" })
   end

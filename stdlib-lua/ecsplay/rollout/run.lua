@@ -31,6 +31,7 @@ local core = require "ecsplay.core"
 local errors = require "ecsplay.errors"
 local context = require "ecsplay.context"
 local tables = require "ecsplay.util.tables"
+local aws = require "ecsplay.aws"
 local actions = require "ecsplay.rollout.actions"
 local journal_mod = require "ecsplay.rollout.journal"
 
@@ -68,12 +69,15 @@ local function wants_journal(opts)
   return not context.simulated or os.getenv("ECSPLAY_RUNS_DIR") ~= nil or context.report ~= nil
 end
 
---[[ opts: the strategy's checked options (journal=, notify=, on_abort=, name=) ]]
+--[[ opts: the strategy's checked options (journal=, notify=, on_abort=, name=, session=) ]]
 function Run.new(strategy, opts, meta)
+  local session = opts.session or aws.current_session()
   local self = setmetatable({
     strategy = strategy,
     name = (meta and meta.name) or strategy,
     opts = opts,
+    -- the session its changes are made in (journaled: `ecsplay rollback` rebuilds it)
+    session_options = session and session:options() or nil,
     undo = {},
     notify_fn = opts.notify,
     on_abort_fn = opts.on_abort,
@@ -127,7 +131,8 @@ end
 function Run:open_journal(listed)
   local run_info = context.run_info or {}
   local meta = { run = self.id, name = self.name, strategy = self.strategy,
-    playbook = run_info.playbook, args = run_info.args, config = run_info.config }
+    playbook = run_info.playbook, args = run_info.args, config = run_info.config,
+    session = self.session_options }
   local group = context.journal_group
   local dir = journal_mod.runs_dir()
   if group and (group.fixed or group.dir == dir) then
@@ -187,7 +192,7 @@ function Run:log(level, event, message, fields)
   log.event(level, event, message, fields)
   -- a new step's weight, for the run's report (ecsplay.report); not a change, so never fatal
   if event == "step" and type(fields) == "table" then
-    self:jwrite { t = "step", step = fields.step, weight = fields.weight, message = message }
+    self:jnote { t = "step", step = fields.step, weight = fields.weight, message = message }
   end
   if self.notify_fn then
     local ev = { event = event, level = level, message = message, strategy = self.strategy,
@@ -214,6 +219,14 @@ function Run:jwrite(obj, must)
     error(errors.new("journal", { code = "JournalUnwritable", message = problem }), 0)
   end
   return ok
+end
+
+--[[ Journals obj, a line that records no change and no undo (a measurement round, a step
+     marker for the report): not fsynced (a crash may lose it, never a later undo record:
+     the next fsynced line flushes it too); never raises. ]]
+function Run:jnote(obj)
+  if not self.journal then return true end
+  return self.journal:write(obj, { sync = false })
 end
 
 -- "; the journal ... continue in ..." for the run's last message, or "".
@@ -281,6 +294,23 @@ function Run:step(key, desc, fn, undo)
   return result
 end
 
+--[[ The session a resumed run's undo must run in: the one its journal's start line recorded
+     (where the journaled changes were made), when this run is not already in that one (a
+     playbook that no longer passes it). nil: the undo runs where the run does. ]]
+function Run:journaled_session()
+  local recorded = self.resume and self.resume.start and self.resume.start.session
+  if type(recorded) ~= "table" or tables.equal(recorded, self.session_options) then return nil end
+  local ok, session = pcall(journal_mod.session_of, self.resume.start)
+  if not ok then
+    self:log("error", "rollback", "cannot rebuild the session the journal recorded ("
+      .. errors.describe(session) .. "): undoing in the run's own")
+    return nil
+  end
+  self:log("warn", "rollback", "undoing in the session the journal recorded (" .. session:describe()
+    .. "), not the run's own")
+  return session
+end
+
 --[[ Carries out the undo stack newest first; returns failures, left (see
      ecsplay.undo.run). Each undo carried out is journaled. ]]
 function Run:rollback(reason)
@@ -289,6 +319,12 @@ function Run:rollback(reason)
   self:log("warn", "rollback", string.format("rolling back %d change(s)", #self.undo),
     { steps = #self.undo, reason = reason })
   self:log("info", "rollback", "rollback plan: " .. actions.plan(self.undo))
+  local session = self:journaled_session()
+  if session then return session:run(self.undo_all, self) end
+  return self:undo_all()
+end
+
+function Run:undo_all()
   return actions.undo(self.undo, {
     on_done = function(u)
       self:jwrite { t = "undone", index = u.index }

@@ -25,6 +25,18 @@ the same scenario give byte-identical answers.
                         hold (ecsplay.sim.clock); in lockstep the client counts as waiting
   DELETE /_sim/wait     header x-ecsplay-client: ID: that client takes no further part
 
+A simulator serving several Regions and accounts (scenario `regions`, keys with accounts;
+sim/regions.lua) keeps a world for each; a query selects one:
+  ?region=eu-west-1            that Region's world of the default account
+  ?account=210987654321        that account's world in the primary Region
+  ?region=R&account=A          both
+GET /_sim/world reads the world selected (default: the primary one, the scenario's first
+Region and default account); POST /_sim/faults gives each fault without a `region` of its own
+the Region selected; GET /_sim/faults lists the faults that reach the Region selected;
+every other endpoint accepts the selector and ignores it (all worlds share one clock, and
+/_sim/reset rebuilds them all). A Region or account with no world is refused (400, naming
+the worlds served).
+
 Errors: 400 {"error": "..."} for bad input, 404 for unknown paths, 405 for a wrong method.
 ]]
 local timestamp = require "ecsplay.util.timestamp"
@@ -33,6 +45,7 @@ local json = require "ecsplay.json"
 local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
 local scenario = require "ecsplay.sim.scenario"
+local regions = require "ecsplay.sim.regions"
 
 local M = {}
 
@@ -272,12 +285,61 @@ local function clock_route(sim, route, method, headers, body)
   return r
 end
 
-function M.summary(sim)
+--[[ The query's world selector → { region=, account=, world= } (an empty table: none given),
+     or nil, message. Only worlds the simulator has are selected (no world is built here). ]]
+local function unescape(v)
+  return (v:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local function served_worlds(sim)
+  local names = {}
+  for _, w in ipairs(sim.world_list) do names[#names + 1] = regions.key(w.region, w.account) end
+  return table.concat(names, ", ")
+end
+
+function M.selector(sim, path)
+  local query = path:match("%?(.*)$")
+  if not query or query == "" then return {} end
+  local sel = {}
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    k, v = unescape(k or pair), unescape(v or "")
+    if k ~= "region" and k ~= "account" then
+      return nil, string.format("unknown query parameter %q: the selector is ?region=R and/or ?account=A", k)
+    end
+    if v == "" then return nil, k .. " is empty" end
+    sel[k] = v
+  end
+  if not sel.region and not sel.account then return {} end
+  local primary = sim.world_list[1]
+  local key = regions.key(sel.region or primary.region, sel.account or primary.account)
+  sel.world = sim.worlds[key]
+  if not sel.world then
+    return nil, string.format("no world for %s (the simulator serves %s)", key, served_worlds(sim))
+  end
+  return sel
+end
+
+-- fn(sim, ...) with `world` as the world direct calls address (sim:call uses sim.world).
+local function in_world(sim, world, fn, ...)
+  if not world or world == sim.world then return fn(sim, ...) end
+  local primary = sim.world
+  sim.world = world
+  local res = table.pack(pcall(fn, sim, ...))
+  sim.world = primary
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+function M.summary(sim, world)
+  if world and world ~= sim.world then return in_world(sim, world, M.summary) end
   local tgs, listeners = nil, nil
   local ok, a, b = pcall(elbv2_summary, sim)
   if ok then tgs, listeners = a, b else tgs = try(error, a) end
   return {
     time = time_info(sim),
+    region = sim.world.region,
+    account = sim.world.account,
     services = try(ecs_summary, sim),
     target_groups = tgs,
     listeners = listeners or array(),
@@ -289,9 +351,11 @@ end
 function M.handle(sim, method, path, headers, body)
   local route = path:match("^/_sim/?([^?]*)") or ""
   method = method:upper()
+  local sel, serr = M.selector(sim, path)
+  if not sel then return reply(400, { error = serr }) end
   if route == "world" then
     if method ~= "GET" then return reply(405, { error = "use GET /_sim/world" }) end
-    return reply(200, M.summary(sim))
+    return reply(200, M.summary(sim, sel.world))
   elseif route == "time" then
     if method ~= "GET" then return reply(405, { error = "use GET /_sim/time" }) end
     return reply(200, time_info(sim))
@@ -313,7 +377,11 @@ function M.handle(sim, method, path, headers, body)
   elseif route == "faults" then
     if method == "GET" then
       local list = {}
-      for i, f in ipairs(sim.faults:list()) do list[i] = tables.shallow_copy(f) end
+      for _, f in ipairs(sim.faults:list()) do
+        if not sel.world or f.region == nil or f.region == sel.world.region then
+          list[#list + 1] = tables.shallow_copy(f)
+        end
+      end
       return reply(200, { faults = array(list) })
     elseif method == "DELETE" then
       local n = #sim.faults:list()
@@ -325,6 +393,7 @@ function M.handle(sim, method, path, headers, body)
       local list = v[1] ~= nil and v or { v }
       local checked = {}
       for i, f in ipairs(list) do
+        if type(f) == "table" and f.region == nil and sel.world then f.region = sel.world.region end
         local ok, res = pcall(scenario.check_fault, f, "POST /_sim/faults[" .. i .. "]")
         if not ok then return reply(400, { error = errors.describe(res) }) end
         checked[i] = res

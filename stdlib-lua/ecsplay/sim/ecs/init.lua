@@ -94,6 +94,36 @@ local function drain(world, svc)
   end
 end
 
+--[[ A service the rolling scheduler left settled: one deployment, not in progress, steady,
+     every task either STOPPED or RUNNING and healthy with nothing due (no crash to come, no
+     note for the scheduler). Its next tick would change nothing, so the tick skips it until
+     something wakes it (svc.dirty): a task of it moving on (tasks.lua), or an API call
+     naming it (the ops wrapper below). A fleet's thousand steady services then cost a tick
+     nothing; the few rolling out cost what they do. ]]
+local function settled(svc)
+  local dep = svc.deployments[1]
+  if #svc.deployments ~= 1 or dep.rollout == "IN_PROGRESS" or dep.stop_request or not svc.steady then
+    return false
+  end
+  for _, task in ipairs(svc.tasks) do
+    if task.last ~= "STOPPED" and not (task.desired == "RUNNING" and task.last == "RUNNING" and task.healthy
+        and not task.crash_at and not task.failed_new and not task.healthy_new) then
+      return false
+    end
+  end
+  return true
+end
+
+local function schedule_service(world, st, svc)
+  if svc.controller ~= "ECS" then return S.schedule(world, svc) end
+  local dep = svc.deployments[1]
+  if dep and dep.native and not dep.native.finished then return N.step(world, svc, dep) end
+  if svc.settled and not svc.dirty and not st.wake_all then return end
+  svc.dirty = nil
+  P.schedule(world, svc)
+  svc.settled = settled(svc)
+end
+
 function M.tick(world, t)
   local st = U.st(world)
   T.progress_all(world)
@@ -104,15 +134,11 @@ function M.tick(world, t)
       if svc.status == "DRAINING" then
         drain(world, svc)
       elseif svc.status == "ACTIVE" then
-        if svc.controller == "ECS" then
-          local dep = svc.deployments[1]
-          if dep and dep.native and not dep.native.finished then N.step(world, svc, dep) else P.schedule(world, svc) end
-        else
-          S.schedule(world, svc)
-        end
+        schedule_service(world, st, svc)
       end
     end
   end
+  st.wake_all = nil
   T.flush_notes(world)
   prune(world)
 end
@@ -144,9 +170,36 @@ end
 
 ------------------------------------------------------------------ the operation table
 
+-- Operations that cannot change what a service's scheduler does (reads aside).
+local NO_WAKE = { RegisterTaskDefinition = true, DeregisterTaskDefinition = true, DeleteTaskDefinitions = true,
+  TagResource = true, UntagResource = true, CreateCluster = true, CreateService = true }
+
+--[[ Wakes the service an operation names (input.cluster, input.service: names or ARNs) for
+     the next tick; an operation that names none wakes them all. ]]
+local function wake(world, input)
+  local st = U.st(world)
+  local ref = type(input) == "table" and input.service
+  if type(ref) == "string" then
+    local cname = type(input.cluster) == "string" and input.cluster:match("([^/]+)$") or "default"
+    local c = st.clusters[cname]
+    local svc = c and c.services[ref:match("([^/]+)$")]
+    if svc then svc.dirty = true return end
+  end
+  st.wake_all = true
+end
+
 M.ops = {}
 for _, part in ipairs({ C, V, G, TD, T, S, SD }) do
-  for name, fn in pairs(part.ops) do M.ops[name] = fn end
+  for name, fn in pairs(part.ops) do
+    if name:find("^Describe") or name:find("^List") or NO_WAKE[name] then
+      M.ops[name] = fn
+    else
+      M.ops[name] = function(world, input, caller)
+        wake(world, input)
+        return fn(world, input, caller)
+      end
+    end
+  end
 end
 
 return M

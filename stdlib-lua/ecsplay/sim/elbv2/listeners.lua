@@ -95,14 +95,16 @@ function ops.CreateListener(world, input)
     hex = hex, lb = lb, port = input.Port, protocol = protocol,
     ssl_policy = input.SslPolicy or (protocol == "HTTPS" and "ELBSecurityPolicy-2016-08" or nil),
     certificates = copy(input.Certificates or {}), rules = {},
+    seq = (s.listener_seq or 0) + 1, -- creation order, for state.tg_lb_arns
   }
+  s.listener_seq = l.seq
   local default = { listener = l, is_default = true, actions = default_actions }
   default.arn = new_rule_arn(world, l)
   l.default_rule = default
   l.rules[1] = default   -- rules stay sorted by priority, the default rule last
   s.rule_by_arn[default.arn] = default
   s.listeners[#s.listeners + 1] = l
-  state.routing_changed(world)
+  state.routing_changed(world, l)
   s.listener_by_arn[l.arn] = l
   lb.listeners[#lb.listeners + 1] = l
   state.add_tags(world, l.arn, input.Tags)
@@ -120,7 +122,7 @@ function ops.ModifyListener(world, input)
   if l.protocol == "HTTPS" and not l.ssl_policy then l.ssl_policy = "ELBSecurityPolicy-2016-08" end
   if input.Certificates then l.certificates = copy(input.Certificates) end
   if new_actions then l.default_rule.actions = new_actions end
-  state.routing_changed(world)
+  state.routing_changed(world, l)
   return { Listeners = { out_listener(l) } }
 end
 
@@ -131,7 +133,7 @@ function M.delete_listener(world, l)
   s.listener_by_arn[l.arn] = nil
   s.tags[l.arn] = nil
   state.remove_value(s.listeners, l)
-  state.routing_changed(world)
+  state.routing_changed(world, l)
   state.remove_value(l.lb.listeners, l)
 end
 
@@ -186,7 +188,7 @@ function ops.CreateRule(world, input)
                  conditions = conditions, actions = rule_actions }
   rule.arn = new_rule_arn(world, l)
   l.rules[#l.rules + 1] = rule
-  state.routing_changed(world)
+  state.routing_changed(world, l)
   sort_rules(l)
   s.rule_by_arn[rule.arn] = rule
   state.add_tags(world, rule.arn, input.Tags)
@@ -202,7 +204,7 @@ function ops.ModifyRule(world, input)
   local new_actions = input.Actions and actions.parse_actions(world, input.Actions, rule.listener.lb)
   if conditions then rule.conditions = conditions end
   if new_actions then rule.actions = new_actions end
-  state.routing_changed(world)
+  state.routing_changed(world, rule.listener)
   return { Rules = { out_rule(rule) } }
 end
 
@@ -211,7 +213,7 @@ function ops.DeleteRule(world, input)
   local rule = state.rule_or_fail(world, input.RuleArn)
   if rule.is_default then world:fail("OperationNotPermitted", "A listener's default rule cannot be deleted") end
   state.remove_value(rule.listener.rules, rule)
-  state.routing_changed(world)
+  state.routing_changed(world, rule.listener)
   s.rule_by_arn[rule.arn] = nil
   s.tags[rule.arn] = nil
   return {}

@@ -75,7 +75,7 @@ function M.set_forward(world, arn, weights)
   end
   if #out == 0 then out[1] = parsed[1] end
   rule.actions = out
-  state.routing_changed(world)
+  state.routing_changed(world, rule.listener)
 end
 
 ---------------------------------------------------------------- traffic

@@ -6,7 +6,7 @@ attributes, and which load balancers route to which target group.
 State (world.state.elbv2): lbs, tgs, listeners (lists in creation order, so
 every Describe answers in a stable order) with lb_by_arn, tg_by_arn,
 listener_by_arn, rule_by_arn; tags (arn -> { {Key=, Value=}, ... });
-routing_version and the tg_lbs cache (see routing_changed).
+routing_version and the tg_listeners cache (see routing_changed).
 ]]
 local M = {}
 
@@ -190,33 +190,56 @@ end
 
 --[[ Which load balancers route to which target group changes only when a
      listener, a rule or its forward action does (each such place calls
-     routing_changed); target health asks on every tick for every target, so
-     the answer is kept until then. ]]
-function M.routing_changed(world)
+     routing_changed, naming the listener); target health asks on every tick for
+     every target, and every ModifyListener checks its target groups, so the
+     answer is kept per listener and only a changed listener's part is redone:
+     a fleet of a thousand listeners shifting weights costs per shift, not per
+     listener. Without a listener, everything is redone. ]]
+function M.routing_changed(world, listener)
   local s = M.st(world)
   s.routing_version = (s.routing_version or 0) + 1
+  if listener and s.tg_listeners then
+    s.dirty_listeners[listener] = true
+  else
+    s.tg_listeners = nil
+  end
 end
 
--- The load balancers using a target group, in creation order.
+-- A listener's part: the target groups it forwards to (none once it is deleted).
+local function contribute(s, l)
+  for arn in pairs(s.listener_tgs[l] or {}) do
+    local set = s.tg_listeners[arn]
+    if set then set[l] = nil end
+  end
+  local tgs = s.listener_by_arn[l.arn] == l and M.listener_tg_arns(l) or nil
+  s.listener_tgs[l] = tgs
+  for arn in pairs(tgs or {}) do
+    local set = s.tg_listeners[arn]
+    if not set then set = {} s.tg_listeners[arn] = set end
+    set[l] = true
+  end
+end
+
+-- The load balancers using a target group, in the creation order of their listeners.
 function M.tg_lb_arns(world, tg)
   local s = M.st(world)
-  if s.tg_lbs_version ~= s.routing_version or not s.tg_lbs then
-    local map = {}
-    for _, l in ipairs(s.listeners) do
-      for arn in pairs(M.listener_tg_arns(l)) do
-        local list = map[arn]
-        if not list then list = { seen = {} } map[arn] = list end
-        if not list.seen[l.lb.arn] then
-          list.seen[l.lb.arn] = true
-          list[#list + 1] = l.lb.arn
-        end
-      end
-    end
-    s.tg_lbs, s.tg_lbs_version = map, s.routing_version
+  if not s.tg_listeners then
+    s.tg_listeners, s.listener_tgs, s.dirty_listeners = {}, {}, {}
+    for _, l in ipairs(s.listeners) do contribute(s, l) end
+  elseif next(s.dirty_listeners) then
+    for l in pairs(s.dirty_listeners) do contribute(s, l) end
+    s.dirty_listeners = {}
   end
-  local list = s.tg_lbs[tg.arn]
-  local out = {}
-  for i, arn in ipairs(list or {}) do out[i] = arn end
+  local ls = {}
+  for l in pairs(s.tg_listeners[tg.arn] or {}) do ls[#ls + 1] = l end
+  table.sort(ls, function(a, b) return (a.seq or 0) < (b.seq or 0) end)
+  local out, seen = {}, {}
+  for _, l in ipairs(ls) do
+    if not seen[l.lb.arn] then
+      seen[l.lb.arn] = true
+      out[#out + 1] = l.lb.arn
+    end
+  end
   return out
 end
 

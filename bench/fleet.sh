@@ -1,0 +1,106 @@
+#!/bin/sh
+# The fleet table of `make bench` (bench/run.sh includes it; runs alone too): n services'
+# canaries at once (bench/fleet.lua on bench/fleet_scenario.lua with the same N), in process
+# under --simulate with shared polling on and off (ECSPLAY_BATCHING=0), and n services over
+# HTTP against `ecsplay sim serve --lockstep`. One run each (they are long); wall, CPU (user +
+# system) and peak RSS from /usr/bin/time, AWS calls from the playbook's own count.
+#   sh bench/fleet.sh > table.md       FLEET_SIZES="50 200 1000" FLEET_HTTP=200 (defaults)
+set -eu
+cd "$(dirname "$0")/.."
+ECSPLAY="$(pwd)/ecsplay"
+SIZES=${FLEET_SIZES:-50 200 1000}
+HTTP_N=${FLEET_HTTP:-200}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ecsplay-fleet.XXXXXX")
+SERVER_PID=
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+say() { printf '%s\n' "$*" >&2; }
+# The simulator's default key pair (as bench/run.sh), for the HTTP runs.
+AWS_ACCESS_KEY_ID=AKIDSIMULATOR AWS_SECRET_ACCESS_KEY=simulator-secret-key
+AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION \
+  AWS_EC2_METADATA_DISABLED AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL 2>/dev/null || true
+
+scenario() { sed "s/^local N = 50\$/local N = $1/" bench/fleet_scenario.lua > "$TMP/scenario$1.lua"; }
+
+# measure NAME CMD... → "wall cpu rss_mb" in $TMP/NAME.time, the playbook's output in $TMP/NAME.out
+measure() {
+  name=$1; shift
+  /usr/bin/time -f "%e %U %S %M" -o "$TMP/$name.time" "$@" > "$TMP/$name.out"
+}
+cell_time() { awk '{ printf "%.1f | %.1f | %.0f", $1, $2 + $3, $4 / 1024 }' "$TMP/$1.time"; }
+calls() { awk '/^calls_per_service/ { printf "%.1f", $2 }' "$TMP/$1.out"; }
+total_calls() { awk '/^aws_calls/ { print $2 }' "$TMP/$1.out"; }
+per_op() { awk '/^op / { sub(/^[a-z0-9]+\./, "", $2); printf "%s%s %d/%d", (n++ ? ", " : ""), $2, $3, $4 }' "$TMP/$1.out"; }
+
+ROWS=
+for n in $SIZES; do
+  scenario "$n"
+  for mode in batched unbatched; do
+    say "bench: fleet of $n, $mode, in process"
+    if [ "$mode" = batched ]; then b=1; else b=0; fi
+    ECSPLAY_BATCHING=$b measure "$n-$mode" "$ECSPLAY" --simulate="$TMP/scenario$n.lua" -q bench/fleet.lua n="$n"
+  done
+done
+
+say "bench: fleet of $HTTP_N over HTTP (sim serve --lockstep)"
+scenario "$HTTP_N"
+for mode in batched unbatched; do
+  if [ "$mode" = batched ]; then b=1; else b=0; fi
+  /usr/bin/time -f "%e %U %S %M" -o "$TMP/serve-$mode.time" "$ECSPLAY" sim serve --port 0 --lockstep \
+    --scenario "$TMP/scenario$HTTP_N.lua" > "$TMP/serve.out" 2> "$TMP/serve.err" &
+  SERVER_PID=$!
+  URL= i=0
+  while [ $i -lt 200 ]; do
+    URL=$(sed -n 's|^listening on \(http://127\.0\.0\.1:[0-9][0-9]*\).*|\1|p' "$TMP/serve.out" | head -n 1)
+    [ -n "$URL" ] && break
+    sleep 0.05; i=$((i + 1))
+  done
+  [ -n "$URL" ] || { say "bench: sim serve did not start: $(cat "$TMP/serve.err")"; exit 1; }
+  ECSPLAY_BATCHING=$b measure "http-$mode" "$ECSPLAY" --endpoint-url "$URL" -q bench/fleet.lua n="$HTTP_N"
+  # the server: SIGTERM ends it (exit 0); its CPU and RSS are written as it exits
+  pkill_pid=$(pgrep -P "$SERVER_PID" 2>/dev/null || true)
+  kill ${pkill_pid:-$SERVER_PID} 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+done
+
+cat <<EOF2
+## Fleets: many canaries in one process
+
+\`bench/fleet.lua\` on \`bench/fleet_scenario.lua\`: n independent canary pairs (steps 10/50/100 %,
+bake 3 m, a 5xx-rate and a p99-latency gate measured every minute), all at once through
+\`ecsplay.map\`, with shared polling (\`aws/batch.lua\`) and without it (\`ECSPLAY_BATCHING=0\`).
+One run each; wall and CPU (user + system) in seconds and peak RSS in MB from
+\`/usr/bin/time\`; calls are the AWS requests the client sent, per service. The rate limiter's
+waits for RegisterTaskDefinition (1 a second) spread the rollouts out in simulated time, so
+polls of different rollouts line up less the larger the fleet is, and unbatched runs last
+longer in simulated time (more calls wait for tokens).
+
+| services | mode | wall s | CPU s | peak RSS MB | calls / service | calls |
+|---|---|---|---|---|---|---|
+EOF2
+for n in $SIZES; do
+  for mode in batched unbatched; do
+    printf '| %s | %s, in process | %s | %s | %s |\n' "$n" "$mode" "$(cell_time "$n-$mode")" "$(calls "$n-$mode")" \
+      "$(total_calls "$n-$mode")"
+  done
+done
+for mode in batched unbatched; do
+  printf '| %s | %s, over HTTP (client; the server used %s s CPU, %s MB) | %s | %s | %s |\n' "$HTTP_N" "$mode" \
+    "$(awk '{ printf "%.1f", $2 + $3 }' "$TMP/serve-$mode.time" 2>/dev/null || echo '?')" \
+    "$(awk '{ printf "%.0f", $4 / 1024 }' "$TMP/serve-$mode.time" 2>/dev/null || echo '?')" \
+    "$(cell_time "http-$mode")" "$(calls "http-$mode")" "$(total_calls "http-$mode")"
+done
+cat <<EOF2
+
+Calls per operation, sent / items asked for (\`aws.stats()\`), $(echo "$SIZES" | awk '{ print $NF }') services in process:
+
+- batched: $(per_op "$(echo "$SIZES" | awk '{ print $NF }')-batched")
+- unbatched: $(per_op "$(echo "$SIZES" | awk '{ print $NF }')-unbatched")
+EOF2

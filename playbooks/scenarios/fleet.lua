@@ -1,0 +1,43 @@
+-- The world of playbooks/fleet.lua: 8 independent canary pairs. For each i: services svc<i>
+-- (2 tasks) and svc<i>-canary (0) in cluster production, target groups svc<i>-stable and
+-- svc<i>-canary, and a listener on port 8000+i of load balancer lb1 whose default action
+-- forwards 100/0 between them; every listener gets its own 200 requests/s.
+--   ecsplay --simulate=playbooks/scenarios/fleet.lua playbooks/fleet.lua
+-- (bench/fleet_scenario.lua is the same world at 50, 200 and 1,000 pairs.)
+local N = 8
+local PER_LB = 50
+local listeners = {}
+for p = 1, PER_LB do listeners[8000 + p] = 200 end
+return {
+  seed = 50,
+  start = "2026-11-26T10:00:00Z",
+  world = "default",
+  traffic = { rps = 200, listeners = listeners },
+  setup = function(aws)
+    local subnets, sg = { "subnet-0sima", "subnet-0simb" }, { "sg-0sim" }
+    local net = { awsvpcConfiguration = { subnets = subnets, securityGroups = sg } }
+    local lb
+    for i = 1, N do
+      local slot = (i - 1) % PER_LB + 1
+      if slot == 1 then
+        lb = aws.elbv2.CreateLoadBalancer { Name = "lb" .. ((i - 1) // PER_LB + 1), Subnets = subnets,
+          SecurityGroups = sg, Type = "application" }.LoadBalancers[1].LoadBalancerArn
+      end
+      local tg = {}
+      for _, side in ipairs { "stable", "canary" } do
+        tg[side] = aws.elbv2.CreateTargetGroup { Name = ("svc%d-%s"):format(i, side), Protocol = "HTTP",
+          Port = 8080, VpcId = "vpc-0sim", TargetType = "ip", HealthCheckPath = "/health",
+          HealthCheckIntervalSeconds = 10, HealthyThresholdCount = 2 }.TargetGroups[1].TargetGroupArn
+      end
+      aws.elbv2.CreateListener { LoadBalancerArn = lb, Port = 8000 + slot, Protocol = "HTTP",
+        DefaultActions = { { Type = "forward", ForwardConfig = { TargetGroups = {
+          { TargetGroupArn = tg.stable, Weight = 100 }, { TargetGroupArn = tg.canary, Weight = 0 } } } } } }
+      for side, count in pairs { stable = 2, canary = 0 } do
+        aws.ecs.CreateService { cluster = "production", taskDefinition = "api:1", desiredCount = count,
+          serviceName = side == "stable" and ("svc" .. i) or ("svc%d-canary"):format(i),
+          launchType = "FARGATE", networkConfiguration = net,
+          loadBalancers = { { targetGroupArn = tg[side], containerName = "api", containerPort = 8080 } } }
+      end
+    end
+  end,
+}
