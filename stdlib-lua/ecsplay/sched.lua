@@ -64,9 +64,10 @@ local function http_core()
   return http_mod
 end
 
-local function server_now()
+-- mono: core.monotonic() already read by the caller (set_server_time), else nil
+local function server_now(mono)
   if server.mode ~= "speed" then return server.time end
-  local t = server.time + (core.monotonic() - server.mono) * server.speed
+  local t = server.time + ((mono or core.monotonic()) - server.mono) * server.speed
   if t < server.last then t = server.last end
   server.last = t
   return t
@@ -187,9 +188,10 @@ local function client_name()
 end
 
 local function set_server_time(t)
-  local now = server_now()
+  local mono = core.monotonic()
+  local now = server_now(mono)
   server.time = t > now and t or now
-  server.mono, server.last = core.monotonic(), server.time
+  server.mono, server.last = mono, server.time
 end
 
 --[[ Takes the time from an answer (headers, the request's url). The first answer that

@@ -346,7 +346,7 @@ local function exchange(s, ctx, ropts)
     end
     -- client-side rate limits (aws/ratelimit.lua): the account's bucket, then adaptive mode's
     sp.limits:acquire(service, opname)
-    r:before_send()
+    if r.limiter then r:before_send() end -- adaptive mode's token
     local out, e = attempt(s, ctx)
     if out then
       r:on_success(rctx)
@@ -472,7 +472,7 @@ local function protocols_for(s, m, service, at)
 end
 
 -- The request in protocol `name` (nothing sent yet). → ctx for attempt()
-local function build(p, params, name, region, at)
+local function build(p, params, name, region, at, sess, sp)
   local codec = protocol.codec(name)
   local ok, req = pcall(codec.build_request, p.m, p.opname, params)
   if not ok then
@@ -483,7 +483,8 @@ local function build(p, params, name, region, at)
   local path = req.path ~= "/" and req.path or "/"
   local url = at.urls[path]
   if not url then url = at.base .. path at.urls[path] = url end
-  return { plan = p, codec = codec, proto_name = name, req = req, region = region, url = url }
+  return { plan = p, codec = codec, proto_name = name, req = req, region = region, url = url,
+    session = sess or nil, owner = sp, creds = false }
 end
 
 --[[ An HTTP error whose body held no AWS error (an empty 400, a proxy's page, a redirect)
@@ -549,8 +550,7 @@ function M.request(service, opname, params, ropts)
   local at = endpoint_of(s, sess, sp, service, opname, region)
   local list, tried = protocols_for(s, m, service, at), nil
   for i, name in ipairs(list) do
-    local ctx = build(p, params, name, region, at)
-    ctx.session, ctx.owner = sess or nil, sp
+    local ctx = build(p, params, name, region, at, sess, sp)
     local out, e = exchange(s, ctx, ropts)
     if out or e.kind == "service" and not unanswered(e) then
       s.spoken[at.spoken_key] = name

@@ -250,7 +250,8 @@ end
 
 --[[ Every path, in NAMES order, each in a folder of runs_dir. The kill point comes
      from the success path's journal; the paths after a failed success path are
-     rehearsed only under a policy (their denials are the point then). ]]
+     rehearsed only under a policy (their denials are the point then). A path
+     ended by SIGINT/SIGTERM ends them all: results.interrupted = its exit code. ]]
 function M.run_all(opts, conf, env, runs_dir)
   local results, kill_after = {}, 0
   for _, name in ipairs(M.NAMES) do
@@ -264,6 +265,11 @@ function M.run_all(opts, conf, env, runs_dir)
       r = rehearse_path(opts, conf, name, env, dir, kill_after)
     end
     results[#results + 1] = r
+    -- Ctrl-C (or SIGTERM) ends the rehearsal, not only the path it came in
+    for _, c in pairs(exit.BY_SIGNAL) do
+      if r.code == c then results.interrupted = c end
+    end
+    if results.interrupted then break end
     if name == "success" then
       if r.code ~= exit.FINISHED and not env.policy then break end
       kill_after = math.min(2, M.changes(r.root))

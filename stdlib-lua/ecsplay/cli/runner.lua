@@ -14,6 +14,7 @@ Exit codes (one table, by error kind): ecsplay.cli.exit.
 local run = require "ecsplay.cli.run"
 local exit = require "ecsplay.cli.exit"
 local errors = require "ecsplay.errors"
+local args = require "ecsplay.cli.args"
 
 local M = {}
 
@@ -36,6 +37,14 @@ function M.command(opts, name, ...)
   -- A command may let a structured error escape (a flag-parsing bad_input, say):
   -- it gets its kind's exit code; anything else is a bug and keeps its traceback.
   local argv = { ... }
+  -- `--help`/`-h` anywhere: the command's usage, exit 0, for every command in one
+  -- place (a command with a longer help of its own says own_help = true: sim)
+  if not mod.own_help and args.wants_help(argv) then
+    io.stdout:write("usage: ", mod.usage or ("ecsplay " .. name), "\n", mod.summary or "", "\n",
+      mod.help and (mod.help .. "\n") or "")
+    io.stdout:flush()
+    return exit.FINISHED
+  end
   local ok, code, message = pcall(mod.run, opts, argv)
   if ok then return code, message end
   if not errors.is_error(code) then error(code, 0) end

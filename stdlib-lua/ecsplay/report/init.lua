@@ -8,6 +8,8 @@ its file name asks for (docs/cli.md, "Run reports"):
   report.render(report, format) → text
   report.write(path, report)    → true, or nil and a message (the file is
                                   replaced whole: written aside, then renamed)
+  report.check_target(path)     → true, or nil and a message: a name that
+                                  chooses a format, in a folder it can write in
 
   report/model.lua  journal lines → the report (also the .json file as is)
   report/html.lua   the self-contained page;  report/svg.lua  its pictures
@@ -46,13 +48,30 @@ function M.render(report, format)
   return RENDER[format or "html"](report)
 end
 
+-- io.open's "PATH.tmp: No such file or directory" said of the report's own name.
+local function open_error(path, err)
+  local why = tostring(err):gsub("^" .. path:gsub("%p", "%%%0") .. "%.tmp: ", "")
+  return "cannot write the report " .. path .. ": " .. why
+end
+
+function M.check_target(path)
+  local format, why = M.format_of(path)
+  if not format then return nil, why end
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, open_error(path, err) end
+  f:close()
+  os.remove(tmp)
+  return true
+end
+
 function M.write(path, report)
   local format, why = M.format_of(path)
   if not format then return nil, why end
   local text = M.render(report, format)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "wb")
-  if not f then return nil, "cannot write the report " .. path .. ": " .. tostring(err) end
+  if not f then return nil, open_error(path, err) end
   local ok, werr = f:write(text)
   f:close()
   if ok then ok, werr = os.rename(tmp, path) end

@@ -3,11 +3,14 @@ How `ecsplay test` shows its results (docs/testing.md#output-and-exit-codes):
   output.plain(write)  one line per test, failures with file:line and what was
                        expected, then "N passed, M failed[, K skipped]"
   output.tap(write)    TAP version 13, the plan last
+  output.json(write)   one JSON object per test ({"event":"test", name, file, line,
+                       status, message}), then {"event":"summary", passed, failed, skipped}
   output.junit(results) → the JUnit XML document (one testsuite per spec file)
 plain and tap return a reporter { result = function(r), finish = function(counts) }
 fed by testing/suite.lua as each result ends.
 ]]
 local xmlwrite = require "ecsplay.aws.protocol.xmlwrite"
+local json = require "ecsplay.json"
 
 local M = {}
 
@@ -47,6 +50,19 @@ function M.plain(write)
       end
     end,
     finish = function(c) write(M.closing_line(c) .. "\n") end,
+  }
+end
+
+function M.json(write)
+  return {
+    result = function(r)
+      write(json.encode({ event = "test", name = r.name, file = r.file, line = r.line, status = r.status,
+        message = r.message, load_error = r.load_error }) .. "\n")
+    end,
+    finish = function(c)
+      write(json.encode({ event = "summary", passed = c.passed, failed = c.failed, skipped = c.skipped,
+        message = M.closing_line(c) }) .. "\n")
+    end,
   }
 end
 

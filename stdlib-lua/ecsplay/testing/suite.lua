@@ -13,6 +13,7 @@ and exits the process. Each result is handed to the caller as it ends.
 A spec file that does not load (a syntax error, an error at its top level or in
 a describe body) is a result with load_error = true: `ecsplay test` exits 2.
 ]]
+local core = require "ecsplay.core"
 local errors = require "ecsplay.errors"
 local sched = require "ecsplay.sched"
 local run = require "ecsplay.testing.run"
@@ -133,6 +134,10 @@ local function message_text(message, trace)
     return tostring(message)
   end
   local text = errors.describe(raw)
+  if type(raw) == "table" and not errors.is_error(raw) and not getmetatable(raw) then
+    -- error({...}): a table says nothing as "table: 0x..."
+    text = "an error raised with a table value (no message; raise a string or errors.new(...))"
+  end
   local where = trace and trace.spec_where
   if where and text:sub(1, #where + 1) ~= where .. ":" then text = where .. ": " .. text end
   return text
@@ -140,10 +145,45 @@ end
 
 local LOAD_TIME = { file = true, describe = true }
 
+--[[ Guards while the specs run. A spec (or the playbook it runs) that never
+     waits -- `while true do end` -- never gives the scheduler a chance to see
+     Ctrl-C: a count hook looks for the signal itself and raises the
+     interruption where the code runs (coroutines made later inherit the hook).
+     os.exit would end `ecsplay test` with no result and no closing line: it
+     fails the test instead. → { taken = function() → the signal the hook took
+     or nil, remove = function() ... } ]]
+local HOOK_EVERY = 1000000 -- VM instructions between two looks
+
+local function guard()
+  local taken
+  local real_exit = os.exit
+  os.exit = function(code) -- luacheck: ignore
+    error(errors.new("bad_input", { code = "SpecExited", message = "os.exit(" .. tostring(code == nil and "" or code)
+      .. ") called during `ecsplay test`: a test cannot end the process (return or raise an error instead)" }), 2)
+  end
+  debug.sethook(function()
+    if taken or sched.signal_received() then return end
+    local sig = core.signal()
+    if sig then
+      taken = sig
+      error(errors.new("interrupted", { signal = sig, message = "interrupted by " .. (sig == 15 and "SIGTERM"
+        or sig == 2 and "SIGINT" or ("signal " .. sig)) .. " (the code was busy, not waiting)" }), 2)
+    end
+  end, "", HOOK_EVERY)
+  return {
+    taken = function() return taken end,
+    remove = function()
+      debug.sethook()
+      os.exit = real_exit -- luacheck: ignore
+    end,
+  }
+end
+
 function M.run(files, on_result)
   local busted, problem = load_busted()
   if not busted then error(errors.bad_input(problem, "busted"), 0) end
   trace_spec_frames(busted, files)
+  local guarded = guard()
   local results, problem_msg = {}, {}
   local function add(r)
     results[#results + 1] = r
@@ -178,7 +218,7 @@ function M.run(files, on_result)
   end)
   busted.subscribe({ "test", "end" }, function(element, _, status)
     -- SIGINT/SIGTERM: the test that met it ends (its rollouts rolled back), no other starts
-    if sched.signal_received() then busted.skipAll = true end
+    if sched.signal_received() or guarded.taken() then busted.skipAll = true end
     local trace = element.trace or {}
     add { name = full_name(busted, element), file = file_of(busted, element), line = trace.currentline,
       status = status, message = problem_msg[element], descriptor = element.descriptor }
@@ -188,10 +228,14 @@ function M.run(files, on_result)
   run.reset()
   -- lazy: busted's file loader, as load_busted
   local load_files = require("busted.modules.test_file_loader")(busted, { "lua" })
-  load_files(files, { M.PATTERN }, { excludes = {}, recursive = false })
-  require("busted.execute")(busted)(1, {}) -- lazy: as load_busted
+  local ran, failure = pcall(function()
+    load_files(files, { M.PATTERN }, { excludes = {}, recursive = false })
+    require("busted.execute")(busted)(1, {}) -- lazy: as load_busted
+  end)
+  guarded.remove()
+  if not ran then error(failure, 0) end
   run.reset()
-  results.interrupted = sched.signal_received()
+  results.interrupted = sched.signal_received() or guarded.taken()
   return results
 end
 

@@ -19,6 +19,7 @@ local errors = require "ecsplay.errors"
 local core = require "ecsplay.core"
 local iam = require "ecsplay.sim.iam"
 local exit = require "ecsplay.cli.exit"
+local args = require "ecsplay.cli.args"
 local json = require "ecsplay.json"
 local rehearse = require "ecsplay.cli.rehearse"
 local paths = require "ecsplay.cli.iam_paths"
@@ -38,7 +39,7 @@ local function parse(argv)
     valued = { ["--account"] = "account", ["--region"] = "region", ["--log-format"] = "log_format",
       ["--verify"] = "verify" },
     switches = { ["-v"] = function(c) c.verbose = true end, ["--prove"] = function(c) c.prove = true end },
-  }, USAGE)
+  })
   if conf.account and not conf.account:match("^%d%d%d%d%d%d%d%d%d%d%d%d$") then
     error(errors.bad_input("--account: expected a 12-digit AWS account id, got " .. conf.account, "--account"), 0)
   end
@@ -79,6 +80,11 @@ local function denied_count(results)
   local n = 0
   for _, r in ipairs(results) do n = n + #r.denials end
   return n
+end
+
+-- A rehearsal ended by SIGINT/SIGTERM: its exit code (130/143), nothing on standard output.
+local function interrupted(results)
+  return results.interrupted, "ecsplay: iam-policy: interrupted by signal; no policy written"
 end
 
 -- --verify POLICY.json: every path under the policy; exit 1 when a call was denied.
@@ -138,6 +144,7 @@ local function prove(opts, conf, results, doc, fresh_dir)
   end
   local policy = iam.check_policy(doc, "generated")
   local under = paths.run_all(opts, conf, { policy = policy, verbose = conf.verbose }, fresh_dir())
+  if under.interrupted then return interrupted(under) end
   report.under_policy = json.array()
   for i, r in ipairs(under) do
     local pr = path_report(r)
@@ -154,6 +161,7 @@ local function prove(opts, conf, results, doc, fresh_dir)
     if #less.Statement == 0 then less.Statement[1] = { Effect = "Deny", NotAction = "*", Resource = "*" } end
     local rs = paths.run_all(opts, conf, { policy = iam.check_policy(less, "generated"), stop_on_denial = true,
       verbose = conf.verbose }, fresh_dir())
+    if rs.interrupted then return interrupted(rs) end
     local entry = { statement = i, actions = json.array(list_of(st.Action)) }
     for _, r in ipairs(rs) do
       if #r.denials > 0 then
@@ -173,11 +181,13 @@ end
 
 local function run(opts, argv)
   local ok, conf = pcall(parse, argv)
-  if not ok then return exit.BAD_INPUT, "ecsplay: iam-policy: " .. errors.describe(conf) end
+  if not ok then return args.usage_error("iam-policy", errors.describe(conf), USAGE) end
+  local runnable, why = rehearse.check_file(conf.file)
+  if not runnable then return args.usage_error("iam-policy", why) end
   local policy
   if conf.verify then
     if conf.prove then
-      return exit.BAD_INPUT, "ecsplay: iam-policy: give --verify or --prove, not both\nusage: " .. USAGE
+      return args.usage_error("iam-policy", "give --verify or --prove, not both", USAGE)
     end
     local okp, doc = pcall(iam.load_policy, conf.verify)
     if not okp then return exit.BAD_INPUT, "ecsplay: iam-policy: --verify: " .. errors.describe(doc) end
@@ -196,14 +206,22 @@ local function run(opts, argv)
   end
   local okr, code, message = pcall(function()
     local results = paths.run_all(opts, conf, { policy = policy, verbose = conf.verbose }, fresh_dir())
+    if results.interrupted then return interrupted(results) end
     if policy then return verify(results) end
     local success = results[1]
+    -- bad input (a misspelt or missing argument): its message says it all
+    if success.code == exit.BAD_INPUT then return success.code, success.message end
     if success.code ~= exit.FINISHED then
       return success.code, (success.message or "")
         .. "\necsplay: iam-policy: the success path failed; no policy written"
     end
     local checks = all_checks(results)
     local doc = iam.policy_document(checks, policy_opts)
+    if #doc.Statement == 0 then
+      -- IAM refuses a policy without a statement: say so instead of printing one
+      return exit.FINISHED, "ecsplay: iam-policy: the playbook made no AWS call on any path: it needs no IAM "
+        .. "permission; no policy written"
+    end
     if conf.prove then return prove(opts, conf, results, doc, fresh_dir) end
     io.write(iam.encode(doc), "\n")
     io.flush()

@@ -19,9 +19,9 @@ local strings = require "ecsplay.util.strings"
 local M = {}
 
 M.NAMES = {
-  "rollback", "resume", "status", "promote", "pause", "unpause", "abort", "sim", "help",
-  "lint", "new", "plan", "iam-policy", "test",
-  "report",
+  "rollback", "resume", "status", "promote", "pause", "unpause", "abort", "report",
+  "plan", "lint", "test", "iam-policy", "new",
+  "sim", "help",
 }
 
 local known = {}

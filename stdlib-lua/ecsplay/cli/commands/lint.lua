@@ -16,6 +16,7 @@ luacheck is missing, or the usage is wrong).
 local args = require "ecsplay.cli.args"
 local exit = require "ecsplay.cli.exit"
 local errors = require "ecsplay.errors"
+local json = require "ecsplay.json"
 local luacheck = require "ecsplay.cli.lint.luacheck"
 local rules = require "ecsplay.cli.lint.rules"
 
@@ -70,30 +71,59 @@ function M.lint_source(src, path)
 end
 
 M.summary = "check playbooks without running them: syntax, undefined globals, options, AWS parameters"
-M.usage = "ecsplay lint FILE.lua..."
+M.usage = "ecsplay lint [--log-format text|json] FILE.lua..."
 
+-- "cannot read PATH: why" for a path that is not a readable file (a folder says so).
+local function unreadable_reason(path)
+  local f = io.open(path, "r")
+  if f then
+    local _, _, code = f:read(1)
+    f:close()
+    -- reading a folder fails with EISDIR (21)
+    if code == 21 then return path .. " is a folder: give the .lua files in it (ecsplay lint " .. path .. "/*.lua)" end
+  end
+  return "cannot read " .. path .. ": no such file or not readable"
+end
+
+local function write_finding(path, f, format)
+  if format == "json" then
+    io.stdout:write(json.encode({ file = path, line = f.line, col = f.col, message = f.message }), "\n")
+  else
+    io.stdout:write(string.format("%s:%d:%d: %s\n", path, f.line, f.col, f.message))
+  end
+end
+
+local SPEC = {
+  -- the host's own options may come before the command (`ecsplay --log-format json lint F`)
+  valued = { ["--log-format"] = "log_format" },
+  switches = { ["-v"] = function() end, ["-q"] = function() end },
+  max_positional = math.huge,
+  unexpected = function(a, hint) return "unknown option " .. a .. hint end,
+}
+
+--[[ --log-format json: one object per finding on standard output,
+     {"file","line","col","message"}; the count and errors stay on standard error. ]]
 function M.run(_, argv)
-  local parsed, into, files = pcall(args.parse, argv, {
-    max_positional = math.huge,
-    unexpected = function(a) return "ecsplay lint: unknown option " .. a .. " (usage: " .. M.usage .. ")" end,
-  })
-  if not parsed then return exit.BAD_INPUT, errors.describe(into) end
-  if #files == 0 then return exit.BAD_INPUT, "usage: " .. M.usage end
+  local parsed, into, files = pcall(args.parse, argv, SPEC)
+  if not parsed then return args.usage_error("lint", errors.describe(into), M.usage) end
+  local format = into.log_format or "text"
+  if format ~= "text" and format ~= "json" then
+    return args.usage_error("lint", "--log-format: expected text or json, got " .. format, M.usage)
+  end
+  if #files == 0 then return args.usage_error("lint", "no file given", M.usage) end
   local ok, why = luacheck.load()
   if not ok then return exit.BAD_INPUT, "ecsplay lint: " .. why end
   local found, unreadable = 0, {}
   for _, path in ipairs(files) do
     local src = read(path)
     if not src then
-      unreadable[#unreadable + 1] = "ecsplay lint: cannot read " .. path .. ": no such file or not readable"
+      unreadable[#unreadable + 1] = "ecsplay lint: " .. unreadable_reason(path)
     else
       local lint_ok, findings = pcall(M.lint_source, src, path)
       if not lint_ok then
         return exit.FAILED, "ecsplay lint: internal error on " .. path .. ": " .. errors.describe(findings)
       end
-      for _, f in ipairs(findings) do
-        io.stdout:write(string.format("%s:%d:%d: %s\n", path, f.line, f.col, f.message))
-      end
+      for _, f in ipairs(findings) do write_finding(path, f, format) end
       found = found + #findings
     end
   end

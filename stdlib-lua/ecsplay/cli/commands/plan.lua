@@ -21,6 +21,7 @@ local errors = require "ecsplay.errors"
 local json = require "ecsplay.json"
 local duration = require "ecsplay.duration"
 local exit = require "ecsplay.cli.exit"
+local args = require "ecsplay.cli.args"
 local rehearse = require "ecsplay.cli.rehearse"
 local context = require "ecsplay.context"
 local sim_dump = require "ecsplay.sim.dump"
@@ -95,13 +96,15 @@ local function run(opts, argv)
       ["--log-format"] = "log_format", ["--world-dump"] = "world_dump" },
     switches = { ["-v"] = function(c) c.verbosity = (c.verbosity or 0) + 1 end,
       ["-q"] = function(c) c.verbosity = (c.verbosity or 0) - 1 end },
-  }, USAGE)
-  if not ok then return exit.BAD_INPUT, "ecsplay: plan: " .. errors.describe(conf) end
+  })
+  if not ok then return args.usage_error("plan", errors.describe(conf), USAGE) end
+  -- a playbook that cannot run is bad usage, not a plan: nothing on standard output
+  local runnable, why = rehearse.check_file(conf.file)
+  if not runnable then return args.usage_error("plan", why) end
   local dump_file
   if conf.world_dump then
     if not conf.simulate then
-      return exit.BAD_INPUT, "ecsplay: plan: --world-dump needs --simulate (it writes the simulated world)\nusage: "
-        .. USAGE
+      return args.usage_error("plan", "--world-dump needs --simulate (it writes the simulated world)", USAGE)
     end
     local err
     dump_file, err = io.open(conf.world_dump, "wb")
@@ -122,6 +125,10 @@ local function run(opts, argv)
   require("ecsplay.aws.call").refuse = nil
   if dump_file then dump_file:close() end
   context.plan = nil
+  -- Ctrl-C (SIGINT/SIGTERM): no plan, half of one would mislead
+  for _, c in pairs(exit.BY_SIGNAL) do
+    if code == c then return code, message end
+  end
   local problems = {}
   for _, e in ipairs(entries) do
     for _, p in ipairs(e.problems) do problems[#problems + 1] = p end

@@ -18,14 +18,31 @@ LoadBalancer); RequestCount and the 5XX counts per LoadBalancer. No requests:
 no request datapoints, as AWS. Traffic but no healthy target: every request
 is an HTTPCode_ELB_5XX_Count (the simulator does not model ALB's fail-open).
 
-Noise comes from world:noise keyed by (target group, minute, what), so a
-minute's numbers do not depend on the order anything is asked in. Each
+Synthesised when read, not when published. What a minute's numbers depend on
+is small and changes rarely: per target group its load balancer, request rate
+and weight, and its healthy targets counted by image (with when each image
+first ran). The tick records only that, as runs (a new entry when something
+changed), and creates the series the minute publishes (so ListMetrics lists
+them in the order AWS's publishing would); the values are computed when a
+query or an alarm reads a minute of a series: a pure function of (target
+group, minute) and its recorded inputs, so the numbers are the same whatever
+order, or however late, they are asked for. A world of a thousand target
+groups that nobody reads costs no noise draws and keeps no samples.
+
+Noise comes from world:noise keyed by (target group, minute, what). Each
 minute's datapoints become visible the publishing delay (state.delay, the
 scenario's metrics.delay) after the minute ends.
 
 Why samples are stamped at the start of their minute: CloudWatch labels a
 datapoint with the start of its period, and a tick at 10:05:00 describes the
 minute 10:04:00-10:05:00.
+
+State (world.state.cloudwatch.alb): from (the first minute published), tgs
+(target group ARN -> { runs = { {m=, inp=} ... }, series = }), lbs (load
+balancer dimension -> { tgs = set of target group ARNs, series = }), active
+(ARNs whose latest run has inputs). Synthesised minutes are kept outside the
+state (world.memo.alb, a ring per target group and load balancer), as the
+values can always be computed again.
 ]]
 local stats = require "ecsplay.sim.cloudwatch.stats"
 local store = require "ecsplay.sim.cloudwatch.store"
@@ -35,17 +52,44 @@ local M = {}
 M.NAMESPACE = "AWS/ApplicationELB"
 local NS = M.NAMESPACE
 
---[[ Stores the datapoint of minute [m-60, m), stamped with its start as
-     CloudWatch labels a period, and visible to queries and alarms only the
-     publishing delay (scenario metrics.delay) after the minute's end. ]]
-local function publish(world, m, name, dims, value, unit)
-  store.put(world, NS, name, dims, m - 60, value, unit, m + (store.st(world).delay or 0))
+-- Synthesised minutes remembered per target group (and load balancer): enough for the windows
+-- gates and alarms read again minute after minute; older minutes are computed again if asked.
+local RING = 64
+
+local COUNT_METRICS = { HealthyHostCount = true, UnHealthyHostCount = true, RequestCount = true,
+  HTTPCode_ELB_5XX_Count = true, HTTPCode_Target_5XX_Count = true, HTTPCode_Target_2XX_Count = true }
+
+local function alb_state(world)
+  local s = store.st(world)
+  local a = s.alb
+  if not a then
+    a = { tgs = {}, lbs = {}, active = {} }
+    s.alb = a
+  end
+  return a
 end
+
+---------------------------------------------------------------- synthesis (on read)
 
 local function noisy_count(world, expected, ...)
   if expected <= 0 then return 0 end
   local v = expected + math.sqrt(expected) * world:normal(...)
   return math.max(0, math.floor(v + 0.5))
+end
+
+-- The minute's requests to a target group receiving `rps` (the draw is keyed by group and minute).
+local function request_count(world, tg_arn, m, rps)
+  if rps <= 0 then return 0 end
+  return math.max(0, math.floor(rps * 60 * (1 + 0.02 * world:normal(tg_arn, m, "RequestCount")) + 0.5))
+end
+
+--[[ Does a target group receiving `rps` get any request in minute m? Without a draw when the
+     rate makes it certain: the noise factor 1 + 0.02 z is at least 0.85 (Box-Muller over
+     draws >= 1e-12 keeps |z| < 7.5), so rps x 60 x 0.85 >= 0.5 always rounds to one or more. ]]
+local function any_requests(world, tg_arn, m, rps)
+  if rps <= 0 then return false end
+  if rps * 60 * 0.85 >= 0.5 then return true end
+  return request_count(world, tg_arn, m, rps) > 0
 end
 
 -- The lognormal (mu, sigma; seconds) of an image's latency from its behaviour's p50 and p99 (ms).
@@ -61,36 +105,14 @@ local function latency_dist(world, b, ctx, image, ...)
   return mu, math.max(sigma, 1e-3)
 end
 
--- Healthy and unhealthy targets of a target group; the healthy ones counted by image (sorted).
-local function targets_by_image(world, elb, ecs, tg_arn)
-  local tg = elb.target_group(world, tg_arn)
-  local healthy, unhealthy, by_image, images = 0, 0, {}, {}
-  for _, key in ipairs(tg.target_list) do
-    local t = tg.targets[key]
-    local state = elb.target_health(world, tg_arn, t.id, t.port)
-    if state == "healthy" then
-      healthy = healthy + 1
-      local info = t.task_arn and ecs and ecs.task_info and ecs.task_info(world, t.task_arn)
-      local image = info and info.image or ""
-      if not by_image[image] then by_image[image] = 0; images[#images + 1] = image end
-      by_image[image] = by_image[image] + 1
-    elseif state == "unhealthy" then
-      unhealthy = unhealthy + 1
-    end
-  end
-  table.sort(images)
-  return healthy, unhealthy, by_image, images
-end
-
 --[[ The minute's answers of the healthy targets to `requests`: the expected errors and the
      TargetResponseTime sample (a lognormal mixture over images, weighted by their share). ]]
-local function answers(world, ecs, tg_arn, e, m, requests, healthy, by_image, images)
+local function answers(world, tg_arn, inp, m, requests)
   local expected_errors, dists, sum, lo, hi = 0, {}, 0, math.huge, 0
-  for _, image in ipairs(images) do
-    local share = requests * by_image[image] / healthy
+  for i, image in ipairs(inp.images) do
+    local share = requests * inp.counts[i] / inp.healthy
     local b = world:behaviour(image)
-    local first = ecs and ecs.image_first_start and image ~= "" and ecs.image_first_start(world, image)
-    local ctx = { t = m - (first or m), weight = e.weight, now = m }
+    local ctx = { t = m - (inp.firsts[i] or m), weight = inp.weight, now = m }
     local rate = tonumber(world:eval(b.error_rate, ctx, "error_rate of " .. image)) or 0
     rate = math.min(1, math.max(0, rate))
     expected_errors = expected_errors + share * rate
@@ -103,62 +125,262 @@ local function answers(world, ecs, tg_arn, e, m, requests, healthy, by_image, im
   return expected_errors, { n = requests, sum = sum, min = lo, max = hi, dists = dists }
 end
 
--- One target group's minute [m-60, m); adds its requests and 5xx to its load balancer's totals.
-local function target_group_minute(world, elb, ecs, tg_arn, e, m, lbt)
-  local dims = { LoadBalancer = elb.arn_suffix(e.lb, "lb"), TargetGroup = elb.arn_suffix(tg_arn, "tg") }
-  local healthy, unhealthy, by_image, images = targets_by_image(world, elb, ecs, tg_arn)
-  publish(world, m, "HealthyHostCount", dims, healthy, "Count")
-  publish(world, m, "UnHealthyHostCount", dims, unhealthy, "Count")
-  local requests = 0
-  if e.rps > 0 then
-    requests = math.max(0, math.floor(e.rps * 60 * (1 + 0.02 * world:normal(tg_arn, m, "RequestCount")) + 0.5))
+-- One target group's minute [m-60, m) from its inputs: { [metric] = value } (what it publishes).
+local function synth_tg(world, tg_arn, inp, m)
+  local rec = { HealthyHostCount = inp.healthy, UnHealthyHostCount = inp.unhealthy }
+  local requests = request_count(world, tg_arn, m, inp.rps)
+  if requests <= 0 then return rec end
+  rec.RequestCount = requests
+  if inp.healthy == 0 then
+    rec.HTTPCode_ELB_5XX_Count = requests
+    return rec
   end
-  if requests <= 0 then return end
-  publish(world, m, "RequestCount", dims, requests, "Count")
-  lbt.req = lbt.req + requests
-  if healthy == 0 then
-    publish(world, m, "HTTPCode_ELB_5XX_Count", dims, requests, "Count")
-    lbt.e5 = lbt.e5 + requests
-    return
-  end
-  local expected_errors, latency = answers(world, ecs, tg_arn, e, m, requests, healthy, by_image, images)
-  local errors = math.min(requests, noisy_count(world, expected_errors, tg_arn, m, "5xx"))
-  publish(world, m, "HTTPCode_Target_5XX_Count", dims, errors, "Count")
-  publish(world, m, "HTTPCode_Target_2XX_Count", dims, requests - errors, "Count")
-  publish(world, m, "TargetResponseTime", dims, latency, "Seconds")
-  lbt.t5 = lbt.t5 + errors
+  local expected_errors, latency = answers(world, tg_arn, inp, m, requests)
+  local errs = math.min(requests, noisy_count(world, expected_errors, tg_arn, m, "5xx"))
+  rec.HTTPCode_Target_5XX_Count = errs
+  rec.HTTPCode_Target_2XX_Count = requests - errs
+  rec.TargetResponseTime = latency
+  return rec
 end
 
---[[ Publishes one minute [m-60, m) of ALB metrics for every target group attached to a load
-     balancer (in ARN order), then the load-balancer-wide counts. Without a simulated ELBv2:
-     nothing. ]]
+-- The recorded inputs of a target group at minute m (nil: no load balancer routed to it).
+local function inputs_at(tg, m)
+  local runs = tg and tg.runs
+  if not runs then return nil end
+  local lo, hi = 1, #runs
+  if hi == 0 or runs[1].m > m then return nil end
+  while lo < hi do
+    local mid = (lo + hi + 1) // 2
+    if runs[mid].m <= m then lo = mid else hi = mid - 1 end
+  end
+  return runs[lo].inp or nil
+end
+
+-- The ring of synthesised minutes of `key` (outside the world's state: it can be recomputed).
+local function memo_ring(world, key)
+  local memo = world.memo.alb
+  if not memo then memo = {} world.memo.alb = memo end
+  local ring = memo[key]
+  if not ring then ring = {} memo[key] = ring end
+  return ring
+end
+
+local function remembered(world, key, m, make)
+  local ring = memo_ring(world, key)
+  local slot = (m // 60) % RING
+  local e = ring[slot]
+  if e and e.m == m then return e.rec end
+  local rec = make()
+  ring[slot] = { m = m, rec = rec }
+  return rec
+end
+
+local function tg_minute(world, a, tg_arn, m)
+  local inp = inputs_at(a.tgs[tg_arn], m)
+  if not inp then return nil, nil end
+  return remembered(world, tg_arn, m, function() return synth_tg(world, tg_arn, inp, m) end), inp
+end
+
+-- A load balancer's minute: the sums over the target groups it routed to in that minute.
+local function lb_minute(world, a, lb_dim, m)
+  local lb = a.lbs[lb_dim]
+  if not lb then return nil end
+  return remembered(world, "lb " .. lb_dim, m, function()
+    local req, t5, e5 = 0, 0, 0
+    for tg_arn in pairs(lb.tgs) do
+      local rec, inp = tg_minute(world, a, tg_arn, m)
+      if rec and inp.lb_dim == lb_dim then
+        req = req + (rec.RequestCount or 0)
+        t5 = t5 + (rec.HTTPCode_Target_5XX_Count or 0)
+        e5 = e5 + (rec.HTTPCode_ELB_5XX_Count or 0)
+      end
+    end
+    local rec = {}
+    if req > 0 then rec.RequestCount, rec.HTTPCode_Target_5XX_Count = req, t5 end
+    if e5 > 0 then rec.HTTPCode_ELB_5XX_Count = e5 end
+    return rec
+  end)
+end
+
+-- A sample as store.put would have stored it (sim/cloudwatch/stats.lua describes samples).
+local function sample(name, value, t, visible)
+  if COUNT_METRICS[name] then
+    return { t = t, n = 1, sum = value, min = value, max = value, vals = { { value, 1 } }, unit = "Count",
+      visible = visible }
+  end
+  return { t = t, n = value.n, sum = value.sum, min = value.min, max = value.max, dists = value.dists,
+    unit = "Seconds", visible = visible }
+end
+
+--[[ The samples of a series of this model stamped in [from, stop), oldest first, leaving out
+     the minutes not yet visible at `now` (nil: all published ones). store.buckets reads them. ]]
+function M.samples(world, ser, from, stop, now)
+  local s = store.st(world)
+  local a = s.alb
+  local out = {}
+  if not (a and a.from and s.last_minute) then return out end
+  local delay = s.delay or 0
+  local first = math.max(a.from, math.ceil(from / 60) * 60 + 60)
+  local last = math.min(s.last_minute, math.ceil(stop / 60) * 60)
+  if now then last = math.min(last, math.floor((now - delay) / 60) * 60) end
+  for m = first, last, 60 do
+    if m - 60 < stop then
+      local rec
+      if ser.lazy.lb then
+        rec = lb_minute(world, a, ser.lazy.lb, m)
+      else
+        local inp
+        rec, inp = tg_minute(world, a, ser.lazy.tg, m)
+        if inp and inp.lb_dim ~= ser.lazy.lb_dim then rec = nil end
+      end
+      local v = rec and rec[ser.name]
+      if v ~= nil then out[#out + 1] = sample(ser.name, v, m - 60, m + delay) end
+    end
+  end
+  return out
+end
+
+store.register_source(NS, M.samples)
+
+---------------------------------------------------------------- recording (the tick)
+
+-- A target group's inputs at this minute: its routing and healthy targets counted by image.
+local function snapshot(world, elb, ecs, tg_arn, e)
+  local tg = elb.target_group(world, tg_arn)
+  local healthy, unhealthy, count, images = 0, 0, {}, {}
+  for _, key in ipairs(tg.target_list) do
+    local t = tg.targets[key]
+    local state = elb.target_health(world, tg_arn, t.id, t.port)
+    if state == "healthy" then
+      healthy = healthy + 1
+      local image = t.task_arn and ecs and ecs.task_image and ecs.task_image(world, t.task_arn) or ""
+      if not count[image] then count[image] = 0; images[#images + 1] = image end
+      count[image] = count[image] + 1
+    elseif state == "unhealthy" then
+      unhealthy = unhealthy + 1
+    end
+  end
+  table.sort(images)
+  local lb_dim = elb.arn_suffix(e.lb, "lb")
+  local inp = { lb_dim = lb_dim, tg_dim = elb.arn_suffix(tg_arn, "tg"), rps = e.rps, weight = e.weight,
+    healthy = healthy, unhealthy = unhealthy, images = images, counts = {}, firsts = {} }
+  local sig = { lb_dim, string.format("%.17g %.17g %d %d", e.rps, e.weight, healthy, unhealthy) }
+  for i, image in ipairs(images) do
+    inp.counts[i] = count[image]
+    inp.firsts[i] = image ~= "" and ecs and ecs.image_first_start and ecs.image_first_start(world, image) or false
+    sig[#sig + 1] = string.format("%s %d %s", image, count[image], tostring(inp.firsts[i]))
+  end
+  inp.sig = table.concat(sig, "\0")
+  return inp
+end
+
+-- A new run when the inputs differ from the last one's (inp false: not routed to any more).
+local function record(a, tg_arn, m, inp)
+  local tg = a.tgs[tg_arn]
+  if not tg then tg = { runs = {}, series = {} } a.tgs[tg_arn] = tg end
+  local last = tg.runs[#tg.runs]
+  local same = last and (last.inp and inp and last.inp.sig == inp.sig or (not last.inp and not inp))
+  if not same and (last or inp) then tg.runs[#tg.runs + 1] = { m = m, inp = inp } end
+  return tg
+end
+
+-- The series `name` of an owner (target group or load balancer) under dims, made on first use;
+-- its newest sample is now the minute before m (ListMetrics' RecentlyActive, retention).
+local function touch(world, owner, name, dims, lazy, m)
+  local k = dims.LoadBalancer .. "\0" .. name
+  local ser = owner.series[k]
+  if not ser then
+    ser = store.get_series(world, NS, name, store.norm_dims(dims), true)
+    ser.lazy = lazy
+    owner.series[k] = ser
+  end
+  ser.last_t = m - 60
+end
+
+-- Records minute m of one target group; adds what it publishes to its load balancer's totals.
+local function record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
+  local inp = snapshot(world, elb, ecs, tg_arn, e)
+  local tg = record(a, tg_arn, m, inp)
+  a.active[tg_arn] = true
+  local lazy = { tg = tg_arn, lb_dim = inp.lb_dim }
+  local dims = { LoadBalancer = inp.lb_dim, TargetGroup = inp.tg_dim }
+  touch(world, tg, "HealthyHostCount", dims, lazy, m)
+  touch(world, tg, "UnHealthyHostCount", dims, lazy, m)
+  if not any_requests(world, tg_arn, m, inp.rps) then return end
+  touch(world, tg, "RequestCount", dims, lazy, m)
+  lbt.req = true
+  if inp.healthy == 0 then
+    touch(world, tg, "HTTPCode_ELB_5XX_Count", dims, lazy, m)
+    lbt.e5 = true
+    return
+  end
+  touch(world, tg, "HTTPCode_Target_5XX_Count", dims, lazy, m)
+  touch(world, tg, "HTTPCode_Target_2XX_Count", dims, lazy, m)
+  touch(world, tg, "TargetResponseTime", dims, lazy, m)
+end
+
+--[[ Records minute [m-60, m) for every target group attached to a load balancer (in ARN order,
+     the order their series are created in), then the load-balancer-wide series. Without a
+     simulated ELBv2: nothing. ]]
 function M.publish_minute(world, m)
   local elb = world.svc.elbv2
   if not (elb and elb.traffic) then return end
   local ecs = world.svc.ecs
+  local a = alb_state(world)
+  a.from = a.from or m
   local traffic = elb.traffic(world)
   local arns = {}
   for arn, e in pairs(traffic) do if e.lb then arns[#arns + 1] = arn end end
   table.sort(arns)
-  local lb_totals, lb_order = {}, {}
+  local lb_totals, lb_order, seen = {}, {}, {}
   for _, tg_arn in ipairs(arns) do
     local e = traffic[tg_arn]
     local lb_dim = elb.arn_suffix(e.lb, "lb")
     local lbt = lb_totals[lb_dim]
     if not lbt then
-      lbt = { req = 0, t5 = 0, e5 = 0 }
+      lbt = {}
       lb_totals[lb_dim] = lbt
       lb_order[#lb_order + 1] = lb_dim
     end
-    target_group_minute(world, elb, ecs, tg_arn, e, m, lbt)
+    local lb = a.lbs[lb_dim]
+    if not lb then lb = { tgs = {}, series = {} } a.lbs[lb_dim] = lb end
+    lb.tgs[tg_arn] = true
+    seen[tg_arn] = true
+    record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
+  end
+  -- target groups no load balancer routes to any more publish nothing from this minute
+  for tg_arn in pairs(a.active) do
+    if not seen[tg_arn] then
+      record(a, tg_arn, m, false)
+      a.active[tg_arn] = nil
+    end
   end
   for _, lb_dim in ipairs(lb_order) do
-    local lbt = lb_totals[lb_dim]
-    local dims = { LoadBalancer = lb_dim }
-    if lbt.req > 0 then
-      publish(world, m, "RequestCount", dims, lbt.req, "Count")
-      publish(world, m, "HTTPCode_Target_5XX_Count", dims, lbt.t5, "Count")
-      if lbt.e5 > 0 then publish(world, m, "HTTPCode_ELB_5XX_Count", dims, lbt.e5, "Count") end
+    local lbt, lb = lb_totals[lb_dim], a.lbs[lb_dim]
+    local lazy, dims = { lb = lb_dim }, { LoadBalancer = lb_dim }
+    if lbt.req then
+      touch(world, lb, "RequestCount", dims, lazy, m)
+      touch(world, lb, "HTTPCode_Target_5XX_Count", dims, lazy, m)
+      if lbt.e5 then touch(world, lb, "HTTPCode_ELB_5XX_Count", dims, lazy, m) end
+    end
+  end
+end
+
+--[[ Forgets the inputs no minute at or after `cutoff` uses (CloudWatch's retention; store.prune
+     drops the series themselves). ]]
+function M.prune(world, cutoff)
+  local a = store.st(world).alb
+  if not a then return end
+  for tg_arn, tg in pairs(a.tgs) do
+    local runs, keep, n = tg.runs, 1, #tg.runs
+    while keep < n and runs[keep + 1].m <= cutoff do keep = keep + 1 end
+    if keep > 1 then
+      table.move(runs, keep, n, 1)
+      for k = n - keep + 2, n do runs[k] = nil end
+    end
+    if #runs == 1 and not runs[1].inp and runs[1].m <= cutoff then
+      a.tgs[tg_arn] = nil
+      for _, lb in pairs(a.lbs) do lb.tgs[tg_arn] = nil end
     end
   end
 end
