@@ -4,6 +4,8 @@ Output for people and for machines: the one writer every event goes through.
   log.event(level, event, message, fields)   level: debug | info | warn | error;
                                              event: a short machine name ("step", "gate", ...)
   log.debug/info/warn/error(message, fields) event "log" (a playbook's own lines)
+  log.lazy_event(level, event, build, ...)   as log.event(level, event, build(...)), built
+                                             only when shown (an event made per AWS call)
 
 Text: one line per event with the time (virtual under --simulate), the
 message and, for plain log calls, their fields as key=value. JSON

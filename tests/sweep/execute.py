@@ -311,6 +311,10 @@ def kill_case(lab, srv, world, v, b, c, runs, d, then):
         return
     expect = STRATEGIES[b.name]["expect"]
     pending = [p for p, status in before if status is None]
+    if not pending and before and not playbook_ended(runs):
+        # every journal ended, the playbook run did not (killed between two rollouts, or before
+        # the runner's playbook_end line): resume runs the playbook again, the rest follows
+        pending = [before[0][0]]
     if not pending:
         path = before[0][0] if before else None
         if path:
@@ -335,6 +339,12 @@ def kill_case(lab, srv, world, v, b, c, runs, d, then):
     lab.settle(srv)
     want = {0: "completed", 1: "restored"}.get(rc2, "restored" if retried else None)
     check_world(v, world, b, _mixed(v, b, runs, want))
+
+
+def playbook_ended(runs):
+    """Whether the runner journaled the end of the playbook run (a `playbook_end` line in the
+    group's first journal, rollout/journal_file.lua)."""
+    return any(obj.get("t") == "playbook_end" for p, _ in journals_state(runs) for obj in procs.journal_lines(p))
 
 
 def signal_case(lab, srv, world, v, b, c, runs, d, kind):

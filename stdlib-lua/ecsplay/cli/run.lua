@@ -3,7 +3,8 @@
 loads the chunk, sets up (ecsplay.cli.setup), runs it as the scheduler's
 main task and, when it fails, carries out the playbook's ecsplay.on_abort
 handlers (through ecsplay.undo, newest first) before the exit code is
-decided (ecsplay.cli.exit).
+decided (ecsplay.cli.exit). A run whose rollouts journaled ends with a
+"playbook_end" line in the group's first journal (rollout/journal_file.lua).
 
 `ecsplay PLAYBOOK.lua --help` (opts.help): runs the chunk only up to its
 ecsplay.params declaration, which raises context.params_help; any AWS call
@@ -19,6 +20,7 @@ local setup = require "ecsplay.cli.setup"
 local exit = require "ecsplay.cli.exit"
 local duration = require "ecsplay.duration"
 local output = require "ecsplay.cli.output"
+local journal_file = require "ecsplay.rollout.journal_file"
 
 local M = {}
 
@@ -48,6 +50,14 @@ local function run_task(opts, playbook_dir, body, on_failure, at_end)
     if not ok_body then
       failure = f
       rollback_failures = on_failure and on_failure(f) or {}
+    end
+    -- the playbook run ended (its rollouts journaled: resume can tell it from one killed
+    -- between two rollouts); written here, on the run's clock, after every rollout ended.
+    -- Not after a refusal (exit 2: nothing changed), such as a resume without its Region:
+    -- running it again is still possible
+    local code = failure and exit.outcome(failure, rollback_failures, opts) or exit.FINISHED
+    if context.journal_group and code ~= exit.BAD_INPUT then
+      journal_file.end_playbook(context.journal_group, code)
     end
     out:stop_ticker()
   end)

@@ -21,6 +21,9 @@ already running finish; with "abort_all" (the default), they are cancelled where
 (each rolls itself back, as on Ctrl-C: "rolled_back"), and members that had succeeded are put
 back by `undo`, newest first ("rolled_back"; without undo= they stay "succeeded" and the
 summary says so).
+On SIGINT/SIGTERM each running member rolls itself back and the fleet waits for every one of
+them (no member starts any more); then the worst error raises (ecsplay.map: a failed
+rollback's before the interruption), so the exit is 130/143 with every journal rolled back.
 
 The summary: { status = "succeeded" | "failed", members = { { name=, status=, duration=
 seconds, error= text|nil, report= the member's result|nil }, ... } in list order, counts =
@@ -137,27 +140,56 @@ function Fleet:stop_running(by)
   end
 end
 
+--[[ Waits for a member's task to end, also when an interruption reaches the waiting worker
+     (as ecsplay.parallel/map wait for theirs): a signal reached the member too, which rolls
+     itself back meanwhile; a cancellation of the worker (the fleet's caller stopped it) is
+     passed on to the member. Leaving at the interruption instead would let the playbook end
+     while members are mid-rollback, and the scheduler would cancel them there. Once an
+     interruption came, no member starts any more (self.interrupted).
+     → ok, value, the interruption's error or nil. ]]
+function Fleet:settle(m)
+  local interrupt
+  while true do
+    local waited, ok, value = pcall(m.task.result, m.task)
+    if waited then return ok, value, interrupt end
+    if not sched.is_interrupt(ok) then error(ok, 0) end
+    interrupt = interrupt or ok
+    self.interrupted = true
+    if cancelled(ok) and not m.task.done and not m.cancel_sent then
+      -- the member may sit in the ready queue: it takes the cancellation once it waits again
+      while not m.task.done and not m.task:cancel(errors.describe(ok)) do sched.yield() end
+      m.cancel_sent = true
+    end
+  end
+end
+
 -- One member in a task of its own; records how it ended.
 function Fleet:run_member(m)
-  if self.spent then return end
+  -- after a signal nothing starts, also when it came while this worker was not waiting
+  if self.spent or self.interrupted or sched.signal_received() then return end
   m.status, m.started = "running", sched.now()
   log.event("info", "fleet", "fleet: starting " .. m.name)
   m.task = sched.spawn(m.run)
-  local res = table.pack(m.task:result())
+  local ok, value, interrupt = self:settle(m)
   m.ended = sched.now()
   m.duration = m.ended - m.started
-  if res[1] then
-    m.status, m.report = "succeeded", res[2]
+  if ok then
+    m.status, m.report = "succeeded", value
+    -- an interruption while it finished: ecsplay.map raises it once every member has settled
     return
   end
-  local err = res[2]
+  local err = value
+  if interrupt or (sched.is_interrupt(err) and not (m.cancel_sent and cancelled(err))) then
+    -- the run stops (a signal, or the fleet's caller cancelled it): the member rolled itself
+    -- back, and its own error (interrupted, or its rollback's) is the worker's, so the worst
+    -- one of all members decides the exit code (ecsplay.map)
+    m.status, m.error = "failed", errors.describe(err)
+    m.rollback_failed = errors.is(err, "rollback")
+    error(err, 0)
+  end
   if m.cancel_sent and cancelled(err) then
     m.status, m.error = "rolled_back", errors.describe(err)
     return
-  end
-  if sched.is_interrupt(err) and not cancelled(err) then
-    m.status, m.error = "failed", errors.describe(err)
-    error(err, 0) -- a signal: the whole run stops (each member has rolled itself back)
   end
   if m.cancel_sent and errors.is(err, "rollback") then m.rollback_failed = true end
   self:failed(m, err)

@@ -16,6 +16,10 @@ Lines:
   {"t":"end","status":"succeeded"|"rolled_back"|"rollback_failed","time":..}
   {"t":"rollout","name":..,"run":id,"journal":file,"time":..}            (group's first journal)
                                                                            another rollout of the run
+  {"t":"playbook_end","exit":code,"time":..}                              (group's first journal)
+                                                                           the playbook run ended (cli/run.lua):
+                                                                           without it, resume of a run whose
+                                                                           journals all ended runs it again
 
 Undo actions are rollout/actions.lua data. The folder is ECSPLAY_RUNS_DIR, or
 .ecsplay/runs under the current folder. The file itself (writes that never
@@ -225,9 +229,14 @@ end
      through the group's first journal (journal_file.members), and a rollout
      that had not started yet starts with a journal in the same group (one
      whose journal was left empty starts over in that file). An empty
-     journal that the group's first journal names resumes that run. Bad
-     input (exit 2) when every journal of the run has ended, or the journal
-     is damaged, or empty and no journal of a run names it. ]]
+     journal that the group's first journal names resumes that run. When
+     every journal has ended but the group's first journal has no
+     "playbook_end" line (the runner writes it when the playbook run ends,
+     cli/run.lua), the run was stopped between two rollouts: the playbook
+     runs again, the ended rollouts end as journaled and the later ones
+     start. Bad input (exit 2) when every journal of the run has ended and
+     so has its playbook, or the journal is damaged, or empty and no journal
+     of a run names it. ]]
 function M.resume(path, opts)
   local state = M.read(path)
   if state.empty then
@@ -251,8 +260,16 @@ function M.resume(path, opts)
     end
     if not m.ended then open[#open + 1] = m end
   end
+  local rerun = false
   if #open == 0 then
-    error(errors.bad_input(path .. ": the run already ended (" .. state.ended .. "); nothing to resume"), 0)
+    -- every rollout's journal ended; the playbook run had ended too unless the group's first
+    -- journal lacks its playbook_end line (killed between two rollouts: the later ones never began)
+    if not root or root.playbook_ended then
+      error(errors.bad_input(path .. ": the run already ended (" .. state.ended .. "); nothing to resume"
+        .. " (every journal of the run has ended" .. (root and root.playbook_ended and ", and so has its playbook" or "")
+        .. ")"), 0)
+    end
+    rerun = true
   end
   local start = state.start
   configure_like(start, opts)
@@ -273,6 +290,10 @@ function M.resume(path, opts)
   end
   log.event("info", "resume", string.format("resuming run %s (%s) from %s%s", start.run,
     start.playbook, path, #members > 1 and string.format(" (%d rollouts, %d unfinished)", #members, #open) or ""))
+  if rerun then
+    log.event("info", "resume", "every rollout's journal has ended but the playbook run had not (stopped "
+      .. "between two rollouts): running it again; the rollouts that ended end as journaled")
+  end
   local chunk, err = loadfile(start.playbook)
   if not chunk then error(errors.bad_input(err), 0) end
   return chunk()

@@ -12,6 +12,7 @@ fsynced before the change it describes is made (format: rollout/journal.lua).
                                    playbook run (resume)
   journal_file.linked_from(path) the group's first journal that names path
                                    (an empty journal's run)
+  journal_file.end_playbook(group, exit_code)  the playbook run ended (cli/run.lua)
 
 A journal must never be what stops a rollback, so a write does not raise:
   * the file was deleted (or its folder) since the last line: it is
@@ -31,7 +32,9 @@ Several rollouts in one playbook run each journal to their own file; the
 first one's run id is the group of all of them (start line `group`), and it
 lists the others as they start ({"t":"rollout","name":..,"journal":file},
 written before their own start line), so `ecsplay resume` of any of them
-finds them all.
+finds them all. When the playbook run itself ends, the runner writes
+{"t":"playbook_end"} there too: a run whose journals all ended without it
+was stopped between two rollouts, and is resumed.
 ]]
 local json = require "ecsplay.json"
 local core = require "ecsplay.core"
@@ -45,7 +48,8 @@ local M = {}
 local ENOENT, EISDIR = 2, 21
 
 -- The line types this version writes; a line of another type is skipped.
-local KNOWN = { start = true, ["do"] = true, done = true, undone = true, ["end"] = true, rollout = true, step = true, gate = true, control = true }
+local KNOWN = { start = true, ["do"] = true, done = true, undone = true, ["end"] = true, rollout = true, step = true,
+  gate = true, control = true, playbook_end = true }
 
 function M.runs_dir()
   local dir = os.getenv("ECSPLAY_RUNS_DIR")
@@ -319,6 +323,8 @@ local function apply_line(state, obj, undos)
     state.ended = obj.status
   elseif t == "rollout" then
     state.rollouts[#state.rollouts + 1] = obj
+  elseif t == "playbook_end" then
+    state.playbook_ended = obj
   end
 end
 
@@ -328,6 +334,8 @@ end
        "do" with no "done": the change may or may not have happened),
        intent_time = {[key] = time of its latest "do" line},
        rollouts (the group's other journals, in the group's first journal),
+       playbook_ended = the "playbook_end" line (the group's first journal:
+       the playbook run itself ended, see M.end_playbook) | nil,
        damaged = { "line N: why", ... } (lines that do not read back, a
        missing start line), torn = bytes of a torn last line, empty. ]]
 function M.parse(text, path)
@@ -458,6 +466,26 @@ function M.members(state)
   end
   if not seen[state.given or state.path] then out[#out + 1] = state end
   return out, root
+end
+
+--[[ The playbook run that opened the journal group `group` (context.journal_group) has
+     ended (any outcome but a refusal, exit 2, which changed nothing and may be run again):
+     {"t":"playbook_end","exit":code} in the group's first
+     journal, after every rollout's end line. Without it, a run whose journals all ended was
+     killed between two rollouts (multi_region's soak between waves), and `ecsplay resume`
+     runs the playbook again. Never raises (a journal never stops a run). → true | false, problem ]]
+function M.end_playbook(group, exit_code)
+  local ok, written, problem = pcall(function()
+    local j = group.journal or M.attach(group.root)
+    group.journal = j
+    return j:write { t = "playbook_end", exit = exit_code }
+  end)
+  if not ok then
+    log.event("error", "journal", "cannot record the end of the playbook run in " .. tostring(group.root)
+      .. ": " .. errors.describe(written))
+    return false, errors.describe(written)
+  end
+  return written, problem
 end
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end

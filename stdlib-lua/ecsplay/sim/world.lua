@@ -59,6 +59,9 @@ function World.new(opts)
   w.events = {}     -- one-off events: { t=, seq=, fn= }, kept sorted
   w.event_seq = 0
   w.counter = 0
+  -- values computed from the state and kept to be read again (sim/cloudwatch/alb.lua's
+  -- synthesised minutes): not state, so reading metrics changes nothing a dump shows
+  w.memo = {}
   return w
 end
 

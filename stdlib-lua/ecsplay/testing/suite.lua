@@ -74,12 +74,12 @@ end
 -- busted itself: optional, so a missing lua-busted is a clear message, not a trace.
 local function load_busted()
   -- lazy: Debian's lua-busted is needed only by `ecsplay test` and may be missing
-  local ok, core = pcall(require, "busted.core")
+  local ok, busted_core = pcall(require, "busted.core")
   if not ok then
     return nil, "ecsplay test needs busted and luassert for Lua 5.4 (Debian: apt-get install lua-busted): "
-      .. errors.describe(core):gsub("\n.*", "")
+      .. errors.describe(busted_core):gsub("\n.*", "")
   end
-  local busted = core()
+  local busted = busted_core()
   require("busted")(busted) -- lazy: as above (installs describe/it/assert/... for spec files)
   return busted
 end

@@ -71,7 +71,7 @@ function M.lint_source(src, path)
 end
 
 M.summary = "check playbooks without running them: syntax, undefined globals, options, AWS parameters"
-M.usage = "ecsplay lint [--log-format text|json] FILE.lua..."
+M.usage = "ecsplay lint FILE.lua... [--log-format text|json]"
 
 -- "cannot read PATH: why" for a path that is not a readable file (a folder says so).
 local function unreadable_reason(path)

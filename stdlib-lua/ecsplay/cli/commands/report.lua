@@ -34,8 +34,9 @@ local function run(opts, argv)
   local ok, res, positionals = pcall(args.parse, argv, SPEC, o)
   if not ok then return args.usage_error("report", errors.describe(res), USAGE) end
   local path = positionals[1]
-  if not path then return args.usage_error("report", "which journal? (a run's .jsonl file, in .ecsplay/runs by default)",
-    USAGE) end
+  if not path then
+    return args.usage_error("report", "which journal? (a run's .jsonl file, in .ecsplay/runs by default)", USAGE)
+  end
   if o.log_format and o.log_format ~= "text" and o.log_format ~= "json" then
     return args.usage_error("report", "--log-format: expected text or json, got " .. o.log_format, USAGE)
   end

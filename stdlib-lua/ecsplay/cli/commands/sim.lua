@@ -11,6 +11,7 @@ return {
   own_help = true,
   run = function(opts, argv)
     local sub = argv[1]
+    if args.wants_help(argv) and sub ~= "serve" then sub = "--help" argv = { "--help" } end
     if sub == "serve" or args.HELP_FLAGS[sub] then
       local rest = {}
       for i = sub == "serve" and 2 or 1, #argv do rest[#rest + 1] = argv[i] end

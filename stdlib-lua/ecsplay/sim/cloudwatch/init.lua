@@ -9,9 +9,10 @@ call (put, alarm_state). Split by concern:
   alarms.lua       metric alarms: evaluation each minute, scenario scripts, their operations
   alb.lua          the world's traffic model: the ALB metrics of each minute
 
-The tick: at every minute boundary, first that minute's ALB metrics, then
-every alarm's evaluation (so an alarm on them sees the minute just ended,
-once the publishing delay, state.delay, has passed).
+The tick: at every minute boundary, first that minute's ALB metrics (their
+inputs recorded; the values are computed when read), then every alarm's
+evaluation (so an alarm on them sees the minute just ended, once the
+publishing delay, state.delay, has passed).
 ]]
 local sim_util = require "ecsplay.sim.util"
 local stats = require "ecsplay.sim.cloudwatch.stats"
@@ -61,7 +62,10 @@ function M.tick(world, t)
     alb.publish_minute(world, m)
     alarms.evaluate_all(world, m, t)
     -- hourly: datapoints past CloudWatch's retention go (bounded memory however long the run)
-    if m % 3600 == 0 then store.prune(world, m - limits.CLOUDWATCH.RETENTION_SECONDS) end
+    if m % 3600 == 0 then
+      store.prune(world, m - limits.CLOUDWATCH.RETENTION_SECONDS)
+      alb.prune(world, m - limits.CLOUDWATCH.RETENTION_SECONDS)
+    end
   end
   alarms.apply_scripts(world)
 end

@@ -386,7 +386,7 @@ function ops.GetMetricStatistics(world, input)
   local ext_parsed = percentiles(world, ext)
   datapoint_limit(world, start, stop, period)
   local ser = store.get_series(world, input.Namespace, input.MetricName, store.norm_dims(input.Dimensions), false)
-  local by, order = store.buckets(ser, period, start, stop, input.Unit, world.now)
+  local by, order = store.buckets(ser, period, start, stop, input.Unit, world.now, world)
   local dps = {}
   for _, b in ipairs(order) do
     local samples = by[b]
@@ -415,8 +415,8 @@ local function listed(ser, input, recent)
     if not found then ok = false end
   end
   if ok and recent then
-    local last = ser.samples[#ser.samples]
-    ok = last ~= nil and last.t >= recent
+    local last = store.last_time(ser)
+    ok = last ~= nil and last >= recent
   end
   return ok
 end

@@ -108,9 +108,13 @@ local function percentile(samples, p)
     for _, vc in ipairs(vals) do if vc[1] <= x then acc = acc + vc[2] end end
     return acc / total
   end
+  -- 100 halvings at most; once a step leaves (lo, hi) as they were, every later one would too
+  -- (it is a function of them alone), so stopping there gives the same answer sooner
   for _ = 1, 100 do
     local mid = (lo + hi) / 2
+    local was_lo, was_hi = lo, hi
     if cdf(mid) < target then lo = mid else hi = mid end
+    if lo == was_lo and hi == was_hi then break end
   end
   return hi
 end

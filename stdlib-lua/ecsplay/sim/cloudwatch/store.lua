@@ -13,6 +13,11 @@ period's end until its ALB datapoints are visible: scenario metrics.delay).
 A sample may carry `visible` (epoch seconds): queries and alarms at an
 earlier time do not see it, as CloudWatch shows a service's datapoints only
 once it has published them.
+
+A series may be `lazy` (the ALB metrics of sim/cloudwatch/alb.lua): its
+samples are computed when read, by the source registered for its namespace
+(register_source), and `last_t` stamps its newest one; samples put into it
+directly are read along with them.
 ]]
 local tables = require "ecsplay.util.tables"
 local stats = require "ecsplay.sim.cloudwatch.stats"
@@ -21,6 +26,11 @@ local MM = require "ecsplay.sim.cloudwatch.metric_math"
 local M = {}
 
 function M.st(world) return world.state.cloudwatch end
+
+-- namespace -> fn(world, ser, from, stop, now) → the lazy series' samples in [from, stop)
+local sources = {}
+
+function M.register_source(namespace, fn) sources[namespace] = fn end
 
 -- Dimensions as a list sorted by name: { {Name=, Value=}, ... } or { Name = Value, ... } in.
 function M.norm_dims(dims)
@@ -93,6 +103,14 @@ local function first_at(list, t)
   return lo
 end
 
+-- The time of a series' newest sample (nil: none).
+function M.last_time(ser)
+  local last = ser.samples[#ser.samples]
+  local t = last and last.t
+  if ser.last_t and (not t or ser.last_t > t) then t = ser.last_t end
+  return t
+end
+
 --[[ Drops the samples older than `cutoff` (CloudWatch keeps 1-minute datapoints 15 days;
      the simulator keeps no coarser copies) and the series left empty, so a long-running
      world's metrics take bounded memory. ]]
@@ -106,7 +124,7 @@ function M.prune(world, cutoff)
       table.move(ser.samples, i, n, 1)
       for k = n - i + 2, n do ser.samples[k] = nil end
     end
-    if #ser.samples > 0 then
+    if #ser.samples > 0 or (ser.last_t and ser.last_t >= cutoff) then
       kept[#kept + 1] = ser
     else
       s.series[series_key(ser.ns, ser.name, ser.dims)] = nil
@@ -115,13 +133,27 @@ function M.prune(world, cutoff)
   s.series_list = kept
 end
 
+-- A lazy series' samples in [from, stop) visible at `now`, with any put into it, in time order.
+local function lazy_samples(world, ser, from, stop, now)
+  local list = sources[ser.ns](world, ser, from, stop, now)
+  if #ser.samples == 0 then return list end
+  for i = first_at(ser.samples, from), #ser.samples do
+    local smp = ser.samples[i]
+    if smp.t >= stop then break end
+    add_sample({ samples = list }, smp)
+  end
+  return list
+end
+
 --[[ Samples of a series grouped into periods over [start, end), only those
-     visible at `now` (nil: all): { [bucket_t] = {samples} }, ordered keys. ]]
-function M.buckets(ser, period, start, stop, unit, now)
+     visible at `now` (nil: all): { [bucket_t] = {samples} }, ordered keys.
+     `world` is needed for a lazy series (its samples are computed now). ]]
+function M.buckets(ser, period, start, stop, unit, now, world)
   local base = stats.align_start(start, period)
   local by, order = {}, {}
   if not ser then return by, order end
   local list = ser.samples
+  if ser.lazy and sources[ser.ns] then list = lazy_samples(world, ser, base, stop, now) end
   for i = first_at(list, base), #list do
     local smp = list[i]
     if smp.t >= stop then break end
@@ -140,7 +172,7 @@ end
      (periods without data left out), from the samples visible at `now`. ]]
 function M.metric_series(world, metric, period, stat, unit, start, stop, now)
   local ser = M.get_series(world, metric.Namespace, metric.MetricName, M.norm_dims(metric.Dimensions), false)
-  local by, order = M.buckets(ser, period, start, stop, unit, now or world.now)
+  local by, order = M.buckets(ser, period, start, stop, unit, now or world.now, world)
   local ts, vs = {}, {}
   for _, b in ipairs(order) do
     local v = stats.compute(by[b], stat)

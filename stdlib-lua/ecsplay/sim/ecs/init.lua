@@ -164,6 +164,12 @@ function M.task_info(world, task_arn)
   }
 end
 
+-- The image a task runs (nil: no such task), without task_info's table.
+function M.task_image(world, task_arn)
+  local task = U.st(world).tasks[task_arn]
+  return task and task.image
+end
+
 function M.image_first_start(world, image)
   return U.st(world).image_first[image]
 end

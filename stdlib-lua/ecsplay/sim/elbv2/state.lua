@@ -220,8 +220,8 @@ local function contribute(s, l)
   end
 end
 
--- The load balancers using a target group, in the creation order of their listeners.
-function M.tg_lb_arns(world, tg)
+-- The listeners forwarding to a target group: a set (the index brought up to date first).
+local function tg_listener_set(world, tg)
   local s = M.st(world)
   if not s.tg_listeners then
     s.tg_listeners, s.listener_tgs, s.dirty_listeners = {}, {}, {}
@@ -230,8 +230,13 @@ function M.tg_lb_arns(world, tg)
     for l in pairs(s.dirty_listeners) do contribute(s, l) end
     s.dirty_listeners = {}
   end
+  return s.tg_listeners[tg.arn]
+end
+
+-- The load balancers using a target group, in the creation order of their listeners.
+function M.tg_lb_arns(world, tg)
   local ls = {}
-  for l in pairs(s.tg_listeners[tg.arn] or {}) do ls[#ls + 1] = l end
+  for l in pairs(tg_listener_set(world, tg) or {}) do ls[#ls + 1] = l end
   table.sort(ls, function(a, b) return (a.seq or 0) < (b.seq or 0) end)
   local out, seen = {}, {}
   for _, l in ipairs(ls) do
@@ -243,7 +248,11 @@ function M.tg_lb_arns(world, tg)
   return out
 end
 
-function M.tg_in_use(world, tg) return #M.tg_lb_arns(world, tg) > 0 end
+-- Asked for every target on every tick: without building tg_lb_arns' sorted list.
+function M.tg_in_use(world, tg)
+  local set = tg_listener_set(world, tg)
+  return set ~= nil and next(set) ~= nil
+end
 
 -- "arn:...:loadbalancer/app/web/abc" -> "app/web/abc"; targetgroup keeps its prefix (CloudWatch dimensions).
 function M.arn_suffix(arn, kind)

@@ -1,0 +1,72 @@
+-- rollout.fleet under SIGINT/SIGTERM (stdlib-lua/ecsplay/rollout/fleet.lua, Fleet:settle): the
+-- signal reaches each member and the worker waiting for it; the worker waits on until its member
+-- has rolled itself back, no member starts any more, and the run ends with the worst member
+-- error: 130/143 when every rollback completed, 3 when one failed. (Before, the worker left at
+-- the signal, the playbook ended and the scheduler cancelled the members mid-rollback.)
+local T = require "harness"
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- `ecsplay -e CODE` in the background; the signal once it printed "ready"; → exit code, output.
+local function signalled(code, sig)
+  local dir = T.tmpdir()
+  local out = T.sh(T.bin .. " -e " .. q(code) .. " > " .. dir .. "/out 2>&1 & pid=$!; "
+    .. "for i in $(seq 1 100); do grep -q ready " .. dir .. "/out 2>/dev/null && break; sleep 0.05; done; "
+    .. "kill -" .. sig .. " $pid; wait $pid; echo exit=$?; cat " .. dir .. "/out")
+  os.execute("rm -rf " .. q(dir))
+  return tonumber(out:match("exit=(%d+)")), out
+end
+
+-- Members that wait, and on the signal roll back for a while (a wait of their own); `broken`
+-- names one whose rollback then fails.
+local FLEET = [[
+local errors = require "ecsplay.errors"
+local rollout = require "ecsplay.rollout"
+local broken = ...
+local function member(name, undo_secs)
+  return { name = name, run = function()
+    print("started " .. name)
+    local ok, e = pcall(ecsplay.sleep, 30)
+    if ok then return "promoted" end
+    ecsplay.sleep(undo_secs)
+    if name == broken then
+      error(errors.new("rollback", { code = "RollbackFailed", rollback_failed = true,
+        left = name .. " at 10%", message = name .. "'s rollback failed" }), 0)
+    end
+    print(name .. " rolled back")
+    error(e, 0)
+  end }
+end
+ecsplay.spawn(function() ecsplay.sleep(0.2) print("ready") io.stdout:flush() end)
+rollout.fleet { { member("m1", 0.3), member("m2", 0.6), member("m3", 0.1) }, limit = 2 }
+print("not reached")
+]]
+
+local function fleet(broken)
+  return (FLEET:gsub("local broken = %.%.%.", "local broken = " .. string.format("%q", broken or "")))
+end
+
+T.test("SIGINT during a fleet: the members running roll back before the run ends, none starts, 130", function()
+  local rc, out = signalled(fleet(), "INT")
+  T.eq(rc, 130, out)
+  T.ok(out:find("m1 rolled back", 1, true) and out:find("m2 rolled back", 1, true), out)
+  T.ok(not out:find("started m3", 1, true), "no member starts after the signal:\n" .. out)
+  T.ok(not out:find("not reached", 1, true), out)
+end)
+
+T.test("SIGTERM during a fleet: the same, 143", function()
+  local rc, out = signalled(fleet(), "TERM")
+  T.eq(rc, 143, out)
+  T.ok(out:find("m1 rolled back", 1, true) and out:find("m2 rolled back", 1, true), out)
+  T.ok(not out:find("started m3", 1, true), out)
+end)
+
+T.test("SIGINT during a fleet whose member's rollback fails: the others still roll back, exit 3 names it", function()
+  local rc, out = signalled(fleet("m2"), "INT")
+  T.eq(rc, 3, out)
+  T.ok(out:find("m1 rolled back", 1, true), out)
+  T.ok(out:find("m2's rollback failed", 1, true), out)
+  T.ok(out:find("m2 at 10%", 1, true), "what is left:\n" .. out)
+end)
+
+T.report()
