@@ -3,7 +3,6 @@
  * callbacks that receive a response within its limits, and the completion table
  * that hands it, or what went wrong, to Lua.
  */
-#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +111,8 @@ static const char *error_kind(struct ep_xfer *x)
 /* headers table from the raw block: lowercase names, duplicates joined with ", ". */
 static void push_headers(lua_State *L, const struct ep_buf *raw)
 {
-    lua_newtable(L);
+    /* sized for a typical answer (AWS and `sim serve` send 5-10 headers): no rehash */
+    lua_createtable(L, 0, 12);
     int t = lua_gettop(L);
     const char *p = raw->data, *end = raw->data + raw->len;
     if (!p)
@@ -142,8 +142,10 @@ static void push_headers(lua_State *L, const struct ep_buf *raw)
             const char *colon = memchr(p, ':', (size_t)(le - p));
             if (colon && colon > p && (size_t)(colon - p) < sizeof name) {
                 size_t nl = (size_t)(colon - p);
-                for (size_t i = 0; i < nl; i++)
-                    name[i] = (char)tolower((unsigned char)p[i]);
+                for (size_t i = 0; i < nl; i++) {
+                    char c = p[i]; /* ASCII only: tolower() follows the locale */
+                    name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+                }
                 last_nl = nl;
                 const char *v = colon + 1;
                 while (v < le && (*v == ' ' || *v == '\t'))

@@ -35,7 +35,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 
 static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
 
-static int name_eq(const char *a, size_t alen, const char *lname)
+int ep_sigv4_name_eq(const char *a, size_t alen, const char *lname)
 {
     size_t n = strlen(lname);
     if (alen != n)
@@ -62,7 +62,7 @@ static const char *const unsigned_headers[] = {
 int ep_sigv4_is_unsigned_header(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof unsigned_headers / sizeof *unsigned_headers; i++)
-        if (name_eq(name, len, unsigned_headers[i]))
+        if (ep_sigv4_name_eq(name, len, unsigned_headers[i]))
             return 1;
     return 0;
 }
@@ -168,7 +168,7 @@ static void signing_free(signing *s)
 
 /* ---- checking the input --------------------------------------------------- */
 
-static int valid_amz_date(const char *d)
+int ep_sigv4_valid_amz_date(const char *d)
 {
     if (strlen(d) != 16 || d[8] != 'T' || d[15] != 'Z')
         return 0;
@@ -179,7 +179,7 @@ static int valid_amz_date(const char *d)
 }
 
 /* Scope parts go between '/' in the Credential: no '/', ',', whitespace or controls. */
-static int valid_scope_part(const char *s)
+int ep_sigv4_valid_scope_part(const char *s)
 {
     if (!s || !*s)
         return 0;
@@ -191,7 +191,7 @@ static int valid_scope_part(const char *s)
     return 1;
 }
 
-static int valid_header_name(const char *s, size_t n)
+int ep_sigv4_valid_header_name(const char *s, size_t n)
 {
     if (n == 0)
         return 0;
@@ -208,7 +208,7 @@ static int check_headers(signing *s)
     const ep_sigv4_request *req = s->req;
     for (size_t i = 0; i < req->nheaders; i++) {
         const ep_sigv4_header *h = &req->headers[i];
-        if (!h->name || !valid_header_name(h->name, h->name_len))
+        if (!h->name || !ep_sigv4_valid_header_name(h->name, h->name_len))
             return invalid(
                 s,
                 "sigv4: header #%zu has an invalid name (empty, or has ':', whitespace or control characters)",
@@ -228,11 +228,11 @@ static int check_config(signing *s)
     for (const char *m = req->method; *m; m++)
         if ((unsigned char)*m <= 0x20 || (unsigned char)*m >= 0x7f)
             return invalid(s, "sigv4: method contains whitespace or a control character");
-    if (!valid_scope_part(cfg->region))
+    if (!ep_sigv4_valid_scope_part(cfg->region))
         return invalid(s, "sigv4: region is missing or contains '/', ',', '=' or whitespace");
-    if (!valid_scope_part(cfg->service))
+    if (!ep_sigv4_valid_scope_part(cfg->service))
         return invalid(s, "sigv4: service is missing or contains '/', ',', '=' or whitespace");
-    if (!valid_scope_part(cfg->access_key))
+    if (!ep_sigv4_valid_scope_part(cfg->access_key))
         return invalid(s, "sigv4: access_key is missing or contains '/', ',', '=' or whitespace");
     if (!cfg->secret_key || cfg->secret_len == 0)
         return invalid(s, "sigv4: secret_key is missing or empty");
@@ -246,7 +246,7 @@ static int check_config(signing *s)
 static const ep_sigv4_header *find_header(const ep_sigv4_request *req, const char *lname)
 {
     for (size_t i = 0; i < req->nheaders; i++)
-        if (name_eq(req->headers[i].name, req->headers[i].name_len, lname))
+        if (ep_sigv4_name_eq(req->headers[i].name, req->headers[i].name_len, lname))
             return &req->headers[i];
     return NULL;
 }
@@ -259,7 +259,7 @@ static int signing_time(signing *s)
     const char *given = s->cfg->amz_date;
     const ep_sigv4_header *h = s->hdate;
     if (given) {
-        if (!valid_amz_date(given))
+        if (!ep_sigv4_valid_amz_date(given))
             return invalid(s, "sigv4: time \"%.40s\" is not of the form YYYYMMDDTHHMMSSZ", given);
         if (h && (h->value_len != 16 || memcmp(h->value, given, 16) != 0))
             return invalid(
@@ -273,7 +273,7 @@ static int signing_time(signing *s)
             return invalid(s, "sigv4: X-Amz-Date header is not of the form YYYYMMDDTHHMMSSZ");
         memcpy(s->date, h->value, 16);
         s->date[16] = '\0';
-        if (!valid_amz_date(s->date))
+        if (!ep_sigv4_valid_amz_date(s->date))
             return invalid(s, "sigv4: X-Amz-Date header is not of the form YYYYMMDDTHHMMSSZ");
     }
     memcpy(s->date8, s->date, 8);
@@ -364,12 +364,12 @@ static int is_signed(const signing *s, const char *name, size_t nlen)
     const ep_sigv4_config *cfg = s->cfg;
     if (s->verify) {
         for (size_t k = 0; k < cfg->nsigned_headers; k++)
-            if (name_eq(name, nlen, cfg->signed_headers[k]))
+            if (ep_sigv4_name_eq(name, nlen, cfg->signed_headers[k]))
                 return 1;
         return 0;
     }
     return !ep_sigv4_is_unsigned_header(name, nlen) &&
-           !(cfg->omit_session_token && name_eq(name, nlen, "x-amz-security-token"));
+           !(cfg->omit_session_token && ep_sigv4_name_eq(name, nlen, "x-amz-security-token"));
 }
 
 /* Appends a canonical entry for one header occurrence. */
@@ -433,7 +433,7 @@ static int collect_headers(signing *s)
         const char *name, *value;
         size_t nlen, vlen;
         header_at(s, i, &name, &nlen, &value, &vlen);
-        if (name_eq(name, nlen, "x-amz-content-sha256")) {
+        if (ep_sigv4_name_eq(name, nlen, "x-amz-content-sha256")) {
             s->payload = value;
             s->payload_len = vlen;
         }

@@ -134,6 +134,52 @@ void ep_sigv4_cache_clear(void);
 /* Cache hit/miss counters since start (for tests). */
 void ep_sigv4_cache_stats(unsigned long *hits, unsigned long *misses);
 
+/* ---- the prepared signer (sigv4_prepared.c) ------------------------------ */
+
+/* For a caller that signs many requests to one URL (aws/call.lua): what never changes
+ * between them (region, service, Host, canonical path and query, the options) is worked
+ * out once, the signing key is kept for its day, and each signing builds its strings in
+ * buffers the signer keeps, so a signing allocates nothing once warm. Header mode only
+ * (no presigning, no verification). The stages are those of ep_sigv4_sign, so both give
+ * the same canonical request, string to sign, signature and Authorization. */
+typedef struct ep_sigv4_prepared ep_sigv4_prepared;
+
+typedef struct ep_sigv4_prepare_config {
+    const char *region, *service;
+    const char *host;         /* Host value to add when a request has none; NULL = none */
+    const char *path, *query; /* raw, as for ep_sigv4_request */
+    int normalize_path, double_encode, sign_body, omit_session_token;
+} ep_sigv4_prepare_config;
+
+/* NULL on bad input (err names the field) or out of memory. */
+ep_sigv4_prepared *ep_sigv4_prepare(const ep_sigv4_prepare_config *c, char *err, size_t errlen);
+/* Wipes the kept signing key and frees everything. NULL is fine. */
+void ep_sigv4_prepared_free(ep_sigv4_prepared *p);
+
+/* One signing's answers: views into the signer's buffers, valid until its next
+ * signing or its free. add_* say which headers the request lacks (Host, X-Amz-Date,
+ * X-Amz-Security-Token, x-amz-content-sha256), to be sent with `authorization`. */
+typedef struct ep_sigv4_signed {
+    const char *canonical_request;
+    const char *string_to_sign;
+    const char *authorization;
+    const char *host;
+    const char *body_hex;
+    char signature[65];
+    char amz_date[17];
+    int add_host, add_date, add_token, add_content_sha;
+} ep_sigv4_signed;
+
+/* Signs method + headers + body at amz_date ("YYYYMMDDTHHMMSSZ") with the credentials
+ * (session_token NULL or "" = none). same_credentials != 0 is the caller's promise that
+ * access key and secret are those of this signer's previous signing: its key is reused
+ * for the same day without hashing the secret again. EP_SIGV4_* codes, as ep_sigv4_sign. */
+int ep_sigv4_sign_prepared(ep_sigv4_prepared *p, const char *method, const ep_sigv4_header *hs,
+                           size_t nh, const char *body, size_t body_len, const char *amz_date,
+                           const char *access_key, const char *secret_key, size_t secret_len,
+                           const char *session_token, int same_credentials, ep_sigv4_signed *out,
+                           char *err, size_t errlen);
+
 /* ---- shared by the signer's files (sigv4.c, sigv4_canon.c) ------------- */
 
 /* SHA-256 and HMAC-SHA-256 as crypto.h's, with the algorithm fetched once per
@@ -143,7 +189,16 @@ int ep_sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 int ep_sigv4_hmac(const void *key, size_t key_len, const void *data, size_t len,
                   unsigned char out[32]);
 
+/* Checks the signer's inputs share (sigv4.c): 1 = valid. */
+int ep_sigv4_valid_amz_date(const char *d);   /* "YYYYMMDDTHHMMSSZ" */
+int ep_sigv4_valid_scope_part(const char *s); /* region, service, access key */
+int ep_sigv4_valid_header_name(const char *s, size_t n);
+/* 1 if a[0..alen) equals the lowercase name, ignoring case. */
+int ep_sigv4_name_eq(const char *a, size_t alen, const char *lname);
+
 struct ep_sbuf;
+/* Appends the canonical form of a header value (ep_sigv4_canonical_header_value's). */
+void ep_sigv4_append_header_value(struct ep_sbuf *b, const char *value, size_t len);
 /* Appends the RFC 3986 encoding of s[0..n) to b (sbuf.h): unreserved bytes as
  * they are, '/' too when keep_slash, existing %XX escapes (in uppercase) when
  * keep_pct (S3: the wire path is already encoded once), any other byte as %XX. */

@@ -218,24 +218,34 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-char *ep_sigv4_canonical_header_value(const char *value, size_t len)
+void ep_sigv4_append_header_value(ep_sbuf *b, const char *value, size_t len)
 {
-    ep_sbuf b = {0};
     size_t i = 0, end = len;
     while (i < end && is_space(value[i]))
         i++;
     while (end > i && is_space(value[end - 1]))
         end--;
+    ep_sb_reserve(b, end - i);
     /* Folded continuation lines arrive as "v1\n  v2": the newline and the
      * indentation are one whitespace run, so they become one space. */
-    for (; i < end; i++) {
+    while (i < end) {
+        size_t j = i;
         if (is_space(value[i])) {
-            while (i + 1 < end && is_space(value[i + 1]))
-                i++;
-            ep_sb_addc(&b, ' ');
+            while (j < end && is_space(value[j]))
+                j++;
+            ep_sb_addc(b, ' ');
         } else {
-            ep_sb_addc(&b, value[i]);
+            while (j < end && !is_space(value[j]))
+                j++;
+            ep_sb_addn(b, value + i, j - i);
         }
+        i = j;
     }
+}
+
+char *ep_sigv4_canonical_header_value(const char *value, size_t len)
+{
+    ep_sbuf b = {0};
+    ep_sigv4_append_header_value(&b, value, len);
     return ep_sb_take(&b);
 }

@@ -7,7 +7,10 @@
  *   canonical_query(query) -> string
  *   canonical_header_value(value) -> string
  *   is_unsigned_header(name) -> boolean
- *   cache_clear()              cache_stats() -> hits, misses */
+ *   cache_clear()              cache_stats() -> hits, misses
+ *   prepare{region=, service=, host=, path=, query=, ...} -> signer (sigv4_prepared.c)
+ *   signer:sign(method, headers, body, time, access_key, secret_key [, token [, stages]])
+ *     -> headers to send [, {canonical_request=, string_to_sign=, signature=, authorization=}] */
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +196,284 @@ static int l_sign(lua_State *L)
     return 1;
 }
 
+/* ---- the prepared signer: prepare{...} -> signer; signer:sign(...) ---------- */
+
+#define PREPARED_MT "ecsplay.core.sigv4.prepared"
+#define STACK_HEADERS 24
+
+/* The userdata: the signer, and the last epoch second formatted. Its user values 1 and
+ * 2 hold the access key and secret of its last signing (references to the caller's
+ * strings, never copies), so the next signing knows whether its signing key still holds. */
+typedef struct prepared_ud {
+    ep_sigv4_prepared *p;
+    lua_Integer last_epoch;
+    char last_date[17];
+} prepared_ud;
+
+static int prepared_gc(lua_State *L)
+{
+    prepared_ud *u = luaL_checkudata(L, 1, PREPARED_MT);
+    ep_sigv4_prepared_free(u->p);
+    u->p = NULL;
+    return 0;
+}
+
+/* prepare{region=, service=, host=, path=, query=, normalize=, double_encode=,
+ *         sign_body=, omit_session_token=} -> signer */
+static int l_prepare(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ep_sigv4_prepare_config c;
+    memset(&c, 0, sizeof c);
+    c.region = field_str(L, 1, "region", NULL, 1);
+    c.service = field_str(L, 1, "service", NULL, 1);
+    c.host = field_str(L, 1, "host", NULL, 0);
+    c.path = field_str(L, 1, "path", NULL, 0);
+    c.query = field_str(L, 1, "query", NULL, 0);
+    c.normalize_path = field_bool(L, 1, "normalize", 1);
+    c.double_encode = field_bool(L, 1, "double_encode", c.normalize_path);
+    c.sign_body = field_bool(L, 1, "sign_body", 0);
+    c.omit_session_token = field_bool(L, 1, "omit_session_token", 0);
+    prepared_ud *u = lua_newuserdatauv(L, sizeof *u, 2);
+    memset(u, 0, sizeof *u);
+    u->last_epoch = -1;
+    luaL_setmetatable(L, PREPARED_MT);
+    char err[256];
+    u->p = ep_sigv4_prepare(&c, err, sizeof err);
+    if (!u->p)
+        return luaL_error(L, "%s", err);
+    return 1;
+}
+
+/* Days since 1970-01-01 -> civil date (proleptic Gregorian; H. Hinnant's algorithm). */
+static void civil_from_days(long long z, long long *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
+static void put_digits(char *p, unsigned long long v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+}
+
+/* time: epoch seconds (integer or float, floored) or "YYYYMMDDTHHMMSSZ". */
+static const char *signing_date(lua_State *L, prepared_ud *u, int idx)
+{
+    if (lua_type(L, idx) == LUA_TSTRING)
+        return lua_tostring(L, idx); /* checked by the signer */
+    int isnum = 0;
+    lua_Number f = lua_tonumberx(L, idx, &isnum);
+    if (!isnum)
+        luaL_error(L,
+                   "sigv4 signer:sign: time is required (epoch seconds or "
+                   "\"YYYYMMDDTHHMMSSZ\"), got %s",
+                   luaL_typename(L, idx));
+    if (!(f >= 0 && f < 253402300800.0))
+        luaL_error(L, "sigv4 signer:sign: time is out of range");
+    lua_Integer t = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : (lua_Integer)f;
+    if (t != u->last_epoch) {
+        long long y;
+        unsigned mo, d;
+        lua_Integer secs = t % 86400;
+        civil_from_days((long long)(t / 86400), &y, &mo, &d);
+        put_digits(u->last_date, (unsigned long long)y, 4);
+        put_digits(u->last_date + 4, mo, 2);
+        put_digits(u->last_date + 6, d, 2);
+        u->last_date[8] = 'T';
+        put_digits(u->last_date + 9, (unsigned long long)(secs / 3600), 2);
+        put_digits(u->last_date + 11, (unsigned long long)(secs / 60 % 60), 2);
+        put_digits(u->last_date + 13, (unsigned long long)(secs % 60), 2);
+        u->last_date[15] = 'Z';
+        u->last_date[16] = '\0';
+        u->last_epoch = t;
+    }
+    return u->last_date;
+}
+
+static void header_pair_error(lua_State *L, lua_Integer i, const char *what)
+{
+    luaL_error(L, "sigv4 signer:sign: headers[%d] %s", (int)i, what);
+}
+
+/* A header value as a string on the stack top: strings as they are, integers in decimal. */
+static void header_value(lua_State *L, int is_array, lua_Integer i)
+{
+    if (lua_type(L, -1) == LUA_TSTRING)
+        return;
+    if (lua_isinteger(L, -1)) {
+        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -1));
+        lua_replace(L, -2);
+        return;
+    }
+    if (is_array)
+        header_pair_error(L, i, "value must be a string or an integer");
+    luaL_error(L, "sigv4 signer:sign: value of header %s must be a string or an integer, got %s",
+               lua_tostring(L, -2), luaL_typename(L, -1));
+}
+
+/* The caller's headers (a map name -> value, or an array of {name, value}) as name,
+ * value pairs pushed on the stack from `base` on. -> how many; *is_array. */
+static size_t push_headers(lua_State *L, int t, int *is_array)
+{
+    *is_array = 0;
+    if (lua_isnoneornil(L, t))
+        return 0;
+    if (!lua_istable(L, t))
+        luaL_error(L, "sigv4 signer:sign: headers must be a table, got %s", luaL_typename(L, t));
+    size_t n = 0;
+    int first = lua_rawgeti(L, t, 1);
+    lua_pop(L, 1);
+    if (first != LUA_TNIL) {
+        *is_array = 1;
+        lua_Integer len = (lua_Integer)lua_rawlen(L, t);
+        for (lua_Integer i = 1; i <= len; i++) {
+            luaL_checkstack(L, 3, "sigv4: too many headers");
+            if (lua_rawgeti(L, t, i) != LUA_TTABLE)
+                header_pair_error(L, i, "must be a {name, value} pair");
+            if (lua_rawgeti(L, -1, 1) != LUA_TSTRING)
+                header_pair_error(L, i, "must be a {name, value} pair");
+            lua_rawgeti(L, -2, 2);
+            header_value(L, 1, i);
+            lua_remove(L, -3);
+            n++;
+        }
+        return n;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        luaL_checkstack(L, 4, "sigv4: too many headers");
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "sigv4 signer:sign: header keys must be header names (strings)");
+        header_value(L, 0, 0);
+        n++;
+        lua_pushvalue(L, -2); /* name, value stay; the copy is the iteration's key */
+    }
+    return n;
+}
+
+static void set_pair(lua_State *L, int is_array, lua_Integer *n, const char *name, const char *v,
+                     size_t vlen)
+{
+    if (is_array) {
+        lua_createtable(L, 2, 0);
+        lua_pushstring(L, name);
+        lua_rawseti(L, -2, 1);
+        lua_pushlstring(L, v, vlen);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, ++*n);
+    } else {
+        lua_pushlstring(L, v, vlen);
+        lua_setfield(L, -2, name);
+    }
+}
+
+/* The headers to send: the caller's but Authorization, then those the signer adds in
+ * ep_sigv4_sign's order (Host, X-Amz-Security-Token, X-Amz-Date, x-amz-content-sha256,
+ * Authorization). */
+static void push_sent(lua_State *L, int base, size_t nh, int is_array, const ep_sigv4_signed *s,
+                      const char *token)
+{
+    lua_createtable(L, is_array ? (int)nh + 5 : 0, is_array ? 0 : (int)nh + 5);
+    lua_Integer n = 0;
+    for (size_t i = 0; i < nh; i++) {
+        size_t nlen;
+        const char *name = lua_tolstring(L, base + 2 * (int)i, &nlen);
+        if (ep_sigv4_name_eq(name, nlen, "authorization"))
+            continue;
+        if (is_array) {
+            lua_createtable(L, 2, 0);
+            lua_pushvalue(L, base + 2 * (int)i);
+            lua_rawseti(L, -2, 1);
+            lua_pushvalue(L, base + 2 * (int)i + 1);
+            lua_rawseti(L, -2, 2);
+            lua_rawseti(L, -2, ++n);
+        } else {
+            lua_pushvalue(L, base + 2 * (int)i);
+            lua_pushvalue(L, base + 2 * (int)i + 1);
+            lua_rawset(L, -3);
+        }
+    }
+    if (s->add_host)
+        set_pair(L, is_array, &n, "Host", s->host, strlen(s->host));
+    if (s->add_token)
+        set_pair(L, is_array, &n, "X-Amz-Security-Token", token, strlen(token));
+    if (s->add_date)
+        set_pair(L, is_array, &n, "X-Amz-Date", s->amz_date, 16);
+    if (s->add_content_sha)
+        set_pair(L, is_array, &n, "x-amz-content-sha256", s->body_hex, 64);
+    set_pair(L, is_array, &n, "Authorization", s->authorization, strlen(s->authorization));
+}
+
+/* signer:sign(method, headers, body, time, access_key, secret_key [, session_token
+ *   [, stages]]) -> headers to send [, {canonical_request=, string_to_sign=,
+ *   signature=, authorization=} when stages] */
+static int l_prepared_sign(lua_State *L)
+{
+    prepared_ud *u = luaL_checkudata(L, 1, PREPARED_MT);
+    if (!u->p)
+        return luaL_error(L, "sigv4 signer:sign: the signer was freed");
+    const char *method = luaL_checkstring(L, 2);
+    size_t body_len = 0, secret_len = 0;
+    const char *body = luaL_optlstring(L, 4, "", &body_len);
+    const char *date = signing_date(L, u, 5);
+    const char *ak = luaL_checkstring(L, 6);
+    const char *sk = luaL_checklstring(L, 7, &secret_len);
+    const char *token = luaL_optstring(L, 8, NULL);
+    int stages = lua_toboolean(L, 9);
+    if (token && !*token)
+        token = NULL;
+    /* the key of the last signing holds while access key and secret are the same */
+    lua_getiuservalue(L, 1, 1);
+    lua_getiuservalue(L, 1, 2);
+    int same = lua_rawequal(L, -2, 6) && lua_rawequal(L, -1, 7);
+    lua_pop(L, 2);
+    lua_settop(L, 9);
+    int base = lua_gettop(L) + 1, is_array;
+    size_t nh = push_headers(L, 3, &is_array);
+    ep_sigv4_header stack_hs[STACK_HEADERS];
+    ep_sigv4_header *hs = stack_hs;
+    if (nh > STACK_HEADERS)
+        hs = lua_newuserdatauv(L, nh * sizeof *hs, 0); /* owned by Lua: no leak on error */
+    for (size_t i = 0; i < nh; i++) {
+        hs[i].name = lua_tolstring(L, base + 2 * (int)i, &hs[i].name_len);
+        hs[i].value = lua_tolstring(L, base + 2 * (int)i + 1, &hs[i].value_len);
+    }
+    ep_sigv4_signed s;
+    char err[256];
+    if (ep_sigv4_sign_prepared(u->p, method, hs, nh, body, body_len, date, ak, sk, secret_len,
+                               token, same, &s, err, sizeof err) != 0)
+        return luaL_error(L, "%s", err);
+    if (!same) {
+        lua_pushvalue(L, 6);
+        lua_setiuservalue(L, 1, 1);
+        lua_pushvalue(L, 7);
+        lua_setiuservalue(L, 1, 2);
+    }
+    push_sent(L, base, nh, is_array, &s, token);
+    if (!stages)
+        return 1;
+    lua_createtable(L, 0, 4);
+    set_str(L, "canonical_request", s.canonical_request);
+    set_str(L, "string_to_sign", s.string_to_sign);
+    set_str(L, "signature", s.signature);
+    set_str(L, "authorization", s.authorization);
+    return 2;
+}
+
+static const luaL_Reg prepared_methods[] = {
+    {"sign", l_prepared_sign},
+    {NULL, NULL},
+};
+
 static int l_canonical_path(lua_State *L)
 {
     const char *p = luaL_checkstring(L, 1);
@@ -254,6 +535,7 @@ static int l_cache_stats(lua_State *L)
 
 static const luaL_Reg sigv4_funcs[] = {
     {"sign", l_sign},
+    {"prepare", l_prepare},
     {"canonical_path", l_canonical_path},
     {"canonical_query", l_canonical_query},
     {"canonical_header_value", l_canonical_header_value},
@@ -268,6 +550,13 @@ int luaopen_ecsplay_core_sigv4(lua_State *L)
     if (luaL_newmetatable(L, RESULT_MT)) {
         lua_pushcfunction(L, result_gc);
         lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, PREPARED_MT)) {
+        lua_pushcfunction(L, prepared_gc);
+        lua_setfield(L, -2, "__gc");
+        luaL_newlib(L, prepared_methods);
+        lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
     luaL_newlib(L, sigv4_funcs);

@@ -29,7 +29,8 @@ local M = {}
 
 local TOKEN = {}                 -- marks yields that belong to the scheduler
 local tasks_by_co = setmetatable({}, { __mode = "k" })
-local ready = {}                 -- FIFO of { task, ok, value }: ready[head..tail]
+-- FIFO of (task, ok, value) in three parallel arrays, [head..tail]: no table per entry
+local ready, ready_ok, ready_value = {}, {}, {}
 local ready_head, ready_tail = 1, 0
 local timers = {}                -- binary heap of { t, seq, task, wall_at }
 local wall_timers = {}           -- the timers with a wall-clock cap (sleep's `wall`)
@@ -328,8 +329,9 @@ local Task = {}
 Task.__index = Task
 
 local function make_ready(task, ok, value)
-  ready_tail = ready_tail + 1
-  ready[ready_tail] = { task, ok, value }
+  local i = ready_tail + 1
+  ready_tail = i
+  ready[i], ready_ok[i], ready_value[i] = task, ok, value
 end
 
 local function has_ready() return ready_head <= ready_tail end
@@ -346,22 +348,23 @@ local function finish(task, ok, ...)
   task.joiners = {}
 end
 
--- Resumes a task with (ok, value) and files it under whatever it waits on next.
-local function step(task, ok, value)
-  task.wait = nil
-  local res = table.pack(coroutine.resume(task.co, ok, value))
-  if not res[1] then
-    return finish(task, false, res[2])
+local function start_http(req) return http_core().start(req) end
+
+-- What a task's resume gave back: (false, err) | its results when it ended | (TOKEN, kind,
+-- arg) when it waits. Taken as varargs, not packed into a table per resume.
+local function resumed(task, resumed_ok, first, ...)
+  if not resumed_ok then
+    return finish(task, false, first)
   end
   if coroutine.status(task.co) == "dead" then
-    return finish(task, true, table.unpack(res, 2, res.n))
+    return finish(task, true, first, ...)
   end
-  if res[2] ~= TOKEN then
+  if first ~= TOKEN then
     -- a bare coroutine.yield() at the top of a task: not ours to handle
     return finish(task, false, "coroutine.yield() called outside a coroutine the playbook created; "
       .. "use ecsplay.sleep / ecsplay.spawn for waiting")
   end
-  local kind, arg = res[3], res[4]
+  local kind, arg = ...
   if kind == "sleep" then
     timer_seq = timer_seq + 1
     local seconds, wall = arg, nil
@@ -376,7 +379,7 @@ local function step(task, ok, value)
   elseif kind == "http" then
     -- inside the pcall: loading libcurl on first use may fail too, and that failure
     -- belongs to the playbook's HTTP call, not to the scheduler
-    local ok_start, id = pcall(function(a) return http_core().start(a) end, arg)
+    local ok_start, id = pcall(start_http, arg)
     if not ok_start then
       make_ready(task, false, id)
     else
@@ -394,6 +397,12 @@ local function step(task, ok, value)
   elseif kind == "yield" then
     make_ready(task, true, nil)
   end
+end
+
+-- Resumes a task with (ok, value) and files it under whatever it waits on next.
+local function step(task, ok, value)
+  task.wait = nil
+  return resumed(task, coroutine.resume(task.co, ok, value))
 end
 
 --[[ Per-coroutine tables whose entry a spawned task starts with a copy of its spawner's
@@ -537,11 +546,12 @@ function M.signal_received() return signal_seen end
 local function run_ready()
   local any = false
   while ready_head <= ready_tail do
-    local item = ready[ready_head]
-    ready[ready_head] = nil
-    ready_head = ready_head + 1
+    local i = ready_head
+    local task, ok, value = ready[i], ready_ok[i], ready_value[i]
+    ready[i], ready_ok[i], ready_value[i] = nil, nil, nil
+    ready_head = i + 1
     any = true
-    step(item[1], item[2], item[3])
+    step(task, ok, value)
   end
   ready_head, ready_tail = 1, 0
   return any

@@ -239,3 +239,70 @@ T.test("Ctrl-C during test (even in a busy loop) and iam-policy: exit 130, no tr
   T.ok(not err:find("traceback", 1, true), err)
 end)
 
+
+T.test("status, promote, pause, unpause, abort: a misspelt flag gets the flag parser's did-you-mean, exit 2", function()
+  expect("status --wach", 2, "ecsplay: status: unexpected argument --wach; did you mean `--watch`?\n"
+    .. "usage: ecsplay status [RUN] [--watch] [--log-format text|json]")
+  expect("promote 2026 --ful", 2, "ecsplay: promote: unexpected argument --ful; did you mean `--full`?\n"
+    .. "usage: ecsplay promote RUN [--full] [--as NAME] [--log-format text|json]")
+  expect("pause 2026 --a bob", 2, "ecsplay: pause: unexpected argument --a; did you mean `--as`?\n"
+    .. "usage: ecsplay pause RUN [--as NAME] [--log-format text|json]")
+  expect("unpause 2026 --log-fromat=json", 2, "ecsplay: unpause: unexpected argument --log-fromat=json; did you mean "
+    .. "`--log-format`?\nusage: ecsplay unpause RUN [--as NAME] [--log-format text|json]")
+  expect("abort --fulll 2026", 2, "ecsplay: abort: unexpected argument --fulll\n"
+    .. "usage: ecsplay abort RUN [--as NAME] [--log-format text|json]")
+end)
+
+T.test("status and the steering commands in JSON mode: one JSON document, errors as an error event", function()
+  local runs = TMP .. "/no-runs"
+  os.execute("mkdir -p " .. q(runs))
+  local env = "ECSPLAY_RUNS_DIR=" .. q(runs)
+  local json = require "ecsplay.json"
+  -- no run at all: still one JSON document (an empty output is no JSON)
+  for _, form in ipairs { "status --log-format json", "--log-format json status", "status --log-format=json" } do
+    local out, err, rc = run(form, env)
+    T.eq({ out, err, rc }, { '{"runs":[]}\n', "", 0 }, form)
+    T.eq(json.decode(out).runs, {}, form)
+  end
+  local out, err, rc = run("status", env)
+  T.eq({ out, err, rc }, { "no runs in " .. runs .. "\n", "", 0 })
+  -- a RUN that matches nothing, a misspelt flag: the error event on stdout, the line on stderr, exit 2
+  local cases = {
+    { "status nosuch --log-format json", "RunNotFound", 'status: no run "nosuch" in ' .. runs },
+    { "--log-format json promote nosuch --full", "RunNotFound", 'promote: no run "nosuch" in ' .. runs },
+    { "abort --log-format json", "BadInput", "abort: which run? (RUN: a run id" },
+    { "status --wach --log-format json", "BadInput", "status: unexpected argument --wach; did you mean `--watch`?" },
+  }
+  for _, c in ipairs(cases) do
+    out, err, rc = run(c[1], env)
+    T.eq(rc, 2, c[1] .. ": " .. err)
+    T.eq(select(2, out:gsub("\n", "")), 1, "one line on stdout: " .. out)
+    local ev = json.decode(out)
+    T.ok(type(ev) == "table", c[1] .. ": JSON on stdout: " .. out)
+    T.eq({ ev.event, ev.level, ev.code, ev.kind, math.tointeger(ev.exit_code) },
+      { "error", "error", c[2], "bad_input", 2 }, c[1])
+    T.eq(ev.message:sub(1, #c[3]), c[3], c[1])
+    T.eq(err:match("^[^\n]*"), "ecsplay: " .. ev.message, c[1] .. ": the same line for people on stderr")
+  end
+  -- text mode: nothing on stdout
+  out, err, rc = run("status nosuch", env)
+  T.eq({ out, err, rc }, { "", "ecsplay: status: no run \"nosuch\" in " .. runs .. " (0 run(s) there; `ecsplay status` "
+    .. "lists them)\n", 2 })
+end)
+
+T.test("sim serve: an unknown argument gets a did-you-mean and the list of every option --help explains", function()
+  local listed = "(expected --port N, --scenario FILE, --speed X, --lockstep, --no-auth, --iam-policy FILE; --help "
+    .. "explains them)"
+  expect("sim serve --iam-polcy p.json", 2, "ecsplay: sim serve: unknown argument --iam-polcy; did you mean "
+    .. "`--iam-policy`? " .. listed)
+  expect("sim serve --sped 2", 2, "ecsplay: sim serve: unknown argument --sped; did you mean `--speed`? " .. listed)
+  expect("sim serve stray", 2, "ecsplay: sim serve: unknown argument stray " .. listed)
+  expect("sim serve --iam-policy", 2, "ecsplay: sim serve: --iam-policy needs a value")
+  -- the list is every option of --help (but --help itself), in its order
+  local help = run("sim serve --help")
+  local options = {}
+  for flag, arg in help:gmatch("\n  (%-%-[%w-]+) ?([A-Z]*)") do
+    if flag ~= "--help" then options[#options + 1] = arg ~= "" and (flag .. " " .. arg) or flag end
+  end
+  T.eq("(expected " .. table.concat(options, ", ") .. "; --help explains them)", listed)
+end)

@@ -68,5 +68,3 @@ T.test("SIGINT during a fleet whose member's rollback fails: the others still ro
   T.ok(out:find("m2's rollback failed", 1, true), out)
   T.ok(out:find("m2 at 10%", 1, true), "what is left:\n" .. out)
 end)
-
-T.report()

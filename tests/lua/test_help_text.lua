@@ -121,7 +121,7 @@ T.test("sim serve --help and sim --help: the options, exit 0", function()
     T.ok(out:find("\n  --lockstep ", 1, true), out)
   end
   local _, err = expect("sim serve --bogus", 2, "ecsplay: sim serve: unknown argument --bogus (expected --port N, "
-    .. "--scenario FILE, --speed X, --lockstep, --no-auth; --help explains them)")
+    .. "--scenario FILE, --speed X, --lockstep, --no-auth, --iam-policy FILE; --help explains them)")
   T.ok(err ~= "")
 end)
 

@@ -159,3 +159,19 @@ T.test("scenario iam = { policy = } refuses a bad policy file with file, line an
   T.eq(rc, 0, out)
   os.execute("rm -rf '" .. dir .. "'")
 end)
+
+T.test("an empty list is written [] in a policy (IAM refuses \"Statement\": {} and \"Resource\": {})", function()
+  local json = require "ecsplay.json"
+  local empty = iam.policy_document({}, {})
+  T.eq(iam.encode(empty), '{\n  "Statement": [],\n  "Version": "2012-10-17"\n}')
+  T.eq(json.encode(empty.Statement), "[]")
+  T.eq(iam.encode { Resource = json.array {}, Condition = {} }, '{\n  "Condition": {},\n  "Resource": []\n}')
+  -- lists of several stay lists through both encoders; one value stays a string
+  local two = iam.policy_document({ { action = "ecs:UpdateService", resource = SVC },
+    { action = "ecs:DescribeServices", resource = SVC } }, {})
+  local decoded = json.decode(iam.encode(two))
+  T.eq(decoded.Statement[1].Action, { "ecs:DescribeServices", "ecs:UpdateService" })
+  T.eq(decoded.Statement[1].Resource,
+    (SVC:gsub("us%-east%-1:123456789012", "${aws:RequestedRegion}:${aws:PrincipalAccount}")))
+  T.eq(json.decode(json.encode(two)).Statement[1].Action, { "ecs:DescribeServices", "ecs:UpdateService" })
+end)

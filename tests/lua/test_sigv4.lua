@@ -114,6 +114,33 @@ T.test("signature_for: verifies the way the simulator calls it", function()
   T.ok(msg:find("x-amz-target", 1, true), msg)
 end)
 
+T.test("prepare: the prepared signer signs as sign{} does, and keeps its key per credentials", function()
+  local hdrs = { ["Content-Type"] = "application/x-amz-json-1.1", ["X-Amz-Target"] = "A.B",
+    ["User-Agent"] = "ecsplay/1.0", ["Content-Length"] = 2, Authorization = "stale" }
+  local signer = sigv4.prepare { url = "https://example.amazonaws.com/", region = "us-east-1",
+    service = "service" }
+  local rounds = { { SECRET, nil }, { SECRET, "TOKEN" }, { SECRET .. "x", "TOKEN" }, { SECRET, nil } }
+  for _, creds in ipairs(rounds) do
+    local want = sigv4.sign(args { method = "POST", headers = hdrs, body = "{}",
+      secret_key = creds[1], session_token = creds[2] })
+    local sent, st = signer:sign("POST", hdrs, "{}", 1440938160, "AKIDEXAMPLE", creds[1], creds[2], true)
+    T.eq(sent, want.headers)
+    T.eq(st.signature, want.signature)
+    T.eq(st.canonical_request, want.canonical_request)
+  end
+  -- array headers come back as an array, in sign{}'s order
+  local want = sigv4.sign(args { headers = { { "My-Header", "b" }, { "my-header", "a" } } })
+  local sent = signer:sign("GET", { { "My-Header", "b" }, { "my-header", "a" } }, nil, "20150830T123600Z",
+    "AKIDEXAMPLE", SECRET)
+  T.eq(sent, want.headers)
+  T.ok(not pcall(signer.sign, signer, "GET", { ["Bad Name"] = "x" }, nil, 1440938160, "AKIDEXAMPLE",
+    SECRET))
+  T.ok(not pcall(signer.sign, signer, "GET", nil, nil, "yesterday", "AKIDEXAMPLE", SECRET))
+  T.ok(not pcall(sigv4.prepare, { url = "example.com/", region = "us-east-1", service = "s" }))
+  T.eq(sigv4.signer_for("https://example.amazonaws.com/", "us-east-1", "service"),
+    sigv4.signer_for("https://example.amazonaws.com/", "us-east-1", "service"))
+end)
+
 T.test("crypto: digests, encodings, randomness", function()
   T.eq(crypto.sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
   T.eq(crypto.hex(crypto.hmac_sha256("Jefe", "what do ya want for nothing?")),

@@ -4,11 +4,16 @@ the shipped playbooks rehearsed with --simulate (success, a gate failure, bad in
 rollout of each kind, the rollback playbook, two rollouts in parallel), with -v (debug events too)
 and -q, `PLAYBOOK --help`, and `ecsplay rollback JOURNAL` of a finished run against `sim serve`.
 Standard output holds nothing but those lines; the last is the run's summary with its exit code.
+Also: a run steered by its scenario's controls and writing --report (`control` and `report`
+events), the `error` event of `ecsplay status RUN` that matches nothing, and every event name
+the code emits (log.event / :log calls in stdlib-lua) is documented in docs/events.md and
+fits the schema's event pattern.
 
 Run: /usr/bin/python3 tests/py/test_events_schema.py   (from the project root, after make)
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -181,6 +186,72 @@ class Events(unittest.TestCase):
         undo = [e for e in evs if e["event"] == "undo"]
         self.assertTrue(undo, "the revert is in the events")
         self.assertEqual({e["run_id"] for e in undo}, {run_id}, "rollback's events name the run")
+
+    def test_steered_run_with_report(self):
+        tmp = tempfile.TemporaryDirectory(prefix="ecsplay-events-")
+        self.addCleanup(tmp.cleanup)
+        sc = os.path.join(tmp.name, "steer.lua")
+        with open(sc, "w") as f:
+            f.write('return { controls = { { at = "2m", command = "pause", by = "ops" }, '
+                    '{ at = "3m", command = "unpause", by = "ops" }, { at = "4m", command = "promote" } } }\n')
+        report = os.path.join(tmp.name, "r.html")
+        env = simserve.clean_env()
+        env["ECSPLAY_RUNS_DIR"] = os.path.join(tmp.name, "runs")
+        evs, _ = self.events(0, "--simulate=" + sc, "--report", report, "playbooks/canary.lua", env=env)
+        self.assert_run_summary(evs, 0)
+        controls = [e for e in evs if e["event"] == "control"]
+        self.assertEqual([(e["command"], e["by"], e["source"]) for e in controls],
+                         [("pause", "ops", "scenario"), ("unpause", "ops", "scenario"), ("promote", "scenario", "scenario")])
+        self.assertEqual({e["rollout"] for e in controls}, {"canary api"}, "a control event names its rollout")
+        self.assertEqual(evs[-2]["event"], "report", "the report event comes right before the run's summary")
+        self.assertEqual(evs[-2]["report"], report)
+        self.assertTrue(os.path.exists(report))
+        self.assertTrue(evs[-2]["journal"].endswith(evs[-1]["run_id"] + ".jsonl"), evs[-2])
+
+    def test_status_error_is_an_event(self):
+        runs = tempfile.TemporaryDirectory(prefix="ecsplay-events-runs-")
+        self.addCleanup(runs.cleanup)
+        env = simserve.clean_env()
+        env["ECSPLAY_RUNS_DIR"] = runs.name
+        evs, err = self.events(2, "status", "nosuch", env=env)
+        self.assertEqual([(e["event"], e["code"], e["exit_code"]) for e in evs], [("error", "RunNotFound", 2)])
+        self.assertIn(evs[0]["message"], err)
+
+
+# Calls that emit an event: log.event / log.lazy_event (and log.lua's own M.event), a rollout's
+# run:log / self:log, the live state's run_log, the AWS client's s.log. The level (a literal, or
+# `cond and "info" or "warn"`) comes first, the event name second, as a string literal.
+EMITTER = re.compile(r'(?:\blog\.event|\blog\.lazy_event|\bM\.event|:log|\bs\.log|\brun_log)\(\s*(?:self\s*,\s*)?'
+                     r'[^,;]*,\s*"([^"]+)"')
+
+
+def emitted_event_names():
+    """→ {event name: [files]} of every event emitted with a literal name in stdlib-lua."""
+    names = {}
+    for d, _, files in os.walk(os.path.join(simserve.ROOT, "stdlib-lua", "ecsplay")):
+        for f in files:
+            if f.endswith(".lua"):
+                path = os.path.join(d, f)
+                with open(path) as src:
+                    for m in EMITTER.finditer(src.read()):
+                        names.setdefault(m.group(1), []).append(os.path.relpath(path, simserve.ROOT))
+    return names
+
+
+class EventNamesDocumented(unittest.TestCase):
+    def test_every_emitted_event_is_documented(self):
+        names = emitted_event_names()
+        # the extraction sees what it must (a broken pattern would find nothing and pass)
+        for known in ("step", "gate", "round", "baking", "summary", "error", "print", "report", "control",
+                      "approval", "aws.retry", "aws.call", "log", "undo"):
+            self.assertIn(known, names)
+        with open(os.path.join(simserve.ROOT, "docs", "events.md")) as f:
+            documented = set(re.findall(r"`([a-z][a-z0-9_.]*)`", f.read()))
+        pattern = re.compile(SCHEMA["properties"]["event"]["pattern"])
+        missing = sorted("%s (%s)" % (n, ", ".join(sorted(set(fs)))) for n, fs in names.items() if n not in documented)
+        self.assertEqual(missing, [], "events emitted in stdlib-lua but not in docs/events.md")
+        self.assertEqual(sorted(n for n in names if not pattern.match(n)), [],
+                         "event names the schema's pattern refuses")
 
 
 if __name__ == "__main__":

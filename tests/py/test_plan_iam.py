@@ -8,7 +8,8 @@
 * the simulator enforces a policy: boto3 (botocore parses the error) gets AccessDeniedException
   (JSON protocols) or AccessDenied (ELBv2's query protocol) naming the action and resource;
 * every shipped playbook passes under its own generated policy on every path (success,
-  rollback, resume after a kill, `ecsplay rollback JOURNAL` after a kill, `ecsplay abort`), and
+  rollback, resume after a kill, `ecsplay rollback JOURNAL` after a kill, `ecsplay abort`,
+  `ecsplay promote` at every wait: CodeDeploy's ContinueDeployment), and
   is denied when any one statement is removed (`iam-policy --prove`, checked here against the
   policy it prints; `--verify` of a policy file from outside for two of them).
 """
@@ -202,8 +203,11 @@ ADDED_BY = {
     ("codedeploy", "journal-rollback"): "codedeploy:BatchGetDeployments",
     ("multi_service", "journal-rollback"): "codedeploy:BatchGetDeployments",
     ("ecs_native", "journal-rollback"): "ecs:StopServiceDeployment",
+    # promoted during CodeDeploy's wait before it terminates the original task set
+    ("codedeploy", "promote"): "codedeploy:ContinueDeployment",
+    ("multi_service", "promote"): "codedeploy:ContinueDeployment",
 }
-PATHS = ["success", "rollback", "resume", "journal-rollback", "abort"]
+PATHS = ["success", "rollback", "resume", "journal-rollback", "abort", "promote"]
 
 
 class GeneratedPolicies(unittest.TestCase):
@@ -223,6 +227,9 @@ class GeneratedPolicies(unittest.TestCase):
             self.assertEqual(codes["journal-rollback"], 0, name)
             self.assertEqual(codes["abort"], 1, name)
             self.assertTrue([p for p in doc["paths"] if p["path"] == "abort"][0]["abort_taken"], name)
+            # promoted at its waits, the run still succeeds (a path that took no promote has a note)
+            promote = [p for p in doc["paths"] if p["path"] == "promote"][0]
+            self.assertEqual((promote["code"], promote.get("note")), (0, None), name)
             if name != "rollback":  # playbooks/rollback.lua deploys a good version back; its resume is a known failure
                 self.assertEqual(codes["rollback"], 1, name)
                 self.assertEqual(codes["resume"], 0, name)
@@ -278,6 +285,22 @@ class GeneratedPolicies(unittest.TestCase):
             self.assertTrue(denied, out)
             self.assertTrue(set(denied) <= actions(gone[0]), (denied, gone[0]))
             self.assertIn("AccessDenied", out)
+            if name == "codedeploy":
+                # ContinueDeployment alone taken out of its statement: only the promote path needs it
+                def without_continue(st):
+                    rest = sorted(actions(st) - {"codedeploy:ContinueDeployment"})
+                    return dict(st, Action=rest[0] if len(rest) == 1 else rest)
+                self.assertEqual(len([st for st in doc["Statement"]
+                                      if "codedeploy:ContinueDeployment" in actions(st)]), 1, doc)
+                no_continue = os.path.join(tmp, name + "-no-continue.json")
+                with open(no_continue, "w") as f:
+                    json.dump(dict(doc, Statement=[without_continue(st) for st in doc["Statement"]]), f)
+                rc, out, err = ecsplay("iam-policy", playbook, "--verify", no_continue)
+                self.assertEqual(rc, 1, out + err)
+                self.assertEqual(sorted(set(re.findall(r"denied: (\S+) on ", out))), ["codedeploy:ContinueDeployment"], out)
+                self.assertIn("\npromote: exit", out)
+                self.assertEqual([line.split(":")[0] for line in out.splitlines()
+                                  if re.search(r": exit \d+, [1-9]\d* call\(s\) denied", line)], ["promote"], out)
 
     def test_bad_arguments(self):
         rc, out, err = ecsplay("iam-policy", "playbooks/rolling.lua", "--verify", "/nonexistent.json")

@@ -58,6 +58,10 @@ SAMPLE_PINNED = (
     "canary/journal-full@done:weight:2",
     "canary/journal-readonly@done:weight:2",
     "blue_green/journal-deleted@done:swap",
+    # killed between two waves (during the soak): resume runs the later waves (playbook_end line)
+    "multi_region/kill@api_in_us-east-1.end+resume",
+    # fleet members waited for through a signal (rollout/fleet.lua), each rolled back
+    "fleet/sigterm@svc5.do:weight:1",
 )
 
 

@@ -4,6 +4,7 @@ as the fewest calls the APIs allow, and each caller gets back exactly what its o
 have answered:
 
   ecs DescribeServices          up to 10 services a call (per cluster and `include`)
+  ecs DescribeServiceDeployments up to 20 service deployment ARNs a call (AWS's maximum)
   elbv2 DescribeTargetGroups    Names or TargetGroupArns lists, up to 20 a call
   elbv2 DescribeListeners       ListenerArns lists, up to 20 a call
   elbv2 DescribeRules           RuleArns lists, up to 20 a call
@@ -60,6 +61,11 @@ local LISTS = {
       services = function(e) return { e.serviceArn, e.serviceName } end,
       failures = function(e) return { e.arn, last_part(e.arn) } end,
     } },
+  ["ecs.DescribeServiceDeployments"] = { list = "serviceDeploymentArns", max = 20, order = "request",
+    results = {
+      serviceDeployments = function(e) return { e.serviceDeploymentArn } end,
+      failures = function(e) return { e.arn } end,
+    } },
   ["elbv2.DescribeTargetGroups"] = { lists = { "Names", "TargetGroupArns" }, max = ELBV2_LIST, order = "request",
     page = { "NextMarker", "Marker" },
     results = { TargetGroups = function(e) return { e.TargetGroupArn, e.TargetGroupName } end } },
@@ -84,7 +90,8 @@ local SAME = { ["elbv2.DescribeTargetHealth"] = true, ["ecs.DescribeTaskDefiniti
 local METRIC_QUERIES = 500 -- MetricDataQueries per GetMetricData (AWS's limit)
 
 local SNAKE = {
-  ecs = { describe_services = "DescribeServices", describe_task_definition = "DescribeTaskDefinition" },
+  ecs = { describe_services = "DescribeServices", describe_task_definition = "DescribeTaskDefinition",
+    describe_service_deployments = "DescribeServiceDeployments" },
   elbv2 = { describe_target_groups = "DescribeTargetGroups", describe_listeners = "DescribeListeners",
     describe_rules = "DescribeRules", describe_target_health = "DescribeTargetHealth" },
   cloudwatch = { describe_alarms = "DescribeAlarms", get_metric_data = "GetMetricData" },

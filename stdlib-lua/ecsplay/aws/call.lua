@@ -267,11 +267,11 @@ local function attempt(s, ctx)
   -- returns a new table, so a retry signs the same headers again
   local signed_headers = ctx.req.headers
   if creds then
-    local sig = sigv4.sign { method = ctx.req.method, url = ctx.url, headers = signed_headers,
-      body = ctx.req.body, region = ctx.region, service = p.signing_name,
-      access_key = creds.access_key, secret_key = creds:secret_key(),
-      session_token = creds:session_token(), time = math.floor(now(o)) }
-    signed_headers = sig.headers
+    -- the prepared signer of this URL (aws/sigv4.lua): sigv4.sign's signing, with the URL's
+    -- parts worked out once and the signing key kept for its day
+    signed_headers = sigv4.signer_for(ctx.url, ctx.region, p.signing_name):sign(ctx.req.method,
+      signed_headers, ctx.req.body, math.floor(now(o)), creds.access_key, creds:secret_key(),
+      creds:session_token())
   end
   sched.add_clock_headers(signed_headers, ctx.url) -- names this client to a simulator (lockstep)
   local max_size = o.max_size or M.DEFAULT_MAX_SIZE

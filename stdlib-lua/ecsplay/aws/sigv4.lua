@@ -7,6 +7,16 @@
 --              double_encode=<normalize>, omit_session_token=false}
 --     -> {authorization=, canonical_request=, string_to_sign=, signature=, headers=}
 --   sigv4.presign{<as sign>, expires=seconds} -> {url=, canonical_request=, ...}
+--   sigv4.prepare{url=, region=, service=, normalize=true, double_encode=<normalize>,
+--                 sign_body=false, omit_session_token=false} -> signer
+--   signer:sign(method, headers, body, time, access_key, secret_key [, session_token [, stages]])
+--     -> headers to send [, {canonical_request=, string_to_sign=, signature=, authorization=}]
+--     (the same signing as sign{}, for a caller that signs many requests to one URL with
+--     values it has already checked: the URL's parts are checked and canonicalized once,
+--     headers are sorted in C, the signing key is kept for its day; time is epoch seconds
+--     or "YYYYMMDDTHHMMSSZ")
+--   sigv4.signer_for(url, region, service) -> a prepared signer with the defaults, kept for
+--     the URLs signed lately (aws/call.lua's)
 --   sigv4.parse_authorization(value) -> {access_key=, date=, region=, service=,
 --              signed_headers={...}, signature=} | nil, message
 --   sigv4.signature_for{<as sign>, signed_headers={...}} -> signature, details | nil, message
@@ -184,6 +194,40 @@ end
 
 function M.sign(t)
   return sign("sign", t, nil)
+end
+
+-- A prepared signer for one URL (see the top of the file).
+function M.prepare(t)
+  if type(t) ~= "table" then error("sigv4.prepare: expected a table of arguments, got " .. type(t), 0) end
+  local url = need_string("prepare", t, "url")
+  local host, path, query = parse_url_cached("prepare", url)
+  local normalize = opt_bool("prepare", t, "normalize", true)
+  return core.prepare { region = need_string("prepare", t, "region"),
+    service = need_string("prepare", t, "service"), host = host, path = path, query = query,
+    normalize = normalize, double_encode = opt_bool("prepare", t, "double_encode", normalize),
+    sign_body = opt_bool("prepare", t, "sign_body", false),
+    omit_session_token = opt_bool("prepare", t, "omit_session_token", false) }
+end
+
+--[[ signer_for's signers: signers[url][region][service]. Bounded like url_cache: emptied
+     when it holds SIGNER_CACHE_MAX of them (a signer is small; it keeps a signing key). ]]
+local SIGNER_CACHE_MAX = 64
+local signers, signers_n = {}, 0
+
+function M.signer_for(url, region, service)
+  local by_region = signers[url]
+  local by_service = by_region and by_region[region]
+  local signer = by_service and by_service[service]
+  if signer then return signer end
+  signer = M.prepare { url = url, region = region, service = service }
+  if signers_n >= SIGNER_CACHE_MAX then signers, signers_n = {}, 0 end
+  by_region = signers[url] or {}
+  signers[url] = by_region
+  by_service = by_region[region] or {}
+  by_region[region] = by_service
+  by_service[service] = signer
+  signers_n = signers_n + 1
+  return signer
 end
 
 -- Presigned URL: as sign, plus expires= (seconds, 1..604800). Returns

@@ -14,6 +14,14 @@ run has one: a journaled run also tags the revision it registers):
   abort             `ecsplay abort RUN` is sent at the same point (a line in the
                     run's control file, as the command writes it); the rollout
                     takes it at its next wait and rolls back.
+  promote           the scenario sends `ecsplay promote` every PROMOTE_EVERY from
+                    the start (its `controls`, docs/scenario.md), so every wait
+                    the run makes takes one: a bake ends, an approval step is
+                    approved, and where promote is an AWS call it is made
+                    (CodeDeploy's ContinueDeployment for its ready or termination
+                    wait; an ECS pause hook answered CONTINUE). Rehearsed for
+                    every playbook: where promote calls nothing new, the path
+                    shows that the policy holds for a promoted run too.
 
 The kill point: the first AWS call after the group's first journal shows its
 second journaled change done (a step with an undo: the canary scaled up and the
@@ -36,7 +44,8 @@ the same run, on the same world, with the real policy again.
       result: { path=, code=, message=, denials = {{action=, resource=, how=, code=}},
                 checks = { the IAM checks of its calls }, skipped = why | nil,
                 note = what went unlike the path's intent | nil,
-                abort_taken = the abort path's rollout journaled the abort }
+                abort_taken = the abort path's rollout journaled the abort,
+                promotes = the promotes the promote path's rollouts took }
 ]]
 local errors = require "ecsplay.errors"
 local json = require "ecsplay.json"
@@ -50,7 +59,11 @@ local rehearse = require "ecsplay.cli.rehearse"
 
 local M = {}
 
-M.NAMES = { "success", "rollback", "resume", "journal-rollback", "abort" }
+M.NAMES = { "success", "rollback", "resume", "journal-rollback", "abort", "promote" }
+
+-- The promote path's scripted promotes: one every PROMOTE_EVERY simulated seconds up to
+-- PROMOTE_UNTIL (longer than a shipped rollout runs, even promoted only where it waits).
+M.PROMOTE_EVERY, M.PROMOTE_UNTIL = 30, 12 * 3600
 
 -- Paths that start from the kill point; those that kill the run there.
 local FROM_KILL_POINT = { resume = true, ["journal-rollback"] = true, abort = true }
@@ -173,6 +186,34 @@ local function abort_taken(journal_path, id)
   return false
 end
 
+--[[ The promote path's scenario: the world's own, plus a promote every PROMOTE_EVERY
+     (after the scenario's own controls). A copy: the scenario the run loaded stays as it is. ]]
+local function promoting(scenario)
+  local copy = {}
+  for k, v in pairs(scenario or {}) do copy[k] = v end
+  local controls = {}
+  for _, c in ipairs(copy.controls or {}) do controls[#controls + 1] = c end
+  for at = M.PROMOTE_EVERY, M.PROMOTE_UNTIL, M.PROMOTE_EVERY do
+    controls[#controls + 1] = { at = at, command = "promote", by = "iam-policy" }
+  end
+  copy.controls = controls
+  return copy
+end
+
+-- The promotes the rollouts whose journals are in `dir` took (their {"t":"control"} lines).
+local function promotes_taken(dir)
+  local n = 0
+  for _, path in ipairs(journals(dir)) do
+    for line in (read_file(path) or ""):gmatch("[^\n]+") do
+      if line:find('"promote"', 1, true) then
+        local ok, obj = pcall(json.decode, line)
+        if ok and type(obj) == "table" and obj.t == "control" and obj.command == "promote" then n = n + 1 end
+      end
+    end
+  end
+  return n
+end
+
 local function mkdir(dir)
   os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
 end
@@ -204,6 +245,7 @@ local function rehearse_path(opts, conf, name, env, dir, kill_after)
         if dead() then return end
         for _, c in ipairs(list) do result.checks[#result.checks + 1] = c end
       end
+      if name == "promote" then sim.scenario = promoting(sim.scenario) end
       if env.policy then
         sim.scenario.iam = { policy = env.policy }
         sim.iam_denials = result.denials
@@ -237,6 +279,10 @@ local function rehearse_path(opts, conf, name, env, dir, kill_after)
     code, message = exit.FAILED, errors.describe(code)
   end
   result.code, result.message = code, message
+  if name == "promote" then
+    result.promotes = promotes_taken(dir)
+    if result.promotes == 0 then result.note = "the rollout took no promote" end
+  end
   if name == "abort" then
     result.abort_taken = kill ~= nil and abort_taken(kill.root, kill.sent.id)
     if not kill then

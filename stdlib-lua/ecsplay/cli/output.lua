@@ -394,7 +394,15 @@ function M.start(opts)
   local self = setmetatable({ rollouts = {}, order = {}, mode = mode_for(opts), started = sched.now(),
     help = opts.help }, Out)
   self.color = self.mode == "terminal" and os.getenv("NO_COLOR") == nil
-  log.configure { renderer = function(rec) self:render(rec) end }
+  log.configure { renderer = function(rec)
+    -- a hidden debug event (aws/call.lua's per-call `aws.call`) outside a terminal only
+    -- starts the run's clock and follows its rollout: the rest of render does nothing for it
+    if rec.shown or rec.level ~= "debug" or rec.event == "summary" or self.mode == "terminal" then
+      return self:render(rec)
+    end
+    self.first_time = self.first_time or rec.time
+    if rec.context.run_id then self:track(rec) end
+  end }
   if self.mode == "json" then
     -- standard output carries JSON only: a playbook's print() is an event too
     self.saved_print = _G.print

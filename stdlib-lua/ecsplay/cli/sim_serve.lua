@@ -1,5 +1,5 @@
 --[[
-`ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth]`:
+`ecsplay sim serve [--port N] [--scenario FILE] [--speed X | --lockstep] [--no-auth] [--iam-policy FILE]`:
 the simulator behind an HTTP server (ecsplay.sim.serve) until SIGINT/SIGTERM.
 --lockstep: simulated time moves only when every ecsplay client waits (ecsplay.sim.clock).
 --help (also `ecsplay sim --help`): HELP below on standard output, exit 0.
@@ -35,17 +35,29 @@ options:
   -h, --help        this text
 ]]
 
-local SPEC = {
-  valued = { ["--port"] = "port", ["--scenario"] = "scenario_path", ["--speed"] = "speed",
-    ["--iam-policy"] = "iam_policy" },
-  switches = { ["--no-auth"] = function(c) c.no_auth = true end,
-    ["--lockstep"] = function(c) c.lockstep = true end,
-    ["--help"] = function(c) c.help = true end, ["-h"] = function(c) c.help = true end },
-  unexpected = function(a)
-    return "sim serve: unknown argument " .. a .. " (expected --port N, --scenario FILE, --speed X, "
-      .. "--lockstep, --no-auth; --help explains them)"
-  end,
-}
+-- Every option, as the unknown-argument message lists it (the usage line's order).
+local OPTIONS = { { "--port", "N", "port" }, { "--scenario", "FILE", "scenario_path" }, { "--speed", "X", "speed" },
+  { "--lockstep" }, { "--no-auth" }, { "--iam-policy", "FILE", "iam_policy" } }
+
+local SWITCHES = { ["--no-auth"] = function(c) c.no_auth = true end,
+  ["--lockstep"] = function(c) c.lockstep = true end,
+  ["--help"] = function(c) c.help = true end, ["-h"] = function(c) c.help = true end }
+
+local function spec()
+  local valued, listed = {}, {}
+  for _, o in ipairs(OPTIONS) do
+    if o[2] then valued[o[1]] = o[3] end
+    listed[#listed + 1] = o[2] and (o[1] .. " " .. o[2]) or o[1]
+  end
+  return { valued = valued, switches = SWITCHES,
+    needs_value = function(flag) return "sim serve: " .. flag .. " needs a value" end,
+    -- hint: the flag parser's did-you-mean ("; did you mean `--iam-policy`?") or ""
+    unexpected = function(a, hint)
+      return "sim serve: unknown argument " .. a .. hint .. " (expected " .. table.concat(listed, ", ")
+        .. "; --help explains them)"
+    end }
+end
+local SPEC = spec()
 
 local function bad(message, field) error(errors.bad_input(message, field), 0) end
 

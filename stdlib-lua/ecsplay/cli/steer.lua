@@ -5,10 +5,15 @@ prefix of one, or a journal path; rollout/control.lua resolve), sending a
 command and waiting for the run to acknowledge it.
 
   steer.command(name, summary, extra_usage, spec_extra)  → a command module
+  steer.parse(argv, switches, max_positional) → opts, positionals | raises bad_input
+  steer.fail(name, format, problem, usage) → exit 2, the message: how every
+      one of them refuses (usage errors with the flag parser's did-you-mean);
+      with --log-format json also an `error` event on standard output
 ]]
 local core = require "ecsplay.core"
 local json = require "ecsplay.json"
 local errors = require "ecsplay.errors"
+local log = require "ecsplay.log"
 local control = require "ecsplay.rollout.control"
 local args = require "ecsplay.cli.args"
 local exit = require "ecsplay.cli.exit"
@@ -27,8 +32,7 @@ function M.parse(argv, switches, max_positional)
     valued = { ["--log-format"] = "log_format", ["--as"] = "as" },
     switches = switches or {},
     max_positional = max_positional or 1,
-    needs_value = function(flag) return flag .. " needs a value" end,
-    unexpected = function(a) return "unexpected argument " .. a end,
+    unexpected = function(a, hint) return "unexpected argument " .. a .. hint end,
   }
   local opts, positionals = args.parse(argv, spec, {})
   if opts.log_format and opts.log_format ~= "text" and opts.log_format ~= "json" then
@@ -40,8 +44,31 @@ function M.parse(argv, switches, max_positional)
   return opts, positionals
 end
 
-function M.bad_usage(err, usage)
-  return exit.BAD_INPUT, "ecsplay: " .. errors.describe(err) .. "\nusage: " .. usage
+--[[ The output format asked for, read from the words themselves: a line that
+     fails to parse can still ask for JSON (`--log-format json` before the
+     command reaches opts, after it argv). ]]
+function M.format_asked(opts, argv)
+  local format = opts and opts.log_format
+  for i, a in ipairs(argv) do
+    if a == "--log-format" then format = argv[i + 1] end
+    local inline = a:match("^%-%-log%-format=(.*)$")
+    if inline then format = inline end
+  end
+  return format
+end
+
+--[[ A steering command refuses (exit 2): `ecsplay: NAME: MESSAGE`, then the
+     usage line when one is given, for standard error; in JSON mode the same
+     first line is also an `error` event on standard output, so a reader of
+     the JSON gets JSON (docs/events.md). problem: an error or a string. ]]
+function M.fail(name, format, problem, usage)
+  local message = type(problem) == "string" and problem or errors.describe(problem)
+  local code, text = args.usage_error(name, message, usage)
+  if format == "json" and pcall(log.configure, { format = "json" }) then
+    log.event("error", "error", name .. ": " .. message, { exit_code = code, kind = "bad_input",
+      code = type(problem) == "table" and problem.code or "BadInput" })
+  end
+  return code, text
 end
 
 -- The state in the file of the run at `journal` now, or {}.
@@ -72,34 +99,32 @@ function M.command(name, summary, flags_usage, switches)
   return {
     summary = summary,
     usage = usage,
-    run = function(_, argv)
-      for _, a in ipairs(argv) do
-        if a == "--help" or a == "-h" then
-          io.stdout:write("usage: ", usage, "\n", summary, "\n")
-          return exit.FINISHED
-        end
+    run = function(opts, argv)
+      local ok, o, positionals = pcall(M.parse, argv, switches)
+      if not ok then return M.fail(name, M.format_asked(opts, argv), o, usage) end
+      local format = o.log_format or opts.log_format
+      if not positionals[1] then
+        return M.fail(name, format, "which run? (RUN: a run id, a unique prefix of one, or a journal path; "
+          .. "`ecsplay status` lists the runs)", usage)
       end
-      local ok, opts, positionals = pcall(M.parse, argv, switches)
-      if not ok then return M.bad_usage(opts, usage) end
-      if not positionals[1] then return exit.BAD_INPUT, "ecsplay: " .. name .. ": which run? (RUN: a run id, a unique "
-        .. "prefix of one, or a journal path; `ecsplay status` lists the runs)\nusage: " .. usage end
       local ok_r, journal = pcall(control.resolve, positionals[1])
-      if not ok_r then return exit.BAD_INPUT, "ecsplay: " .. name .. ": " .. errors.describe(journal) end
+      if not ok_r then return M.fail(name, format, journal) end
       local ok_s, st = pcall(control.status, journal)
-      if not ok_s then return exit.BAD_INPUT, "ecsplay: " .. name .. ": " .. errors.describe(st) end
+      if not ok_s then return M.fail(name, format, st) end
       if not ACTIVE[st.state] then
-        return exit.BAD_INPUT, string.format("ecsplay: %s: run %s is %s: nothing to %s%s", name, tostring(st.run),
-          st.state, name, st.hint and ("; " .. st.hint) or "")
+        return M.fail(name, format, errors.new("bad_input", { code = "RunNotActive", field = "RUN",
+          message = string.format("run %s is %s: nothing to %s%s", tostring(st.run), st.state, name,
+            st.hint and ("; " .. st.hint) or "") }))
       end
-      local ok_c, cmd = pcall(control.send, journal, name, { full = opts.full, as = opts.as })
-      if not ok_c then return exit.BAD_INPUT, "ecsplay: " .. name .. ": " .. errors.describe(cmd) end
+      local ok_c, cmd = pcall(control.send, journal, name, { full = o.full, as = o.as })
+      if not ok_c then return M.fail(name, format, cmd) end
       local ack = wait_ack(journal, cmd.id, M.ACK_WAIT)
-      local result = { run = st.run, command = name, full = opts.full, id = cmd.id, by = control.describe_who(cmd),
+      local result = { run = st.run, command = name, full = o.full, id = cmd.id, by = control.describe_who(cmd),
         acknowledged = ack ~= nil, effect = ack and ack.effect or nil }
-      if opts.log_format == "json" then
+      if format == "json" then
         io.stdout:write(json.encode(result), "\n")
       elseif ack then
-        io.stdout:write(string.format("%s: %s%s by %s: %s\n", st.run, name, opts.full and " --full" or "",
+        io.stdout:write(string.format("%s: %s%s by %s: %s\n", st.run, name, o.full and " --full" or "",
           result.by, ack.effect))
       else
         io.stdout:write(string.format("%s: %s sent; the run takes it at its next wait (now %s)\n", st.run, name,

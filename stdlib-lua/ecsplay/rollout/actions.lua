@@ -44,6 +44,7 @@ local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local codedeploy_undo = require "ecsplay.rollout.codedeploy_undo"
 local tables = require "ecsplay.util.tables"
+local batch = require "ecsplay.aws.batch"
 
 local M = {}
 
@@ -107,8 +108,12 @@ end
 
 local NATIVE = { BLUE_GREEN = true, LINEAR = true, CANARY = true }
 
+-- the undo's reads go through the shared batcher (aws/batch.lua): a fleet's rollbacks that read
+-- at the same instant share their DescribeServices / DescribeServiceDeployments calls
+local ecs_reads = batch.face "ecs"
+
 local function service_of(a)
-  local svc = ecs.describe_services({ cluster = a.cluster, services = { a.service } }).services[1]
+  local svc = ecs_reads.describe_services({ cluster = a.cluster, services = { a.service } }).services[1]
   if not svc or svc.status ~= "ACTIVE" then
     error(errors.new("rollback", { code = "ServiceNotFound", message = string.format(
       "service %s not found (or not ACTIVE) in cluster %s", a.service, tostring(a.cluster)) }), 0)
@@ -170,7 +175,8 @@ local IN_FLIGHT = { PENDING = true, IN_PROGRESS = true }
 local function stop_in_flight(a, svc)
   local arn = svc.currentServiceDeployment
   if not (arn and NATIVE[(svc.deploymentConfiguration or {}).strategy or ""]) then return svc end
-  local sd = (ecs.describe_service_deployments { serviceDeploymentArns = { arn } }.serviceDeployments or {})[1]
+  local sd = (ecs_reads.describe_service_deployments { serviceDeploymentArns = { arn } }.serviceDeployments
+    or {})[1]
   if not (sd and IN_FLIGHT[sd.status]) then return svc end
   apply.stop_service_deployment { serviceDeploymentArn = arn }
   return service_of(a)
@@ -209,7 +215,7 @@ apply.stop_codedeploy = codedeploy_undo.stop
 -- ECS reports the rollback done.
 function apply.stop_service_deployment(a)
   local function status()
-    local res = ecs.describe_service_deployments { serviceDeploymentArns = { a.serviceDeploymentArn } }
+    local res = ecs_reads.describe_service_deployments { serviceDeploymentArns = { a.serviceDeploymentArn } }
     local sd = res.serviceDeployments and res.serviceDeployments[1]
     return sd and sd.status, sd
   end

@@ -30,6 +30,7 @@ local traffic = require "ecsplay.rollout.traffic"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
 local control = require "ecsplay.rollout.control"
+local batch = require "ecsplay.aws.batch"
 
 local S = "ecs_native"
 
@@ -196,8 +197,11 @@ local function prepare(c, r)
   return ctx
 end
 
+-- polled by every rollout of a fleet: the shared batcher merges them (aws/batch.lua)
+local ecs_reads = batch.face "ecs"
+
 local function describe_sd(arn)
-  local res = ecs.describe_service_deployments { serviceDeploymentArns = { arn } }
+  local res = ecs_reads.describe_service_deployments { serviceDeploymentArns = { arn } }
   local sd = res.serviceDeployments and res.serviceDeployments[1]
   if not sd then
     error(ecs_util.failed("ServiceDeploymentMissing", "service deployment %s not found", arn), 0)
@@ -235,7 +239,7 @@ local function deploy(run, c, ctx, new_td)
   end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td,
          wait = { timeout = c.timeout } })
   if not arn then
-    local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+    local svc = ecs_reads.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
     arn = svc.currentServiceDeployment
   end
   if not arn then

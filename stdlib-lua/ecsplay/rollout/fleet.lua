@@ -23,9 +23,10 @@ back by `undo`, newest first ("rolled_back"; without undo= they stay "succeeded"
 summary says so).
 On SIGINT/SIGTERM each running member rolls itself back and the fleet waits for every one of
 them (no member starts any more); then the worst error raises (ecsplay.map: a failed
-rollback's before the interruption), so the exit is 130/143 with every journal rolled back.
+rollback's before the interruption), so the exit is 130/143 with every journal rolled back;
+its report is the summary (status "interrupted", each member rolled_back, failed or succeeded).
 
-The summary: { status = "succeeded" | "failed", members = { { name=, status=, duration=
+The summary: { status = "succeeded" | "failed" | "interrupted", members = { { name=, status=, duration=
 seconds, error= text|nil, report= the member's result|nil }, ... } in list order, counts =
 { succeeded=, failed=, rolled_back=, not_started= }, budget_spent = bool }. The fleet returns
 it when the budget was not spent, and otherwise raises errors.new("rollout", { code =
@@ -58,7 +59,9 @@ local function check_options(o)
     end
   end
   local list = o[1]
-  if type(list) ~= "table" then bad("[1]", "expected the list of members first, got " .. strings.describe_value(list)) end
+  if type(list) ~= "table" then
+    bad("[1]", "expected the list of members first, got " .. strings.describe_value(list))
+  end
   for _, f in ipairs { "run", "name", "undo" } do
     if o[f] ~= nil and type(o[f]) ~= "function" then
       bad(f, "expected a function, got " .. strings.describe_value(o[f]))
@@ -183,8 +186,8 @@ function Fleet:run_member(m)
     -- the run stops (a signal, or the fleet's caller cancelled it): the member rolled itself
     -- back, and its own error (interrupted, or its rollback's) is the worker's, so the worst
     -- one of all members decides the exit code (ecsplay.map)
-    m.status, m.error = "failed", errors.describe(err)
-    m.rollback_failed = errors.is(err, "rollback")
+    m.status = sched.is_interrupt(err) and "rolled_back" or "failed"
+    m.error, m.rollback_failed = errors.describe(err), errors.is(err, "rollback")
     error(err, 0)
   end
   if m.cancel_sent and cancelled(err) then
@@ -231,7 +234,8 @@ function Fleet:summary()
     members[i] = { name = m.name, status = m.status, duration = m.duration, error = m.error, report = m.report,
       rollback_failed = m.rollback_failed, kept = m.kept }
   end
-  return { status = self.spent and "failed" or "succeeded", members = members, counts = counts,
+  local status = self.interrupted and "interrupted" or self.spent and "failed" or "succeeded"
+  return { status = status, members = members, counts = counts,
     budget_spent = self.spent, max_failures = self.max_failures, on_failure = self.policy,
     rollback_failed = rollback_failed }
 end
@@ -253,13 +257,31 @@ local function log_summary(s)
   end
 end
 
+-- A copy of err (a member's error, raised by ecsplay.map) whose report is the fleet's summary.
+local function with_report(err, s)
+  if type(err) ~= "table" then return err end
+  local copy = setmetatable({}, getmetatable(err))
+  for k, v in pairs(err) do copy[k] = v end
+  copy.report = s
+  return copy
+end
+
 function M.run(o)
   local list, policy = check_options(o)
   local self = setmetatable({ policy = policy, max_failures = o.max_failures or 0, failures = 0,
     spent = false, members = {} }, Fleet)
   for i, item in ipairs(list) do self.members[i] = member_of(o, item, i) end
   if #self.members > 0 then
-    ecsplay.map(self.members, function(m) return self:run_member(m) end, { limit = o.limit })
+    local ok, err = pcall(ecsplay.map, self.members, function(m) return self:run_member(m) end,
+      { limit = o.limit })
+    if not ok then
+      self.interrupted = true
+      -- a signal (or the caller's cancellation): every member has settled; the summary says how
+      -- each ended, and is the error's report, as for FleetFailed (not one member's own report)
+      local s = self:summary()
+      log_summary(s)
+      error(with_report(err, s), 0)
+    end
   end
   if self.spent and policy == "abort_all" then self:undo_succeeded() end
   local s = self:summary()

@@ -265,9 +265,9 @@ function M.resume(path, opts)
     -- every rollout's journal ended; the playbook run had ended too unless the group's first
     -- journal lacks its playbook_end line (killed between two rollouts: the later ones never began)
     if not root or root.playbook_ended then
+      local playbook = root and root.playbook_ended and ", and so has its playbook" or ""
       error(errors.bad_input(path .. ": the run already ended (" .. state.ended .. "); nothing to resume"
-        .. " (every journal of the run has ended" .. (root and root.playbook_ended and ", and so has its playbook" or "")
-        .. ")"), 0)
+        .. " (every journal of the run has ended" .. playbook .. ")"), 0)
     end
     rerun = true
   end

@@ -23,8 +23,12 @@ local options = require "ecsplay.rollout.options"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 local bake = require "ecsplay.rollout.bake"
 local control = require "ecsplay.rollout.control"
+local batch = require "ecsplay.aws.batch"
 
 local S = "rolling"
+
+-- polled by every rollout of a fleet: the shared batcher merges them (aws/batch.lua)
+local ecs_reads = batch.face "ecs"
 
 local short = ecs_util.short
 local primary = ecs_util.primary
@@ -87,7 +91,7 @@ local function ecs_rolled_back(run, c, failed, deadline)
   run:log("error", "ecs_rollback", string.format("ECS rolled back %s: deployment of %s %s: %s",
     c.service, short(failed and failed.taskDefinition), failed and failed.rolloutState or "FAILED", reason))
   while sched.now() < deadline do
-    local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+    local svc = ecs_reads.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
     local p = primary(svc)
     if p and p.rolloutState == "COMPLETED" and #svc.deployments == 1 then
       run:log("info", "ecs_rollback", string.format("ECS rollback complete: %s runs %s on %d task(s)",
@@ -122,13 +126,15 @@ local function steering(run, c, ctx, new_td)
   }
 end
 
--- Follows the deployment to COMPLETED; gates measured every interval meanwhile.
-local function watch(run, c, ctx, new_td, watcher)
+-- Follows the deployment to COMPLETED; gates measured every interval meanwhile. `updated`: the
+-- service as UpdateService answered just now (its first look, instead of reading it again).
+local function watch(run, c, ctx, new_td, watcher, updated)
   local deadline = sched.now() + c.timeout
   watcher:moving(steering(run, c, ctx, new_td))
   local last
   while true do
-    local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+    local svc = updated or ecs_reads.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+    updated = nil
     local p = primary(svc)
     if p and p.taskDefinition ~= new_td then
       local failed = ours(svc, new_td)
@@ -193,7 +199,7 @@ end
      already rolled it back. Sending it again would start a new deployment
      over ECS's own rollback. nil: it never reached ECS. ]]
 local function sent_before(run, c, new_td)
-  local svc = ecs.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
+  local svc = ecs_reads.describe_services({ cluster = c.cluster, services = { c.service } }).services[1]
   for _, d in ipairs(svc and svc.deployments or {}) do
     if d.taskDefinition == new_td then return "sent" end
   end
@@ -205,7 +211,7 @@ end
 
 local function body(run, c, ctx, new_td)
   local report = run.report
-  local ecs_rollback
+  local ecs_rollback, updated
   run:step("deploy", "update the service to the new task definition", function()
     if run:started("deploy") then
       local sent, sd = sent_before(run, c, new_td)
@@ -216,8 +222,8 @@ local function body(run, c, ctx, new_td)
         return
       end
     end
-    ecs.update_service { cluster = c.cluster, service = c.service, taskDefinition = new_td,
-      deploymentConfiguration = ctx.new_dc }
+    updated = ecs.update_service({ cluster = c.cluster, service = c.service, taskDefinition = new_td,
+      deploymentConfiguration = ctx.new_dc }).service
     run:log("info", "deploy", string.format("%s: rolling update %s → %s%s", c.service, short(ctx.old_td),
       short(new_td), ctx.new_dc and " (circuit breaker switched on, with rollback)" or ""))
   end, { op = "update_service", cluster = c.cluster, service = c.service, taskDefinition = ctx.old_td,
@@ -228,7 +234,7 @@ local function body(run, c, ctx, new_td)
   end
   local watcher = bake.watcher(run, c, ctx.gates, { stable_target_group = ctx.stable_tg,
     canary_target_group = ctx.stable_tg, service = c.service })
-  local svc, p = watch(run, c, ctx, new_td, watcher)
+  local svc, p = watch(run, c, ctx, new_td, watcher, updated)
   report.deployment = { id = p.id, rolloutState = p.rolloutState, runningCount = p.runningCount }
   -- `ecsplay promote --full` (now, or before a resume): no bake
   if (c.bake > 0 or (#ctx.gates > 0 and not watcher:all_passed())) and not control.of(run).full then

@@ -28,10 +28,15 @@ Exactly one of image and task_definition: both, or neither, is bad input
 ]]
 local errors = require "ecsplay.errors"
 local ecs = require "ecsplay.ecs"
+local tables = require "ecsplay.util.tables"
+local batch = require "ecsplay.aws.batch"
 local options = require "ecsplay.rollout.options"
 local ecs_util = require "ecsplay.rollout.ecs_util"
 
 local M = {}
+
+-- rollouts of one fleet that start together read the same revisions: one call (aws/batch.lua)
+local ecs_reads = batch.face "ecs"
 
 -- The options this rule reads (every strategy takes them).
 M.OPTIONS = { "image", "task_definition", "container" }
@@ -54,7 +59,7 @@ function M.check(strategy, o)
 end
 
 local function describe_given(strategy, name)
-  local ok, res = pcall(ecs.describe_task_definition, { taskDefinition = name })
+  local ok, res = pcall(ecs_reads.describe_task_definition, { taskDefinition = name })
   if ok then return res.taskDefinition end
   if errors.is(res, "ClientException") then
     options.bad(strategy, "task_definition", "task definition `" .. name .. "` does not exist")
@@ -69,7 +74,7 @@ function M.resolve(strategy, v, base_td, default_container)
     v.definition = describe_given(strategy, v.task_definition)
     v.arn = v.definition.taskDefinitionArn
   else
-    v.definition = ecs.describe_task_definition({ taskDefinition = base_td }).taskDefinition
+    v.definition = ecs_reads.describe_task_definition({ taskDefinition = base_td }).taskDefinition
   end
   local name = v.container or default_container
   if name then
@@ -102,6 +107,18 @@ function M.registered_by(base_td, id, scan)
   return nil
 end
 
+--[[ A new revision of the described v.definition with v.image on v.container, tagged `tags`:
+     its ARN. A revision never changes once registered, so the definition resolve read is the
+     one to copy (no second DescribeTaskDefinition). ]]
+local function register_with_image(v, tags)
+  local td = tables.copy(v.definition)
+  local target = ecs_util.find_container(td, v.container)
+  target.image = v.image
+  local params = ecs.reuse(td)
+  params.tags = tags
+  return ecs.register_task_definition(params).taskDefinition.taskDefinitionArn
+end
+
 function M.deploy(run, v, base_td)
   if v.arn then return v.arn end
   return run:step("register", "register the new task definition", function()
@@ -113,7 +130,7 @@ function M.deploy(run, v, base_td)
       end
     end
     local tags = run.journal and { { key = M.RUN_TAG, value = run.id } } or nil
-    local arn = ecs_util.register_with_image(base_td, v.image, v.container, "container", tags)
+    local arn = register_with_image(v, tags)
     run:log("info", "register", "registered " .. ecs_util.short(arn) .. " with image " .. v.image)
     return arn
   end)

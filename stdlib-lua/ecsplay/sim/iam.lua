@@ -19,7 +19,8 @@ does not allow a call (docs/iam.md; the sources are cited in docs/simulator.md).
       denials are counted in sim.iam_denials
   iam.policy_document(checks, opts) → a policy table from recorded checks
       (opts.account / opts.region: literal values, else IAM policy variables)
-  iam.encode(doc) → the JSON text (two-space indent, sorted keys)
+  iam.encode(doc) → the JSON text (two-space indent, sorted keys; a list marked with
+      json.array is a JSON array even when empty)
 
 Evaluation follows AWS's identity-policy logic for one principal: an explicit
 Deny wins, else an Allow that matches, else an implicit deny. Action and
@@ -467,7 +468,12 @@ local function sorted(set)
   return list
 end
 
-local function one_or_list(list) return #list == 1 and list[1] or list end
+-- The metatable json.array puts on a list, so that an empty one is written [] (IAM refuses
+-- `"Statement": {}` and `"Resource": {}`: an object where it wants a list).
+local ARRAY_MT = getmetatable(json.array {})
+local function is_array(v) return getmetatable(v) == ARRAY_MT end
+
+local function one_or_list(list) return #list == 1 and list[1] or json.array(list) end
 
 --[[ checks: every recorded check. Statements: one per (condition, resource set), each
      listing the actions that need exactly those resources under that condition. ]]
@@ -511,7 +517,7 @@ function M.policy_document(checks, opts)
     return M.encode(a.Resource) < M.encode(b.Resource)
   end)
   for _, st in ipairs(statements) do st.first = nil end
-  return { Version = "2012-10-17", Statement = statements }
+  return { Version = "2012-10-17", Statement = json.array(statements) }
 end
 
 -- JSON with sorted keys and two-space indentation (stable output for diffs and tests).
@@ -529,7 +535,7 @@ local function encode(v, indent, out)
       out[#out + 1] = pad .. "]"
     else
       local keys = sorted(v)
-      if #keys == 0 then out[#out + 1] = "{}" return end
+      if #keys == 0 then out[#out + 1] = is_array(v) and "[]" or "{}" return end
       out[#out + 1] = "{\n"
       for i, k in ipairs(keys) do
         out[#out + 1] = inner .. json.encode(k) .. ": "

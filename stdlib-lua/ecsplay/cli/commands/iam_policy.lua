@@ -4,7 +4,7 @@
 policy it needs (docs/iam.md). The paths rehearsed, each on a fresh world of scenario S
 (default: the built-in world), are cli/iam_paths.lua's: success, rollback, resume (killed
 mid-run, then `ecsplay resume`), journal-rollback (killed, then `ecsplay rollback JOURNAL`)
-and abort (`ecsplay abort RUN` mid-run).
+abort (`ecsplay abort RUN` mid-run) and promote (`ecsplay promote RUN` at every wait).
 Every call's IAM checks (ecsplay.sim.iam: the action, the resources, roles
 passed, condition keys) are recorded and become the policy document, on
 standard output; account and region are the IAM policy variables
@@ -51,7 +51,7 @@ end
 
 -- How each path ends when it goes as meant (cli/iam_paths.lua).
 local EXPECTED = { success = exit.FINISHED, rollback = exit.FAILED, resume = exit.FINISHED,
-  ["journal-rollback"] = exit.FINISHED, abort = exit.FAILED }
+  ["journal-rollback"] = exit.FINISHED, abort = exit.FAILED, promote = exit.FINISHED }
 
 local function first_line(text) return ((text or ""):gsub("^ecsplay: ", ""):gsub("\n.*", "")) end
 

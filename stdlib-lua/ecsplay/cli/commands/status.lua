@@ -3,7 +3,9 @@
      journal and the state file its process keeps next to it
      (rollout/control.lua status). A run whose process is gone is `gone`, with
      the `ecsplay rollback` / `resume` command to run. --watch prints again
-     each time something changes, until every run shown has ended or is gone. ]]
+     each time something changes, until every run shown has ended or is gone.
+     With --log-format json: one object per run per line, `{"runs":[]}` when
+     the runs folder has none; a RUN that matches nothing is an `error` event. ]]
 local core = require "ecsplay.core"
 local json = require "ecsplay.json"
 local errors = require "ecsplay.errors"
@@ -39,23 +41,16 @@ end
 
 local function final(st) return not steer.ACTIVE[st.state] end
 
-local function run(_, argv)
-  for _, a in ipairs(argv) do
-    if a == "--help" or a == "-h" then
-      io.stdout:write("usage: ", USAGE, "\n", SUMMARY, "\n")
-      return exit.FINISHED
-    end
-  end
-  local ok, opts, positionals = pcall(steer.parse, argv, { ["--watch"] = function(o) o.watch = true end })
-  if not ok then return steer.bad_usage(opts, USAGE) end
-  if opts.as then
-    return exit.BAD_INPUT, "ecsplay: status: --as is for promote, pause, unpause and abort\nusage: " .. USAGE
-  end
-  local format = opts.log_format or "text"
+local function run(opts, argv)
+  local ok, o, positionals = pcall(steer.parse, argv, { ["--watch"] = function(c) c.watch = true end })
+  if not ok then return steer.fail("status", steer.format_asked(opts, argv), o, USAGE) end
+  local format = o.log_format or opts.log_format or "text"
+  if o.as then return steer.fail("status", format, "--as is for promote, pause, unpause and abort", USAGE) end
   local ok_j, paths = pcall(journals, positionals[1])
-  if not ok_j then return exit.BAD_INPUT, "ecsplay: status: " .. errors.describe(paths) end
+  if not ok_j then return steer.fail("status", format, paths) end
   if #paths == 0 then
-    io.stdout:write(format == "json" and "" or ("no runs in " .. journal_file.runs_dir() .. "\n"))
+    -- JSON mode: one document even for no run (an empty output is no JSON at all)
+    io.stdout:write(format == "json" and '{"runs":[]}\n' or ("no runs in " .. journal_file.runs_dir() .. "\n"))
     return exit.FINISHED
   end
   local last = {}
@@ -72,7 +67,7 @@ local function run(_, argv)
       if not final(st) then all_final = false end
     end
     io.stdout:flush()
-    if not opts.watch or all_final then break end
+    if not o.watch or all_final then break end
     if core.wait(WATCH_EVERY) then break end -- a signal ends the watch
   end
   return exit.FINISHED

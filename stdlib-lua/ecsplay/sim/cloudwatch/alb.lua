@@ -244,6 +244,14 @@ store.register_source(NS, M.samples)
 
 ---------------------------------------------------------------- recording (the tick)
 
+-- The image an ECS task runs (the simulated ECS's task_image; a stand-in's task_info will do).
+local function task_image(world, ecs, task_arn)
+  if not (task_arn and ecs) then return nil end
+  if ecs.task_image then return ecs.task_image(world, task_arn) end
+  local info = ecs.task_info and ecs.task_info(world, task_arn)
+  return info and info.image
+end
+
 -- A target group's inputs at this minute: its routing and healthy targets counted by image.
 local function snapshot(world, elb, ecs, tg_arn, e)
   local tg = elb.target_group(world, tg_arn)
@@ -253,7 +261,7 @@ local function snapshot(world, elb, ecs, tg_arn, e)
     local state = elb.target_health(world, tg_arn, t.id, t.port)
     if state == "healthy" then
       healthy = healthy + 1
-      local image = t.task_arn and ecs and ecs.task_image and ecs.task_image(world, t.task_arn) or ""
+      local image = task_image(world, ecs, t.task_arn) or ""
       if not count[image] then count[image] = 0; images[#images + 1] = image end
       count[image] = count[image] + 1
     elseif state == "unhealthy" then
@@ -279,44 +287,65 @@ local function record(a, tg_arn, m, inp)
   local tg = a.tgs[tg_arn]
   if not tg then tg = { runs = {}, series = {} } a.tgs[tg_arn] = tg end
   local last = tg.runs[#tg.runs]
-  local same = last and (last.inp and inp and last.inp.sig == inp.sig or (not last.inp and not inp))
-  if not same and (last or inp) then tg.runs[#tg.runs + 1] = { m = m, inp = inp } end
+  if last and last.inp and inp and last.inp.sig == inp.sig then
+    last.inp.version = inp.version -- the same inputs, recounted: no new run
+  elseif (last and (last.inp or inp)) or (not last and inp) then
+    tg.runs[#tg.runs + 1] = { m = m, inp = inp }
+  end
   return tg
 end
 
--- The series `name` of an owner (target group or load balancer) under dims, made on first use;
--- its newest sample is now the minute before m (ListMetrics' RecentlyActive, retention).
-local function touch(world, owner, name, dims, lazy, m)
-  local k = dims.LoadBalancer .. "\0" .. name
-  local ser = owner.series[k]
+-- The inputs of minute m: the last run's while nothing they come from moved, else counted anew.
+local function current_inputs(world, a, elb, ecs, tg_arn, e)
+  local tg = a.tgs[tg_arn]
+  local last = tg and tg.runs[#tg.runs]
+  local version = elb.health_version and elb.health_version(world, tg_arn)
+  local inp = last and last.inp
+  if inp and version and inp.version == version and inp.lb == e.lb and inp.rps == e.rps
+      and inp.weight == e.weight then
+    return inp, tg
+  end
+  inp = snapshot(world, elb, ecs, tg_arn, e)
+  inp.lb, inp.version = e.lb, version
+  return inp, nil
+end
+
+-- The series `name` of an owner (target group or load balancer) under load balancer lb_dim,
+-- made on first use (make() → its dimensions and what the lazy series reads); its newest
+-- sample is now the minute before m (ListMetrics' RecentlyActive, retention).
+local function touch(world, owner, name, lb_dim, m, make)
+  local by_lb = owner.series[lb_dim]
+  if not by_lb then by_lb = {} owner.series[lb_dim] = by_lb end
+  local ser = by_lb[name]
   if not ser then
+    local dims, lazy = make()
     ser = store.get_series(world, NS, name, store.norm_dims(dims), true)
     ser.lazy = lazy
-    owner.series[k] = ser
+    by_lb[name] = ser
   end
   ser.last_t = m - 60
 end
 
--- Records minute m of one target group; adds what it publishes to its load balancer's totals.
+-- The series a target group's minute publishes, in the order publishing creates them.
+local IDLE = { "HealthyHostCount", "UnHealthyHostCount" }
+local NO_HEALTHY = { "HealthyHostCount", "UnHealthyHostCount", "RequestCount", "HTTPCode_ELB_5XX_Count" }
+local SERVING = { "HealthyHostCount", "UnHealthyHostCount", "RequestCount", "HTTPCode_Target_5XX_Count",
+  "HTTPCode_Target_2XX_Count", "TargetResponseTime" }
+
+-- Records minute m of one target group; notes what its load balancer's totals will have.
 local function record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
-  local inp = snapshot(world, elb, ecs, tg_arn, e)
-  local tg = record(a, tg_arn, m, inp)
+  local inp, tg = current_inputs(world, a, elb, ecs, tg_arn, e)
+  if not tg then tg = record(a, tg_arn, m, inp) end
   a.active[tg_arn] = true
-  local lazy = { tg = tg_arn, lb_dim = inp.lb_dim }
-  local dims = { LoadBalancer = inp.lb_dim, TargetGroup = inp.tg_dim }
-  touch(world, tg, "HealthyHostCount", dims, lazy, m)
-  touch(world, tg, "UnHealthyHostCount", dims, lazy, m)
-  if not any_requests(world, tg_arn, m, inp.rps) then return end
-  touch(world, tg, "RequestCount", dims, lazy, m)
-  lbt.req = true
-  if inp.healthy == 0 then
-    touch(world, tg, "HTTPCode_ELB_5XX_Count", dims, lazy, m)
-    lbt.e5 = true
-    return
+  local names = IDLE
+  if any_requests(world, tg_arn, m, inp.rps) then
+    lbt.req = true
+    if inp.healthy == 0 then lbt.e5 = true names = NO_HEALTHY else names = SERVING end
   end
-  touch(world, tg, "HTTPCode_Target_5XX_Count", dims, lazy, m)
-  touch(world, tg, "HTTPCode_Target_2XX_Count", dims, lazy, m)
-  touch(world, tg, "TargetResponseTime", dims, lazy, m)
+  local function make()
+    return { LoadBalancer = inp.lb_dim, TargetGroup = inp.tg_dim }, { tg = tg_arn, lb_dim = inp.lb_dim }
+  end
+  for _, name in ipairs(names) do touch(world, tg, name, inp.lb_dim, m, make) end
 end
 
 --[[ Records minute [m-60, m) for every target group attached to a load balancer (in ARN order,
@@ -357,11 +386,11 @@ function M.publish_minute(world, m)
   end
   for _, lb_dim in ipairs(lb_order) do
     local lbt, lb = lb_totals[lb_dim], a.lbs[lb_dim]
-    local lazy, dims = { lb = lb_dim }, { LoadBalancer = lb_dim }
+    local function make() return { LoadBalancer = lb_dim }, { lb = lb_dim } end
     if lbt.req then
-      touch(world, lb, "RequestCount", dims, lazy, m)
-      touch(world, lb, "HTTPCode_Target_5XX_Count", dims, lazy, m)
-      if lbt.e5 then touch(world, lb, "HTTPCode_ELB_5XX_Count", dims, lazy, m) end
+      touch(world, lb, "RequestCount", lb_dim, m, make)
+      touch(world, lb, "HTTPCode_Target_5XX_Count", lb_dim, m, make)
+      if lbt.e5 then touch(world, lb, "HTTPCode_ELB_5XX_Count", lb_dim, m, make) end
     end
   end
 end

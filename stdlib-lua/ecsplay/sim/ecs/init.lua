@@ -28,14 +28,15 @@ local G = require "ecsplay.sim.ecs.tags"
 
 local M = { name = "ecs" }
 
--- Stopped tasks stay visible (DescribeTasks, ListTasks STOPPED) this long, as on AWS.
-local STOPPED_RETENTION = 3600
+local STOPPED_RETENTION = T.STOPPED_RETENTION
 
 function M.init(world)
   return {
     clusters = {}, cluster_order = {},
     families = {}, family_order = {},
     tasks = {}, task_order = {},
+    busy = {},             -- the tasks the tick moves along (tasks.lua), in launch order
+    prune_at = nil,        -- when the oldest STOPPED task is past STOPPED_RETENTION
     task_sets = {}, sds = {}, revisions = {},
     tags = {},             -- resource ARN -> { {key=, value=}, ... }
     image_first = {},      -- image -> epoch of its first RUNNING task
@@ -49,15 +50,8 @@ end
 local function prune(world)
   local st = U.st(world)
   local cutoff = world.now - STOPPED_RETENTION
-  local old = st.task_order[1]
-  if not (old and old.last == "STOPPED" and old.stopped_at < cutoff) then
-    -- cheap check first: prune only when something may be due
-    local any = false
-    for _, task in ipairs(st.task_order) do
-      if task.last == "STOPPED" and task.stopped_at < cutoff then any = true break end
-    end
-    if not any then return end
-  end
+  -- nothing to forget before the oldest stopped task's time is up (tasks.lua notes it)
+  if not (st.prune_at and world.now > st.prune_at) then return end
   local function keep(list)
     local out = {}
     for _, task in ipairs(list) do
@@ -76,6 +70,10 @@ local function prune(world)
       local svc = c.services[sname]
       if svc then svc.tasks = keep(svc.tasks) end
     end
+  end
+  st.prune_at = nil
+  for _, task in ipairs(st.task_order) do
+    if task.last == "STOPPED" then T.note_stopped(st, task) end
   end
 end
 

@@ -26,6 +26,8 @@ T.PENDING_AFTER = 5
 T.RUNNING_AFTER = 15
 T.CRASH_AFTER_RUNNING = 5
 T.DEPROVISION = 10
+-- Stopped tasks stay visible (DescribeTasks, ListTasks STOPPED) this long, as on AWS.
+T.STOPPED_RETENTION = 3600
 
 local function essential_image(td)
   for _, cd in ipairs(td.containerDefinitions or {}) do
@@ -94,6 +96,9 @@ function T.launch(world, opts)
   end
   st.tasks[task.arn] = task
   st.task_order[#st.task_order + 1] = task
+  st.task_seq = (st.task_seq or 0) + 1
+  task.seq = st.task_seq
+  T.wake(st, task)
   c.tasks[#c.tasks + 1] = task
   if opts.svc then opts.svc.tasks[#opts.svc.tasks + 1] = task end
   return task
@@ -140,6 +145,7 @@ end
      (counted by circuit breakers). Idempotent. ]]
 function T.stop(world, task, reason, code, failed)
   if task.desired == "STOPPED" then return false end
+  T.wake(U.st(world), task)
   task.desired = "STOPPED"
   task.stopping_at = world.now
   task.stop_reason = reason
@@ -157,6 +163,7 @@ function T.stop(world, task, reason, code, failed)
   if task.last == "PROVISIONING" or task.last == "PENDING" then
     task.last = "STOPPED"
     task.stopped_at = world.now
+    T.note_stopped(U.st(world), task)
   else
     task.last = "DEPROVISIONING"
     task.stopped_at = world.now + T.DEPROVISION
@@ -186,6 +193,7 @@ local function progress(world, task)
   if task.desired == "STOPPED" then
     if now >= task.stopped_at then
       task.last = "STOPPED"
+      T.note_stopped(st, task)
       task.version = task.version + 1
       if task.svc then task.svc.dirty = true end
     end
@@ -219,8 +227,45 @@ local function progress(world, task)
   end
 end
 
+--[[ Tasks the tick moves along: the busy ones (st.busy, in launch order, as task_order). A
+     task is inert once STOPPED, or RUNNING and healthy with nothing due (no crash to come, not
+     asked to stop): the tick would change nothing in it, so it leaves the list until T.stop
+     wakes it. A fleet's thousands of steady tasks then cost a tick nothing. ]]
+local function inert(task)
+  return task.last == "STOPPED" or (task.desired == "RUNNING" and task.last == "RUNNING" and task.healthy
+    and task.c_healthy and not task.crash_at)
+end
+
+-- Puts a task (back) among the busy ones, in launch order.
+function T.wake(st, task)
+  if task.busy then return end
+  task.busy = true
+  local list = st.busy
+  local i = #list
+  while i >= 1 and list[i].seq > task.seq do i = i - 1 end
+  table.insert(list, i + 1, task)
+end
+
+-- A task just became STOPPED: when the tick is next to forget stopped tasks (ecs/init.lua).
+function T.note_stopped(st, task)
+  local due = task.stopped_at + T.STOPPED_RETENTION
+  if not st.prune_at or due < st.prune_at then st.prune_at = due end
+end
+
 function T.progress_all(world)
-  for _, task in ipairs(U.st(world).task_order) do progress(world, task) end
+  local st = U.st(world)
+  local list, keep = st.busy, {}
+  st.busy = {} -- tasks woken while this pass runs land here, then join in launch order
+  for _, task in ipairs(list) do
+    progress(world, task)
+    if inert(task) then task.busy = nil else keep[#keep + 1] = task end
+  end
+  local woken = st.busy
+  st.busy = keep
+  for _, task in ipairs(woken) do
+    task.busy = nil
+    T.wake(st, task)
+  end
 end
 
 -- Flushes the target (de)registration notes of this tick into service events.

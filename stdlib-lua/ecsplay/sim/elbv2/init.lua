@@ -83,6 +83,7 @@ M.register = targets.register
 M.deregister = targets.deregister
 M.target_health = targets.target_health
 M.healthy_count = targets.healthy_count
+M.health_version = targets.health_version
 M.get_forward = routing.get_forward
 M.set_forward = routing.set_forward
 M.traffic = routing.traffic

@@ -42,6 +42,11 @@ local TOO_MANY_TARGETS = "You've reached the limit on the number of targets."
 
 ---------------------------------------------------------------- registration
 
+--[[ Counts the changes of what a target group's targets show (registered, gone, draining, a
+     health state changed): the ALB metrics (sim/cloudwatch/alb.lua) recount a group's healthy
+     targets only when this moved, not every minute. ]]
+local function health_changed(tg) tg.health_version = (tg.health_version or 0) + 1 end
+
 local function register(world, tg, id, port, task_arn, az)
   port = port or tg.port
   local key = target_key(id, port)
@@ -52,12 +57,14 @@ local function register(world, tg, id, port, task_arn, az)
   }
   if not tg.targets[key] then tg.target_list[#tg.target_list + 1] = key end
   tg.targets[key] = t
+  health_changed(tg)
   return t
 end
 
 local function drop_target(tg, key)
   tg.targets[key] = nil
   state.remove_value(tg.target_list, key)
+  health_changed(tg)
 end
 
 -- Starts draining a target (gone at once without a delay or a load balancer); false if it was not there.
@@ -70,6 +77,7 @@ local function deregister(world, tg, key)
     return true
   end
   t.state, t.reason = "draining", "Target.DeregistrationInProgress"
+  health_changed(tg)
   t.drain_until = world.now + delay
   world:at(t.drain_until, function()
     if tg.targets[key] == t then drop_target(tg, key) end
@@ -170,8 +178,10 @@ end
 
 -- A due health check of target t and what it does to its state.
 local function run_check(world, tg, t)
+  local before = t.state
   if not tg.hc.enabled then
     t.state, t.reason = "healthy", nil
+    if before ~= t.state then health_changed(tg) end
     return
   end
   local ok, why = check(world, t)
@@ -188,15 +198,32 @@ local function run_check(world, tg, t)
   elseif t.state == "initial" then
     t.reason = "Elb.InitialHealthChecking"
   end
+  if before ~= t.state then health_changed(tg) end
+end
+
+--[[ A target group whose targets are all healthy (or draining) stays so until one of them
+     changes (health_version): a healthy target's check passes as long as its task runs healthy,
+     and an ECS task stops being healthy only by stopping, which deregisters it first. So such a
+     group is not visited until something moves (its checks would only count passes, which
+     nothing shows); a fleet's settled target groups then cost a tick nothing. ]]
+local function quiet(tg)
+  for _, key in ipairs(tg.target_list) do
+    local st = tg.targets[key].state
+    if st ~= "healthy" and st ~= "draining" then return false end
+  end
+  return true
 end
 
 local function tick_tg(world, tg, now)
   local in_use = state.tg_in_use(world, tg)
+  if in_use and tg.quiet_version ~= nil and tg.quiet_version == (tg.health_version or 0) then return end
+  tg.quiet_version = nil
   for _, key in ipairs(tg.target_list) do
     local t = tg.targets[key]
     if t.state ~= "draining" then
       if not in_use then
         -- no checks without a load balancer; restart from scratch once attached
+        if t.state ~= "initial" then health_changed(tg) end
         t.state, t.reason, t.passes, t.fails, t.next_check = "initial", "Elb.RegistrationInProgress", 0, 0, nil
       elseif not t.next_check then
         t.next_check = now + REGISTRATION_SECONDS
@@ -207,6 +234,7 @@ local function tick_tg(world, tg, now)
       end
     end
   end
+  if in_use and quiet(tg) then tg.quiet_version = tg.health_version or 0 end
 end
 
 function M.tick(world, t)
@@ -239,6 +267,12 @@ function M.target_health(world, tg_arn, target_id, port)
   local t = tg.targets[target_key(target_id, port or tg.port)]
   if not t then return "unused", "Target.NotRegistered" end
   return shown_state(t, state.tg_in_use(world, tg))
+end
+
+-- health_version(world, tg_arn) -> a number that changes whenever a target of the group does.
+function M.health_version(world, tg_arn)
+  local tg = state.st(world).tg_by_arn[tg_arn]
+  return tg and (tg.health_version or 0) or nil
 end
 
 -- healthy_count(world, tg_arn) -> number of targets in state "healthy".
