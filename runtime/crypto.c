@@ -3,6 +3,7 @@
 #include "crypto.h"
 #include "ep.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -15,13 +16,109 @@
 
 /* ---- C helpers ---------------------------------------------------------- */
 
-int ep_sha256(const void *data, size_t len, unsigned char out[EP_SHA256_LEN])
+/*
+ * SHA-256 and HMAC-SHA-256. OpenSSL 3's EVP_sha256() and HMAC() look the
+ * algorithm up in the provider store on every call (EVP_MD_fetch,
+ * EVP_Q_mac), which costs more than hashing a signed request; here it is
+ * fetched once per process and HMAC is RFC 2104's two digests over it. One
+ * signed call hashes five times (body, canonical request, key cache id, two
+ * HMAC halves), so it matters (bench/per_call.md). Thread-safe: the fetched
+ * EVP_MD is read-only once published (pthread_once) and each call has its own
+ * EVP_MD_CTX. When the fetch fails (a provider configuration without
+ * SHA2-256 under that name) the one-shot functions are used.
+ */
+#define SHA256_BLOCK 64
+
+static EVP_MD *sha256_md; /* never freed: one per process, like OpenSSL's own tables */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void) { sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL); }
+
+static const EVP_MD *sha256_fetched(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md;
+}
+
+/* Hashes the concatenation of two parts (either may be empty); 0 or -1. */
+static int digest2(EVP_MD_CTX *ctx, const EVP_MD *md, const void *a, size_t alen, const void *b,
+                   size_t blen, unsigned char out[EP_SHA256_LEN])
+{
+    unsigned int n = 0;
+    return EVP_DigestInit_ex2(ctx, md, NULL) == 1 &&
+                   (alen == 0 || EVP_DigestUpdate(ctx, a, alen) == 1) &&
+                   (blen == 0 || EVP_DigestUpdate(ctx, b, blen) == 1) &&
+                   EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == EP_SHA256_LEN
+               ? 0
+               : -1;
+}
+
+static int sha256_one_shot(const void *data, size_t len, unsigned char out[EP_SHA256_LEN])
 {
     unsigned int n = 0;
     /* EVP_Digest accepts NULL data only with len 0; pass a valid pointer. */
     if (EVP_Digest(len ? data : "", len, out, &n, EVP_sha256(), NULL) != 1 || n != EP_SHA256_LEN)
         return -1;
     return 0;
+}
+
+int ep_sha256(const void *data, size_t len, unsigned char out[EP_SHA256_LEN])
+{
+    const EVP_MD *md = sha256_fetched();
+    if (!md)
+        return sha256_one_shot(data, len, out);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        return -1;
+    int rc = digest2(ctx, md, data, len, NULL, 0, out);
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+static int hmac_one_shot(const void *key, size_t key_len, const void *data, size_t len,
+                         unsigned char out[EP_SHA256_LEN])
+{
+    unsigned int n = 0;
+    /* The one-shot HMAC() is not deprecated in OpenSSL 3 (HMAC_CTX is). */
+    if (key_len > (size_t)0x7fffffff)
+        return -1;
+    if (!HMAC(EVP_sha256(), key_len ? key : "", (int)key_len,
+              len ? (const unsigned char *)data : (const unsigned char *)"", len, out, &n) ||
+        n != EP_SHA256_LEN)
+        return -1;
+    return 0;
+}
+
+int ep_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                   unsigned char out[EP_SHA256_LEN])
+{
+    const EVP_MD *md = sha256_fetched();
+    if (!md)
+        return hmac_one_shot(key, key_len, data, len, out);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        return -1;
+    /* RFC 2104: a key longer than the block is hashed first; then
+     * H((K ^ opad) || H((K ^ ipad) || data)). */
+    unsigned char k[SHA256_BLOCK], inner[EP_SHA256_LEN];
+    memset(k, 0, sizeof k);
+    int rc = 0;
+    if (key_len > SHA256_BLOCK)
+        rc = digest2(ctx, md, key, key_len, NULL, 0, k);
+    else if (key_len)
+        memcpy(k, key, key_len);
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        k[i] ^= 0x36;
+    if (rc == 0)
+        rc = digest2(ctx, md, k, sizeof k, data, len, inner);
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        k[i] ^= 0x36 ^ 0x5c;
+    if (rc == 0)
+        rc = digest2(ctx, md, k, sizeof k, inner, sizeof inner, out);
+    ep_wipe(k, sizeof k);
+    ep_wipe(inner, sizeof inner);
+    EVP_MD_CTX_free(ctx);
+    return rc;
 }
 
 void ep_hex_encode(const unsigned char *in, size_t n, char *out)
@@ -40,20 +137,6 @@ int ep_sha256_hex(const void *data, size_t len, char out[EP_SHA256_HEX_LEN + 1])
     if (ep_sha256(data, len, md) != 0)
         return -1;
     ep_hex_encode(md, sizeof md, out);
-    return 0;
-}
-
-int ep_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
-                   unsigned char out[EP_SHA256_LEN])
-{
-    unsigned int n = 0;
-    /* The one-shot HMAC() is not deprecated in OpenSSL 3 (HMAC_CTX is). */
-    if (key_len > (size_t)0x7fffffff)
-        return -1;
-    if (!HMAC(EVP_sha256(), key_len ? key : "", (int)key_len,
-              len ? (const unsigned char *)data : (const unsigned char *)"", len, out, &n) ||
-        n != EP_SHA256_LEN)
-        return -1;
     return 0;
 }
 

@@ -73,7 +73,7 @@ char *ep_sigv4_string_to_sign(const char *amz_date, const char *scope,
                               const char *canonical_request, size_t creq_len)
 {
     char hex[EP_SHA256_HEX_LEN + 1];
-    if (ep_sigv4_sha256_hex(canonical_request, creq_len, hex) != 0)
+    if (ep_sha256_hex(canonical_request, creq_len, hex) != 0)
         return NULL;
     ep_sbuf b = {0};
     /* each string below is sized once up front: no realloc on the way */
@@ -92,7 +92,7 @@ int ep_sigv4_signature(const unsigned char key[32], const char *string_to_sign, 
                        char hex_out[65])
 {
     unsigned char mac[EP_SHA256_LEN];
-    if (ep_sigv4_hmac(key, 32, string_to_sign, len, mac) != 0)
+    if (ep_hmac_sha256(key, 32, string_to_sign, len, mac) != 0)
         return EP_SIGV4_ECRYPTO;
     ep_hex_encode(mac, sizeof mac, hex_out);
     return 0;
@@ -618,7 +618,7 @@ static int build(signing *s)
     s->hdate = find_header(s->req, "x-amz-date");
     if ((rc = signing_time(s)))
         return rc;
-    if (ep_sigv4_sha256_hex(s->req->body, s->req->body_len, s->body_hex) != 0)
+    if (ep_sha256_hex(s->req->body, s->req->body_len, s->body_hex) != 0)
         return EP_SIGV4_ECRYPTO;
     if ((rc = credential_scope(s)) || (rc = add_signer_headers(s)))
         return rc;

@@ -7,7 +7,7 @@
  * client signed (cfg.signed_headers).
  *
  * The signer is sigv4.c (the stages and the whole), sigv4_canon.c (canonical
- * forms), sigv4_key.c (signing key and cache), sigv4_hash.c (its digests); its
+ * forms), sigv4_key.c (signing key and cache; digests are crypto.c's); its
  * Lua face is sigv4_lua.c.
  *
  * Strings handed out in ep_sigv4_result are malloc'd and owned by the result;
@@ -181,13 +181,6 @@ int ep_sigv4_sign_prepared(ep_sigv4_prepared *p, const char *method, const ep_si
                            char *err, size_t errlen);
 
 /* ---- shared by the signer's files (sigv4.c, sigv4_canon.c) ------------- */
-
-/* SHA-256 and HMAC-SHA-256 as crypto.h's, with the algorithm fetched once per
- * process instead of per call (sigv4_hash.c). 0 or -1. */
-int ep_sigv4_sha256(const void *data, size_t len, unsigned char out[32]);
-int ep_sigv4_sha256_hex(const void *data, size_t len, char out[65]);
-int ep_sigv4_hmac(const void *key, size_t key_len, const void *data, size_t len,
-                  unsigned char out[32]);
 
 /* Checks the signer's inputs share (sigv4.c): 1 = valid. */
 int ep_sigv4_valid_amz_date(const char *d);   /* "YYYYMMDDTHHMMSSZ" */

@@ -54,7 +54,7 @@ static int cache_id(const char *secret, size_t secret_len, const char *date8, co
     id_field(&b, region, region_len);
     id_field(&b, service, service_len);
     id_field(&b, access_key, ak_len);
-    int rc = b.oom ? -1 : ep_sigv4_sha256(b.p, b.len, id);
+    int rc = b.oom ? -1 : ep_sha256(b.p, b.len, id);
     ep_wipe(b.p, b.cap);
     free(b.p);
     return rc;
@@ -71,10 +71,10 @@ static int derive_key(const char *secret, size_t secret_len, const char *date8, 
     memcpy(k0, "AWS4", 4);
     if (secret_len)
         memcpy(k0 + 4, secret, secret_len);
-    int rc = ep_sigv4_hmac(k0, klen, date8, strlen(date8), k1) == 0 &&
-                     ep_sigv4_hmac(k1, sizeof k1, region, strlen(region), k2) == 0 &&
-                     ep_sigv4_hmac(k2, sizeof k2, service, strlen(service), k3) == 0 &&
-                     ep_sigv4_hmac(k3, sizeof k3, "aws4_request", 12, out) == 0
+    int rc = ep_hmac_sha256(k0, klen, date8, strlen(date8), k1) == 0 &&
+                     ep_hmac_sha256(k1, sizeof k1, region, strlen(region), k2) == 0 &&
+                     ep_hmac_sha256(k2, sizeof k2, service, strlen(service), k3) == 0 &&
+                     ep_hmac_sha256(k3, sizeof k3, "aws4_request", 12, out) == 0
                  ? 0
                  : EP_SIGV4_ECRYPTO;
     ep_wipe(k0, klen);

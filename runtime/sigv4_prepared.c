@@ -282,7 +282,7 @@ static int sign_strings(ep_sigv4_prepared *p, const char *access_key, const char
                         size_t secret_len, int same_credentials, ep_sigv4_signed *out)
 {
     char hex[EP_SHA256_HEX_LEN + 1], date8[9];
-    if (ep_sigv4_sha256_hex(p->creq.p, p->creq.len, hex) != 0)
+    if (ep_sha256_hex(p->creq.p, p->creq.len, hex) != 0)
         return EP_SIGV4_ECRYPTO;
     memcpy(date8, out->amz_date, 8);
     date8[8] = '\0';
@@ -368,7 +368,7 @@ int ep_sigv4_sign_prepared(ep_sigv4_prepared *p, const char *method, const ep_si
     memcpy(out->amz_date, amz_date, 17);
     p->arena.len = p->creq.len = p->sts.len = p->authz.len = p->signed_names.len = 0;
     char bhex[EP_SHA256_HEX_LEN + 1];
-    if (ep_sigv4_sha256_hex(body, body_len, bhex) != 0)
+    if (ep_sha256_hex(body, body_len, bhex) != 0)
         return EP_SIGV4_ECRYPTO;
     const char *payload = bhex;
     size_t payload_len = EP_SHA256_HEX_LEN, ne = 0;
