@@ -140,6 +140,11 @@ class Steering(unittest.TestCase):
         with open(os.path.join(self.runs, self.run_id + ".jsonl")) as f:
             return [json.loads(line) for line in f if line.strip()]
 
+    def end_line(self):
+        """The rollout's end line (the runner may write lines after it: the playbook's own end)."""
+        ends = [j for j in self.journal() if j.get("t") == "end"]
+        return ends[-1] if ends else {}
+
     def controls(self):
         return [(j["command"], j.get("as") or j.get("user"), j.get("effect")) for j in self.journal()
                 if j["t"] == "control"]
@@ -149,7 +154,7 @@ class Steering(unittest.TestCase):
         self.assertEqual(self.weights(), {"api-stable": 100, "api-canary": 0})
         self.assertEqual(self.service("api-canary"), {"td": "api:1", "desired": 0})
         self.assertEqual(self.service("api")["td"], "api:1")
-        self.assertEqual(self.journal()[-1].get("status"), "rolled_back")
+        self.assertEqual(self.end_line().get("status"), "rolled_back")
 
 
 
@@ -289,7 +294,7 @@ class Services(Steering):
         self.assertRegex(out, r"aborted by tester@\S+ \(ecsplay abort\)")
         self.assertEqual(self.service_td("api"), "api:1")
         self.assertEqual([c[0] for c in self.controls()], ["pause", "promote", "abort"])
-        self.assertEqual(self.journal()[-1].get("status"), "rolled_back")
+        self.assertEqual(self.end_line().get("status"), "rolled_back")
 
     def test_rolling_pause_holds_the_bake_then_abort_rolls_back(self):
         self.start("bake=4m", playbook="playbooks/rolling.lua")
@@ -346,7 +351,7 @@ class Services(Steering):
         self.assertRegex(out, r"aborted by tester@\S+ \(ecsplay abort\)")
         self.assertEqual(self.weights(), {"api-stable": 100, "api-canary": 0})
         self.assertEqual(self.deployments(), [("PRIMARY", "api:1")])
-        self.assertEqual(self.journal()[-1].get("status"), "rolled_back")
+        self.assertEqual(self.end_line().get("status"), "rolled_back")
 
     # --- codedeploy ----------------------------------------------------------------------
     def deployment(self):

@@ -47,6 +47,7 @@ the same run, on the same world, with the real policy again.
                 abort_taken = the abort path's rollout journaled the abort,
                 promotes = the promotes the promote path's rollouts took }
 ]]
+local files = require "ecsplay.util.files"
 local errors = require "ecsplay.errors"
 local json = require "ecsplay.json"
 local context = require "ecsplay.context"
@@ -95,25 +96,9 @@ local function break_new_versions(sim)
   w.images = keep
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local size = f:seek("end")
-  f:close()
-  return size
-end
-
 -- The changes (steps journaled with an undo) the journal at `path` shows done.
 function M.changes(path)
-  local text = path and read_file(path)
+  local text = path and files.read(path)
   if not text then return 0 end
   local ok, state = pcall(journal_file.parse, text, path)
   if not ok then return 0 end
@@ -137,7 +122,7 @@ local function cut_journals(dir, sizes)
     if not size then
       os.remove(path)
     else
-      local text = read_file(path) or ""
+      local text = files.read(path) or ""
       if #text > size then
         local f = assert(io.open(path, "wb"))
         f:write(text:sub(1, size))
@@ -154,7 +139,7 @@ local function kill_point(threshold)
   function self.reached()
     local group = context.journal_group
     local root = group and group.root
-    local size = root and file_size(root)
+    local size = root and files.size(root)
     if not size or size == self.size then return false end
     self.size, self.root = size, root
     return M.changes(root) >= threshold
@@ -177,7 +162,7 @@ end
 
 -- Whether the rollout journaled the abort command `id` (it does when it takes one).
 local function abort_taken(journal_path, id)
-  for line in (read_file(journal_path) or ""):gmatch("[^\n]+") do
+  for line in (files.read(journal_path) or ""):gmatch("[^\n]+") do
     local ok, obj = pcall(json.decode, line)
     if ok and type(obj) == "table" and obj.t == "control" and obj.id == id and obj.command == "abort" then
       return true
@@ -204,7 +189,7 @@ end
 local function promotes_taken(dir)
   local n = 0
   for _, path in ipairs(journals(dir)) do
-    for line in (read_file(path) or ""):gmatch("[^\n]+") do
+    for line in (files.read(path) or ""):gmatch("[^\n]+") do
       if line:find('"promote"', 1, true) then
         local ok, obj = pcall(json.decode, line)
         if ok and type(obj) == "table" and obj.t == "control" and obj.command == "promote" then n = n + 1 end
@@ -229,7 +214,7 @@ local function rehearse_path(opts, conf, name, env, dir, kill_after)
     if KILLED[name] then
       kill = { root = point.root, sizes = {}, journals = journals(dir), iam = sim.scenario.iam,
         denials = sim.iam_denials }
-      for _, p in ipairs(kill.journals) do kill.sizes[p] = file_size(p) end
+      for _, p in ipairs(kill.journals) do kill.sizes[p] = files.size(p) end
       sim.scenario.iam, sim.iam_denials = { policy = DENY_ALL }, {}
     else
       kill = { sent = control.send(point.root, "abort", { as = "iam-policy" }), root = point.root }

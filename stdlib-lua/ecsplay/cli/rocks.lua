@@ -14,17 +14,12 @@ modules) and T/lib/lua/5.4/?.so (C modules).
       also puts the trees' C module folders in front of package.cpath (as it
       was before the first call)
 ]]
+local files = require "ecsplay.util.files"
+
 local M = {}
 
 local LUA = _VERSION:match("%d+%.%d+")
 local base_cpath
-
--- Linux opens a folder for reading: enough to tell that it exists.
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() return true end
-  return false
-end
 
 -- "/a/./b/../c/" → "/a/c"
 local function normalize(path)
@@ -44,7 +39,7 @@ end
 local function absolute(dir)
   if dir:sub(1, 1) == "/" then return normalize(dir) end
   local cwd = os.getenv("PWD")
-  if cwd and cwd:sub(1, 1) == "/" and exists(cwd .. "/" .. dir) then return normalize(cwd .. "/" .. dir) end
+  if cwd and cwd:sub(1, 1) == "/" and files.exists(cwd .. "/" .. dir) then return normalize(cwd .. "/" .. dir) end
 end
 
 -- The nearest lua_modules/ at or above dir, or nil.
@@ -53,7 +48,7 @@ local function project_tree(dir)
   if abs then
     while true do
       local tree = (abs == "/" and "" or abs) .. "/lua_modules"
-      if exists(tree) then return tree end
+      if files.exists(tree) then return tree end
       if abs == "/" then return nil end
       abs = abs:match("^(.*)/[^/]*$")
       if abs == "" then abs = "/" end
@@ -63,7 +58,7 @@ local function project_tree(dir)
   -- as far as a path can usefully go
   local rel = dir or "."
   for _ = 1, 40 do
-    if exists(rel .. "/lua_modules") then return rel .. "/lua_modules" end
+    if files.exists(rel .. "/lua_modules") then return rel .. "/lua_modules" end
     if rel == "." or rel:match("^%.%.[/.]*$") then
       rel = rel == "." and ".." or (rel .. "/..")
     else

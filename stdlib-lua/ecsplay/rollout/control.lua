@@ -31,6 +31,7 @@ resume` restores the steering state from those lines (restore_from_journal).
   control.resolve(run, dir)    RUN (id, unique prefix, journal path) → journal path
   control.status(journal)      → the state object `ecsplay status` prints
 ]]
+local files = require "ecsplay.util.files"
 local sched = require "ecsplay.sched"
 local json = require "ecsplay.json"
 local core = require "ecsplay.core"
@@ -122,14 +123,6 @@ M.proc_start = proc_start
 function M.paths(journal)
   local base = journal:gsub("%.jsonl$", "")
   return base .. ".state.json", base .. ".control.jsonl"
-end
-
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
 end
 
 -- Writes text as the whole of path (temporary file + rename: a reader never sees half).
@@ -230,7 +223,7 @@ function M.attach(run)
   if journal then live.journal = journal live.state_path, live.control_path = M.paths(journal) end
   -- commands sent before this run started are not for it
   if live.control_path then
-    local text = read_all(live.control_path)
+    local text = files.read(live.control_path)
     live.ctl_offset = text and #text or 0
   end
   if run.resume and not run.resume.ended then restore_from_journal(live, run.resume.path or run.resume.given) end
@@ -639,7 +632,7 @@ function M.status(path)
   local jstate = journal_file.read(path)
   local start = jstate.start or {}
   local state_path = M.paths(path)
-  local text = read_all(state_path)
+  local text = files.read(state_path)
   local st = text and json.decode(text)
   if type(st) ~= "table" then st = {} end
   local out = { run = start.run or st.run, name = start.name or st.name, strategy = start.strategy or st.strategy,

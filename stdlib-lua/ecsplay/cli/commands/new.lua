@@ -7,6 +7,7 @@ says what to do next. Refuses (exit 2) a name that is not a module name, a
 kind it does not know and a folder that already exists.
 ]]
 local core = require "ecsplay.core"
+local files = require "ecsplay.util.files"
 local ecsplay = require "ecsplay"
 local errors = require "ecsplay.errors"
 local json = require "ecsplay.json"
@@ -25,12 +26,6 @@ local KIND_NAMES = { "library" }
 
 -- field "path": the folder or a file cannot be made (no usage line under it)
 local function bad(message, field) error(errors.bad_input(message, field), 0) end
-
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() return true end
-  return false
-end
 
 -- mkdir -p for the folders of path (relative to root).
 local function make_parents(root, path)
@@ -62,7 +57,7 @@ local function create(kind, name, dir, format)
   end
   if name == "ecsplay" then bad("a library cannot be called ecsplay (it would hide ecsplay's own)") end
   dir = dir or name
-  if exists(dir) then bad(dir .. " already exists; nothing was written", "path") end
+  if files.exists(dir) then bad(dir .. " already exists; nothing was written", "path") end
   local ok, err = core.mkdir(dir)
   if not ok then bad(tostring(err), "path") end
   local version = tostring(ecsplay.version):match("^%d+%.%d+") or "0.1"
