@@ -1,7 +1,8 @@
 -- rollout.fleet under SIGINT/SIGTERM (stdlib-lua/ecsplay/rollout/fleet.lua, Fleet:settle): the
 -- signal reaches each member and the worker waiting for it; the worker waits on until its member
 -- has rolled itself back, no member starts any more, and the run ends with the worst member
--- error: 130/143 when every rollback completed, 3 when one failed. (Before, the worker left at
+-- error: 130/143 when every rollback completed, 3 when one failed (and then, as for any fleet
+-- whose rollback failed, the exit-3 message lists what each member left). (Before, the worker left at
 -- the signal, the playbook ended and the scheduler cancelled the members mid-rollback.)
 local T = require "harness"
 
@@ -67,4 +68,16 @@ T.test("SIGINT during a fleet whose member's rollback fails: the others still ro
   T.ok(out:find("m1 rolled back", 1, true), out)
   T.ok(out:find("m2's rollback failed", 1, true), out)
   T.ok(out:find("m2 at 10%", 1, true), "what is left:\n" .. out)
+end)
+
+T.test("a fleet whose put-back fails: exit 3 lists what each member left", function()
+  local out, rc = T.sh(T.bin .. " -e " .. q([[
+local rollout = require "ecsplay.rollout"
+rollout.fleet { {
+  { name = "a", run = function() return {} end, undo = function() error("cannot put a back", 0) end },
+  { name = "b", run = function() ecsplay.sleep(1) error("b broke", 0) end },
+} }]]) .. " 2>&1")
+  T.eq(rc, 3, out)
+  T.ok(out:find("what may be left", 1, true), out)
+  T.ok(out:find("a: it had succeeded and putting it back failed (cannot put a back)", 1, true), out)
 end)

@@ -323,10 +323,14 @@ local function flush_metrics(b)
 end
 
 local function flush(b)
-  -- after every task runnable at this instant has run (and so enqueued what it reads now)
-  sched.sleep(0)
+  -- after every task runnable at this instant has run (and so enqueued what it reads now).
+  -- A signal there is not this batch's to act on: its callers got it themselves, and a
+  -- rollback's read after it must find this batch sending, not failed; a cancellation
+  -- (the run ended) closes it
+  local waited, why = pcall(sched.sleep, 0)
   if open[b.key] == b then open[b.key] = nil end
   b.closed = true
+  if not waited and not (sched.is_interrupt(why) and why.code ~= "Cancelled") then error(why, 0) end
   if #b.items == 1 then
     local item = b.items[1]
     item.ok, item.value = pcall(unmerged, b, item)

@@ -116,6 +116,7 @@ Fleet.__index = Fleet
 function Fleet:failed(m, err)
   m.status, m.error = "failed", errors.describe(err)
   m.rollback_failed = errors.is(err, "rollback")
+  m.left = type(err) == "table" and err.left or nil
   self.failures = self.failures + 1
   log.event("error", "fleet", string.format("fleet: %s failed: %s", m.name, strings.one_line(m.error, 300)))
   if self.failures > self.max_failures and not self.spent then
@@ -188,6 +189,7 @@ function Fleet:run_member(m)
     -- one of all members decides the exit code (ecsplay.map)
     m.status = sched.is_interrupt(err) and "rolled_back" or "failed"
     m.error, m.rollback_failed = errors.describe(err), errors.is(err, "rollback")
+    m.left = type(err) == "table" and err.left or nil
     error(err, 0)
   end
   if m.cancel_sent and cancelled(err) then
@@ -216,6 +218,8 @@ function Fleet:undo_succeeded()
         m.status = "rolled_back"
       else
         m.rollback_failed, m.error = true, "its undo failed: " .. errors.describe(err)
+        m.left = "it had succeeded and putting it back failed (" .. strings.one_line(errors.describe(err), 200)
+          .. "): it may still run the new version"
         log.event("error", "fleet", string.format("fleet: putting back %s failed: %s", m.name, m.error))
       end
     else
@@ -266,6 +270,24 @@ local function with_report(err, s)
   return copy
 end
 
+--[[ What a failed rollback left, member by member (the exit-3 message lists it, cli/exit.lua):
+     each member's own `left` (its rollout's, which names `ecsplay rollback JOURNAL`), else
+     its error. ]]
+local function left_of(members)
+  local out = {}
+  for _, m in ipairs(members) do
+    if m.rollback_failed then
+      local left = m.left
+      if type(left) == "table" and not errors.is_error(left) then
+        for _, l in ipairs(left) do out[#out + 1] = m.name .. ": " .. errors.describe(l) end
+      else
+        out[#out + 1] = m.name .. ": " .. errors.describe(left or m.error)
+      end
+    end
+  end
+  return out
+end
+
 function M.run(o)
   local list, policy = check_options(o)
   local self = setmetatable({ policy = policy, max_failures = o.max_failures or 0, failures = 0,
@@ -293,6 +315,7 @@ function M.run(o)
   end
   if s.rollback_failed then
     error(errors.new("rollback", { code = "FleetRollbackFailed", report = s, rollback_failed = true,
+      left = left_of(self.members),
       message = string.format("fleet failed (%d failure(s), budget %d) and a rollback did not complete: %s",
         self.failures, self.max_failures, line) }), 0)
   end
