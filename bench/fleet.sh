@@ -34,6 +34,8 @@ measure() {
   /usr/bin/time -f "%e %U %S %M" -o "$TMP/$name.time" "$@" > "$TMP/$name.out"
 }
 cell_time() { awk '{ printf "%.1f | %.1f | %.0f", $1, $2 + $3, $4 / 1024 }' "$TMP/$1.time"; }
+# CPU milliseconds per service: flat from 50 to 1,000 when the simulator scales (issue 10)
+per_service() { awk -v n="$2" '{ printf "%.0f", ($2 + $3) * 1000 / n }' "$TMP/$1.time"; }
 calls() { awk '/^calls_per_service/ { printf "%.1f", $2 }' "$TMP/$1.out"; }
 total_calls() { awk '/^aws_calls/ { print $2 }' "$TMP/$1.out"; }
 per_op() { awk '/^op / { sub(/^[a-z0-9]+\./, "", $2); printf "%s%s %d/%d", (n++ ? ", " : ""), $2, $3, $4 }' "$TMP/$1.out"; }
@@ -78,24 +80,27 @@ bake 3 m, a 5xx-rate and a p99-latency gate measured every minute), all at once 
 \`ecsplay.map\`, with shared polling (\`aws/batch.lua\`) and without it (\`ECSPLAY_BATCHING=0\`).
 One run each; wall and CPU (user + system) in seconds and peak RSS in MB from
 \`/usr/bin/time\`; calls are the AWS requests the client sent, per service. The rate limiter's
-waits for RegisterTaskDefinition (1 a second) spread the rollouts out in simulated time, so
-polls of different rollouts line up less the larger the fleet is, and unbatched runs last
-longer in simulated time (more calls wait for tokens).
+waits for RegisterTaskDefinition (AWS's bucket for it: 20 at once, then 1 a second, as
+docs/configuration.md cites; AWS would throttle the same calls) spread the rollouts out in
+simulated time, so polls of different rollouts line up less the larger the fleet is, and
+unbatched runs last longer in simulated time (more calls wait for tokens).
 
-| services | mode | wall s | CPU s | peak RSS MB | calls / service | calls |
-|---|---|---|---|---|---|---|
+| services | mode | wall s | CPU s | CPU ms / service | peak RSS MB | calls / service | calls |
+|---|---|---|---|---|---|---|---|
 EOF2
 for n in $SIZES; do
   for mode in batched unbatched; do
-    printf '| %s | %s, in process | %s | %s | %s |\n' "$n" "$mode" "$(cell_time "$n-$mode")" "$(calls "$n-$mode")" \
+    printf '| %s | %s, in process | %s| %s | %s | %s | %s |\n' "$n" "$mode" "$(cell_time "$n-$mode" | cut -d'|' -f1-2)" \
+      "$(per_service "$n-$mode" "$n")" "$(cell_time "$n-$mode" | cut -d'|' -f3 | tr -d ' ')" "$(calls "$n-$mode")" \
       "$(total_calls "$n-$mode")"
   done
 done
 for mode in batched unbatched; do
-  printf '| %s | %s, over HTTP (client; the server used %s s CPU, %s MB) | %s | %s | %s |\n' "$HTTP_N" "$mode" \
+  printf '| %s | %s, over HTTP (client; the server used %s s CPU, %s MB) | %s| %s | %s | %s | %s |\n' "$HTTP_N" "$mode" \
     "$(awk '{ printf "%.1f", $2 + $3 }' "$TMP/serve-$mode.time" 2>/dev/null || echo '?')" \
     "$(awk '{ printf "%.0f", $4 / 1024 }' "$TMP/serve-$mode.time" 2>/dev/null || echo '?')" \
-    "$(cell_time "http-$mode")" "$(calls "http-$mode")" "$(total_calls "http-$mode")"
+    "$(cell_time "http-$mode" | cut -d'|' -f1-2)" "$(per_service "http-$mode" "$HTTP_N")" \
+    "$(cell_time "http-$mode" | cut -d'|' -f3 | tr -d ' ')" "$(calls "http-$mode")" "$(total_calls "http-$mode")"
 done
 cat <<EOF2
 

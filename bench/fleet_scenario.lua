@@ -32,7 +32,8 @@ return {
       aws.elbv2.CreateListener { LoadBalancerArn = lb, Port = 8000 + slot, Protocol = "HTTP",
         DefaultActions = { { Type = "forward", ForwardConfig = { TargetGroups = {
           { TargetGroupArn = tg.stable, Weight = 100 }, { TargetGroupArn = tg.canary, Weight = 0 } } } } } }
-      for side, count in pairs { stable = 2, canary = 0 } do
+      for _, side_count in ipairs { { "stable", 2 }, { "canary", 0 } } do -- in this order (pairs has none)
+        local side, count = side_count[1], side_count[2]
         aws.ecs.CreateService { cluster = "production", taskDefinition = "api:1", desiredCount = count,
           serviceName = side == "stable" and ("svc" .. i) or ("svc%d-canary"):format(i),
           launchType = "FARGATE", networkConfiguration = net,

@@ -40,10 +40,10 @@ local function world()
   end
   local l = e.CreateListener(w, { LoadBalancerArn = lb, Port = 443, Protocol = "HTTP",
     DefaultActions = { { Type = "forward", TargetGroupArn = tg.idle } } }).Listeners[1].ListenerArn
+  local split = { { TargetGroupArn = tg.stable, Weight = 90 }, { TargetGroupArn = tg.canary, Weight = 10 } }
   local rule = e.CreateRule(w, { ListenerArn = l, Priority = 10,
     Conditions = { { Field = "path-pattern", Values = { "/*" } } },
-    Actions = { { Type = "forward", ForwardConfig = { TargetGroups = {
-      { TargetGroupArn = tg.stable, Weight = 90 }, { TargetGroupArn = tg.canary, Weight = 10 } } } } } }).Rules[1].RuleArn
+    Actions = { { Type = "forward", ForwardConfig = { TargetGroups = split } } } }).Rules[1].RuleArn
   elbv2.register(w, tg.stable, "10.0.0.1", 8080, "s1")
   elbv2.register(w, tg.stable, "10.0.0.2", 8080, "s2")
   elbv2.register(w, tg.canary, "10.0.0.3", 8080, "c1")

@@ -270,16 +270,25 @@ local function snapshot(world, elb, ecs, tg_arn, e)
   end
   table.sort(images)
   local lb_dim = elb.arn_suffix(e.lb, "lb")
-  local inp = { lb_dim = lb_dim, tg_dim = elb.arn_suffix(tg_arn, "tg"), rps = e.rps, weight = e.weight,
+  local inp = { tg_arn = tg_arn, lb_dim = lb_dim, tg_dim = elb.arn_suffix(tg_arn, "tg"), rps = e.rps, weight = e.weight,
     healthy = healthy, unhealthy = unhealthy, images = images, counts = {}, firsts = {} }
-  local sig = { lb_dim, string.format("%.17g %.17g %d %d", e.rps, e.weight, healthy, unhealthy) }
   for i, image in ipairs(images) do
     inp.counts[i] = count[image]
     inp.firsts[i] = image ~= "" and ecs and ecs.image_first_start and ecs.image_first_start(world, image) or false
-    sig[#sig + 1] = string.format("%s %d %s", image, count[image], tostring(inp.firsts[i]))
   end
-  inp.sig = table.concat(sig, "\0")
   return inp
+end
+
+-- Would two inputs give the same numbers (the same routing and healthy targets by image)?
+local function same_inputs(a, b)
+  if a.lb_dim ~= b.lb_dim or a.rps ~= b.rps or a.weight ~= b.weight or a.healthy ~= b.healthy
+      or a.unhealthy ~= b.unhealthy or #a.images ~= #b.images then
+    return false
+  end
+  for i, image in ipairs(a.images) do
+    if image ~= b.images[i] or a.counts[i] ~= b.counts[i] or a.firsts[i] ~= b.firsts[i] then return false end
+  end
+  return true
 end
 
 -- A new run when the inputs differ from the last one's (inp false: not routed to any more).
@@ -287,7 +296,7 @@ local function record(a, tg_arn, m, inp)
   local tg = a.tgs[tg_arn]
   if not tg then tg = { runs = {}, series = {} } a.tgs[tg_arn] = tg end
   local last = tg.runs[#tg.runs]
-  if last and last.inp and inp and last.inp.sig == inp.sig then
+  if last and last.inp and inp and same_inputs(last.inp, inp) then
     last.inp.version = inp.version -- the same inputs, recounted: no new run
   elseif (last and (last.inp or inp)) or (not last and inp) then
     tg.runs[#tg.runs + 1] = { m = m, inp = inp }
@@ -311,17 +320,21 @@ local function current_inputs(world, a, elb, ecs, tg_arn, e)
 end
 
 -- The series `name` of an owner (target group or load balancer) under load balancer lb_dim,
--- made on first use (make() → its dimensions and what the lazy series reads); its newest
+-- made on first use (make(key) → its dimensions and what the lazy series reads); its newest
 -- sample is now the minute before m (ListMetrics' RecentlyActive, retention).
-local function touch(world, owner, name, lb_dim, m, make)
+local function touch(world, owner, name, lb_dim, m, make, key)
   local by_lb = owner.series[lb_dim]
-  if not by_lb then by_lb = {} owner.series[lb_dim] = by_lb end
-  local ser = by_lb[name]
+  if not by_lb then
+    -- the series of one owner under one load balancer share their dimensions and source
+    local dims, lazy = make(key, lb_dim)
+    by_lb = { dims = store.norm_dims(dims), lazy = lazy, by_name = {} }
+    owner.series[lb_dim] = by_lb
+  end
+  local ser = by_lb.by_name[name]
   if not ser then
-    local dims, lazy = make()
-    ser = store.get_series(world, NS, name, store.norm_dims(dims), true)
-    ser.lazy = lazy
-    by_lb[name] = ser
+    ser = store.get_series(world, NS, name, by_lb.dims, true)
+    ser.lazy = by_lb.lazy
+    by_lb.by_name[name] = ser
   end
   ser.last_t = m - 60
 end
@@ -331,6 +344,12 @@ local IDLE = { "HealthyHostCount", "UnHealthyHostCount" }
 local NO_HEALTHY = { "HealthyHostCount", "UnHealthyHostCount", "RequestCount", "HTTPCode_ELB_5XX_Count" }
 local SERVING = { "HealthyHostCount", "UnHealthyHostCount", "RequestCount", "HTTPCode_Target_5XX_Count",
   "HTTPCode_Target_2XX_Count", "TargetResponseTime" }
+
+local function tg_series(inp) -- (a target group's inputs)
+  return { LoadBalancer = inp.lb_dim, TargetGroup = inp.tg_dim }, { tg = inp.tg_arn, lb_dim = inp.lb_dim }
+end
+
+local function lb_series(_, lb_dim) return { LoadBalancer = lb_dim }, { lb = lb_dim } end
 
 -- Records minute m of one target group; notes what its load balancer's totals will have.
 local function record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
@@ -342,10 +361,7 @@ local function record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
     lbt.req = true
     if inp.healthy == 0 then lbt.e5 = true names = NO_HEALTHY else names = SERVING end
   end
-  local function make()
-    return { LoadBalancer = inp.lb_dim, TargetGroup = inp.tg_dim }, { tg = tg_arn, lb_dim = inp.lb_dim }
-  end
-  for _, name in ipairs(names) do touch(world, tg, name, inp.lb_dim, m, make) end
+  for _, name in ipairs(names) do touch(world, tg, name, inp.lb_dim, m, tg_series, inp) end
 end
 
 --[[ Records minute [m-60, m) for every target group attached to a load balancer (in ARN order,
@@ -361,10 +377,11 @@ function M.publish_minute(world, m)
   local arns = {}
   for arn, e in pairs(traffic) do if e.lb then arns[#arns + 1] = arn end end
   table.sort(arns)
-  local lb_totals, lb_order, seen = {}, {}, {}
+  local lb_totals, lb_order, seen, lb_dims = {}, {}, {}, {}
   for _, tg_arn in ipairs(arns) do
     local e = traffic[tg_arn]
-    local lb_dim = elb.arn_suffix(e.lb, "lb")
+    local lb_dim = lb_dims[e.lb]
+    if not lb_dim then lb_dim = elb.arn_suffix(e.lb, "lb") lb_dims[e.lb] = lb_dim end
     local lbt = lb_totals[lb_dim]
     if not lbt then
       lbt = {}
@@ -386,11 +403,10 @@ function M.publish_minute(world, m)
   end
   for _, lb_dim in ipairs(lb_order) do
     local lbt, lb = lb_totals[lb_dim], a.lbs[lb_dim]
-    local function make() return { LoadBalancer = lb_dim }, { lb = lb_dim } end
     if lbt.req then
-      touch(world, lb, "RequestCount", lb_dim, m, make)
-      touch(world, lb, "HTTPCode_Target_5XX_Count", lb_dim, m, make)
-      if lbt.e5 then touch(world, lb, "HTTPCode_ELB_5XX_Count", lb_dim, m, make) end
+      touch(world, lb, "RequestCount", lb_dim, m, lb_series)
+      touch(world, lb, "HTTPCode_Target_5XX_Count", lb_dim, m, lb_series)
+      if lbt.e5 then touch(world, lb, "HTTPCode_ELB_5XX_Count", lb_dim, m, lb_series) end
     end
   end
 end

@@ -36,6 +36,9 @@ function M.init(world)
     families = {}, family_order = {},
     tasks = {}, task_order = {},
     busy = {},             -- the tasks the tick moves along (tasks.lua), in launch order
+    restless = {},         -- ARN -> service the tick visits every time (not settled, draining, ...)
+    woken = {},            -- ARN -> service something changed since the last tick (util.lua's U.dirty)
+    ranks_stale = false,   -- a service was added: its place in the tick's order is not known yet
     prune_at = nil,        -- when the oldest STOPPED task is past STOPPED_RETENTION
     task_sets = {}, sds = {}, revisions = {},
     tags = {},             -- resource ARN -> { {key=, value=}, ... }
@@ -122,20 +125,59 @@ local function schedule_service(world, st, svc)
   svc.settled = settled(svc)
 end
 
+-- One service's turn in the tick; afterwards, is it restless (to be visited next tick anyway)?
+local function visit(world, st, svc)
+  if svc.status == "DRAINING" then
+    drain(world, svc)
+  elseif svc.status == "ACTIVE" then
+    schedule_service(world, st, svc)
+  end
+  local dep = svc.deployments[1]
+  local resting = svc.status ~= "ACTIVE" and svc.status ~= "DRAINING" or (svc.controller == "ECS"
+    and not (dep and dep.native and not dep.native.finished) and svc.settled and not svc.dirty)
+  st.restless[svc.arn] = not resting and svc or nil
+end
+
+-- Each service's place in cluster order, then service order: the order the tick visits them in.
+local function rank_services(st)
+  local i = 0
+  for _, cname in ipairs(st.cluster_order) do
+    for _, sname in ipairs(st.clusters[cname].service_order) do
+      i = i + 1
+      st.clusters[cname].services[sname].rank = i
+    end
+  end
+  st.ranks_stale = false
+end
+
+--[[ The services of this tick, in cluster and service order: all of them after an API call
+     that named no service (wake_all); else the restless ones and those woken since the last
+     tick. A service left out is settled and nothing about it changed: its turn would have
+     returned at once. ]]
+local function services_to_visit(st)
+  if st.ranks_stale then rank_services(st) end
+  local list = {}
+  if st.wake_all then
+    for _, cname in ipairs(st.cluster_order) do
+      local c = st.clusters[cname]
+      for _, sname in ipairs(c.service_order) do list[#list + 1] = c.services[sname] end
+    end
+    return list
+  end
+  for _, svc in pairs(st.restless) do list[#list + 1] = svc end
+  for arn, svc in pairs(st.woken) do
+    if st.restless[arn] ~= svc then list[#list + 1] = svc end
+  end
+  table.sort(list, function(a, b) return a.rank < b.rank end)
+  return list
+end
+
 function M.tick(world, t)
   local st = U.st(world)
   T.progress_all(world)
-  for _, cname in ipairs(st.cluster_order) do
-    local c = st.clusters[cname]
-    for _, sname in ipairs(c.service_order) do
-      local svc = c.services[sname]
-      if svc.status == "DRAINING" then
-        drain(world, svc)
-      elseif svc.status == "ACTIVE" then
-        schedule_service(world, st, svc)
-      end
-    end
-  end
+  local list = services_to_visit(st)
+  st.woken = {} -- what changes from here on is for the next tick
+  for _, svc in ipairs(list) do visit(world, st, svc) end
   st.wake_all = nil
   T.flush_notes(world)
   prune(world)
@@ -160,6 +202,13 @@ function M.task_info(world, task_arn)
     cluster = task.cluster.name, ip = task.ip,
     last_status = task.last, desired_status = task.desired,
   }
+end
+
+--[[ Is the task healthy for good, until something asks it to stop (which deregisters its
+     targets first)? ELBv2 then need not health-check its targets (sim/elbv2/targets.lua). ]]
+function M.task_settled(world, task_arn)
+  local task = U.st(world).tasks[task_arn]
+  return task ~= nil and task.last == "RUNNING" and T.inert(task)
 end
 
 -- The image a task runs (nil: no such task), without task_info's table.
@@ -187,7 +236,7 @@ local function wake(world, input)
     local cname = type(input.cluster) == "string" and input.cluster:match("([^/]+)$") or "default"
     local c = st.clusters[cname]
     local svc = c and c.services[ref:match("([^/]+)$")]
-    if svc then svc.dirty = true return end
+    if svc then U.dirty(st, svc) return end
   end
   st.wake_all = true
 end

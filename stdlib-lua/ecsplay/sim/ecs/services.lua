@@ -176,7 +176,12 @@ function V.ops.CreateService(world, input, caller)
     prod_alt = {},   -- per load balancer index: true when the alternate target group is production
   }
   if not existing then c.service_order[#c.service_order + 1] = name end
+  st.ranks_stale = true
   c.services[name] = svc
+  -- its first deployment: the tick schedules it until it settles (by ARN: a service created
+  -- again under its name takes the old one's place)
+  st.restless[svc.arn] = svc
+  st.woken[svc.arn] = nil
   if input.tags and #input.tags > 0 then st.tags[svc.arn] = U.copy(input.tags) end
   if controller == "ECS" then
     P.new_deployment(world, svc, td)

@@ -151,7 +151,7 @@ function T.stop(world, task, reason, code, failed)
   task.stop_reason = reason
   task.stop_code = code
   task.version = task.version + 1
-  if task.svc then task.svc.dirty = true end -- its scheduler looks again (ecs/init.lua's tick)
+  if task.svc then U.dirty(U.st(world), task.svc) end -- its scheduler looks again (ecs/init.lua's tick)
   if failed then
     task.failed = true
     task.failed_new = true
@@ -195,20 +195,20 @@ local function progress(world, task)
       task.last = "STOPPED"
       T.note_stopped(st, task)
       task.version = task.version + 1
-      if task.svc then task.svc.dirty = true end
+      if task.svc then U.dirty(st, task.svc) end
     end
     return
   end
   if task.last == "PROVISIONING" and now >= task.pending_at then
     task.last = "PENDING"
     task.version = task.version + 1
-    if task.svc then task.svc.dirty = true end
+    if task.svc then U.dirty(st, task.svc) end
   end
   if task.last == "PENDING" and now >= task.running_at then
     task.last = "RUNNING"
     task.started_at = task.running_at
     task.version = task.version + 1
-    if task.svc then task.svc.dirty = true end
+    if task.svc then U.dirty(st, task.svc) end
     if not st.image_first[task.image] then st.image_first[task.image] = task.started_at end
     register(world, task)
   end
@@ -217,7 +217,7 @@ local function progress(world, task)
     if task.c_healthy and not task.healthy and lb_healthy(world, task) then
       task.healthy = true
       task.healthy_new = true
-      if task.svc then task.svc.dirty = true end
+      if task.svc then U.dirty(st, task.svc) end
     end
     if task.crash_at and now >= task.crash_at then
       task.healthy = false
@@ -235,6 +235,7 @@ local function inert(task)
   return task.last == "STOPPED" or (task.desired == "RUNNING" and task.last == "RUNNING" and task.healthy
     and task.c_healthy and not task.crash_at)
 end
+T.inert = inert
 
 -- Puts a task (back) among the busy ones, in launch order.
 function T.wake(st, task)

@@ -12,6 +12,15 @@ U.MAX_EVENTS = 100
 
 function U.st(world) return world.state.ecs end
 
+--[[ Something about a service changed (a task of it moved on, an API call named it): the
+     next tick's scheduler looks at it again (sim/ecs/init.lua's tick visits the services that
+     are restless or woken, not all of them). ]]
+function U.dirty(st, svc)
+  svc.dirty = true
+  -- a service created again under its name replaced this one: the tick no longer visits it
+  if svc.cluster.services[svc.name] == svc then st.woken[svc.arn] = svc end
+end
+
 -- AWS's messages for the common look-up failures (as the real API answers them).
 function U.cluster_not_found(world) world:fail("ClusterNotFoundException", "Cluster not found.") end
 function U.service_not_found(world) world:fail("ServiceNotFoundException", "Service not found.") end

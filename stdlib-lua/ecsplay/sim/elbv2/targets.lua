@@ -201,15 +201,21 @@ local function run_check(world, tg, t)
   if before ~= t.state then health_changed(tg) end
 end
 
---[[ A target group whose targets are all healthy (or draining) stays so until one of them
-     changes (health_version): a healthy target's check passes as long as its task runs healthy,
-     and an ECS task stops being healthy only by stopping, which deregisters it first. So such a
-     group is not visited until something moves (its checks would only count passes, which
-     nothing shows); a fleet's settled target groups then cost a tick nothing. ]]
-local function quiet(tg)
+--[[ A target group whose targets are all healthy (or draining), each with no ECS task or one
+     the simulated ECS calls settled (healthy until something asks it to stop, which deregisters
+     its targets first), stays so until one of them changes (health_version): every check would
+     pass. Such a group is not visited until something moves (its checks would only count
+     passes, which nothing shows); a fleet's settled target groups then cost a tick nothing. ]]
+local function quiet(world, tg)
+  local ecs = world.svc.ecs
   for _, key in ipairs(tg.target_list) do
-    local st = tg.targets[key].state
-    if st ~= "healthy" and st ~= "draining" then return false end
+    local t = tg.targets[key]
+    if t.state ~= "draining" then
+      if t.state ~= "healthy" then return false end
+      if t.task_arn and not (ecs and ecs.task_settled and ecs.task_settled(world, t.task_arn)) then
+        return false
+      end
+    end
   end
   return true
 end
@@ -234,7 +240,7 @@ local function tick_tg(world, tg, now)
       end
     end
   end
-  if in_use and quiet(tg) then tg.quiet_version = tg.health_version or 0 end
+  if in_use and quiet(world, tg) then tg.quiet_version = tg.health_version or 0 end
 end
 
 function M.tick(world, t)
