@@ -7,7 +7,7 @@
 --     (svc5 gets api:bad, whose tasks crash: the fleet stops and puts everything back)
 --   ... on_failure=continue max_failures=1 bad=2     (one failure tolerated; the rest go on)
 local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
-local actions = require "ecsplay.rollout.actions"
+local revert = require "ecsplay.rollout.revert"
 local a = ecsplay.params {
   n = { type = "integer", default = 8, help = "how many services: svc1 .. svc<n> (and svc<i>-canary)" },
   image = { type = "string", default = "api:v2", help = "the image to roll out" },
@@ -39,10 +39,10 @@ local summary_ok, summary = pcall(rollout.fleet, {
       },
     }
   end,
-  -- a promoted member back on the version it ran before (abort_all)
+  -- a promoted member back on the version it ran before (abort_all): its canary's own revert
+  -- (rollout/revert.lua), both services as they were, capacity before traffic
   undo = function(svc, report)
-    actions.run { op = "update_service", cluster = a.cluster, service = svc,
-      taskDefinition = report.previous_task_definition, wait = { timeout = 900 } }
+    revert.succeeded(report, "the fleet failed: putting back " .. svc)
   end,
 })
 local s = summary_ok and summary or (type(summary) == "table" and summary.report)

@@ -8,7 +8,7 @@
 --     waves=us-east-1,eu-west-1+ap-southeast-1      (the last two together, in one wave)
 --   ecsplay playbooks/multi_region.lua role_arn=arn:aws:iam::210987654321:role/deploy external_id=...
 local aws, rollout, gate = require "ecsplay.aws", require "ecsplay.rollout", require "ecsplay.gate"
-local actions = require "ecsplay.rollout.actions"
+local revert = require "ecsplay.rollout.revert"
 local a = ecsplay.params {
   image = { type = "string", default = "api:v2", help = "the image to roll out" },
   waves = { type = "string", default = "us-east-1,eu-west-1,ap-southeast-1",
@@ -43,23 +43,22 @@ local function gates(s, tg)
 end
 
 -- One Region: the canary; once promoted, an on_abort that puts the old version back if a
--- later wave fails (ecsplay carries out on_abort handlers newest first when the run fails).
+-- later wave fails (ecsplay carries out on_abort handlers newest first when the run fails):
+-- the canary's own revert (rollout/revert.lua), which puts both services back as they were,
+-- capacity before traffic, in the Region's session.
 local function roll(region)
   local s = aws.session { region = region, role_arn = a.role_arn, external_id = a.external_id }
-  local before = s.ecs.describe_services { cluster = a.cluster, services = { a.service } }
-    .services[1].taskDefinition
-  local stable_tg = s.elbv2.describe_target_groups { Names = { a.stable_tg } }.TargetGroups[1].TargetGroupArn
+  local name = string.format("%s in %s", a.service, region)
   local report = rollout.canary {
-    session = s, name = string.format("%s in %s", a.service, region),
+    session = s, name = name,
     cluster = a.cluster, image = a.image, container = a.service,
     stable = { service = a.service, target_group = a.stable_tg },
     canary = { service = a.canary, target_group = a.canary_tg },
     steps = { 10, 50, 100 }, bake = a.bake, interval = "1m", gates = gates(s, a.canary_tg),
   }
-  ecsplay.on_abort(function()
-    s:run(actions.run, { op = "update_service", cluster = a.cluster, service = a.service,
-      taskDefinition = before, wait = { target_groups = { stable_tg }, timeout = 900 } })
-  end, string.format("%s in %s back to %s", a.service, region, before:match("[^/]+$")))
+  ecsplay.on_abort(function(reason)
+    revert.succeeded(report, reason)
+  end, string.format("%s back to the version it ran before", name))
   return { region = region, session = s, report = report }
 end
 

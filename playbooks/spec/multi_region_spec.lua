@@ -43,6 +43,9 @@ describe("playbooks/multi_region.lua", function()
     for _, region in ipairs(REGIONS) do
       local here = r.world:in_region(region)
       assert.equals("api:1", here:service("api").task_definition)
+      -- the put-back restores both services as before the run: the canary's too (0 tasks of api:1)
+      assert.equals("api:1", here:service("api-canary").task_definition)
+      assert.equals(0, here:service("api-canary").desired)
       assert.same(HOME, here:weights())
     end
     assert.equals(1, r.world:in_region("ap-southeast-1"):revisions("api"))

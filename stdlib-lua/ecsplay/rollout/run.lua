@@ -38,6 +38,11 @@ local journal_mod = require "ecsplay.rollout.journal"
 local Run = {}
 Run.__index = Run
 
+-- Each rollout's Run by its report (the table a strategy returns), so that a playbook can
+-- revert a rollout that succeeded (Run:revert, rollout/revert.lua) from its report alone.
+local run_of_report = setmetatable({}, { __mode = "k" })
+function Run.of_report(report) return run_of_report[report] end
+
 -- The journal state when `ecsplay resume` re-runs the strategy named `name`:
 -- strategies skip the "already in progress" checks that their own earlier
 -- run would otherwise trip.
@@ -78,6 +83,7 @@ function Run.new(strategy, opts, meta)
     opts = opts,
     -- the session its changes are made in (journaled: `ecsplay rollback` rebuilds it)
     session_options = session and session:options() or nil,
+    session = session,
     undo = {},
     notify_fn = opts.notify,
     on_abort_fn = opts.on_abort,
@@ -97,6 +103,7 @@ function Run.new(strategy, opts, meta)
   end
   self.report.run_id = self.id
   self.report.journal = self.journal and self.journal.path or self.report.journal
+  run_of_report[self.report] = self
   log.update_context { run_id = self.id }
   return self
 end
@@ -108,15 +115,16 @@ function Run:resume_from(resume)
   self.id = resume.start.run
   log.update_context { run_id = self.id }
   self.next_undo_index = #(resume.all_undo or {})
+  -- the journaled undo stack; of a run that ended "succeeded", what a revert (Run:revert) carries out
+  for _, u in ipairs(resume.undo) do
+    self.undo[#self.undo + 1] = { key = u.key, action = u.action, index = u.index }
+  end
   if resume.ended then
     self.finished = resume.ended
     self.report.journal = resume.path
     return
   end
   self.journal = journal_mod.open(nil, resume.path)
-  for _, u in ipairs(resume.undo) do
-    self.undo[#self.undo + 1] = { key = u.key, action = u.action, index = u.index }
-  end
   self:log("info", "resume", string.format("resuming %s: %d step(s) already done", self.name,
     self:count_done()))
 end
@@ -269,7 +277,11 @@ end
 
 --[[ Runs fn as the step `key`, after recording `undo` (an actions.lua table)
      unless the very same undo is already on the stack. On resume a step the
-     journal shows done returns its recorded result without running. ]]
+     journal shows done returns its recorded result without running; a step
+     the journal shows begun (its "do" line, no "done") keeps the undo that
+     line recorded, read from the world before its change: the one passed now
+     was read after the killed run may have made the change (the canary
+     already on the new revision), and undoing to it would undo nothing. ]]
 function Run:step(key, desc, fn, undo)
   if self.resume and self.resume.done[key] ~= nil then
     self:log("debug", "skip", "already done: " .. desc, { key = key })
@@ -277,7 +289,7 @@ function Run:step(key, desc, fn, undo)
     return r ~= true and r or nil
   end
   local journal_undo = nil
-  if undo then
+  if undo and not self:started(key) then
     local dup = false
     -- compared as data: the same undo encodes to JSON with its keys in any order
     for _, u in ipairs(self.undo) do if tables.equal(u.action, undo) then dup = true end end
@@ -332,6 +344,40 @@ function Run:undo_all()
     end,
     on_failed = function(_, _, text) self:log("error", "undo", text) end,
   })
+end
+
+--[[ Reverts a rollout that succeeded to the version it ran before (a playbook's put-back after
+     a later failure: multi_region's on_abort, fleet's undo=; rollout/revert.lua). The same
+     plan as `ecsplay rollback` of its finished journal: its undo stack newest first (the
+     stable service back and healthy while it serves, traffic home, then the canary side's
+     service back as it was, with no traffic), each undo journaled, then the end line
+     "rolled_back"; in the rollout's own session. A rollout that did not succeed (or was
+     reverted already) is left alone: → false. Raises a "rollback" error (RollbackFailed,
+     what is left and how `ecsplay rollback` continues) when an undo fails. ]]
+function Run:revert(reason)
+  if self.report.status ~= "succeeded" then return false end
+  if not self.journal and self.report.journal then
+    -- a resumed rollout that ended as journaled: the revert is recorded in that journal
+    self.journal = journal_mod.open(nil, self.report.journal)
+  end
+  self:log("warn", "revert", string.format("%s: reverting to the version it ran before (%s)", self.name,
+    reason or "a later failure"))
+  local nothing = #self.undo == 0
+  local failures, left
+  if self.session then
+    failures, left = self.session:run(self.rollback, self, reason)
+  else
+    failures, left = self:rollback(reason)
+  end
+  self.undo = {}
+  local left_text = self:finish_rollback(failures, left, nothing)
+  if left_text then
+    error(errors.new("rollback", { code = "RollbackFailed", rollback_failed = true, left = left_text,
+      message = string.format("%s: reverting it did not complete; %s", self.name,
+        actions.continue_text(self.journal and self.journal.path)) .. self:journal_note(),
+      report = self.report, strategy = self.strategy, name = self.name, run = self.id }), 0)
+  end
+  return true
 end
 
 -- The playbook's on_abort hook; its failure is logged, never raised.
