@@ -18,7 +18,13 @@ local t = ecsplay.spawn(function()
   local ok2, e2 = pcall(read)
   print("second=" .. tostring(ok2) .. " " .. tostring(ok2 and #e2.services or e2.code))
 end)
-t:join()
+-- wait for the task through the signal (as ecsplay.parallel does), then end with the signal
+local interrupted
+while not t.done do
+  local ok, e = pcall(t.join, t)
+  if not ok then interrupted = interrupted or e end
+end
+if interrupted then error(interrupted, 0) end
 ]]
 
 T.test("a signal during a batch's wait fails that read only; the next read of its kind is answered", function()

@@ -296,7 +296,33 @@ function M.resume(path, opts)
   end
   local chunk, err = loadfile(start.playbook)
   if not chunk then error(errors.bad_input(err), 0) end
-  return chunk()
+  local ran = table.pack(pcall(chunk))
+  -- a rollout of the killed run that the playbook did not reach this time (a fleet whose
+  -- budget a resumed member spent, another branch taken) still has changes journaled:
+  -- roll it back from its journal, so every journal of the run ends
+  local closed, close_err = pcall(M.close_unreached, opts)
+  if not ran[1] then error(ran[2], 0) end
+  if not closed then error(close_err, 0) end
+  return table.unpack(ran, 2, ran.n)
+end
+
+-- The journals `ecsplay resume` queued (context.resume) that no rollout of the resumed
+-- playbook took and that have not ended: each is rolled back as `ecsplay rollback` would.
+-- Raises the first rollback error once every one was tried.
+function M.close_unreached(opts)
+  local first_err
+  for name, queue in pairs(context.resume or {}) do
+    local list = queue.start and { queue } or queue
+    for _, m in ipairs(list) do
+      if not m.ended and not m.link and m.start then
+        log.event("warn", "resume", string.format("rollout %s of the killed run was not reached by the "
+          .. "resumed playbook: rolling it back from its journal %s", tostring(name), tostring(m.given or m.path)))
+        local ok, e = pcall(M.rollback, m.given or m.path, opts)
+        if not ok and not first_err then first_err = e end
+      end
+    end
+  end
+  if first_err then error(first_err, 0) end
 end
 
 return M
