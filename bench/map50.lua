@@ -1,6 +1,6 @@
--- 50 services' canaries at once in one process: ecsplay.map over bench/scenario50.lua's
+-- 50 services' canaries at once in one process: ecsplay.map over bench/fleet_scenario.lua's
 -- pairs, each 10 → 50 → 100 % with a 3-minute bake and two gates checked every minute.
---   ecsplay --simulate=bench/scenario50.lua bench/map50.lua
+--   ecsplay --simulate=bench/fleet_scenario.lua bench/map50.lua
 local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
 local list = {}
 for i = 1, 50 do list[i] = i end

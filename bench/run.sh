@@ -187,7 +187,7 @@ R_C40=$(proc_time "$CANARY_N" "$ECSPLAY" --simulate bench/canary40.lua)
 R_CANARY=$(proc_time "$CANARY_N" "$ECSPLAY" --simulate playbooks/canary.lua)
 R_WORLD=$(proc_time "$CANARY_N" "$ECSPLAY" --simulate -e return)
 say "bench: 50 canaries in one process"
-# bench/fleet_scenario.lua (listeners, not load balancers: scenario50.lua's 50 load balancers and
+# bench/fleet_scenario.lua (a listener a pair, not a load balancer a pair: 50 load balancers and
 # the default world's one are over ELBv2's quota of 50 a Region, which the simulator enforces)
 "$ECSPLAY" --simulate=bench/fleet_scenario.lua -q bench/map50.lua > "$TMP/map50.out"
 MAP_MIN=$(awk '/^simulated_minutes/ { print $2 }' "$TMP/map50.out")
@@ -362,8 +362,7 @@ cat <<'EOF'
 Files: `bench/run.sh` (driver), `bench/timeit.c` (process timer), `bench/curl_raw.c` (raw
 libcurl baseline), `bench/ecsplay_calls.lua`, `bench/boto3_calls.py`, `bench/sign.lua`,
 `bench/startup_modules.lua`, `bench/models.lua`, `bench/canary40.lua`, `bench/map50.lua`
-with `bench/fleet_scenario.lua` (`bench/scenario50.lua` is the older world of one load balancer a
-pair, over ELBv2's quota with the default world's), `bench/fleet.sh` with `bench/fleet.lua`, `bench/nop.c`.
+with `bench/fleet_scenario.lua`, `bench/fleet.sh` with `bench/fleet.lua`, `bench/nop.c`.
 EOF
 # the per-call section's measurements history (kept by hand, not re-measured here)
 echo; cat bench/per_call.md
