@@ -1,8 +1,9 @@
--- n services' canaries at once in one process (bench/fleet_scenario.lua with the same N):
--- the canary of bench/map50.lua (10 → 50 → 100 %, bake 3 m, two gates every minute) on each
+-- n services' canaries at once in one process (playbooks/scenarios/fleet.lua with N = n):
+-- a canary (10 → 50 → 100 %, bake 3 m, two gates every minute) on each
 -- pair through ecsplay.map. Prints the simulated minutes and the AWS calls, in all and per
 -- operation, for bench/run.sh's fleet table.
---   ecsplay --simulate=bench/fleet_scenario.lua bench/fleet.lua n=50
+--   sed 's/^local N = 8$/local N = 50/' playbooks/scenarios/fleet.lua > /tmp/fleet50.lua
+--   ecsplay --simulate=/tmp/fleet50.lua bench/fleet.lua n=50
 local rollout, gate = require "ecsplay.rollout", require "ecsplay.gate"
 local aws = require "ecsplay.aws"
 local args = ecsplay.params {

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The fleet table of `make bench` (bench/run.sh includes it; runs alone too): n services'
-# canaries at once (bench/fleet.lua on bench/fleet_scenario.lua with the same N), in process
+# canaries at once (bench/fleet.lua on playbooks/scenarios/fleet.lua with N rewritten), in process
 # under --simulate with shared polling on and off (ECSPLAY_BATCHING=0), and n services over
 # HTTP against `ecsplay sim serve --lockstep`. One run each (they are long); wall, CPU (user +
 # system) and peak RSS from /usr/bin/time, AWS calls from the playbook's own count.
@@ -26,7 +26,7 @@ export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION \
   AWS_EC2_METADATA_DISABLED AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL 2>/dev/null || true
 
-scenario() { sed "s/^local N = 50\$/local N = $1/" bench/fleet_scenario.lua > "$TMP/scenario$1.lua"; }
+scenario() { sed "s/^local N = 8\$/local N = $1/" playbooks/scenarios/fleet.lua > "$TMP/scenario$1.lua"; }
 
 # measure NAME CMD... → "wall cpu rss_mb" in $TMP/NAME.time, the playbook's output in $TMP/NAME.out
 measure() {
@@ -75,7 +75,7 @@ done
 cat <<EOF2
 ## Fleets: many canaries in one process
 
-\`bench/fleet.lua\` on \`bench/fleet_scenario.lua\`: n independent canary pairs (steps 10/50/100 %,
+\`bench/fleet.lua\` on \`playbooks/scenarios/fleet.lua\` (its \`local N\` rewritten): n independent canary pairs (steps 10/50/100 %,
 bake 3 m, a 5xx-rate and a p99-latency gate measured every minute), all at once through
 \`ecsplay.map\`, with shared polling (\`aws/batch.lua\`) and without it (\`ECSPLAY_BATCHING=0\`).
 One run each; wall and CPU (user + system) in seconds and peak RSS in MB from

@@ -3,7 +3,9 @@
 -- svc<i>-canary, and a listener on port 8000+i of load balancer lb1 whose default action
 -- forwards 100/0 between them; every listener gets its own 200 requests/s.
 --   ecsplay --simulate=playbooks/scenarios/fleet.lua playbooks/fleet.lua
--- (bench/fleet_scenario.lua is the same world at 50, 200 and 1,000 pairs.)
+-- bench/fleet.sh runs the same world at 50, 200 and 1,000 pairs (it rewrites the `local N`
+-- line): fifty listeners a load balancer and at most 20 load balancers keep it inside ELBv2's
+-- quotas (sim/limits.lua).
 local N = 8
 local PER_LB = 50
 local listeners = {}
@@ -32,7 +34,8 @@ return {
       aws.elbv2.CreateListener { LoadBalancerArn = lb, Port = 8000 + slot, Protocol = "HTTP",
         DefaultActions = { { Type = "forward", ForwardConfig = { TargetGroups = {
           { TargetGroupArn = tg.stable, Weight = 100 }, { TargetGroupArn = tg.canary, Weight = 0 } } } } } }
-      for side, count in pairs { stable = 2, canary = 0 } do
+      for _, side_count in ipairs { { "stable", 2 }, { "canary", 0 } } do -- in this order (pairs has none)
+        local side, count = side_count[1], side_count[2]
         aws.ecs.CreateService { cluster = "production", taskDefinition = "api:1", desiredCount = count,
           serviceName = side == "stable" and ("svc" .. i) or ("svc%d-canary"):format(i),
           launchType = "FARGATE", networkConfiguration = net,
