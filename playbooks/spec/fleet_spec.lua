@@ -11,7 +11,7 @@ describe("playbooks/fleet.lua", function()
     for i = 1, 8 do
       assert.equals("api:v2", r.world:service("svc" .. i).image)
       assert.equals(0, r.world:service("svc" .. i .. "-canary").desired)
-      assert.same({ ["svc" .. i .. "-stable"] = 100, ["svc" .. i .. "-canary"] = 0 }, r.world:listener_weights(8000 + i))
+      assert.same({ ["svc" .. i .. "-stable"] = 100, ["svc" .. i .. "-canary"] = 0 }, r.world:host_weights("svc" .. i .. ".example.com"))
     end
   end)
 
@@ -25,7 +25,7 @@ describe("playbooks/fleet.lua", function()
       -- the put-back (undo=) restores the canary service too: api:1 at 0 tasks, not api:N at 0
       assert.equals("api:1", canary.task_definition, "svc" .. i .. "-canary")
       assert.equals(0, canary.desired)
-      assert.same({ ["svc" .. i .. "-stable"] = 100, ["svc" .. i .. "-canary"] = 0 }, r.world:listener_weights(8000 + i))
+      assert.same({ ["svc" .. i .. "-stable"] = 100, ["svc" .. i .. "-canary"] = 0 }, r.world:host_weights("svc" .. i .. ".example.com"))
     end
   end)
 end)

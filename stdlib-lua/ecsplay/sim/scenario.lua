@@ -412,11 +412,12 @@ function Ctx:roles(v)
   return out
 end
 
--- traffic = { rps=, listeners = { [port] = rps } }. Listeners are named by port only: a
--- listener's ARN is made by the simulator and cannot be known when the file is written.
+-- traffic = { rps=, listeners = { [port] = rps }, hosts = { [host name] = rps } }. Listeners
+-- are named by port only: a listener's ARN is made by the simulator and cannot be known when
+-- the file is written. Host names are compared case-insensitively, as ALB does.
 function Ctx:traffic(traffic)
   self:table(traffic, { "traffic" }, "a table {rps=}")
-  self:known(traffic, { "traffic" }, { rps = true, listeners = true })
+  self:known(traffic, { "traffic" }, { rps = true, listeners = true, hosts = true })
   local tr = {}
   local rate = string.format("a number >= 0 and at most %d (requests per second)", M.MAX_RPS)
   tr.rps = traffic.rps == nil and 200 or self:number(traffic.rps, { "traffic", "rps" }, 0, M.MAX_RPS, false, rate)
@@ -429,6 +430,17 @@ function Ctx:traffic(traffic)
           .. "to 65535, such as [8443]), got %s", describe(k)))
       end
       tr.listeners[k] = self:number(v, { "traffic", "listeners", k }, 0, M.MAX_RPS, false, rate)
+    end
+  end
+  if traffic.hosts ~= nil then
+    self:table(traffic.hosts, { "traffic", "hosts" }, "a table { [\"host name\"] = rps }")
+    tr.hosts = {}
+    for k, v in pairs(traffic.hosts) do
+      if type(k) ~= "string" or not k:match("^[%w%-_%.]+$") or #k > 128 then
+        self:fail({ "traffic", "hosts" }, string.format("keys are host names (letters, digits, '-', '_' "
+          .. "and '.', up to 128 characters, such as [\"api.example.com\"]), got %s", describe(k)))
+      end
+      tr.hosts[k:lower()] = self:number(v, { "traffic", "hosts", k }, 0, M.MAX_RPS, false, rate)
     end
   end
   return tr

@@ -193,6 +193,29 @@ function World:listener_weights(port)
   end)
 end
 
+-- The { [target group name] = weight } of the rule whose host-header condition names `host`
+-- exactly (case-insensitively), as routed by host name; an error when no rule or several do.
+function World:host_weights(host)
+  return self:reading(function()
+    local found = {}
+    for _, l in ipairs(listeners()) do
+      for _, r in ipairs(elbv2.describe_rules({ ListenerArn = l.ListenerArn }).Rules) do
+        for _, c in ipairs(r.Conditions or {}) do
+          local values = c.Field == "host-header" and (c.HostHeaderConfig and c.HostHeaderConfig.Values or c.Values)
+          for _, v in ipairs(values or {}) do
+            if v:lower() == tostring(host):lower() then found[#found + 1] = r end
+          end
+        end
+      end
+    end
+    if #found ~= 1 then
+      error(errors.bad_input(string.format("world:host_weights(): %s names host %s",
+        #found == 0 and "no listener rule" or (#found .. " listener rules"), tostring(host)), "host"), 0)
+    end
+    return forward_weights(found[1].Actions)
+  end)
+end
+
 -- A service's counts and version, nil when there is none.
 function World:service(name, cluster)
   return self:reading(function()

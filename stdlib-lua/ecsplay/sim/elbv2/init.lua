@@ -9,6 +9,7 @@ operations, and the functions other simulated services call. Split by concern:
   targets.lua         targets, health checks (the tick), registration by ECS
   listeners.lua       listeners and rules
   routing.lua         forward weights (get_forward/set_forward) and the traffic split
+  hosts.lua           host-based traffic: which rule takes each host's requests
 
 Cross-service functions (world.svc.elbv2.X): register, deregister,
 target_group, target_health, healthy_count, get_forward, set_forward, traffic,

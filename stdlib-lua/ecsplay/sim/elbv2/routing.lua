@@ -7,6 +7,7 @@ world's traffic model (sim/cloudwatch/alb.lua) turns into metrics.
 ]]
 local state = require "ecsplay.sim.elbv2.state"
 local actions = require "ecsplay.sim.elbv2.actions"
+local hosts_traffic = require "ecsplay.sim.elbv2.hosts"
 
 local M = {}
 
@@ -114,6 +115,7 @@ end
 -- A load balancer's requests per second by target group, and its total.
 local function lb_split(world, lb)
   local prod = M.production_listener(lb)
+  local hosts = (world.traffic or {}).hosts
   local total = 0
   local got = {}
   for _, l in ipairs(lb.listeners) do
@@ -122,15 +124,9 @@ local function lb_split(world, lb)
     for _, r in ipairs(l.rules) do
       if not r.is_default and matches_all(r) then rule = r break end
     end
-    local a = actions.forward_action(rule)
-    if a and rps > 0 then
-      local sum = 0
-      for _, t in ipairs(a.tgs) do sum = sum + t.weight end
-      for _, t in ipairs(a.tgs) do
-        got[t.arn] = (got[t.arn] or 0) + (sum > 0 and rps * t.weight / sum or 0)
-      end
-    end
+    hosts_traffic.add_forward(got, rule, rps)
     total = total + rps
+    if hosts and l == prod then total = total + hosts_traffic.add(got, l, hosts) end
   end
   return got, total
 end
@@ -142,6 +138,10 @@ end
      listeners (a blue/green test listener) get nothing unless the scenario
      gives them a rate: world.traffic.listeners = { [port] = rps } (this also
      overrides the production listener's rate when its port is listed).
+     world.traffic.hosts = { [host] = rps } adds host-based traffic: GET "/"
+     with that Host header, arriving at the production listener of every load
+     balancer where a rule's host-header condition names the host, and routed
+     by the first rule whose conditions hold for it (sim/elbv2/hosts.lua).
      Within a listener, the rule with the lowest priority whose conditions all
      match every request (path-pattern or host-header "*" or "/*") takes all of
      it; without one, the default rule does. The forward weights split it:
