@@ -76,8 +76,13 @@ cat <<EOF2
 ## Fleets: many canaries in one process
 
 \`bench/fleet.lua\` on \`playbooks/scenarios/fleet.lua\` (its \`local N\` rewritten): n independent canary pairs (steps 10/50/100 %,
-bake 3 m, a 5xx-rate and a p99-latency gate measured every minute), all at once through
-\`ecsplay.map\`, with shared polling (\`aws/batch.lua\`) and without it (\`ECSPLAY_BATCHING=0\`).
+bake 3 m, a 5xx-rate and a p99-latency gate measured every minute), fifty pairs behind each
+load balancer, routed by host name (a rule a pair on one listener, 200 requests/s a host), all
+at once through \`ecsplay.map\`, with shared polling (\`aws/batch.lua\`) and without it
+(\`ECSPLAY_BATCHING=0\`). Each canary must make 10 calls that no batching can share:
+RegisterTaskDefinition, three UpdateService (canary up, stable to the new version, canary
+down), four ModifyRule (10, 50, 100 %, back to stable) and one DescribeTargetHealth per side
+before traffic moves onto it (DescribeTargetHealth takes one target group a call).
 One run each; wall and CPU (user + system) in seconds and peak RSS in MB from
 \`/usr/bin/time\`; calls are the AWS requests the client sent, per service. The rate limiter's
 waits for RegisterTaskDefinition (AWS's bucket for it: 20 at once, then 1 a second, as

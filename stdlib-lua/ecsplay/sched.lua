@@ -467,6 +467,22 @@ function M.sleep(seconds, wall)
   return wait("sleep", seconds)
 end
 
+--[[ next_tick(period, t, anchor): the first instant after t (default: now) of the
+     grid anchor + k * period (anchor default 0: multiples of period since the epoch).
+     Periodic polls sleep to it instead of "period from now", so every task polling with
+     the same period reads at the same instant and the shared batcher (aws/batch.lua)
+     merges their reads, however staggered the tasks started.
+     sleep_to_tick(period, anchor): sleeps until then. ]]
+function M.next_tick(period, t, anchor)
+  t, anchor = t or M.now(), anchor or 0
+  return anchor + (math.floor((t - anchor) / period) + 1) * period
+end
+
+function M.sleep_to_tick(period, anchor)
+  local now = M.now()
+  return M.sleep(M.next_tick(period, now, anchor) - now)
+end
+
 function M.yield() return wait("yield") end
 
 function M.http(req) return wait("http", req) end

@@ -2,8 +2,9 @@
 Measuring gates while something bakes, shared by every strategy.
 
 Who owns what: the bake owns the measurement loop and its clock — when to
-measure (every `interval`), when the step started (the time the bake began,
-right after its change was verified), how long it bakes, when its verdict is
+measure (every `interval`, on a grid all rollouts share: below), when the
+step started (the time the bake began, right after its change was
+verified), how long it bakes, when its verdict is
 due (the bake is over and, for metric gates, its last period is visible:
 gate.ready_at), and raising GateFailed. The gate tracker
 (ecsplay.gate.tracker) owns the verdicts: once a round the bake asks it to
@@ -22,6 +23,18 @@ part: the tracker never sleeps, the bake never judges a measurement.
                     not all passed well after it (a quiet new version is
                     never promoted on no data)
   w.rounds          every round's measurements, for the report
+
+The rounds' grid: a bake measures at the multiples of `interval` since the
+epoch (shifted by the gates' delay when that is not whole intervals:
+grid_anchor), not "interval after the bake began". CloudWatch periods are
+minute-aligned and a period becomes visible at its end + the gate's delay
+(gate/window.lua), on that grid, so a round on it sees everything a round at
+started + k * interval would see, never later; and every rollout measuring
+with the same interval measures at the same instant, where the shared batcher
+(aws/batch.lua) merges their GetMetricData queries into a few calls. The
+verdict's due time stays a round of its own when it is off the grid (a bake
+with no metric gate). A new step seen by tick anchors the grid at the moment
+its first period is visible (new_step).
 
 Steering (rollout/control.lua): the bake's waits are where a running rollout
 takes its commands — promote ends the bake, abort rolls back (kind rollout,
@@ -47,11 +60,39 @@ local M = {}
 local Watcher = {}
 Watcher.__index = Watcher
 
+local function gcd(a, b)
+  while b ~= 0 do a, b = b, a % b end
+  return a
+end
+
+--[[ The anchor of the rounds' grid (anchor + k * interval): when a step's
+     first metric period is visible, reduced modulo the largest step that
+     divides both the interval and the period, so that it does not depend on
+     when the step began (every rollout with the like gates gets the same
+     grid) while each instant of the grid is one where a period becomes
+     visible (interval a multiple of the period) or each such instant is on it
+     (interval dividing the period). 0 (the epoch) without metric gates. ]]
+local function grid_anchor(gates, interval, t)
+  local visible = gate.ready_at(gates, { step_started = t, bake = 0 })
+  local period = gate.longest_period(gates)
+  if not (visible and period) then return 0 end
+  local step = (math.type(interval) == "integer" and math.type(period) == "integer")
+    and gcd(interval, period) or interval
+  return visible % step
+end
+
 function M.watcher(run, c, gates, fields)
   local now = sched.now()
+  local anchor = grid_anchor(gates or {}, c.interval, now)
   return setmetatable({ run = run, c = c, gates = gates or {}, fields = fields or {},
-    tracker = gate.tracker(gates or {}, c), rounds = {}, next_at = now + c.interval,
-    started = now, step_started = now, live = control.of(run) }, Watcher)
+    tracker = gate.tracker(gates or {}, c), rounds = {}, anchor = anchor,
+    next_at = sched.next_tick(c.interval, now, anchor), started = now, step_started = now,
+    live = control.of(run) }, Watcher)
+end
+
+-- The first instant of the rounds' grid after t (default: now).
+function Watcher:next_round(t)
+  return sched.next_tick(self.c.interval, t or sched.now(), self.anchor)
 end
 
 local ROLLBACK = { action = "rollback" }
@@ -131,7 +172,7 @@ function Watcher:measure(extra)
   end
   -- a round where no gate had anything new to judge (no metric period visible yet) is not reported
   if #round > 0 then self.rounds[#self.rounds + 1] = round end
-  self.next_at = sched.now() + self.c.interval
+  self.next_at = self:next_round()
   local verdict, why, g = self.tracker:verdict(self:skip_paused())
   journal_round(self.run, round, mctx, verdict, why)
   self.live:measured(round)
@@ -216,7 +257,7 @@ function Watcher:new_step(key)
   local visible = gate.ready_at(self.gates, { step_started = now, bake = 0 })
   if visible then
     local i = self.c.interval
-    self.next_at = visible - math.floor((visible - now) / i) * i
+    self.anchor, self.next_at = visible, visible - math.floor((visible - now) / i) * i
   end
 end
 
@@ -330,6 +371,7 @@ end
 function Watcher:bake(seconds, extra)
   local started = sched.now()
   self.started, self.step_started, self.seconds = started, started, seconds
+  self.anchor = grid_anchor(self.gates, self.c.interval, started)
   local c, live = self.c, self.live
   local gated = #self.gates > 0
   if not (extra and extra.step) and extra and extra.phase then
@@ -350,9 +392,10 @@ function Watcher:bake(seconds, extra)
   local target
   while true do
     if not target then
+      -- the next instant of the grid, or the verdict's due time if that comes first
       local now = sched.now()
-      local remaining = due - now
-      target = now + (remaining > 0 and math.min(c.interval, remaining) or c.interval)
+      target = self:next_round(now)
+      if now < due then target = math.min(target, due) end
     end
     -- held at a stop the service ends by itself (an ECS pause hook's timeout): no longer than it allows
     if live.paused and self.hold_until then

@@ -302,7 +302,7 @@ local function watch(run, c, ctx, id, watcher)
     if p and p.green_weight > 0 then
       if not shifting then
         shifting = true
-        watcher.next_at = sched.now() + c.interval
+        watcher.next_at = watcher:next_round()
       end
       watcher:tick({ phase = "shifting", weight = p.green_weight })
     end
@@ -316,8 +316,11 @@ local function watch(run, c, ctx, id, watcher)
       error(ecs_util.failed("Timeout", "deployment %s not finished after %s: %s", id,
         duration.format(c.timeout), note), 0)
     end
-    local poll = math.min(c.poll, shifting and math.max(1, watcher.next_at - sched.now()) or c.poll)
-    watcher:wait_moving(sched.now() + poll)
+    -- polls on the grid of c.poll (every rollout of a fleet at the same instant: the batcher
+    -- merges the reads), and at the gates' next round while traffic shifts
+    local t = sched.next_tick(c.poll)
+    if shifting and #watcher.gates > 0 then t = math.min(t, math.max(sched.now() + 1, watcher.next_at)) end
+    watcher:wait_moving(t)
   end
 end
 

@@ -219,7 +219,7 @@ local function ecs_stopped(run, c, sd, arn, deadline)
     sd.status:find("ROLLBACK") and "is rolling back" or "stopped", reason))
   while (sd.status == "ROLLBACK_REQUESTED" or sd.status == "ROLLBACK_IN_PROGRESS"
          or sd.status == "STOP_REQUESTED") and sched.now() < deadline do
-    sched.sleep(c.poll)
+    sched.sleep_to_tick(c.poll) -- on the grid of c.poll: a fleet's polls merge (aws/batch.lua)
     sd = describe_sd(arn)
   end
   error(ecs_util.failed("EcsRolledBack", "ECS ended the deployment with %s: %s", sd.status, reason), 0)
@@ -372,7 +372,7 @@ local function follow(run, c, ctx, arn)
         error(ecs_util.failed("Timeout", "service deployment not finished after %s: %s",
           duration.format(c.timeout), note), 0)
       end
-      between:wait_moving(sched.now() + c.poll)
+      between:wait_moving(sched.next_tick(c.poll)) -- on the grid: a fleet's polls merge
     end
   end
 end

@@ -172,12 +172,20 @@ end
      targets. Fails early when the deployment fails (circuit breaker) or
      keeps losing tasks; times out after `timeout` seconds. A throttle or a
      5xx that outlived the SDK's retries means "not known yet", not a failed
-     rollout: it keeps polling, backing off, until the deadline. ]]
+     rollout: it keeps polling, backing off, until the deadline.
+     The polls fall on the grid of `poll` (multiples since the epoch,
+     sched.next_tick), the first one too (a service just updated is not ready
+     at once: ECS has yet to start its tasks), so every rollout of a fleet
+     reads at the same instants and the batcher merges them (ten services a
+     DescribeServices), however staggered the rollouts started; a backoff of
+     b seconds waits for the first multiple of b at least b/2 away (b on
+     average, as before, and on the grid its peers share). ]]
 function M.wait_ready(cluster, service, task_definition, want, tg_arns, timeout, poll)
   local deadline = sched.now() + (timeout or 900)
   poll = poll or 15
   local last_note = ""
   local blips = 0
+  sched.sleep_to_tick(poll)
   while true do
     local ok, svc, note = pcall(poll_ready, cluster, service, task_definition, want, tg_arns)
     if ok and svc then return svc end
@@ -195,7 +203,13 @@ function M.wait_ready(cluster, service, task_definition, want, tg_arns, timeout,
       error(M.failed("Timeout", "service %s not ready after %s: %s", service, duration.format(timeout or 900),
         last_note), 0)
     end
-    sched.sleep(math.min(poll * (blips + 1), 60))
+    local now = sched.now()
+    if blips == 0 then
+      sched.sleep(sched.next_tick(poll, now) - now)
+    else
+      local backoff = math.min(poll * (blips + 1), 60)
+      sched.sleep(sched.next_tick(backoff, now + backoff / 2) - now)
+    end
   end
 end
 

@@ -98,7 +98,7 @@ local function ecs_rolled_back(run, c, failed, deadline)
         c.service, short(p.taskDefinition), p.runningCount or 0))
       break
     end
-    sched.sleep(c.poll)
+    sched.sleep_to_tick(c.poll) -- on the grid of c.poll: a fleet's polls merge (aws/batch.lua)
   end
   error(ecs_util.failed("EcsRolledBack", "ECS rolled back the deployment of %s: %s",
     short(failed and failed.taskDefinition), reason), 0)
@@ -157,7 +157,10 @@ local function watch(run, c, ctx, new_td, watcher, updated)
         duration.format(c.timeout), note), 0)
     end
     watcher:tick({ phase = "deploying" })
-    watcher:wait_moving(sched.now() + math.min(c.poll, math.max(1, watcher.next_at - sched.now())))
+    -- polls on the grid of c.poll (a fleet's polls merge: aws/batch.lua), and at the gates' rounds
+    local t = sched.next_tick(c.poll)
+    if #watcher.gates > 0 then t = math.min(t, math.max(sched.now() + 1, watcher.next_at)) end
+    watcher:wait_moving(t)
   end
 end
 
