@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -119,6 +120,105 @@ int ep_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len
     ep_wipe(inner, sizeof inner);
     EVP_MD_CTX_free(ctx);
     return rc;
+}
+
+/* ---- the reusable hasher (crypto.h) ---------------------------------------- */
+
+struct ep_hasher {
+    EVP_MD_CTX *ctx;                 /* the digest being made */
+    EVP_MD_CTX *ipad, *opad;         /* (K ^ ipad) and (K ^ opad) absorbed; NULL until a key */
+    unsigned char key[SHA256_BLOCK]; /* the key itself, for the one-shot fallback */
+    size_t key_len;
+    int has_key;
+};
+
+ep_hasher *ep_hasher_new(void)
+{
+    ep_hasher *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    if (sha256_fetched()) {
+        h->ctx = EVP_MD_CTX_new();
+        h->ipad = EVP_MD_CTX_new();
+        h->opad = EVP_MD_CTX_new();
+        if (!h->ctx || !h->ipad || !h->opad) {
+            ep_hasher_free(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
+void ep_hasher_free(ep_hasher *h)
+{
+    if (!h)
+        return;
+    /* OpenSSL's SHA-256 frees its state with OPENSSL_clear_free: the pads go wiped */
+    EVP_MD_CTX_free(h->ctx);
+    EVP_MD_CTX_free(h->ipad);
+    EVP_MD_CTX_free(h->opad);
+    ep_wipe(h->key, sizeof h->key);
+    free(h);
+}
+
+int ep_hasher_sha256_hex(ep_hasher *h, const void *data, size_t len,
+                         char out[EP_SHA256_HEX_LEN + 1])
+{
+    if (!h->ctx)
+        return ep_sha256_hex(data, len, out);
+    unsigned char md[EP_SHA256_LEN];
+    if (digest2(h->ctx, sha256_md, data, len, NULL, 0, md) != 0)
+        return -1;
+    ep_hex_encode(md, sizeof md, out);
+    return 0;
+}
+
+/* Absorbs K ^ pad (one block) into ctx. */
+static int absorb_pad(EVP_MD_CTX *ctx, const unsigned char *key, size_t key_len, unsigned char pad)
+{
+    unsigned char k[SHA256_BLOCK];
+    memset(k, 0, sizeof k);
+    memcpy(k, key, key_len);
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        k[i] ^= pad;
+    int ok =
+        EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 && EVP_DigestUpdate(ctx, k, sizeof k) == 1;
+    ep_wipe(k, sizeof k);
+    return ok ? 0 : -1;
+}
+
+int ep_hasher_set_key(ep_hasher *h, const void *key, size_t key_len)
+{
+    h->has_key = 0;
+    ep_wipe(h->key, sizeof h->key);
+    if (key_len > SHA256_BLOCK)
+        return -1;
+    memcpy(h->key, key, key_len);
+    h->key_len = key_len;
+    if (h->ctx && (absorb_pad(h->ipad, h->key, key_len, 0x36) != 0 ||
+                   absorb_pad(h->opad, h->key, key_len, 0x5c) != 0))
+        return -1;
+    h->has_key = 1;
+    return 0;
+}
+
+int ep_hasher_hmac(ep_hasher *h, const void *data, size_t len, unsigned char out[EP_SHA256_LEN])
+{
+    if (!h->has_key)
+        return -1;
+    if (!h->ctx)
+        return ep_hmac_sha256(h->key, h->key_len, data, len, out);
+    /* RFC 2104 from the absorbed pads: H((K ^ opad) || H((K ^ ipad) || data)) */
+    unsigned char inner[EP_SHA256_LEN];
+    unsigned int n = 0, m = 0;
+    int ok = EVP_MD_CTX_copy_ex(h->ctx, h->ipad) == 1 &&
+             (len == 0 || EVP_DigestUpdate(h->ctx, data, len) == 1) &&
+             EVP_DigestFinal_ex(h->ctx, inner, &n) == 1 && n == EP_SHA256_LEN &&
+             EVP_MD_CTX_copy_ex(h->ctx, h->opad) == 1 &&
+             EVP_DigestUpdate(h->ctx, inner, sizeof inner) == 1 &&
+             EVP_DigestFinal_ex(h->ctx, out, &m) == 1 && m == EP_SHA256_LEN;
+    ep_wipe(inner, sizeof inner);
+    return ok ? 0 : -1;
 }
 
 void ep_hex_encode(const unsigned char *in, size_t n, char *out)

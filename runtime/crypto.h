@@ -15,6 +15,21 @@ int ep_sha256_hex(const void *data, size_t len, char out[EP_SHA256_HEX_LEN + 1])
 int ep_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                    unsigned char out[EP_SHA256_LEN]);
 
+/*
+ * A hasher for a caller that hashes many times (the prepared SigV4 signer): one digest
+ * context kept from one digest to the next, and an HMAC key whose inner and outer pads
+ * are absorbed once (ep_hasher_set_key), so each HMAC costs two fewer SHA-256 blocks.
+ * Not shared between threads. Owner: the caller (ep_hasher_free wipes the key state).
+ */
+typedef struct ep_hasher ep_hasher;
+ep_hasher *ep_hasher_new(void); /* NULL when out of memory */
+void ep_hasher_free(ep_hasher *h);
+int ep_hasher_sha256_hex(ep_hasher *h, const void *data, size_t len,
+                         char out[EP_SHA256_HEX_LEN + 1]);
+/* The HMAC key for ep_hasher_hmac (at most 64 bytes, SHA-256's block). */
+int ep_hasher_set_key(ep_hasher *h, const void *key, size_t key_len);
+int ep_hasher_hmac(ep_hasher *h, const void *data, size_t len, unsigned char out[EP_SHA256_LEN]);
+
 /* Lowercase hex of n bytes into out (2n chars + NUL). */
 void ep_hex_encode(const unsigned char *in, size_t n, char *out);
 

@@ -37,8 +37,14 @@
 #define EP_HTTP_DEFAULT_MAX_SIZE ((lua_Integer)64 * 1024 * 1024)
 /* Idle easy handles kept for the next transfers: creating one (curl_easy_init) and
  * freeing it cost about as much as the rest of start() together. More transfers than
- * this at once still work; the extra handles are freed as usual. */
+ * this at once still work; the extra handles are freed as usual. A handle set up for the
+ * same kind of request (method, body or not, CA bundle, verbose) is reused as it is, with
+ * only the transfer's own options set again; another is reset to defaults first. */
 #define EP_HTTP_POOL 16
+struct ep_pooled {
+    CURL *easy;
+    struct ep_easy_conf conf;
+};
 struct ep_http {
     CURLM *multi;
     CURLSH *share;
@@ -46,7 +52,7 @@ struct ep_http {
     struct ep_xfer *done_head, *done_tail;
     lua_Integer next_id;
     int global_inited;
-    CURL *pool[EP_HTTP_POOL]; /* idle handles, each reset before reuse */
+    struct ep_pooled pool[EP_HTTP_POOL]; /* idle handles */
     int npool;
 };
 
@@ -70,24 +76,52 @@ static easy_reset_fn find_easy_reset(void)
     return easy_reset;
 }
 
-/* An easy handle for a new transfer: an idle one, reset to defaults, or a new one. */
-static CURL *easy_get(struct ep_http *h)
+static void conf_clear(struct ep_easy_conf *c)
 {
-    if (h->npool > 0) {
-        CURL *e = h->pool[--h->npool];
-        easy_reset(e);
-        return e;
-    }
-    return ep_curl.easy_init();
+    free(c->ca);
+    memset(c, 0, sizeof *c);
 }
 
-/* A handle no transfer uses any more (already out of the multi handle). */
-static void easy_put(struct ep_http *h, CURL *e)
+static int conf_same(const struct ep_easy_conf *c, const char *method, int has_body, const char *ca,
+                     int verbose)
 {
-    if (h->npool < EP_HTTP_POOL && find_easy_reset())
-        h->pool[h->npool++] = e;
-    else
-        ep_curl.easy_cleanup(e);
+    return strcmp(c->method, method) == 0 && c->has_body == has_body && c->verbose == verbose &&
+           (c->ca ? ca && strcmp(c->ca, ca) == 0 : ca == NULL);
+}
+
+/* The easy handle of a new transfer: an idle one set up for the same kind of request
+ * (x->conf_kept), else an idle one reset to defaults, else a new one. */
+static CURL *easy_get(struct ep_http *h, struct ep_xfer *x, const char *ca, int has_body,
+                      int verbose)
+{
+    if (h->npool == 0)
+        return ep_curl.easy_init();
+    struct ep_pooled *pe = &h->pool[--h->npool];
+    CURL *e = pe->easy;
+    x->conf = pe->conf; /* the copy of the CA path moves to the transfer */
+    memset(&pe->conf, 0, sizeof pe->conf);
+    if (x->conf.method[0] && conf_same(&x->conf, x->method, has_body, ca, verbose)) {
+        x->conf_kept = 1;
+    } else {
+        conf_clear(&x->conf);
+        easy_reset(e);
+    }
+    return e;
+}
+
+/* A transfer's handle no transfer uses any more (already out of the multi handle); the
+ * transfer gives up its conf with it. */
+static void easy_put(struct ep_http *h, struct ep_xfer *x)
+{
+    if (h->npool < EP_HTTP_POOL && find_easy_reset()) {
+        struct ep_pooled *pe = &h->pool[h->npool++];
+        pe->easy = x->easy;
+        pe->conf = x->conf;
+        memset(&x->conf, 0, sizeof x->conf);
+    } else {
+        ep_curl.easy_cleanup(x->easy);
+    }
+    x->easy = NULL;
 }
 
 /* ---------- buffers ---------- */
@@ -107,11 +141,15 @@ static void xfer_free(struct ep_http *h, struct ep_xfer *x)
         if (x->state == XFER_RUNNING && h->multi)
             ep_curl.multi_remove_handle(h->multi, x->easy);
         if (h->multi)
-            easy_put(h, x->easy);
+            easy_put(h, x);
         else
             ep_curl.easy_cleanup(x->easy);
     }
-    ep_curl.slist_free_all(x->req_headers);
+    conf_clear(&x->conf);
+    free(x->req_headers);
+    if (x->req_lines.data)
+        ep_wipe(x->req_lines.data, x->req_lines.len); /* header values may be credentials */
+    buf_free(&x->req_lines);
     buf_free(&x->body);
     buf_free(&x->raw_headers);
     free(x);
@@ -166,8 +204,11 @@ static void http_close(struct ep_http *h)
         xfer_free(h, x);
     }
     h->done_tail = NULL;
-    while (h->npool > 0)
-        ep_curl.easy_cleanup(h->pool[--h->npool]);
+    while (h->npool > 0) {
+        struct ep_pooled *pe = &h->pool[--h->npool];
+        ep_curl.easy_cleanup(pe->easy);
+        conf_clear(&pe->conf);
+    }
     if (h->multi) {
         ep_curl.multi_cleanup(h->multi);
         h->multi = NULL;
@@ -236,13 +277,17 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
 
 /* ---------- start ---------- */
 
+/* RFC 7230's tchar: visible ASCII but the separators ()<>@,;:\"/[]?={}, as two 64-bit
+ * masks (bit c of the pair): start() checks every character of every header name. */
+static const uint64_t TCHAR_LO = 0x03ff6cfa00000000u, TCHAR_HI = 0x57ffffffc7fffffeu;
+
 static int valid_token(const char *s, size_t n)
 {
     if (n == 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c))
+        if (c >= 128 || !((c < 64 ? TCHAR_LO >> c : TCHAR_HI >> (c - 64)) & 1u))
             return 0;
     }
     return 1;
@@ -362,34 +407,41 @@ static void read_args(lua_State *L, struct start_args *a)
     }
 }
 
-/* Pushes the headers table (slot ARG_HEADERS) and checks every name and value,
- * before anything is allocated curl-side. Returns whether there is one. */
-static int check_headers(lua_State *L)
+/* Pushes the headers table (slot ARG_HEADERS); returns whether there is one. */
+static int get_headers(lua_State *L)
 {
     int hty = lua_getfield(L, 1, "headers"); /* ARG_HEADERS */
     if (hty != LUA_TNIL && hty != LUA_TTABLE)
         luaL_error(L, "http.start: field 'headers' must be a table, got %s", luaL_typename(L, -1));
-    if (hty != LUA_TTABLE)
-        return 0;
-    lua_pushnil(L);
-    while (lua_next(L, ARG_HEADERS)) {
-        size_t nl, vl;
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "http.start: header names must be strings");
-        const char *name = lua_tolstring(L, -2, &nl);
-        if (!valid_token(name, nl))
-            luaL_error(L, "http.start: header name '%s' is not a valid token", name);
-        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "http.start: header '%s' must be a string or number", name);
-        /* lua_tolstring on a number value (not the key) is safe during lua_next. */
-        const char *v = lua_tolstring(L, -1, &vl);
-        for (size_t i = 0; i < vl; i++)
-            if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-                /* never echo the value: it may be a credential */
-                luaL_error(L, "http.start: header '%s' value contains CR, LF or NUL", name);
-        lua_pop(L, 1);
+    return hty == LUA_TTABLE;
+}
+
+/* The header at the top of a lua_next walk (value at -1, name at -2), checked: NULL and
+ * *why set when it is not fit to send. */
+static const char *check_header(lua_State *L, const char **v, size_t *nl, size_t *vl,
+                                const char **why)
+{
+    if (lua_type(L, -2) != LUA_TSTRING) {
+        *why = "header names must be strings";
+        return NULL;
     }
-    return 1;
+    const char *name = lua_tolstring(L, -2, nl);
+    if (!valid_token(name, *nl)) {
+        *why = "header name '%s' is not a valid token";
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+        *why = "header '%s' must be a string or number";
+        return NULL;
+    }
+    /* lua_tolstring on a number value (not the key) is safe during lua_next. */
+    *v = lua_tolstring(L, -1, vl);
+    /* never echo the value: it may be a credential */
+    if (memchr(*v, '\r', *vl) || memchr(*v, '\n', *vl) || memchr(*v, '\0', *vl)) {
+        *why = "header '%s' value contains CR, LF or NUL";
+        return NULL;
+    }
+    return name;
 }
 
 /* A new transfer in SETUP state, owned by h->active from the start (so a Lua
@@ -410,46 +462,61 @@ static struct ep_xfer *xfer_new(struct ep_http *h, const struct start_args *a)
     return x;
 }
 
-/* Appends "Name: value" to the transfer's header list; 0 or -1 (ENOMEM). The line is
- * put together on the stack when it fits (curl copies it), else in a malloc'd buffer. */
+/* Appends the line "Name: value" and its NUL to x->req_lines; 0 or -1 (ENOMEM). */
 static int append_header(struct ep_xfer *x, const char *name, size_t nl, const char *v, size_t vl)
 {
-    char small[512];
-    size_t cap = nl + vl + 4;
-    char *line = cap <= sizeof small ? small : malloc(cap);
-    if (!line)
+    struct ep_buf *b = &x->req_lines;
+    if (nl > SIZE_MAX / 4 || vl > SIZE_MAX / 4 || ep_http_buf_reserve(b, nl + vl + 4) != 0)
         return -1;
-    memcpy(line, name, nl);
+    char *d = b->data + b->len;
+    memcpy(d, name, nl);
     /* "Name;" is curl's syntax for an empty-valued header ("Name:" would remove it). */
     size_t n = nl;
     if (vl == 0) {
-        line[n++] = ';';
+        d[n++] = ';';
     } else {
-        line[n++] = ':';
-        line[n++] = ' ';
-        memcpy(line + n, v, vl);
+        d[n++] = ':';
+        d[n++] = ' ';
+        memcpy(d + n, v, vl);
         n += vl;
     }
-    line[n] = '\0';
-    struct curl_slist *s = ep_curl.slist_append(x->req_headers, line);
-    ep_wipe(line, n); /* header values may be credentials */
-    if (line != small)
-        free(line);
-    if (!s)
-        return -1;
-    x->req_headers = s;
+    d[n++] = '\0';
+    b->len += n;
+    x->n_req_lines++;
     return 0;
 }
 
-/* The request headers (already checked) as curl's list; 0 or -1 (ENOMEM). */
-static int build_header_list(lua_State *L, struct ep_xfer *x, int has_headers)
+/* libcurl's list over x->req_lines, once every line is in (the buffer no longer moves). */
+static int link_header_list(struct ep_xfer *x)
+{
+    size_t n = x->n_req_lines;
+    struct curl_slist *nodes = calloc(n ? n : 1, sizeof *nodes);
+    if (!nodes)
+        return -1;
+    char *line = x->req_lines.data;
+    for (size_t i = 0; i < n; i++) {
+        nodes[i].data = line;
+        nodes[i].next = i + 1 < n ? &nodes[i + 1] : NULL;
+        line += strlen(line) + 1;
+    }
+    x->req_headers = nodes;
+    return 0;
+}
+
+/* The request headers, checked, as curl's list: 0, -1 (ENOMEM) or 1 when a header is not
+ * fit to send (*why: the message, with a %s for the header's name, left on the stack). */
+static int build_header_list(lua_State *L, struct ep_xfer *x, int has_headers, const char **why)
 {
     if (has_headers) {
         lua_pushnil(L);
         while (lua_next(L, ARG_HEADERS)) {
-            size_t nl, vl;
-            const char *name = lua_tolstring(L, -2, &nl);
-            const char *v = lua_tolstring(L, -1, &vl);
+            size_t nl = 0, vl = 0;
+            const char *v = NULL;
+            const char *name = check_header(L, &v, &nl, &vl, why);
+            if (!name) {
+                lua_pop(L, 1); /* the name stays on top for the message */
+                return 1;
+            }
             if (append_header(x, name, nl, v, vl) != 0) {
                 lua_pop(L, 2);
                 return -1;
@@ -458,11 +525,10 @@ static int build_header_list(lua_State *L, struct ep_xfer *x, int has_headers)
         }
     }
     /* Expect: 100-continue costs a round trip (or a 1 s stall) per POST. */
-    struct curl_slist *s = ep_curl.slist_append(x->req_headers, "Expect:");
-    if (!s)
+    if (append_header(x, "Expect", 6, "", 0) != 0)
         return -1;
-    x->req_headers = s;
-    return 0;
+    x->req_lines.data[x->req_lines.len - 2] = ':'; /* "Expect:" removes the header */
+    return link_header_list(x);
 }
 
 #define SETOPT(opt, val)                                                                           \
@@ -471,27 +537,17 @@ static int build_header_list(lua_State *L, struct ep_xfer *x, int has_headers)
             rc = ep_curl.easy_setopt(e, opt, val);                                                 \
     } while (0)
 
-/* Where to send, what to do with the answer, limits and TLS. */
-static CURLcode set_transfer_options(struct ep_http *h, struct ep_xfer *x,
-                                     const struct start_args *a)
+/* The options every request of a kind shares: set on a new or reset handle, kept by a
+ * handle reused for the same kind (easy_get). Records that kind in x->conf. */
+static CURLcode set_kind_options(struct ep_http *h, struct ep_xfer *x, const struct start_args *a)
 {
     CURL *e = x->easy;
     CURLcode rc = CURLE_OK;
-    SETOPT(CURLOPT_URL, a->url);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_SHARE, h->share);
-    SETOPT(CURLOPT_PRIVATE, (void *)x);
-    SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
     SETOPT(CURLOPT_WRITEFUNCTION, ep_http_on_body);
-    SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, ep_http_on_header);
-    SETOPT(CURLOPT_HEADERDATA, (void *)x);
-    SETOPT(CURLOPT_HTTPHEADER, x->req_headers);
-    SETOPT(CURLOPT_TIMEOUT_MS, to_ms(a->timeout));
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, to_ms(a->connect_timeout));
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE,
-           (curl_off_t)(a->max_size >= 9.0e18 ? 0 : (curl_off_t)a->max_size));
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -502,6 +558,35 @@ static CURLcode set_transfer_options(struct ep_http *h, struct ep_xfer *x,
         SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
         SETOPT(CURLOPT_VERBOSE, 1L);
     }
+    if (rc == CURLE_OK) {
+        /* not recorded (so the next use resets the handle) if the copy cannot be made */
+        char *ca = a->ca ? strdup(a->ca) : NULL;
+        if (!a->ca || ca) {
+            memcpy(x->conf.method, x->method, sizeof x->method);
+            x->conf.ca = ca;
+            x->conf.has_body = a->body != NULL;
+            x->conf.verbose = a->verbose;
+        }
+    }
+    return rc;
+}
+
+/* Where to send, what to do with the answer, limits and TLS. */
+static CURLcode set_transfer_options(struct ep_http *h, struct ep_xfer *x,
+                                     const struct start_args *a)
+{
+    CURL *e = x->easy;
+    CURLcode rc = x->conf_kept ? CURLE_OK : set_kind_options(h, x, a);
+    SETOPT(CURLOPT_URL, a->url);
+    SETOPT(CURLOPT_PRIVATE, (void *)x);
+    SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+    SETOPT(CURLOPT_WRITEDATA, (void *)x);
+    SETOPT(CURLOPT_HEADERDATA, (void *)x);
+    SETOPT(CURLOPT_HTTPHEADER, x->req_headers);
+    SETOPT(CURLOPT_TIMEOUT_MS, to_ms(a->timeout));
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, to_ms(a->connect_timeout));
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE,
+           (curl_off_t)(a->max_size >= 9.0e18 ? 0 : (curl_off_t)a->max_size));
     return rc;
 }
 
@@ -550,13 +635,20 @@ static int l_start(lua_State *L)
     struct start_args a;
     memset(&a, 0, sizeof a);
     read_args(L, &a);
-    a.has_headers = check_headers(L);
+    a.has_headers = get_headers(L);
 
-    /* From here on only C work; the transfer is owned by h->active from the first line. */
+    /* The transfer is owned by h->active from the first line; a failure frees it. */
     struct ep_xfer *x = xfer_new(h, &a);
     if (!x)
         return luaL_error(L, "http.start: out of memory");
-    if (build_header_list(L, x, a.has_headers) != 0 || !(x->easy = easy_get(h)))
+    const char *why = NULL;
+    int hrc = build_header_list(L, x, a.has_headers, &why);
+    if (hrc > 0) {
+        xfer_unlink(h, x);
+        xfer_free(h, x);
+        return luaL_error(L, "http.start: %s", lua_pushfstring(L, why, lua_tostring(L, -1)));
+    }
+    if (hrc != 0 || !(x->easy = easy_get(h, x, a.ca, a.body != NULL, a.verbose)))
         return start_failed(L, h, x, "out of memory", NULL);
     CURLcode rc = set_transfer_options(h, x, &a);
     if (rc == CURLE_OK)

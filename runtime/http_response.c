@@ -14,7 +14,7 @@
 
 /* ---------- receiving ---------- */
 
-static int buf_append(struct ep_buf *b, const char *p, size_t n)
+int ep_http_buf_reserve(struct ep_buf *b, size_t n)
 {
     if (n > SIZE_MAX - b->len - 1)
         return -1;
@@ -33,6 +33,13 @@ static int buf_append(struct ep_buf *b, const char *p, size_t n)
         b->data = d;
         b->cap = cap;
     }
+    return 0;
+}
+
+int ep_http_buf_append(struct ep_buf *b, const char *p, size_t n)
+{
+    if (ep_http_buf_reserve(b, n) != 0)
+        return -1;
     memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -47,7 +54,7 @@ size_t ep_http_on_body(char *p, size_t size, size_t nmemb, void *ud)
         x->too_large = 1;
         return 0; /* any short count aborts the transfer with CURLE_WRITE_ERROR */
     }
-    if (buf_append(&x->body, p, n) != 0) {
+    if (ep_http_buf_append(&x->body, p, n) != 0) {
         x->oom = 1;
         return 0;
     }
@@ -66,7 +73,7 @@ size_t ep_http_on_header(char *p, size_t size, size_t nmemb, void *ud)
         x->headers_huge = 1;
         return 0;
     }
-    if (buf_append(&x->raw_headers, p, n) != 0) {
+    if (ep_http_buf_append(&x->raw_headers, p, n) != 0) {
         x->oom = 1;
         return 0;
     }
@@ -108,6 +115,32 @@ static const char *error_kind(struct ep_xfer *x)
     }
 }
 
+/* The lowercase names a headers table has so far: only a name seen before needs a lookup
+ * in the table (a duplicate to join). Past its room every name is looked up. */
+struct seen_names {
+    char buf[1024];
+    size_t len;
+    size_t off[32], nl[32];
+    int n, full;
+};
+
+/* 1 when the name may already be in the table; else records it and returns 0. */
+static int seen_before(struct seen_names *s, const char *name, size_t nl)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->nl[i] == nl && memcmp(s->buf + s->off[i], name, nl) == 0)
+            return 1;
+    if (s->full || s->n == 32 || nl > sizeof s->buf - s->len) {
+        s->full = 1;
+        return 1;
+    }
+    memcpy(s->buf + s->len, name, nl);
+    s->off[s->n] = s->len;
+    s->nl[s->n++] = nl;
+    s->len += nl;
+    return 0;
+}
+
 /* headers table from the raw block: lowercase names, duplicates joined with ", ". */
 static void push_headers(lua_State *L, const struct ep_buf *raw)
 {
@@ -119,6 +152,9 @@ static void push_headers(lua_State *L, const struct ep_buf *raw)
         return;
     char name[256];
     size_t last_nl = 0; /* length of the last header name, for obsolete line folding */
+    struct seen_names seen;
+    seen.len = 0;
+    seen.n = seen.full = 0;
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
@@ -151,14 +187,18 @@ static void push_headers(lua_State *L, const struct ep_buf *raw)
                 while (v < le && (*v == ' ' || *v == '\t'))
                     v++;
                 lua_pushlstring(L, name, nl); /* the key, made once: kept for rawset */
-                lua_pushvalue(L, -1);
-                if (lua_rawget(L, t) == LUA_TSTRING) {
-                    lua_pushliteral(L, ", ");
+                if (!seen_before(&seen, name, nl)) {
                     lua_pushlstring(L, v, (size_t)(le - v));
-                    lua_concat(L, 3);
                 } else {
-                    lua_pop(L, 1);
-                    lua_pushlstring(L, v, (size_t)(le - v));
+                    lua_pushvalue(L, -1);
+                    if (lua_rawget(L, t) == LUA_TSTRING) {
+                        lua_pushliteral(L, ", ");
+                        lua_pushlstring(L, v, (size_t)(le - v));
+                        lua_concat(L, 3);
+                    } else {
+                        lua_pop(L, 1);
+                        lua_pushlstring(L, v, (size_t)(le - v));
+                    }
                 }
                 lua_rawset(L, t);
             } else {

@@ -8,7 +8,10 @@
  * lowercases and canonicalizes its headers into one buffer, sorts them by insertion (a
  * request has a handful), and builds its strings in buffers the signer keeps from one
  * signing to the next. The signing key is kept for its day while the caller says the
- * credentials are unchanged, so the secret is not hashed again per request.
+ * credentials are unchanged, so the secret is not hashed again per request, and with it
+ * the HMAC's key pads already hashed (crypto.h's ep_hasher: two SHA-256 blocks fewer a
+ * signature); one digest context serves every hash; the hash of the last body is kept
+ * with a copy of it, so repeated polls with the same body hash it once.
  *
  * Owner of everything here: the ep_sigv4_prepared object (ep_sigv4_prepared_free). */
 #include <stdarg.h>
@@ -42,7 +45,19 @@ struct ep_sigv4_prepared {
     int key_valid;
     char key_date8[9];
     unsigned char key[EP_SHA256_LEN];
+    ep_hasher *hasher; /* made on the first signing; holds the key's pads while key_valid */
+    /* the last body hashed (a copy, at most BODY_MEMO_MAX bytes) and its hash */
+    char *memo_body;
+    size_t memo_len, memo_cap;
+    int memo_valid;
+    char memo_hex[EP_SHA256_HEX_LEN + 1];
 };
+
+/* Bodies longer than this are hashed every time rather than copied. */
+#define BODY_MEMO_MAX (64 * 1024)
+/* SHA-256 of the empty body (GET and most query-less requests). */
+static const char EMPTY_BODY_HEX[] =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -61,6 +76,10 @@ void ep_sigv4_prepared_free(ep_sigv4_prepared *p)
     if (!p)
         return;
     ep_wipe(p->key, sizeof p->key);
+    ep_hasher_free(p->hasher);
+    if (p->memo_body)
+        ep_wipe(p->memo_body, p->memo_cap); /* a body may carry a playbook's secrets */
+    free(p->memo_body);
     free(p->region);
     free(p->service);
     free(p->host);
@@ -277,12 +296,47 @@ static void canonical_request(ep_sigv4_prepared *p, const char *method, size_t n
     ep_sb_addn(b, payload, payload_len);
 }
 
+/* The body's hash: the empty body's is a constant, the last body's is remembered. */
+static int body_hash(ep_sigv4_prepared *p, const char *body, size_t len,
+                     char hex[EP_SHA256_HEX_LEN + 1])
+{
+    if (len == 0) {
+        memcpy(hex, EMPTY_BODY_HEX, sizeof EMPTY_BODY_HEX);
+        return 0;
+    }
+    if (p->memo_valid && p->memo_len == len && memcmp(p->memo_body, body, len) == 0) {
+        memcpy(hex, p->memo_hex, sizeof p->memo_hex);
+        return 0;
+    }
+    if (ep_hasher_sha256_hex(p->hasher, body, len, hex) != 0)
+        return EP_SIGV4_ECRYPTO;
+    if (len > BODY_MEMO_MAX)
+        return 0;
+    p->memo_valid = 0;
+    if (len > p->memo_cap) {
+        size_t cap = len < 256 ? 256 : len;
+        char *m = malloc(cap);
+        if (!m)
+            return 0; /* not remembered: nothing else depends on it */
+        if (p->memo_body)
+            ep_wipe(p->memo_body, p->memo_cap);
+        free(p->memo_body);
+        p->memo_body = m;
+        p->memo_cap = cap;
+    }
+    memcpy(p->memo_body, body, len);
+    p->memo_len = len;
+    memcpy(p->memo_hex, hex, sizeof p->memo_hex);
+    p->memo_valid = 1;
+    return 0;
+}
+
 /* String to sign, signature and Authorization. The scope sits in `sts`, after its date. */
 static int sign_strings(ep_sigv4_prepared *p, const char *access_key, const char *secret_key,
                         size_t secret_len, int same_credentials, ep_sigv4_signed *out)
 {
     char hex[EP_SHA256_HEX_LEN + 1], date8[9];
-    if (ep_sha256_hex(p->creq.p, p->creq.len, hex) != 0)
+    if (ep_hasher_sha256_hex(p->hasher, p->creq.p, p->creq.len, hex) != 0)
         return EP_SIGV4_ECRYPTO;
     memcpy(date8, out->amz_date, 8);
     date8[8] = '\0';
@@ -306,13 +360,17 @@ static int sign_strings(ep_sigv4_prepared *p, const char *access_key, const char
         p->key_valid = 0;
         ep_wipe(p->key, sizeof p->key);
         if (ep_sigv4_signing_key(secret_key, secret_len, date8, p->region, p->service, access_key,
-                                 p->key) != 0)
+                                 p->key) != 0 ||
+            ep_hasher_set_key(p->hasher, p->key, sizeof p->key) != 0)
             return EP_SIGV4_ECRYPTO;
         memcpy(p->key_date8, date8, 9);
         p->key_valid = 1;
     }
-    if (ep_sigv4_signature(p->key, s->p, s->len, out->signature) != 0)
+    unsigned char mac[EP_SHA256_LEN];
+    if (ep_hasher_hmac(p->hasher, s->p, s->len, mac) != 0)
         return EP_SIGV4_ECRYPTO;
+    ep_hex_encode(mac, sizeof mac, out->signature);
+    ep_wipe(mac, sizeof mac);
     ep_sbuf *z = &p->authz;
     ep_sb_adds(z, EP_SIGV4_ALGORITHM " Credential=");
     ep_sb_adds(z, access_key);
@@ -367,9 +425,15 @@ int ep_sigv4_sign_prepared(ep_sigv4_prepared *p, const char *method, const ep_si
     const char *token = session_token && *session_token ? session_token : NULL;
     memcpy(out->amz_date, amz_date, 17);
     p->arena.len = p->creq.len = p->sts.len = p->authz.len = p->signed_names.len = 0;
+    if (!p->hasher && !(p->hasher = ep_hasher_new())) {
+        seterr(err, errlen, "sigv4: out of memory");
+        return EP_SIGV4_ENOMEM;
+    }
     char bhex[EP_SHA256_HEX_LEN + 1];
-    if (ep_sha256_hex(body, body_len, bhex) != 0)
+    if (body_hash(p, body, body_len, bhex) != 0) {
+        seterr(err, errlen, "sigv4: OpenSSL hash/HMAC failure");
         return EP_SIGV4_ECRYPTO;
+    }
     const char *payload = bhex;
     size_t payload_len = EP_SHA256_HEX_LEN, ne = 0;
     out->body_hex = bhex; /* moved to the arena's tail below, where it outlives the call */

@@ -54,6 +54,12 @@ M.CONTEXT_FIELDS = { "run_id", "strategy", "rollout", "step", "weight" }
 local IS_CONTEXT = {}
 for _, k in ipairs(M.CONTEXT_FIELDS) do IS_CONTEXT[k] = true end
 local contexts = setmetatable({}, { __mode = "k" })   -- coroutine -> context table
+-- The context of an event made outside any run context: one table, not one per event
+-- (a run makes an `aws.call` event per AWS call); renderers only read it.
+local NO_CONTEXT = setmetatable({}, { __newindex = function()
+  error("ecsplay.log: an event's context is read-only", 2)
+end })
+local running = coroutine.running
 -- Fields some JSON events always carry, null when the event has no value
 -- for them (docs/events.md): a reader never needs to ask whether a key exists.
 M.ALWAYS = {
@@ -219,12 +225,10 @@ function M.format_line(rec)
   return text_line(rec)
 end
 
-local function threshold()
-  return verbosity > 0 and 1 or verbosity < 0 and 3 or 2
-end
-
+-- the lowest level shown: debug with -v, warnings with -q, else info
 local function is_shown(level, event)
-  local shown = LEVELS[level] >= threshold() or (verbosity < 0 and QUIET_KEEPS[event] == true)
+  local shown = LEVELS[level] >= (verbosity > 0 and 1 or verbosity < 0 and 3 or 2)
+    or (verbosity < 0 and QUIET_KEEPS[event] == true)
   if shown and format == "text" and verbosity <= 0 and TEXT_FOLDED[event] then shown = false end
   return shown
 end
@@ -234,7 +238,7 @@ function M.event(level, event, message, fields)
   local shown = is_shown(level, event)
   if not shown and not renderer then return end
   local rec = { time = clock(), level = level, event = event, message = message, fields = fields,
-    context = contexts[coroutine.running()] or {}, shown = shown }
+    context = contexts[running()] or NO_CONTEXT, shown = shown }
   if renderer then
     renderer(rec)
   else
@@ -248,8 +252,9 @@ end
      (its time and run context, as for any hidden event), without message or fields. ]]
 function M.lazy_event(level, event, build, ...)
   if is_shown(level, event) then return M.event(level, event, build(...)) end
-  if renderer then
-    renderer({ time = clock(), level = level, event = event, context = contexts[coroutine.running()] or {},
+  local render = renderer
+  if render then
+    render({ time = clock(), level = level, event = event, context = contexts[running()] or NO_CONTEXT,
       shown = false })
   end
 end

@@ -195,17 +195,32 @@ local function set_server_time(t)
   server.mono, server.last = mono, server.time
 end
 
+-- The speed header's text and its number, as last read (it seldom changes).
+local last_speed_text, last_speed = nil, nil
+
 --[[ Takes the time from an answer (headers, the request's url). The first answer that
      carries it makes this process follow that server's clock: timers already set keep
      the time they had left. Answers from elsewhere (AWS) change nothing. ]]
 function M.observe_server_clock(headers, url)
   if virtual or not follow_servers or type(headers) ~= "table" then return end
-  local t = tonumber(header(headers, TIME_HEADER))
+  -- libcurl's names are lowercase: header() only when the exact name is missing
+  local t = headers[TIME_HEADER]
+  if t == nil then t = header(headers, TIME_HEADER) end
+  t = tonumber(t)
   if not t or type(url) ~= "string" then return end
-  local base = url_base(url)
+  local base = url_bases[url]
+  if base == nil then base = url_base(url) end
   if not base then return end
-  local speed = tonumber(header(headers, SPEED_HEADER))
-  local mode = header(headers, MODE_HEADER) == "lockstep" and "lockstep" or "speed"
+  local speed_text = headers[SPEED_HEADER]
+  if speed_text == nil then speed_text = header(headers, SPEED_HEADER) end
+  local speed = last_speed
+  if speed_text ~= last_speed_text then
+    speed = tonumber(speed_text)
+    last_speed_text, last_speed = speed_text, speed
+  end
+  local mode_text = headers[MODE_HEADER]
+  if mode_text == nil then mode_text = header(headers, MODE_HEADER) end
+  local mode = mode_text == "lockstep" and "lockstep" or "speed"
   if not server then
     local delta = t - M.now()
     for _, item in ipairs(timers) do item.t = item.t + delta end
@@ -383,7 +398,14 @@ local function resumed(task, resumed_ok, first, ...)
     if not ok_start then
       make_ready(task, false, id)
     else
-      task.wait = { http = id }
+      -- the task's own wait record, kept for its next HTTP wait (task.wait is cleared per resume)
+      local w = task.http_wait
+      if not w then
+        w = {}
+        task.http_wait = w
+      end
+      w.http = id
+      task.wait = w
       http_waiting[id] = task
       http_count = http_count + 1
     end
@@ -574,6 +596,7 @@ local function run_ready()
 end
 
 local function fire_due_timers()
+  if not timers[1] and #wall_timers == 0 then return end -- nothing to fire: no clock read
   local now = M.now()
   while timers[1] and (timers[1].cancelled or timers[1].t <= now) do
     local item = heap_pop()
