@@ -34,8 +34,25 @@ the retries, and interruptions go to every caller of the batch.
 Switch: aws.configure{ batching = false } or ECSPLAY_BATCHING=0 sends every request on its
 own (the same code path, one caller a call), so tests can compare both.
 
-  batch.call(service, operation, params) → output (raises like aws.call)
-  batch.face(service)   → { snake_name = fn(params) } for the operations above, for call sites
+Callers that share an answer: each caller gets a table of its own (a copy when another caller
+got the same answer), except callers that pass `readonly = true`: they promise never to modify
+the answer, and get the very table every other read-only caller of that answer gets (never one
+a caller without the promise holds), so a listener's rules read by fifty rollouts are not
+copied fifty times.
+
+Single flight (`join = true`), for look-ups where an answer read a moment earlier is as good
+(which rule forwards to these target groups): a request identical to one already sent and not
+yet answered waits for that answer instead of sending another. Never for reads that must be
+fresh (what a rollback reads before it removes capacity, the read-back after a change): those
+leave `join` unset and go out after they were asked.
+
+  batch.call(service, operation, params [, opts]) → output (raises like aws.call);
+                        opts: { readonly = true, join = true }
+  batch.call_each(service, operation, list [, opts]) → oks, values: every request of the list
+                        asked at once (so they meet other callers' in the same round), answered
+                        in order; values[i] is the answer or the error of list[i]
+  batch.face(service [, opts]) → { snake_name = fn(params) } for the operations above, for call
+                        sites, with opts for every call
   batch.enabled()       → whether requests are merged now
 ]]
 local sched = require "ecsplay.sched"
@@ -101,8 +118,8 @@ local SNAKE = {
 
 local FALSE_WORDS = { ["0"] = true, ["false"] = true, off = true, no = true }
 
-function M.enabled()
-  local settings = aws.client_settings and aws.client_settings()
+function M.enabled(settings)
+  settings = settings or (aws.client_settings and aws.client_settings())
   local opts = settings and settings.opts or {}
   if opts.batching == false then return false end
   local env = (settings and settings.getenv or os.getenv)("ECSPLAY_BATCHING")
@@ -115,32 +132,87 @@ end
 
 ---------------------------------------------------------------- keys
 
--- A canonical text of a value (keys sorted), for the parameters that must match.
-local function canonical(v, out)
-  local t = type(v)
-  if t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    out[#out + 1] = "{"
-    for _, k in ipairs(keys) do
-      out[#out + 1] = string.format("%q=", tostring(k))
-      canonical(v[k], out)
-      out[#out + 1] = ","
-    end
-    out[#out + 1] = "}"
-  elseif t == "string" then
-    out[#out + 1] = string.format("%q", v)
-  elseif t == "number" then
-    out[#out + 1] = string.format("%.17g", v)
-  else
-    out[#out + 1] = tostring(v)
-  end
-  return out
+-- A number's text: integers as they are, floats to 17 digits (5 and 5.0 spell the same).
+local function number_text(v)
+  return math.type(v) == "integer" and tostring(v) or string.format("%.17g", v)
 end
 
-local function key_of(...)
-  return table.concat(canonical({ ... }, {}))
+local function by_text(a, b) return tostring(a) < tostring(b) end
+
+--[[ A canonical text of a value (keys sorted), for the parameters that must match; appended to
+     out from position n, → the new n. Strings are length-prefixed ("5:hello": no other value
+     spells that) rather than %q-quoted: a key is made for every request. ]]
+local function canonical(v, out, n)
+  local t = type(v)
+  if t == "table" then
+    local keys, count, plain = {}, 0, true
+    for k in pairs(v) do
+      count = count + 1
+      keys[count] = k
+      if type(k) ~= "string" then plain = false end
+    end
+    if count > 1 then table.sort(keys, (not plain) and by_text or nil) end
+    n = n + 1
+    out[n] = "{"
+    for i = 1, count do
+      local k = keys[i]
+      n = canonical(k, out, n)
+      n = n + 1
+      out[n] = "="
+      n = canonical(v[k], out, n)
+      n = n + 1
+      out[n] = ","
+    end
+    n = n + 1
+    out[n] = "}"
+  elseif t == "string" then
+    n = n + 1
+    out[n] = #v .. ":" .. v
+  elseif t == "number" then
+    n = n + 1
+    out[n] = number_text(v)
+  else
+    n = n + 1
+    out[n] = tostring(v)
+  end
+  return n
+end
+
+--[[ The key text of a request's parameters. Most are flat (string keys whose values are
+     strings or numbers: a listener's ARN, a target group's, a time range): spelled directly
+     ("!" first, keys sorted, values length-prefixed), several times faster than canonical,
+     which takes the rest. ]]
+local function table_key(t)
+  local keys, n = {}, 0
+  for k, v in pairs(t) do
+    local tv = type(v)
+    if type(k) ~= "string" or k:find("[=,]") or (tv ~= "string" and tv ~= "number") then
+      local out = {}
+      return table.concat(out, "", 1, canonical(t, out, 0))
+    end
+    n = n + 1
+    keys[n] = k
+  end
+  if n > 1 then table.sort(keys) end
+  local parts = {}
+  for i = 1, n do
+    local k = keys[i]
+    local v = t[k]
+    parts[i] = type(v) == "string" and (k .. "=" .. #v .. ":" .. v) or (k .. "=" .. number_text(v))
+  end
+  return "!" .. table.concat(parts, ",")
+end
+
+local function key_part(v)
+  if type(v) == "table" then return table_key(v) end
+  if type(v) == "string" then return #v .. ":" .. v end
+  return tostring(v)
+end
+
+-- The batch key: operation, session, then the parameters that must match (one or two parts).
+local function key_of(name, skey, a, b)
+  if b == nil then return name .. "|" .. skey .. "|" .. key_part(a) end
+  return name .. "|" .. skey .. "|" .. key_part(a) .. "|" .. key_part(b)
 end
 
 -- The session a call runs in, by identity (nil: the default client).
@@ -160,6 +232,7 @@ end
 ---------------------------------------------------------------- batches
 
 local open = {} -- key → the batch still taking requests
+local inflight = {} -- key → a batch of identical requests sent and not answered yet (for `join`)
 
 local function unmerged(b, item)
   return aws.request(b.service, b.op, item.params, { session = b.session or false })
@@ -185,19 +258,54 @@ local function merged_failed(b, err)
   fail_all(b, err)
 end
 
--- The answer of one request, copied for every caller after the first that shares it.
-local function share(value, used)
-  if used[value] then return tables.copy(value) end
+--[[ Item's share of an answer `value` that several callers of batch b may get: the read-only
+     callers all get the one table, which then no other caller holds; every other caller a table
+     of its own (the original to the first of them when no read-only caller shares it).
+     used: the originals given away so far. ]]
+local function share(b, item, value, used)
+  if item.readonly then return value end
+  if b.readonly > 0 or used[value] then return tables.copy(value) end
   used[value] = true
   return value
 end
 
--- Identical requests: one call, the answer to each.
+--[[ Answers of identical reads at this instant: a second gate that reads the target group a
+     first one read a moment ago in the same round (the tracker measures a rollout's gates one
+     after the other) gets that answer, as long as the clock has not moved and no change was
+     sent since (aws.stats.mutating_calls). In real time the clock always moves: no reuse.
+     A remembered answer is held by no writing caller: read-only callers get it as it is,
+     the others a copy. Forgotten on a new aws.configure{} too (another region, endpoint or
+     world may answer at the same virtual instant). ]]
+local memo, memo_t, memo_client = {}, nil, nil
+
+local function memo_now(client)
+  local now = sched.now()
+  if memo_t ~= now or (client and memo_client ~= client) then
+    memo, memo_t = {}, now
+    memo_client = client or memo_client
+  end
+end
+
+local function remembered(key, readonly, client)
+  memo_now(client)
+  local m = memo[key]
+  if m and m.changes == aws.stats.mutating_calls then
+    return readonly and m.value or tables.copy(m.value)
+  end
+  return nil
+end
+
+-- Identical requests: one call, the answer to each (callers that joined while it was in flight too).
 local function flush_same(b)
   local ok, res = pcall(unmerged, b, b.items[1])
+  if inflight[b.key] == b then inflight[b.key] = nil end
   local used = {}
   for _, item in ipairs(b.items) do
-    item.ok, item.value = ok, ok and share(res, used) or res
+    item.ok, item.value = ok, ok and share(b, item, res, used) or res
+  end
+  if ok and aws.stats.mutating_calls == b.changes then
+    memo_now()
+    memo[b.key] = { changes = b.changes, value = b.readonly > 0 and res or tables.copy(res) }
   end
 end
 
@@ -210,7 +318,8 @@ local function all_pages(b, params, spec)
     local res = aws.request(b.service, b.op, params, { session = b.session or false })
     first = first or res
     for field in pairs(spec.results) do
-      for _, e in ipairs(res[field] or {}) do merged[field][#merged[field] + 1] = e end
+      local into = merged[field]
+      for _, e in ipairs(res[field] or {}) do into[#into + 1] = e end
     end
     local token = spec.page and res[spec.page[1]]
     if not token then break end
@@ -220,8 +329,30 @@ local function all_pages(b, params, spec)
   return first, merged
 end
 
+--[[ For each list of the merged answer, once per batch: the references each element answers
+     (ids) and, by reference, the positions of the elements that answer it. ]]
+local function index_answer(spec, merged)
+  local index = {}
+  for field, ids_of in pairs(spec.results) do
+    local ids, at = {}, {}
+    for i, e in ipairs(merged[field]) do
+      local list = ids_of(e)
+      ids[i] = list
+      for _, id in ipairs(list) do
+        local where = at[id]
+        if not where then at[id] = { i } elseif where[#where] ~= i then where[#where + 1] = i end
+      end
+    end
+    index[field] = { ids = ids, at = at }
+  end
+  return index
+end
+
+local NONE = {}
+
 -- A caller's share of a merged list answer: the elements that answer its references.
-local function split_lists(spec, item, first, merged, used)
+local function split_lists(b, item, first, merged, index, used)
+  local spec = b.spec
   -- each reference answered as many times as the caller asked for it (first position first)
   local wanted, times = {}, {}
   for i, ref in ipairs(item.refs) do
@@ -232,16 +363,25 @@ local function split_lists(spec, item, first, merged, used)
   for k, v in pairs(first) do
     if spec.results[k] == nil and not (spec.page and k == spec.page[1]) then out[k] = v end
   end
-  for field, ids in pairs(spec.results) do
+  for field in pairs(spec.results) do
+    local elements, ix = merged[field], index[field]
+    -- the elements any of its references names, in the answer's order
+    local candidates, seen = {}, {}
+    for ref in pairs(wanted) do
+      for _, i in ipairs(ix.at[ref] or NONE) do
+        if not seen[i] then seen[i] = true; candidates[#candidates + 1] = i end
+      end
+    end
+    table.sort(candidates)
     local mine, given = {}, {}
-    for _, e in ipairs(merged[field]) do
+    for _, i in ipairs(candidates) do
       local at, ref
-      for _, id in ipairs(ids(e)) do
-        if id and wanted[id] and (given[id] or 0) < times[id] then at, ref = wanted[id], id break end
+      for _, id in ipairs(ix.ids[i]) do
+        if wanted[id] and (given[id] or 0) < times[id] then at, ref = wanted[id], id break end
       end
       if at then
         given[ref] = (given[ref] or 0) + 1
-        mine[#mine + 1] = { at = at, n = #mine + 1, e = share(e, used) }
+        mine[#mine + 1] = { at = at, n = #mine + 1, e = share(b, item, elements[i], used) }
       end
     end
     if spec.order == "request" then table.sort(mine, function(x, y)
@@ -268,58 +408,68 @@ local function flush_lists(b)
   if spec.page_size then params[spec.page_size[1]] = spec.page_size[2] end
   local ok, first, merged = pcall(all_pages, b, params, spec)
   if not ok then return merged_failed(b, first) end
-  local used = {}
+  local index, used = index_answer(spec, merged), {}
   for _, item in ipairs(b.items) do
-    item.ok, item.value = true, split_lists(spec, item, first, merged, used)
+    item.ok, item.value = true, split_lists(b, item, first, merged, index, used)
   end
+end
+
+-- Every page of a merged GetMetricData: the results in the order first seen, each one's
+-- Timestamps and Values concatenated; and the first page's Messages.
+local function metric_pages(b, params)
+  local by_id, order, messages = {}, {}, nil
+  repeat
+    local res = aws.request(b.service, b.op, params, { session = b.session or false })
+    messages = messages or res.Messages
+    for _, r in ipairs(res.MetricDataResults or {}) do
+      local acc = by_id[r.Id]
+      if not acc then
+        acc = tables.shallow_copy(r)
+        acc.Timestamps, acc.Values = {}, {}
+        by_id[r.Id] = acc
+        order[#order + 1] = acc
+      end
+      acc.StatusCode, acc.Messages = r.StatusCode, r.Messages
+      local ts, vs = acc.Timestamps, acc.Values
+      for _, t in ipairs(r.Timestamps or {}) do ts[#ts + 1] = t end
+      for _, v in ipairs(r.Values or {}) do vs[#vs + 1] = v end
+    end
+    params = tables.shallow_copy(params)
+    params.NextToken = res.NextToken
+  until not res.NextToken
+  return order, messages
 end
 
 -- GetMetricData: every caller's queries, Ids prefixed "b<n>_"; every page; split by prefix.
 local function flush_metrics(b)
   local queries = {}
   for n, item in ipairs(b.items) do
-    item.prefix = "b" .. n .. "_"
+    local prefix = "b" .. n .. "_"
     for _, q in ipairs(item.params.MetricDataQueries) do
       local c = tables.shallow_copy(q)
-      c.Id = item.prefix .. q.Id
+      c.Id = prefix .. q.Id
       queries[#queries + 1] = c
     end
   end
   local params = tables.shallow_copy(b.items[1].params)
   params.MetricDataQueries = queries
-  local ok, err = pcall(function()
-    local by_id, order, messages = {}, {}, nil
-    repeat
-      local res = aws.request(b.service, b.op, params, { session = b.session or false })
-      messages = messages or res.Messages
-      for _, r in ipairs(res.MetricDataResults or {}) do
-        local acc = by_id[r.Id]
-        if not acc then
-          acc = tables.shallow_copy(r)
-          acc.Timestamps, acc.Values = {}, {}
-          by_id[r.Id] = acc
-          order[#order + 1] = acc
-        end
-        acc.StatusCode, acc.Messages = r.StatusCode, r.Messages
-        for _, t in ipairs(r.Timestamps or {}) do acc.Timestamps[#acc.Timestamps + 1] = t end
-        for _, v in ipairs(r.Values or {}) do acc.Values[#acc.Values + 1] = v end
-      end
-      params = tables.shallow_copy(params)
-      params.NextToken = res.NextToken
-    until not res.NextToken
-    local used = {}
-    for _, item in ipairs(b.items) do
-      local mine = {}
-      for _, r in ipairs(order) do
-        if r.Id:sub(1, #item.prefix) == item.prefix then
-          r.Id = r.Id:sub(#item.prefix + 1)
-          mine[#mine + 1] = r
-        end
-      end
-      item.ok, item.value = true, { MetricDataResults = mine, Messages = messages and share(messages, used) }
+  local ok, order, messages = pcall(metric_pages, b, params)
+  if not ok then return merged_failed(b, order) end
+  -- one pass: each result to the caller its prefix names, its own Id back
+  local mine = {}
+  for n = 1, #b.items do mine[n] = {} end
+  for _, r in ipairs(order) do
+    local n, id = r.Id:match("^b(%d+)_(.*)$")
+    local list = n and mine[tonumber(n)]
+    if list then
+      r.Id = id
+      list[#list + 1] = r
     end
-  end)
-  if not ok then merged_failed(b, err) end
+  end
+  local used = {}
+  for n, item in ipairs(b.items) do
+    item.ok, item.value = true, { MetricDataResults = mine[n], Messages = messages and share(b, item, messages, used) }
+  end
 end
 
 local function flush(b)
@@ -331,11 +481,12 @@ local function flush(b)
   if open[b.key] == b then open[b.key] = nil end
   b.closed = true
   if not waited and not (sched.is_interrupt(why) and why.code ~= "Cancelled") then error(why, 0) end
-  if #b.items == 1 then
+  if b.kind == "same" then
+    inflight[b.key] = b -- until answered, an identical `join` request waits for this one
+    flush_same(b)
+  elseif #b.items == 1 then
     local item = b.items[1]
     item.ok, item.value = pcall(unmerged, b, item)
-  elseif b.kind == "same" then
-    flush_same(b)
   elseif b.kind == "lists" then
     flush_lists(b)
   else
@@ -344,9 +495,10 @@ local function flush(b)
   -- a batch's service errors as each caller's own call would raise them
 end
 
-local function new_batch(key, kind, service, op, sess, extra)
-  local b = { key = key, kind = kind, service = service, op = op, session = sess, items = {}, size = 0 }
-  for k, v in pairs(extra or {}) do b[k] = v end
+local function new_batch(key, kind, service, op, sess, spec, list, client)
+  local b = { key = key, kind = kind, service = service, op = op, session = sess, client = client,
+    items = {}, size = 0, readonly = 0, changes = aws.stats.mutating_calls, spec = spec, list = list,
+    refset = kind == "lists" and {} or nil }
   open[key] = b
   b.task = sched.spawn(flush, b)
   return b
@@ -362,26 +514,51 @@ local function added(b, item)
   return n
 end
 
--- Adds item to the open batch under key, or a new one (max units a call); waits for its answer.
-local function enqueue(key, max, item, make)
+local function join_batch(b, item)
+  b.items[#b.items + 1] = item
+  if item.readonly then b.readonly = b.readonly + 1 end
+  item.b = b
+  return item
+end
+
+--[[ Adds item to the open batch under key, or a new one (max units a call); a `join` request
+     with no open batch joins the identical one in flight, if any. → item (its answer comes
+     with its batch: see settle). ]]
+local function enqueue(key, max, item, kind, service, op, sess, spec, list)
   local b = open[key]
   if b and b.size + added(b, item) > max then
     b.closed = true
     open[key] = nil
     b = nil
   end
-  b = b or make()
-  b.items[#b.items + 1] = item
+  local flying = not b and item.join and inflight[key]
+  if flying and flying.client == item.client then return join_batch(flying, item) end
+  b = b or new_batch(key, kind, service, op, sess, spec, list, item.client)
   b.size = b.size + added(b, item)
+  join_batch(b, item)
   if b.refset then for _, ref in ipairs(item.refs) do b.refset[ref] = true end end
   if b.size >= max then
     b.closed = true
     open[key] = nil
   end
-  local ok, err = b.task:result()
-  if not ok then error(err, 0) end
-  if not item.ok then error(item.value, 0) end
-  return item.value
+  return item
+end
+
+-- An item answered at once (no batch): its call's outcome; an interruption is raised now.
+local function answered(item, ok, value)
+  if not ok and sched.is_interrupt(value) then error(value, 0) end
+  item.ok, item.value = ok, value
+  return item
+end
+
+-- Waits for item's answer: ok, value. Raises only when the wait itself is interrupted.
+local function settle(item)
+  local b = item.b
+  if b then
+    local ok, err = b.task:result()
+    if not ok then return false, err end
+  end
+  return item.ok, item.value
 end
 
 ---------------------------------------------------------------- entry
@@ -416,81 +593,76 @@ local function mergeable_metrics(params)
   return true
 end
 
---[[ Answers of identical reads at this instant: a second gate that reads the target group a
-     first one read a moment ago in the same round (the tracker measures a rollout's gates one
-     after the other) gets that answer, as long as the clock has not moved and no change was
-     sent since (aws.stats.mutating_calls). In real time the clock always moves: no reuse. ]]
-local memo, memo_t = {}, nil
-
-local function remembered(key)
-  local now = sched.now()
-  if memo_t ~= now then memo, memo_t = {}, now return nil end
-  local m = memo[key]
-  if m and m.changes == aws.stats.mutating_calls then return tables.copy(m.value) end
-  return nil
-end
-
-local function remember(key, value)
-  local now = sched.now()
-  if memo_t ~= now then memo, memo_t = {}, now end
-  memo[key] = { changes = aws.stats.mutating_calls, value = tables.copy(value) }
-end
-
--- Identical requests of this round: one call.
-local function call_same(name, service, op, params, sess, skey, on)
+-- Identical requests of this round (and, for `join`, one in flight): one call.
+local function submit_same(item, name, service, op, sess, skey, on)
   count_items(service, op, 1)
-  if not on then return aws.call(service, op, params) end
-  local key = key_of(name, skey, params)
-  local known = remembered(key)
-  if known then return known end
-  local changes = aws.stats.mutating_calls
-  local value = enqueue(key, math.huge, { params = params, size = 1 }, function()
-    return new_batch(key, "same", service, op, sess)
-  end)
-  if aws.stats.mutating_calls == changes then remember(key, value) end
-  return value
+  if not on then return answered(item, pcall(aws.call, service, op, item.params)) end
+  local key = key_of(name, skey, item.params)
+  local known = remembered(key, item.readonly, item.client)
+  if known then return answered(item, true, known) end
+  return enqueue(key, math.huge, item, "same", service, op, sess)
 end
 
-function M.call(service, op, params)
+-- Files one request: → its item, answered now or when its batch is sent (settle).
+local function submit(service, op, params, opts)
   params = params or {}
+  local item = { params = params, readonly = opts and opts.readonly or false, join = opts and opts.join or false }
   local name = service .. "." .. op
   local spec = LISTS[name]
   local metrics = name == "cloudwatch.GetMetricData"
-  if not (spec or SAME[name] or metrics) then return aws.call(service, op, params) end
-  local on = M.enabled() and sched.in_task()
+  if not (spec or SAME[name] or metrics) then return answered(item, pcall(aws.call, service, op, params)) end
+  local settings = aws.client_settings and aws.client_settings()
+  local on = M.enabled(settings) and sched.in_task()
   local sess = aws.current_session()
   local skey = session_key(sess)
   local list, refs
   if spec then list, refs = list_of(spec, params) end
   if list then
     count_items(service, op, #refs)
-    if not on then return aws.call(service, op, params) end
+    if not on then return answered(item, pcall(aws.call, service, op, params)) end
     local rest = tables.shallow_copy(params)
     rest[list] = nil
-    local key = key_of(name, skey, list, rest)
-    return enqueue(key, spec.max, { params = params, refs = refs, size = #refs }, function()
-      return new_batch(key, "lists", service, op, sess, { spec = spec, list = list, refset = {} })
-    end)
+    item.refs, item.size = refs, #refs
+    return enqueue(key_of(name, skey, list, rest), spec.max, item, "lists", service, op, sess, spec, list)
   elseif metrics and mergeable_metrics(params) then
     local n = #params.MetricDataQueries
     count_items(service, op, n)
-    if not on then return aws.call(service, op, params) end
+    if not on then return answered(item, pcall(aws.call, service, op, params)) end
     local rest = tables.shallow_copy(params)
     rest.MetricDataQueries = nil
-    local key = key_of(name, skey, rest)
-    return enqueue(key, METRIC_QUERIES, { params = params, size = n }, function()
-      return new_batch(key, "metrics", service, op, sess)
-    end)
+    item.size = n
+    return enqueue(key_of(name, skey, rest), METRIC_QUERIES, item, "metrics", service, op, sess)
   end
   -- the rest (a listener's rules, a page, metric math): identical requests merge
-  return call_same(name, service, op, params, sess, skey, on)
+  item.size = 1
+  item.client = settings and settings.opts -- the client configuration (aws.configure{}) it is for
+  return submit_same(item, name, service, op, sess, skey, on)
 end
 
--- { describe_services = fn, ... } for a service: the batched reads under boto3's names.
-function M.face(service)
+function M.call(service, op, params, opts)
+  local ok, value = settle(submit(service, op, params, opts))
+  if not ok then error(value, 0) end
+  return value
+end
+
+--[[ Every request of `list` filed at once, so that they go out in the same round as each other
+     and as other callers' (a load balancer's fifty listeners' rules: one round, not fifty),
+     then answered in order: → oks, values (values[i]: list[i]'s answer or error). Unbatched,
+     they go one after another. An interruption while waiting is raised. ]]
+function M.call_each(service, op, list, opts)
+  local items = {}
+  for i, params in ipairs(list) do items[i] = submit(service, op, params, opts) end
+  local oks, values = {}, {}
+  for i, item in ipairs(items) do oks[i], values[i] = settle(item) end
+  return oks, values
+end
+
+-- { describe_services = fn, ... } for a service: the batched reads under boto3's names, each
+-- call with opts ({ readonly =, join = }, see above).
+function M.face(service, opts)
   local face = {}
   for snake, op in pairs(SNAKE[service] or {}) do
-    face[snake] = function(params) return M.call(service, op, params) end
+    face[snake] = function(params) return M.call(service, op, params, opts) end
   end
   return face
 end

@@ -84,12 +84,15 @@ local function prepare(c, r)
   local svcs = ecs_util.services(c.cluster, { c.blue.service, c.green.service },
     { "blue.service", "green.service" })
   local ctx = {}
-  local a_tg = ecs_util.side_target_group(S, svcs[1], c.blue.target_group, "blue")
-  local b_tg = ecs_util.side_target_group(S, svcs[2], c.green.target_group, "green")
+  -- the target groups described here are passed to resolve, which then need not read them again
+  local described, a_tg, b_tg = traffic.recording_target_groups(function()
+    return ecs_util.side_target_group(S, svcs[1], c.blue.target_group, "blue"),
+      ecs_util.side_target_group(S, svcs[2], c.green.target_group, "green")
+  end)
   if a_tg == b_tg then
     options.bad(S, "green.target_group", "blue and green must use two different target groups")
   end
-  ctx.point = traffic.resolve(c.rule, { a_tg, b_tg }, "rule")
+  ctx.point = traffic.resolve(c.rule, { a_tg, b_tg }, "rule", described)
   local sides = {
     { side = c.blue, svc = svcs[1], tg = a_tg, field = "blue" },
     { side = c.green, svc = svcs[2], tg = b_tg, field = "green" },

@@ -42,14 +42,20 @@ local function prepare(c, r)
     { "stable.service", "canary.service" })
   local stable, canary = svcs[1], svcs[2]
   local ctx = { stable_svc = stable, canary_svc = canary, base_td = stable.taskDefinition }
-  ctx.stable_tg = ecs_util.side_target_group(r.label, stable, c.stable.target_group, "stable")
-  ctx.canary_tg = ecs_util.side_target_group(r.label, canary, c.canary.target_group, "canary")
-  ctx.point = traffic.resolve(c.rule, { ctx.stable_tg, ctx.canary_tg }, "rule")
+  -- the target groups described here are passed to resolve, which then need not read them again
+  local described
+  described, ctx.stable_tg, ctx.canary_tg = traffic.recording_target_groups(function()
+    return ecs_util.side_target_group(r.label, stable, c.stable.target_group, "stable"),
+      ecs_util.side_target_group(r.label, canary, c.canary.target_group, "canary")
+  end)
+  -- and the weights it read with the rule (a moment ago, before any change of this run)
+  local weights
+  ctx.point, weights = traffic.resolve(c.rule, { ctx.stable_tg, ctx.canary_tg }, "rule", described)
   ctx.names = {
     [ctx.stable_tg] = c.stable.target_group or ecs_util.tg_name(ctx.stable_tg),
     [ctx.canary_tg] = c.canary.target_group or ecs_util.tg_name(ctx.canary_tg),
   }
-  local pct = traffic.percent(traffic.get(ctx.point))
+  local pct = traffic.percent(weights)
   if (pct[ctx.canary_tg] or 0) > 0 and not r.resuming then
     options.bad(r.label, "rule", string.format("the canary already receives %.0f%% of traffic; "
       .. "a previous run may have stopped half-way (see .ecsplay/runs and `ecsplay rollback`)",

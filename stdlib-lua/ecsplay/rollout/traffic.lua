@@ -14,8 +14,16 @@ local batch = require "ecsplay.aws.batch"
 local M = {}
 
 -- the reads go through the shared batcher (aws/batch.lua): target groups, listeners and rules
--- asked for by many rollouts at once are described in few calls
-local reads = batch.face "elbv2"
+-- asked for by many rollouts at once are described in few calls. Nothing here modifies an
+-- answer, so answers are shared, not copied (readonly). READ (and `fresh`) requests are sent
+-- after they are asked: the read-back after a change, what a rollback reads before it removes
+-- capacity. LOOKUP requests (resolve's search for the rule) may take the answer of an
+-- identical request already in flight: which rule forwards to a rollout's target groups, read
+-- a moment earlier, is as good, and all rollouts on one load balancer then read its listeners
+-- and their rules once.
+local fresh = batch.face("elbv2", { readonly = true })
+local LOOKUP = { readonly = true, join = true }
+local READ = { readonly = true }
 
 -- Seconds a weight shift keeps trying through transient errors; the undo of a shift
 -- (rollout/actions.lua) has the same budget.
@@ -24,12 +32,36 @@ M.MAX_BACKOFF = 20
 
 local function bad(msg, field) error(errors.bad_input(msg, field), 0) end
 
--- Target group name or ARN -> ARN (and proof that it exists).
+--[[ Target groups described by target_group_arn inside M.recording_target_groups(fn), by
+     coroutine: a strategy's prepare passes them to resolve, which then need not describe them
+     again. ]]
+local recorders = setmetatable({}, { __mode = "k" })
+
+--[[ Runs fn(...) and returns its results, then { [tg_arn] = description } of every target
+     group M.target_group_arn described meanwhile in this coroutine (for resolve's `known`). ]]
+function M.recording_target_groups(fn, ...)
+  local co = coroutine.running()
+  local outer = recorders[co]
+  local seen = {}
+  recorders[co] = seen
+  local res = table.pack(pcall(fn, ...))
+  recorders[co] = outer
+  if outer then for arn, tg in pairs(seen) do outer[arn] = tg end end
+  if not res[1] then error(res[2], 0) end
+  return seen, table.unpack(res, 2, res.n)
+end
+
+-- Target group name or ARN -> ARN (and proof that it exists), and its description.
 function M.target_group_arn(name_or_arn, field)
   local by_arn = name_or_arn:match("^arn:") ~= nil
-  local ok, res = pcall(reads.describe_target_groups,
+  local ok, res = pcall(batch.call, "elbv2", "DescribeTargetGroups",
     by_arn and { TargetGroupArns = { name_or_arn } } or { Names = { name_or_arn } })
-  if ok then return res.TargetGroups[1].TargetGroupArn, res.TargetGroups[1] end
+  if ok then
+    local tg = res.TargetGroups[1]
+    local seen = recorders[coroutine.running()]
+    if seen then seen[tg.TargetGroupArn] = tg end
+    return tg.TargetGroupArn, tg
+  end
   if errors.is(res, "TargetGroupNotFound") then
     bad(string.format(by_arn and "%s: target group %s does not exist" or "%s: target group `%s` does not exist",
       field or "target_group", name_or_arn), field)
@@ -57,15 +89,67 @@ end
 -- The ARNs a traffic point may be given as, and how to prove one exists.
 local POINTS = {
   { pattern = ":listener%-rule/", kind = "rule", what = "listener rule", missing = "RuleNotFound",
-    describe = function(arn) return reads.describe_rules { RuleArns = { arn } } end },
+    describe = function(arn) return fresh.describe_rules { RuleArns = { arn } } end,
+    weights = function(res) return forward_weights(res.Rules[1].Actions) end },
   { pattern = ":listener/", kind = "listener", what = "listener", missing = "ListenerNotFound",
-    describe = function(arn) return reads.describe_listeners { ListenerArns = { arn } } end },
+    describe = function(arn) return fresh.describe_listeners { ListenerArns = { arn } } end,
+    weights = function(res) return forward_weights(res.Listeners[1].DefaultActions) end },
 }
+
+-- The answers of a call_each, or the first error in the order asked (what reading them one
+-- after another raised first).
+local function all_or_raise(oks, values)
+  for i = 1, #oks do
+    if not oks[i] then error(values[i], 0) end
+  end
+  return values
+end
+
+--[[ Every rule of every listener of the load balancers `lbs`, in order: { { listener =, rule = },
+     ... }. The listeners of all of them are asked at once, then the rules of all those
+     listeners at once (DescribeRules by ListenerArn cannot merge by list; asked together, the
+     reads of every rollout scanning the same load balancer meet in one round and go out once). ]]
+local function rules_of(lbs, opts)
+  local asks = {}
+  for i, lb in ipairs(lbs) do asks[i] = { LoadBalancerArn = lb } end
+  local listeners, rule_asks = {}, {}
+  for _, res in ipairs(all_or_raise(batch.call_each("elbv2", "DescribeListeners", asks, opts))) do
+    for _, l in ipairs(res.Listeners or {}) do
+      listeners[#listeners + 1] = l
+      rule_asks[#rule_asks + 1] = { ListenerArn = l.ListenerArn }
+    end
+  end
+  local out = {}
+  for i, res in ipairs(all_or_raise(batch.call_each("elbv2", "DescribeRules", rule_asks, opts))) do
+    for _, r in ipairs(res.Rules or {}) do out[#out + 1] = { listener = listeners[i], rule = r } end
+  end
+  return out
+end
+
+-- The load balancers of target groups tg_arns: from `known` descriptions, else described.
+local function load_balancers_of(tg_arns, known)
+  local lbs, asks = {}, {}
+  for _, arn in ipairs(tg_arns) do
+    local tg = known and known[arn]
+    if tg then
+      for _, lb in ipairs(tg.LoadBalancerArns or {}) do lbs[lb] = true end
+    else
+      asks[#asks + 1] = { TargetGroupArns = { arn } }
+    end
+  end
+  for _, res in ipairs(all_or_raise(batch.call_each("elbv2", "DescribeTargetGroups", asks, READ))) do
+    for _, lb in ipairs(res.TargetGroups[1].LoadBalancerArns or {}) do lbs[lb] = true end
+  end
+  return tables.keys(lbs)
+end
 
 --[[ The traffic point: { kind = "rule"|"listener", arn = } from a rule ARN,
      a listener ARN, or (nil) the one rule on the target groups' load balancer
-     whose forward action names all of them. ]]
-function M.resolve(point, tg_arns, field)
+     whose forward action names all of them; and its weights as read (what M.get
+     answers, read a moment ago). known: { [tg_arn] = description } of target
+     groups the caller described a moment ago (M.recording_target_groups), not
+     described again. ]]
+function M.resolve(point, tg_arns, field, known)
   field = field or "rule"
   if point ~= nil then
     if type(point) ~= "string" then bad(field .. ": expected a rule or listener ARN", field) end
@@ -76,32 +160,25 @@ function M.resolve(point, tg_arns, field)
           if errors.is(res, p.missing) then bad(field .. ": " .. p.what .. " " .. point .. " does not exist", field) end
           error(res, 0)
         end
-        return { kind = p.kind, arn = point }
+        return { kind = p.kind, arn = point }, p.weights(res) or {}
       end
     end
     bad(field .. ": expected a listener rule ARN (…:listener-rule/…) or a listener ARN, got " .. point, field)
   end
-  -- find it: listeners of the target groups' load balancer
-  local lbs = {}
-  for _, arn in ipairs(tg_arns) do
-    local tg = reads.describe_target_groups({ TargetGroupArns = { arn } }).TargetGroups[1]
-    for _, lb in ipairs(tg.LoadBalancerArns or {}) do lbs[lb] = true end
-  end
-  local found = {}
-  for _, lb in ipairs(tables.keys(lbs)) do
-    for _, l in ipairs(reads.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
-      for _, r in ipairs(reads.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
-        local w = forward_weights(r.Actions)
-        local all = w ~= nil
-        for _, arn in ipairs(tg_arns) do if not (w and w[arn]) then all = false end end
-        if all then
-          found[#found + 1] = r.IsDefault and { kind = "listener", arn = l.ListenerArn }
-            or { kind = "rule", arn = r.RuleArn }
-        end
-      end
+  -- find it: the rules of the listeners of the target groups' load balancers
+  local found, weights = {}, nil
+  for _, lr in ipairs(rules_of(load_balancers_of(tg_arns, known), LOOKUP)) do
+    local l, r = lr.listener, lr.rule
+    local w = forward_weights(r.Actions)
+    local all = w ~= nil
+    for _, arn in ipairs(tg_arns) do if not (w and w[arn]) then all = false end end
+    if all then
+      found[#found + 1] = r.IsDefault and { kind = "listener", arn = l.ListenerArn }
+        or { kind = "rule", arn = r.RuleArn }
+      weights = w -- from the answer that matched (a default rule's actions are its listener's)
     end
   end
-  if #found == 1 then return found[1] end
+  if #found == 1 then return found[1], weights or {} end
   if #found == 0 then
     bad(field .. ": no listener rule forwards to all of the target groups; create a rule with a "
       .. "weighted forward action, or pass rule = \"arn:...:listener-rule/...\"", field)
@@ -112,29 +189,27 @@ end
 -- Current weights: { [tg_arn] = weight }.
 function M.get(point)
   if point.kind == "rule" then
-    local r = reads.describe_rules({ RuleArns = { point.arn } }).Rules[1]
+    local r = fresh.describe_rules({ RuleArns = { point.arn } }).Rules[1]
     return forward_weights(r.Actions) or {}
   end
-  local l = reads.describe_listeners({ ListenerArns = { point.arn } }).Listeners[1]
+  local l = fresh.describe_listeners({ ListenerArns = { point.arn } }).Listeners[1]
   return forward_weights(l.DefaultActions) or {}
 end
 
 --[[ Where target group `tg_arn` receives traffic now: { { point =, percent =,
      port = }, ... } for every rule (or default action) of its load balancers'
      listeners that forwards a share above 0 to it; {} when none does. Read
-     fresh: a rollback asks this before it removes capacity from a side. ]]
+     fresh (never an answer in flight before it asked): a rollback asks this
+     before it removes capacity from a side. ]]
 function M.receiving(tg_arn)
   local out = {}
-  local tg = reads.describe_target_groups({ TargetGroupArns = { tg_arn } }).TargetGroups[1]
-  for _, lb in ipairs(tg and tg.LoadBalancerArns or {}) do
-    for _, l in ipairs(reads.describe_listeners({ LoadBalancerArn = lb }).Listeners or {}) do
-      for _, r in ipairs(reads.describe_rules({ ListenerArn = l.ListenerArn }).Rules or {}) do
-        local share = M.percent(forward_weights(r.Actions) or {})[tg_arn] or 0
-        if share > 0 then
-          out[#out + 1] = { percent = share, port = l.Port, point = r.IsDefault
-            and { kind = "listener", arn = l.ListenerArn } or { kind = "rule", arn = r.RuleArn } }
-        end
-      end
+  local tg = fresh.describe_target_groups({ TargetGroupArns = { tg_arn } }).TargetGroups[1]
+  for _, lr in ipairs(rules_of(tg and tg.LoadBalancerArns or {}, READ)) do
+    local l, r = lr.listener, lr.rule
+    local share = M.percent(forward_weights(r.Actions) or {})[tg_arn] or 0
+    if share > 0 then
+      out[#out + 1] = { percent = share, port = l.Port, point = r.IsDefault
+        and { kind = "listener", arn = l.ListenerArn } or { kind = "rule", arn = r.RuleArn } }
     end
   end
   return out
