@@ -196,78 +196,141 @@ end
 
 --[[ The fast pass: the same rules as Checker, as a yes/no answer with no messages, paths
      or sorting (what a call with good parameters, nearly every call, pays). A "no" runs
-     the Checker, which finds and words the problems; so fits() must never say yes
-     where the Checker would find one. ]]
-local enum_sets = setmetatable({}, { __mode = "k" }) -- shape → { value = true } (weak)
-
-local function in_enum(sh, v)
-  local set = enum_sets[sh]
-  if not set then
-    set = {}
-    for _, e in ipairs(sh.enum) do set[e] = true end
-    enum_sets[sh] = set
-  end
-  return set[v] == true
-end
+     the Checker, which finds and words the problems; so a fit must never say yes where
+     the Checker would find one. Compiled per shape (weak: dropped with its model): a fit
+     is true (any value), "string" / "boolean" (a value of that Lua type) or fn(v) → bool,
+     with each member's fit and each enum's set looked up once. ]]
+local fits = setmetatable({}, { __mode = "k" })
+local fit_of
 
 local function in_range(sh, v)
   return not (sh.min and v < sh.min) and not (sh.max and v > sh.max)
 end
 
-local fits
+local function holds(f, v)
+  if f == true then return true end
+  if f == "string" or f == "boolean" then return type(v) == f end
+  return f(v)
+end
 
-local function fits_structure(shapes, sh, v)
-  if sh.document then return true end
-  local members = sh.members
-  local set = 0
-  for k, x in pairs(v) do
-    local mem = members and type(k) == "string" and members[k]
-    if not mem or not fits(shapes, shapes[mem.shape], x) then return false end
-    set = set + 1
-  end
-  local required = sh.required
-  if required then
+local function structure_fit(shapes, sh)
+  local member_fits = {}
+  for name, mem in pairs(sh.members or {}) do member_fits[name] = fit_of(shapes, shapes[mem.shape]) end
+  local required, union = sh.required or {}, sh.union
+  local document = sh.document
+  return function(v)
+    if type(v) ~= "table" then return false end
+    if document then return true end
+    local set = 0
+    for k, x in pairs(v) do
+      local f = type(k) == "string" and member_fits[k]
+      if not f then return false end
+      if f ~= true then
+        if f == "string" or f == "boolean" then
+          if type(x) ~= f then return false end
+        elseif not f(x) then
+          return false
+        end
+      end
+      set = set + 1
+    end
     for i = 1, #required do
       if v[required[i]] == nil then return false end
     end
+    return not (union and set > 1)
   end
-  return not (sh.union and set > 1)
 end
 
-function fits(shapes, sh, v)
-  local t, tv = sh.type, type(v)
-  if t == "structure" then
-    return tv == "table" and fits_structure(shapes, sh, v)
-  elseif t == "string" then
-    if tv ~= "string" or (sh.enum and not in_enum(sh, v)) then return false end
-    return (not sh.min and not sh.max) or in_range(sh, len_of(v))
-  elseif t == "list" then
-    if tv ~= "table" or not is_array(v) or not in_range(sh, #v) then return false end
-    local msh = shapes[sh.member.shape]
+local function string_fit(sh)
+  if not sh.enum and not sh.min and not sh.max then return "string" end
+  local enum
+  if sh.enum then
+    enum = {}
+    for _, e in ipairs(sh.enum) do enum[e] = true end
+  end
+  local min, max = sh.min, sh.max
+  -- a string's length in characters is between a quarter of its bytes and its bytes, so
+  -- the byte count alone settles nearly every check (utf8.len only near the limits)
+  local short_enough_bytes = min and math.max(4 * min, 1) or 0
+  return function(v)
+    if type(v) ~= "string" or (enum and enum[v] ~= true) then return false end
+    local bytes = #v
+    if (not max or bytes <= max) and (not min or min <= 0 or bytes >= short_enough_bytes
+        or (min <= 1 and bytes >= 1)) then
+      return true
+    end
+    return in_range(sh, len_of(v))
+  end
+end
+
+local function list_fit(shapes, sh)
+  local item = fit_of(shapes, shapes[sh.member.shape])
+  return function(v)
+    if type(v) ~= "table" or not is_array(v) or not in_range(sh, #v) then return false end
     for i = 1, #v do
-      if not fits(shapes, msh, v[i]) then return false end
+      if not holds(item, v[i]) then return false end
     end
     return true
-  elseif t == "map" then
-    if tv ~= "table" then return false end
-    local ksh, vsh = shapes[sh.key.shape], shapes[sh.value.shape]
+  end
+end
+
+local function map_fit(shapes, sh)
+  local key, value = fit_of(shapes, shapes[sh.key.shape]), fit_of(shapes, shapes[sh.value.shape])
+  return function(v)
+    if type(v) ~= "table" then return false end
     for k, x in pairs(v) do
-      if type(k) ~= "string" or not fits(shapes, ksh, k) or not fits(shapes, vsh, x) then return false end
+      if type(k) ~= "string" or not holds(key, k) or not holds(value, x) then return false end
     end
     return true
+  end
+end
+
+local function build_fit(shapes, sh)
+  local t = sh.type
+  if t == "structure" then return structure_fit(shapes, sh)
+  elseif t == "string" then return string_fit(sh)
+  elseif t == "list" then return list_fit(shapes, sh)
+  elseif t == "map" then return map_fit(shapes, sh)
   elseif t == "integer" or t == "long" then
-    return tv == "number" and (math.type(v) == "integer" or v == math.floor(v)) and in_range(sh, v)
+    return function(v)
+      return type(v) == "number" and (math.type(v) == "integer" or v == math.floor(v)) and in_range(sh, v)
+    end
   elseif t == "double" or t == "float" then
-    return tv == "number" and v == v and in_range(sh, v)
-  elseif t == "boolean" then
-    return tv == "boolean"
+    return function(v) return type(v) == "number" and v == v and in_range(sh, v) end
+  elseif t == "boolean" then return "boolean"
   elseif t == "timestamp" then
-    if tv == "string" then return not not (timestamp.parse(v)) end
-    return tv == "number"
+    return function(v)
+      if type(v) == "string" then return not not (timestamp.parse(v)) end
+      return type(v) == "number"
+    end
   elseif t == "blob" then
-    return tv == "string" and in_range(sh, #v)
+    return function(v) return type(v) == "string" and in_range(sh, #v) end
   end
   return true -- "document" and unknown types: any value
+end
+
+function fit_of(shapes, sh)
+  local f = fits[sh]
+  if f ~= nil then return f end
+  local built
+  fits[sh] = function(v) return holds(built, v) end -- stand-in while a recursive shape builds
+  built = build_fit(shapes, sh)
+  fits[sh] = built
+  return built
+end
+
+-- Does v fit the shape (name or table)? The fast pass alone (tests hold it to problems()).
+function M.fits(m, shape, v)
+  local sh = type(shape) == "string" and m.shapes[shape] or shape
+  return holds(fit_of(m.shapes, sh), v)
+end
+
+-- The problems the Checker finds in v for the shape (name or table): { {path, kind, message} }
+function M.problems(m, shape, v)
+  local sh = type(shape) == "string" and m.shapes[shape] or shape
+  local c = setmetatable({ m = m, errors = {} }, Checker)
+  c:value(sh, v, "")
+  return c.errors
 end
 
 local function raise(m, opname, problems)
@@ -298,7 +361,7 @@ function M.input(m, opname, params)
   if params == nil then params = {} end
   if type(params) == "table" then
     if op.input then
-      if fits_structure(m.shapes, m.shapes[op.input], params) then return true end
+      if holds(fit_of(m.shapes, m.shapes[op.input]), params) then return true end
     elseif next(params) == nil then
       return true
     end

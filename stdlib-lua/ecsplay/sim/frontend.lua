@@ -146,20 +146,58 @@ function M.validate(m, kind, op, params)
       table.concat(msgs, "; ")) }
 end
 
--- Drops members the model does not know (see validate above) so operations see clean input.
-function M.strip_unknown(m, shape_name, v)
-  local sh = m.shapes[shape_name]
-  if not sh or type(v) ~= "table" then return v end
+--[[ Drops members the model does not know (see validate above) so operations see clean
+     input. Per shape (weak: dropped with its model), a stripper fn(v), or false for a shape
+     that holds no structure (nothing in it to drop), so strings, numbers and lists of them
+     are not walked. ]]
+local strippers = setmetatable({}, { __mode = "k" })
+local stripper_of
+
+local function build_stripper(m, sh)
   if sh.type == "structure" and sh.members then
-    for k in pairs(v) do
-      local mem = sh.members[k]
-      if not mem then v[k] = nil else M.strip_unknown(m, mem.shape, v[k]) end
+    local inner = {}
+    for name, mem in pairs(sh.members) do inner[name] = stripper_of(m, m.shapes[mem.shape]) end
+    return function(v)
+      for k, x in pairs(v) do
+        local strip = inner[k]
+        if strip == nil then v[k] = nil elseif strip and type(x) == "table" then strip(x) end
+      end
     end
   elseif sh.type == "list" and sh.member then
-    for _, item in ipairs(v) do M.strip_unknown(m, sh.member.shape, item) end
+    local strip = stripper_of(m, m.shapes[sh.member.shape])
+    if not strip then return false end
+    return function(v)
+      for _, item in ipairs(v) do
+        if type(item) == "table" then strip(item) end
+      end
+    end
   elseif sh.type == "map" and sh.value then
-    for _, item in pairs(v) do M.strip_unknown(m, sh.value.shape, item) end
+    local strip = stripper_of(m, m.shapes[sh.value.shape])
+    if not strip then return false end
+    return function(v)
+      for _, item in pairs(v) do
+        if type(item) == "table" then strip(item) end
+      end
+    end
   end
+  return false
+end
+
+function stripper_of(m, sh)
+  if not sh then return false end
+  local strip = strippers[sh]
+  if strip ~= nil then return strip end
+  local built
+  strippers[sh] = function(v) if built then built(v) end end -- stand-in for a recursive shape
+  built = build_stripper(m, sh)
+  strippers[sh] = built
+  return built
+end
+
+function M.strip_unknown(m, shape_name, v)
+  if type(v) ~= "table" then return v end
+  local strip = stripper_of(m, m.shapes[shape_name])
+  if strip then strip(v) end
   return v
 end
 

@@ -102,17 +102,44 @@ end
 
 -- Numbers as Python's repr/str would write them (what botocore sends): integers plain,
 -- floats with the shortest round-tripping digits and a ".0" when integral.
+local format, math_type, floor, huge = string.format, math.type, math.floor, math.huge
+local SHORTEST = { "%.15g", "%.16g", "%.17g" }
 function M.format_number(v)
-  if math.type(v) == "integer" then return string.format("%d", v) end
-  if v ~= v or v == math.huge or v == -math.huge then
+  if math_type(v) == "integer" then return format("%d", v) end
+  if v ~= v or v == huge or v == -huge then
     return nil, "cannot send a non-finite number"
   end
-  if v == math.floor(v) and math.abs(v) < 1e16 then return string.format("%.1f", v) end
-  for p = 15, 17 do
-    local s = string.format("%." .. p .. "g", v)
+  if v == floor(v) and (v < 1e16 and v > -1e16) then return format("%.1f", v) end
+  for i = 1, 3 do
+    local s = format(SHORTEST[i], v)
     if tonumber(s) == v then return s end
   end
-  return string.format("%.17g", v)
+  return format("%.17g", v)
+end
+
+--[[ Which strings contain a match of `pattern` (a character set: what needs escaping),
+     remembered per string: memo.known[s] is true (a match), false (none) or nil (not
+     seen: memo.learn(s) finds out and remembers). At most `kept` strings are remembered,
+     then all are forgotten at once (a table read before then still answers right). The
+     same names, ARNs and states are written over and over, and a Lua pattern with a
+     character set costs about as much per character as a table lookup costs per string. ]]
+function M.string_memo(pattern, kept)
+  kept = kept or 4096
+  local find = string.find
+  local memo, count = { known = {} }, 0
+  function memo.learn(s)
+    local r = find(s, pattern) ~= nil
+    if count >= kept then memo.known, count = {}, 0 end
+    memo.known[s] = r
+    count = count + 1
+    return r
+  end
+  function memo.has(s)
+    local r = memo.known[s]
+    if r == nil then r = memo.learn(s) end
+    return r
+  end
+  return memo
 end
 
 -- base64 (C: ecsplay.core.crypto). unbase64 → decoded string, or nil and a message.

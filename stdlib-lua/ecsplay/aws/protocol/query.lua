@@ -19,8 +19,12 @@ end
 
 ---------------------------------------------------------------------------------------
 -- Form encoding.
+local UNRESERVED_NOT = "[^A-Za-z0-9%-_%.~]"
+local function pct_char(c) return string.format("%%%02X", c:byte()) end
+local needs_pct = proto.string_memo(UNRESERVED_NOT).has
 local function pct(s)
-  return (s:gsub("[^A-Za-z0-9%-_%.~]", function(c) return string.format("%%%02X", c:byte()) end))
+  if not needs_pct(s) then return s end -- names, ids, numbers: no copy
+  return (s:gsub(UNRESERVED_NOT, pct_char))
 end
 M.percent_encode = pct
 
@@ -176,20 +180,22 @@ local function text_of(el)
   return el.text or ""
 end
 
+-- Text that is not a value of its shape: an error when strict, else the text as it is.
+local function bad_text(strict, what, s, path)
+  if strict then
+    error(errors.new("validation", { code = "ValidationError",
+      message = string.format("invalid %s value %q for `%s`", what, s, path) }), 0)
+  end
+  return s
+end
+
 -- Convert scalar text by shape. strict → error on a bad value; else keep the text.
 local function scalar_from_text(sh, s, path, strict)
   local t = sh.type
-  local function bad(what)
-    if strict then
-      error(errors.new("validation", { code = "ValidationError",
-        message = string.format("invalid %s value %q for `%s`", what, s, path) }), 0)
-    end
-    return s
-  end
   if t == "string" then return s end
   if t == "integer" or t == "long" then
     local n = math.tointeger(tonumber(s))
-    if n == nil then return bad("integer") end
+    if n == nil then return bad_text(strict, "integer", s, path) end
     return n
   elseif t == "double" or t == "float" then
     local n = tonumber(s)
@@ -197,19 +203,19 @@ local function scalar_from_text(sh, s, path, strict)
       local l = s:lower()
       if l == "nan" then return 0 / 0 elseif l == "infinity" then return math.huge
       elseif l == "-infinity" then return -math.huge end
-      return bad("number")
+      return bad_text(strict, "number", s, path)
     end
     return n + 0.0
   elseif t == "boolean" then
     if s == "true" then return true elseif s == "false" then return false end
-    return bad("boolean")
+    return bad_text(strict, "boolean", s, path)
   elseif t == "timestamp" then
     local e = timestamp.to_epoch(s)
-    if not e then return bad("timestamp") end
+    if not e then return bad_text(strict, "timestamp", s, path) end
     return e
   elseif t == "blob" then
     local d = proto.unbase64(s)
-    if not d then return bad("base64") end
+    if not d then return bad_text(strict, "base64", s, path) end
     return d
   end
   return s
@@ -262,6 +268,85 @@ function from_xml(m, sh, el, path)
   return scalar_from_text(sh, text_of(el), path, false)
 end
 
+--[[ Compiled readers: per shape (weak: dropped with its model), fn(el) → value, the
+     same as from_xml with each member's element name and reader looked up once and the
+     element's children walked once (no name index built per element). Shapes with
+     flattened members, two members on one element name, and maps read through from_xml. ]]
+local find = string.find
+local readers = setmetatable({}, { __mode = "k" })
+local reader_of
+
+local function name_of(el)
+  local n = el.name
+  if find(n, ":", 1, true) then return local_name(n) end
+  return n
+end
+
+local function read_text(el) return el.text or "" end
+
+local function struct_reader(m, sh)
+  local names, reads = {}, {}
+  for name, mem in pairs(sh.members or {}) do
+    local msh = m.shapes[mem.shape]
+    local xname = mem.locationName or name
+    if mem.flattened or msh.flattened or names[xname] then
+      return function(el) return from_xml(m, sh, el, "") end
+    end
+    names[xname], reads[xname] = name, reader_of(m, msh)
+  end
+  return function(el)
+    local r = {}
+    local children = el.children or EMPTY
+    for i = 1, #children do
+      local c = children[i]
+      local xname = name_of(c)
+      local name = names[xname]
+      if name and r[name] == nil then -- the first element of a name, as child() finds
+        local read = reads[xname]
+        if read == read_text then r[name] = c.text or "" else r[name] = read(c) end
+      end
+    end
+    return r
+  end
+end
+
+local function list_reader(m, sh)
+  local item_name, read = sh.member.locationName or "member", reader_of(m, m.shapes[sh.member.shape])
+  return function(el)
+    local r, n = {}, 0
+    local children = el.children or EMPTY
+    for i = 1, #children do
+      local c = children[i]
+      if name_of(c) == item_name then
+        n = n + 1
+        r[n] = read(c)
+      end
+    end
+    return r
+  end
+end
+
+local function build_reader(m, sh)
+  local t = sh.type
+  if t == "structure" then return struct_reader(m, sh)
+  elseif t == "list" and not sh.flattened then return list_reader(m, sh)
+  elseif t == "string" then return read_text
+  elseif t ~= "list" and t ~= "map" then
+    return function(el) return scalar_from_text(sh, el.text or "", "", false) end
+  end
+  return function(el) return from_xml(m, sh, el, "") end
+end
+
+function reader_of(m, sh)
+  local read = readers[sh]
+  if read then return read end
+  local built
+  readers[sh] = function(el) return built(el) end -- stand-in while a recursive shape builds
+  built = build_reader(m, sh)
+  readers[sh] = built
+  return built
+end
+
 -- Output from a parsed XML tree (exposed so tests and tools can supply a tree directly).
 function M.output_from_tree(m, opname, root)
   local op = op_of(m, opname)
@@ -271,7 +356,7 @@ function M.output_from_tree(m, opname, root)
     el = child(root, op.resultWrapper)
     if not el then return {} end
   end
-  return from_xml(m, m.shapes[op.output], el, "")
+  return reader_of(m, m.shapes[op.output])(el)
 end
 
 -- Error from an XML tree: <ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/>
@@ -460,29 +545,42 @@ local function list_xml(m, w, sh, v, name, flattened)
   w:close(name)
 end
 
+-- Per structure shape, its members in model order with their element names and shapes
+-- (weak: dropped with its model).
+local xml_members = setmetatable({}, { __mode = "k" })
+local function members_of(m, sh)
+  local ms = xml_members[sh]
+  if ms then return ms end
+  ms = { names = {}, xnames = {}, shapes = {}, flattened = {} }
+  for i, mname in ipairs(sh.order or {}) do
+    local mem = sh.members[mname]
+    local msh = m.shapes[mem.shape]
+    ms.names[i], ms.xnames[i], ms.shapes[i] = mname, mem.locationName or mname, msh
+    ms.flattened[i] = (mem.flattened or msh.flattened) and true or false
+  end
+  xml_members[sh] = ms
+  return ms
+end
+
 function to_xml(m, w, sh, v, name)
   local t = sh.type
   if t == "structure" then
-    local any = false
-    for _, mname in ipairs(sh.order or {}) do
-      if v[mname] ~= nil then any = true break end
-    end
-    if not any then return w:leaf(name) end
-    w:open(name)
-    for _, mname in ipairs(sh.order) do
-      local fv = v[mname]
+    local ms = members_of(m, sh)
+    local names, shapes = ms.names, ms.shapes
+    local opened = false -- <name/> when no member is set
+    for i = 1, #names do
+      local fv = v[names[i]]
       if fv ~= nil then
-        local mem = sh.members[mname]
-        local msh = m.shapes[mem.shape]
-        local xname = mem.locationName or mname
+        if not opened then w:open(name) opened = true end
+        local msh = shapes[i]
         if msh.type == "list" then
-          list_xml(m, w, msh, fv, xname, mem.flattened or msh.flattened)
+          list_xml(m, w, msh, fv, ms.xnames[i], ms.flattened[i])
         else
-          to_xml(m, w, msh, fv, xname)
+          to_xml(m, w, msh, fv, ms.xnames[i])
         end
       end
     end
-    w:close(name)
+    if opened then w:close(name) else w:leaf(name) end
   elseif t == "list" then
     list_xml(m, w, sh, v, name, sh.flattened)
   elseif t == "map" then

@@ -319,10 +319,11 @@ local function current_inputs(world, a, elb, ecs, tg_arn, e)
   return inp, nil
 end
 
--- The series `name` of an owner (target group or load balancer) under load balancer lb_dim,
--- made on first use (make(key) → its dimensions and what the lazy series reads); its newest
--- sample is now the minute before m (ListMetrics' RecentlyActive, retention).
-local function touch(world, owner, name, lb_dim, m, make, key)
+-- The series `names` (in that order) of an owner (target group or load balancer) under load
+-- balancer lb_dim, each made on first use (make(key) → their dimensions and what the lazy
+-- series reads); their newest sample is now the minute before m (ListMetrics' RecentlyActive,
+-- retention). Every routed target group comes here every minute: one look-up per owner.
+local function touch(world, owner, names, lb_dim, m, make, key)
   local by_lb = owner.series[lb_dim]
   if not by_lb then
     -- the series of one owner under one load balancer share their dimensions and source
@@ -330,13 +331,17 @@ local function touch(world, owner, name, lb_dim, m, make, key)
     by_lb = { dims = store.norm_dims(dims), lazy = lazy, by_name = {} }
     owner.series[lb_dim] = by_lb
   end
-  local ser = by_lb.by_name[name]
-  if not ser then
-    ser = store.get_series(world, NS, name, by_lb.dims, true)
-    ser.lazy = by_lb.lazy
-    by_lb.by_name[name] = ser
+  local by_name, last = by_lb.by_name, m - 60
+  for i = 1, #names do
+    local name = names[i]
+    local ser = by_name[name]
+    if not ser then
+      ser = store.get_series(world, NS, name, by_lb.dims, true)
+      ser.lazy = by_lb.lazy
+      by_name[name] = ser
+    end
+    ser.last_t = last
   end
-  ser.last_t = m - 60
 end
 
 -- The series a target group's minute publishes, in the order publishing creates them.
@@ -344,6 +349,9 @@ local IDLE = { "HealthyHostCount", "UnHealthyHostCount" }
 local NO_HEALTHY = { "HealthyHostCount", "UnHealthyHostCount", "RequestCount", "HTTPCode_ELB_5XX_Count" }
 local SERVING = { "HealthyHostCount", "UnHealthyHostCount", "RequestCount", "HTTPCode_Target_5XX_Count",
   "HTTPCode_Target_2XX_Count", "TargetResponseTime" }
+-- and a load balancer's, after its target groups'
+local LB_SERVED = { "RequestCount", "HTTPCode_Target_5XX_Count" }
+local LB_SERVED_E5 = { "RequestCount", "HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count" }
 
 local function tg_series(inp) -- (a target group's inputs)
   return { LoadBalancer = inp.lb_dim, TargetGroup = inp.tg_dim }, { tg = inp.tg_arn, lb_dim = inp.lb_dim }
@@ -361,27 +369,40 @@ local function record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
     lbt.req = true
     if inp.healthy == 0 then lbt.e5 = true names = NO_HEALTHY else names = SERVING end
   end
-  for _, name in ipairs(names) do touch(world, tg, name, inp.lb_dim, m, tg_series, inp) end
+  touch(world, tg, names, inp.lb_dim, m, tg_series, inp)
 end
 
 --[[ Records minute [m-60, m) for every target group attached to a load balancer (in ARN order,
      the order their series are created in), then the load-balancer-wide series. Without a
      simulated ELBv2: nothing. ]]
+-- The routed target groups in ARN order, { {arn=, rps=, weight=, lb=, lb_dim=}, ... }: kept by
+-- the simulated ELBv2 between routing changes (elb.routed), else made from elb.traffic.
+local function routed(world, elb)
+  if elb.routed then return elb.routed(world) end
+  local list = {}
+  for arn, e in pairs(elb.traffic(world)) do
+    if e.lb then
+      list[#list + 1] = { arn = arn, rps = e.rps, weight = e.weight, lb = e.lb, lb_dim = elb.arn_suffix(e.lb, "lb") }
+    end
+  end
+  table.sort(list, function(x, y) return x.arn < y.arn end)
+  return list
+end
+
 function M.publish_minute(world, m)
   local elb = world.svc.elbv2
   if not (elb and elb.traffic) then return end
   local ecs = world.svc.ecs
   local a = alb_state(world)
   a.from = a.from or m
-  local traffic = elb.traffic(world)
-  local arns = {}
-  for arn, e in pairs(traffic) do if e.lb then arns[#arns + 1] = arn end end
-  table.sort(arns)
-  local lb_totals, lb_order, seen, lb_dims = {}, {}, {}, {}
-  for _, tg_arn in ipairs(arns) do
-    local e = traffic[tg_arn]
-    local lb_dim = lb_dims[e.lb]
-    if not lb_dim then lb_dim = elb.arn_suffix(e.lb, "lb") lb_dims[e.lb] = lb_dim end
+  local lb_totals, lb_order, seen = {}, {}, {}
+  local list = routed(world, elb)
+  -- the very list the last minute published (elb.routed keeps it between routing changes):
+  -- the active target groups are its own, none stopped being routed to, no scan for those
+  local same = list == world.memo.alb_routed
+  world.memo.alb_routed = list
+  for _, e in ipairs(list) do
+    local tg_arn, lb_dim = e.arn, e.lb_dim
     local lbt = lb_totals[lb_dim]
     if not lbt then
       lbt = {}
@@ -391,23 +412,21 @@ function M.publish_minute(world, m)
     local lb = a.lbs[lb_dim]
     if not lb then lb = { tgs = {}, series = {} } a.lbs[lb_dim] = lb end
     lb.tgs[tg_arn] = true
-    seen[tg_arn] = true
+    if not same then seen[tg_arn] = true end
     record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
   end
   -- target groups no load balancer routes to any more publish nothing from this minute
-  for tg_arn in pairs(a.active) do
-    if not seen[tg_arn] then
-      record(a, tg_arn, m, false)
-      a.active[tg_arn] = nil
+  if not same then
+    for tg_arn in pairs(a.active) do
+      if not seen[tg_arn] then
+        record(a, tg_arn, m, false)
+        a.active[tg_arn] = nil
+      end
     end
   end
   for _, lb_dim in ipairs(lb_order) do
     local lbt, lb = lb_totals[lb_dim], a.lbs[lb_dim]
-    if lbt.req then
-      touch(world, lb, "RequestCount", lb_dim, m, lb_series)
-      touch(world, lb, "HTTPCode_Target_5XX_Count", lb_dim, m, lb_series)
-      if lbt.e5 then touch(world, lb, "HTTPCode_ELB_5XX_Count", lb_dim, m, lb_series) end
-    end
+    if lbt.req then touch(world, lb, lbt.e5 and LB_SERVED_E5 or LB_SERVED, lb_dim, m, lb_series) end
   end
 end
 

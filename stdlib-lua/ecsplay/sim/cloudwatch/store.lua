@@ -32,6 +32,8 @@ local sources = {}
 
 function M.register_source(namespace, fn) sources[namespace] = fn end
 
+local function by_name(a, b) return a.Name < b.Name end
+
 -- Dimensions as a list sorted by name: { {Name=, Value=}, ... } or { Name = Value, ... } in.
 function M.norm_dims(dims)
   local out = {}
@@ -41,7 +43,7 @@ function M.norm_dims(dims)
   else
     for k, v in pairs(dims) do out[#out + 1] = { Name = k, Value = v } end
   end
-  table.sort(out, function(a, b) return a.Name < b.Name end)
+  if #out > 1 then table.sort(out, by_name) end
   return out
 end
 

@@ -13,7 +13,7 @@ operations, and the functions other simulated services call. Split by concern:
 
 Cross-service functions (world.svc.elbv2.X): register, deregister,
 target_group, target_health, healthy_count, get_forward, set_forward, traffic,
-production_listener, arn_suffix.
+routed, production_listener, arn_suffix.
 ]]
 local tables = require "ecsplay.util.tables"
 local state = require "ecsplay.sim.elbv2.state"
@@ -88,6 +88,7 @@ M.health_version = targets.health_version
 M.get_forward = routing.get_forward
 M.set_forward = routing.set_forward
 M.traffic = routing.traffic
+M.routed = routing.routed
 M.production_listener = routing.production_listener
 M.arn_suffix = state.arn_suffix
 
@@ -97,7 +98,7 @@ M.arn_suffix = state.arn_suffix
        target_list = { "id:port", ... } (registration order) } ]]
 function M.target_group(world, arn_or_name)
   local s = state.st(world)
-  return s.tg_by_arn[arn_or_name] or state.find_by_name(s.tgs, arn_or_name)
+  return s.tg_by_arn[arn_or_name] or s.tg_by_name[arn_or_name]
 end
 
 return M

@@ -257,7 +257,10 @@ function ops.SetRulePriorities(world, input)
   end
   local out = {}
   for i, c in ipairs(changes) do c.rule.priority = c.priority; out[i] = c.rule end
-  for l in pairs(by_listener) do sort_rules(l) end
+  for l in pairs(by_listener) do
+    sort_rules(l)
+    state.routing_changed(world, l) -- which rule takes a listener's traffic may be another now
+  end
   local rules = {}
   for i, r in ipairs(out) do rules[i] = out_rule(r) end
   return { Rules = rules }

@@ -87,7 +87,7 @@ function ops.CreateLoadBalancer(world, input)
   end
   local subnets = requested_subnets(world, input)
   local scheme = input.Scheme or "internet-facing"
-  local existing = state.find_by_name(s.lbs, name)
+  local existing = s.lb_by_name[name]
   if existing then
     -- CreateLoadBalancer is idempotent for identical settings
     if existing.scheme == scheme and table.concat(existing.subnets, ",") == table.concat(subnets, ",") then
@@ -103,6 +103,7 @@ function ops.CreateLoadBalancer(world, input)
   local lb = new_lb(world, input, name, scheme, subnets)
   s.lbs[#s.lbs + 1] = lb
   s.lb_by_arn[lb.arn] = lb
+  s.lb_by_name[name] = lb
   state.add_tags(world, lb.arn, input.Tags)
   world:at(world.now + PROVISION_SECONDS, function()
     if s.lb_by_arn[lb.arn] == lb then lb.state = "active" end
@@ -112,7 +113,7 @@ end
 
 function ops.DescribeLoadBalancers(world, input)
   local s = state.st(world)
-  local list = state.named(world, input.LoadBalancerArns, state.lb_or_fail, input.Names, s.lbs,
+  local list = state.named(world, input.LoadBalancerArns, state.lb_or_fail, input.Names, s.lb_by_name,
     "LoadBalancerNotFound", "Load balancers")
   if not list then
     list = {}
@@ -132,6 +133,7 @@ function ops.DeleteLoadBalancer(world, input)
   end
   while #lb.listeners > 0 do listeners.delete_listener(world, lb.listeners[1]) end
   s.lb_by_arn[lb.arn] = nil
+  s.lb_by_name[lb.name] = nil
   s.tags[lb.arn] = nil
   state.remove_value(s.lbs, lb)
   return {}

@@ -167,4 +167,78 @@ function M.traffic(world)
   return out
 end
 
+--[[ routed(world) -> the target groups a load balancer routes to, in ARN order:
+     { {arn=, rps=, weight=, lb=, lb_dim=}, ... } as traffic() gives them, lb_dim the load
+     balancer's CloudWatch dimension. The ALB metrics ask every minute; kept in world.memo
+     and brought up to date one load balancer at a time: a routing change marks its load
+     balancer (state.routing_changed), and only that one's split is worked out again; target
+     groups created or deleted, or other traffic, start over. The list is a new table only
+     when which target groups are routed changes (a weight moving updates its entries).
+     Read-only for the caller. ]]
+local function by_arn(a, b) return a.arn < b.arn end
+
+-- Brings the entries of load balancer lb up to date; → whether the routed set changed.
+local function reroute(world, memo, lb, alive)
+  local changed, used = false, {}
+  if alive then
+    local got, total = lb_split(world, lb)
+    for _, l in ipairs(lb.listeners) do state.listener_tg_arns(l, used) end
+    local s = state.st(world)
+    for arn in pairs(used) do
+      if s.tg_by_arn[arn] then
+        local e = memo.by_arn[arn]
+        if not e then
+          e = { arn = arn }
+          memo.by_arn[arn] = e
+          changed = true
+        end
+        if e.lb ~= lb.arn then e.lb, e.lb_dim = lb.arn, state.arn_suffix(lb.arn, "lb") end
+        e.rps = got[arn] or 0
+        e.weight = total > 0 and e.rps / total * 100 or 0
+      end
+    end
+  end
+  for arn, e in pairs(memo.by_arn) do
+    if e.lb == lb.arn and not used[arn] then
+      memo.by_arn[arn] = nil
+      changed = true
+    end
+  end
+  return changed
+end
+
+function M.routed(world)
+  local s = state.st(world)
+  local tr = world.traffic or {}
+  local memo = world.memo.elbv2_routed
+  if memo and memo.tg_seq == s.tg_seq and memo.tgs == #s.tgs and memo.lbs == #s.lbs and memo.traffic == tr
+      and memo.rps == tr.rps and memo.listeners == tr.listeners and memo.hosts == tr.hosts then
+    if next(memo.dirty) == nil then return memo.list end
+    local changed = false
+    for lb in pairs(memo.dirty) do
+      if reroute(world, memo, lb, s.lb_by_arn[lb.arn] == lb) then changed = true end
+    end
+    memo.dirty = {}
+    if changed then
+      local list = {}
+      for _, e in pairs(memo.by_arn) do list[#list + 1] = e end
+      table.sort(list, by_arn)
+      memo.list = list
+    end
+    return memo.list
+  end
+  local list, index = {}, {}
+  for arn, e in pairs(M.traffic(world)) do
+    if e.lb then
+      local entry = { arn = arn, rps = e.rps, weight = e.weight, lb = e.lb, lb_dim = state.arn_suffix(e.lb, "lb") }
+      list[#list + 1] = entry
+      index[arn] = entry
+    end
+  end
+  table.sort(list, by_arn)
+  world.memo.elbv2_routed = { tg_seq = s.tg_seq, tgs = #s.tgs, lbs = #s.lbs, traffic = tr, rps = tr.rps,
+    listeners = tr.listeners, hosts = tr.hosts, list = list, by_arn = index, dirty = {} }
+  return list
+end
+
 return M

@@ -5,8 +5,10 @@ attributes, and which load balancers route to which target group.
 
 State (world.state.elbv2): lbs, tgs, listeners (lists in creation order, so
 every Describe answers in a stable order) with lb_by_arn, tg_by_arn,
-listener_by_arn, rule_by_arn; tags (arn -> { {Key=, Value=}, ... });
-routing_version and the tg_listeners cache (see routing_changed).
+listener_by_arn, rule_by_arn, and lb_by_name, tg_by_name (names are unique,
+so a look-up by name costs the same however many there are); tags (arn -> {
+{Key=, Value=}, ... }); routing_version and the tg_listeners cache (see
+routing_changed).
 ]]
 local M = {}
 
@@ -14,8 +16,8 @@ function M.st(world) return world.state.elbv2 end
 
 function M.new_state()
   return {
-    lbs = {}, lb_by_arn = {},
-    tgs = {}, tg_by_arn = {},
+    lbs = {}, lb_by_arn = {}, lb_by_name = {},
+    tgs = {}, tg_by_arn = {}, tg_by_name = {},
     listeners = {}, listener_by_arn = {},
     rule_by_arn = {},
     tags = {},            -- arn -> { {Key=, Value=}, ... }
@@ -76,21 +78,16 @@ function M.valid_name(name)
   return type(name) == "string" and name:match("^[%w][%w%-]*$") ~= nil and #name <= 32 and name:sub(-1) ~= "-"
 end
 
--- Load balancers and target groups are unique by name within their list.
-function M.find_by_name(list, name)
-  for _, x in ipairs(list) do if x.name == name then return x end end
-end
-
 --[[ DescribeLoadBalancers and DescribeTargetGroups: the objects named by ARN (each must exist)
-     or by name (AWS's message shows the missing name in brackets); nil when the call names
-     neither, so that the caller picks its own default. ]]
-function M.named(world, arns, find, names, pool, code, what)
+     or by name (`by_name`: the state's name index; AWS's message shows the missing name in
+     brackets); nil when the call names neither, so that the caller picks its own default. ]]
+function M.named(world, arns, find, names, by_name, code, what)
   local list = {}
   if arns and #arns > 0 then
     for _, arn in ipairs(arns) do list[#list + 1] = find(world, arn) end
   elseif names and #names > 0 then
     for _, name in ipairs(names) do
-      local x = M.find_by_name(pool, name)
+      local x = by_name[name]
       if not x then world:fail(code, what .. " '[" .. name .. "]' not found") end
       list[#list + 1] = x
     end
@@ -198,6 +195,9 @@ end
 function M.routing_changed(world, listener)
   local s = M.st(world)
   s.routing_version = (s.routing_version or 0) + 1
+  -- routing.routed works out again the split of this listener's load balancer alone
+  local routed = world.memo.elbv2_routed
+  if routed and listener then routed.dirty[listener.lb] = true else world.memo.elbv2_routed = nil end
   if listener and s.tg_listeners then
     s.dirty_listeners[listener] = true
   else
@@ -205,14 +205,55 @@ function M.routing_changed(world, listener)
   end
 end
 
--- A listener's part: the target groups it forwards to (none once it is deleted).
-local function contribute(s, l)
-  for arn in pairs(s.listener_tgs[l] or {}) do
+---------------------------------------------------------------- target groups to visit
+
+--[[ The target groups the health-check tick (sim/elbv2/targets.lua) must visit: a set, kept
+     in world.memo as it is derived from the state (and rebuilt as "every group" when missing).
+     A group leaves it when a visit would change nothing (settled, or not used by any load
+     balancer) and comes back with anything that could change that: a target registered,
+     draining, gone or changing health (targets.lua wakes it), or a listener starting or
+     stopping forwarding to it (contribute below). The tick then costs what moves, not the
+     account's size. ]]
+function M.awake(world)
+  local set = world.memo.elbv2_awake
+  if not set then
+    set = {}
+    for _, tg in ipairs(M.st(world).tgs) do set[tg] = true end
+    world.memo.elbv2_awake = set
+  end
+  return set
+end
+
+function M.wake(world, tg)
+  local set = world.memo.elbv2_awake
+  if set then set[tg] = true end -- (no set yet: it starts with every group)
+end
+
+-- Wakes the target groups of `arns` that are not in `except` (a set of ARNs, or nil).
+local function wake_arns(world, s, arns, except)
+  local set = world.memo.elbv2_awake
+  if not set then return end
+  for arn in pairs(arns or {}) do
+    local tg = s.tg_by_arn[arn]
+    if tg and not (except and except[arn]) then set[tg] = true end
+  end
+end
+
+---------------------------------------------------------------- which listeners use a target group
+
+-- A listener's part: the target groups it forwards to (none once it is deleted). Those it
+-- stopped or started forwarding to may have changed whether they are in use: woken (a group
+-- it forwards to before and after is in use both times).
+local function contribute(world, s, l)
+  local old = s.listener_tgs[l]
+  for arn in pairs(old or {}) do
     local set = s.tg_listeners[arn]
     if set then set[l] = nil end
   end
   local tgs = s.listener_by_arn[l.arn] == l and M.listener_tg_arns(l) or nil
   s.listener_tgs[l] = tgs
+  wake_arns(world, s, old, tgs)
+  wake_arns(world, s, tgs, old)
   for arn in pairs(tgs or {}) do
     local set = s.tg_listeners[arn]
     if not set then set = {} s.tg_listeners[arn] = set end
@@ -220,17 +261,23 @@ local function contribute(s, l)
   end
 end
 
--- The listeners forwarding to a target group: a set (the index brought up to date first).
-local function tg_listener_set(world, tg)
+-- Brings the index of the listeners forwarding to each target group up to date.
+function M.refresh_routing(world)
   local s = M.st(world)
   if not s.tg_listeners then
     s.tg_listeners, s.listener_tgs, s.dirty_listeners = {}, {}, {}
-    for _, l in ipairs(s.listeners) do contribute(s, l) end
+    world.memo.elbv2_awake = nil -- every group is visited again
+    for _, l in ipairs(s.listeners) do contribute(world, s, l) end
   elseif next(s.dirty_listeners) then
-    for l in pairs(s.dirty_listeners) do contribute(s, l) end
+    for l in pairs(s.dirty_listeners) do contribute(world, s, l) end
     s.dirty_listeners = {}
   end
-  return s.tg_listeners[tg.arn]
+  return s
+end
+
+-- The listeners forwarding to a target group: a set (the index brought up to date first).
+local function tg_listener_set(world, tg)
+  return M.refresh_routing(world).tg_listeners[tg.arn]
 end
 
 -- The load balancers using a target group, in the creation order of their listeners.

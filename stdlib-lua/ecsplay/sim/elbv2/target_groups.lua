@@ -74,7 +74,7 @@ function ops.CreateTargetGroup(world, input)
   local name = input.Name
   local target_type = check_new_tg(world, input)
   local hc = hc_settings(world, input)
-  local existing = state.find_by_name(s.tgs, name)
+  local existing = s.tg_by_name[name]
   if existing then
     -- idempotent for identical settings
     if existing.port == input.Port and existing.protocol == input.Protocol and existing.vpc == input.VpcId
@@ -94,28 +94,32 @@ function ops.CreateTargetGroup(world, input)
     name = name, protocol = input.Protocol, port = input.Port, vpc = input.VpcId,
     target_type = target_type, protocol_version = input.ProtocolVersion or "HTTP1", hc = hc,
     attrs = state.default_attrs(TG_ATTRIBUTES), targets = {}, target_list = {},
+    seq = (s.tg_seq or 0) + 1, -- creation order (the order of s.tgs), for tgs_of_lb
   }
+  s.tg_seq = tg.seq
   s.tgs[#s.tgs + 1] = tg
   s.tg_by_arn[tg.arn] = tg
+  state.wake(world, tg)
+  s.tg_by_name[name] = tg
   state.add_tags(world, tg.arn, input.Tags)
   return { TargetGroups = { out_tg(world, tg) } }
 end
 
--- The target groups a load balancer routes to, in creation order.
+-- The target groups a load balancer routes to, in creation order: found from its own
+-- listeners, so the call costs what the load balancer has, not what the account has.
 local function tgs_of_lb(world, s, lb_arn)
   local lb = state.lb_or_fail(world, lb_arn)
+  local used = {}
+  for _, l in ipairs(lb.listeners) do state.listener_tg_arns(l, used) end
   local list = {}
-  for _, tg in ipairs(s.tgs) do
-    for _, a in ipairs(state.tg_lb_arns(world, tg)) do
-      if a == lb.arn then list[#list + 1] = tg break end
-    end
-  end
+  for arn in pairs(used) do list[#list + 1] = s.tg_by_arn[arn] end
+  table.sort(list, function(a, b) return a.seq < b.seq end)
   return list
 end
 
 function ops.DescribeTargetGroups(world, input)
   local s = state.st(world)
-  local list = state.named(world, input.TargetGroupArns, state.tg_or_fail, input.Names, s.tgs,
+  local list = state.named(world, input.TargetGroupArns, state.tg_or_fail, input.Names, s.tg_by_name,
     "TargetGroupNotFound", "Target groups")
   if not list and input.LoadBalancerArn then
     list = tgs_of_lb(world, s, input.LoadBalancerArn)
@@ -140,6 +144,7 @@ function ops.DeleteTargetGroup(world, input)
     world:fail("ResourceInUse", "Target group '" .. tg.arn .. "' is currently in use by a listener or a rule")
   end
   s.tg_by_arn[tg.arn] = nil
+  s.tg_by_name[tg.name] = nil
   s.tags[tg.arn] = nil
   state.remove_value(s.tgs, tg)
   return {}

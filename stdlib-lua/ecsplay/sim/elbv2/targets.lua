@@ -45,7 +45,10 @@ local TOO_MANY_TARGETS = "You've reached the limit on the number of targets."
 --[[ Counts the changes of what a target group's targets show (registered, gone, draining, a
      health state changed): the ALB metrics (sim/cloudwatch/alb.lua) recount a group's healthy
      targets only when this moved, not every minute. ]]
-local function health_changed(tg) tg.health_version = (tg.health_version or 0) + 1 end
+local function health_changed(world, tg)
+  tg.health_version = (tg.health_version or 0) + 1
+  state.wake(world, tg) -- the tick visits it again (state.awake)
+end
 
 local function register(world, tg, id, port, task_arn, az)
   port = port or tg.port
@@ -57,14 +60,14 @@ local function register(world, tg, id, port, task_arn, az)
   }
   if not tg.targets[key] then tg.target_list[#tg.target_list + 1] = key end
   tg.targets[key] = t
-  health_changed(tg)
+  health_changed(world, tg)
   return t
 end
 
-local function drop_target(tg, key)
+local function drop_target(world, tg, key)
   tg.targets[key] = nil
   state.remove_value(tg.target_list, key)
-  health_changed(tg)
+  health_changed(world, tg)
 end
 
 -- Starts draining a target (gone at once without a delay or a load balancer); false if it was not there.
@@ -73,14 +76,14 @@ local function deregister(world, tg, key)
   if not t or t.state == "draining" then return false end
   local delay = tonumber(tg.attrs["deregistration_delay.timeout_seconds"]) or 300
   if delay <= 0 or not state.tg_in_use(world, tg) then
-    drop_target(tg, key)
+    drop_target(world, tg, key)
     return true
   end
   t.state, t.reason = "draining", "Target.DeregistrationInProgress"
-  health_changed(tg)
+  health_changed(world, tg)
   t.drain_until = world.now + delay
   world:at(t.drain_until, function()
-    if tg.targets[key] == t then drop_target(tg, key) end
+    if tg.targets[key] == t then drop_target(world, tg, key) end
   end)
   return true
 end
@@ -181,7 +184,7 @@ local function run_check(world, tg, t)
   local before = t.state
   if not tg.hc.enabled then
     t.state, t.reason = "healthy", nil
-    if before ~= t.state then health_changed(tg) end
+    if before ~= t.state then health_changed(world, tg) end
     return
   end
   local ok, why = check(world, t)
@@ -198,7 +201,7 @@ local function run_check(world, tg, t)
   elseif t.state == "initial" then
     t.reason = "Elb.InitialHealthChecking"
   end
-  if before ~= t.state then health_changed(tg) end
+  if before ~= t.state then health_changed(world, tg) end
 end
 
 --[[ A target group whose targets are all healthy (or draining), each with no ECS task or one
@@ -220,16 +223,19 @@ local function quiet(world, tg)
   return true
 end
 
+--[[ One tick of a target group's health checks. → whether the next tick would change nothing
+     (until something wakes the group, state.awake): settled, or not used (its targets wait,
+     reset, for a load balancer). ]]
 local function tick_tg(world, tg, now)
   local in_use = state.tg_in_use(world, tg)
-  if in_use and tg.quiet_version ~= nil and tg.quiet_version == (tg.health_version or 0) then return end
+  if in_use and tg.quiet_version ~= nil and tg.quiet_version == (tg.health_version or 0) then return true end
   tg.quiet_version = nil
   for _, key in ipairs(tg.target_list) do
     local t = tg.targets[key]
     if t.state ~= "draining" then
       if not in_use then
         -- no checks without a load balancer; restart from scratch once attached
-        if t.state ~= "initial" then health_changed(tg) end
+        if t.state ~= "initial" then health_changed(world, tg) end
         t.state, t.reason, t.passes, t.fails, t.next_check = "initial", "Elb.RegistrationInProgress", 0, 0, nil
       elseif not t.next_check then
         t.next_check = now + REGISTRATION_SECONDS
@@ -241,10 +247,25 @@ local function tick_tg(world, tg, now)
     end
   end
   if in_use and quiet(world, tg) then tg.quiet_version = tg.health_version or 0 end
+  return not in_use or tg.quiet_version ~= nil
 end
 
+local function by_seq(a, b) return a.seq < b.seq end
+
+--[[ Visits the target groups that may change (state.awake), in creation order as a visit of
+     every group would: a settled or unused group would do nothing, so it is left out until
+     something wakes it. ]]
 function M.tick(world, t)
-  for _, tg in ipairs(state.st(world).tgs) do tick_tg(world, tg, t) end
+  local s = state.refresh_routing(world) -- routing changes wake the groups they concern
+  local awake = state.awake(world)
+  local list = {}
+  for tg in pairs(awake) do
+    if s.tg_by_arn[tg.arn] == tg then list[#list + 1] = tg else awake[tg] = nil end
+  end
+  table.sort(list, by_seq)
+  for _, tg in ipairs(list) do
+    if tick_tg(world, tg, t) then awake[tg] = nil end
+  end
 end
 
 ---------------------------------------------------------------- cross-service
