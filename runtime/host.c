@@ -393,6 +393,10 @@ static int ep_run(ecsplay_runtime *rt, const char *entry, const char *target, co
         ep_set_error(rt, "ecsplay: out of memory");
         return rt->exit_code;
     }
+    /* Generational collection, as Lua 5.4's own lua.c runs: a rollout's garbage is mostly
+    ** young (decoded answers, request buffers), and a fleet's heap peaks lower than under
+    ** the incremental collector (docs/benchmarks.md, "Fleets"). */
+    lua_gc(L, LUA_GCGEN, 0, 0);
     if (rt->handle_signals)
         ep_signals_install();
     ep_signal_clear();

@@ -15,19 +15,6 @@ local ecsplay = require "ecsplay"
 
 local received -- "service.Operation" → requests the simulator received
 
--- The operation of a request as the simulator reads it: X-Amz-Target (JSON) or Action= (query).
--- The service is the signing name of the request's credential scope.
-local function operation_of(req)
-  local target, auth
-  for k, v in pairs(req.headers or {}) do
-    if k:lower() == "x-amz-target" then target = v end
-    if k:lower() == "authorization" then auth = v end
-  end
-  local service = (auth or ""):match("Credential=[^/]+/%d+/[^/]+/([^/]+)/") or "?"
-  if target then return service .. "." .. target:match("%.([%w]+)$") end
-  return service .. "." .. ((req.body or ""):match("Action=([%w]+)") or "?")
-end
-
 -- A fresh world of n pairs, the client batching or not, counting what reaches the simulator.
 local function fresh(n, batching)
   local sim = R.fresh(W.scenario(n))
@@ -38,7 +25,7 @@ local function fresh(n, batching)
     access_key = creds.access_key, secret_key = creds.secret_key, batching = batching,
     rate_limits = false, -- the same timeline both ways: no waits for tokens
     transport = function(req)
-      local op = operation_of(req)
+      local op = W.operation_of(req)
       received[op] = (received[op] or 0) + 1
       return sim:transport(req)
     end,

@@ -3,24 +3,8 @@ local T = require "harness"
 local http = require "ecsplay.core.http"
 local cjson = require "cjson"
 
--- Locate the project root from this file's path so the test runs from any cwd.
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-local stub = io.popen("exec timeout 120 /usr/bin/python3 " .. here .. "/../wire/http_stub.py --port 0", "r")
-local port = tonumber(stub:read("l"))
-assert(port, "http_stub.py did not report its port")
-local base = "http://127.0.0.1:" .. port
-
--- Runs one request to completion (poll never waits longer than the transfer's own timeout).
-local function fetch(req)
-  if not req.url:find("^http") then req.url = base .. req.url end
-  local id = http.start(req)
-  for _ = 1, 1000 do
-    for _, c in ipairs(http.poll(5)) do
-      if c.id == id then return c end
-    end
-  end
-  error("transfer " .. id .. " never completed")
-end
+local stub = require "http_stub_client"
+local base, port, fetch = stub.base, stub.port, stub.fetch
 
 T.test("GET echo: status, lowercased headers, body", function()
   local c = fetch { url = "/echo" }
@@ -179,7 +163,4 @@ T.test("a signal wakes poll() without completing anything", function()
   T.eq(http.cancel(id), true)
 end)
 
-T.test("stop the stub", function()
-  T.eq(fetch { url = "/quit" }.status, 200)
-  stub:close()
-end)
+T.test("stop the stub", stub.stop)

@@ -1,27 +1,10 @@
 -- ecsplay.core.http's reuse of idle easy handles (runtime/http.c), against the loopback
 -- stub server tests/wire/http_stub.py.
 local T = require "harness"
-local http = require "ecsplay.core.http"
 local cjson = require "cjson"
 
--- Locate the project root from this file's path so the test runs from any cwd.
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-local stub = io.popen("exec timeout 120 /usr/bin/python3 " .. here .. "/../wire/http_stub.py --port 0", "r")
-local port = tonumber(stub:read("l"))
-assert(port, "http_stub.py did not report its port")
-local base = "http://127.0.0.1:" .. port
-
--- Runs one request to completion (poll never waits longer than the transfer's own timeout).
-local function fetch(req)
-  if not req.url:find("^http") then req.url = base .. req.url end
-  local id = http.start(req)
-  for _ = 1, 1000 do
-    for _, c in ipairs(http.poll(5)) do
-      if c.id == id then return c end
-    end
-  end
-  error("transfer " .. id .. " never completed")
-end
+local stub = require "http_stub_client"
+local fetch = stub.fetch
 
 -- Idle easy handles are reused, kept as they are for a request of the same kind: each
 -- request still goes out with its own method, body, headers and limits, nothing of the last.
@@ -55,7 +38,4 @@ T.test("a reused handle sends each request's own method, body, headers and limit
 end)
 
 
-T.test("stop the stub", function()
-  T.eq(fetch { url = "/quit" }.status, 200)
-  stub:close()
-end)
+T.test("stop the stub", stub.stop)

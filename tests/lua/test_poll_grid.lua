@@ -14,17 +14,6 @@ local ecsplay = require "ecsplay"
 
 local received, times -- "service.Operation" → requests the simulator received, → their instants
 
-local function operation_of(req)
-  local target, auth
-  for k, v in pairs(req.headers or {}) do
-    if k:lower() == "x-amz-target" then target = v end
-    if k:lower() == "authorization" then auth = v end
-  end
-  local service = (auth or ""):match("Credential=[^/]+/%d+/[^/]+/([^/]+)/") or "?"
-  if target then return service .. "." .. target:match("%.([%w]+)$") end
-  return service .. "." .. ((req.body or ""):match("Action=([%w]+)") or "?")
-end
-
 --[[ A fresh world of n pairs, the client batching or not, recording what reaches the
      simulator; answer(op, req) may answer a request instead of the simulator. ]]
 local function fresh(n, batching, answer)
@@ -36,7 +25,7 @@ local function fresh(n, batching, answer)
     access_key = creds.access_key, secret_key = creds.secret_key, batching = batching,
     rate_limits = false, max_attempts = 1,
     transport = function(req)
-      local op = operation_of(req)
+      local op = W.operation_of(req)
       received[op] = (received[op] or 0) + 1
       times[op] = times[op] or {}
       table.insert(times[op], sched.now())

@@ -372,3 +372,18 @@ T.test("scenario alarms: `then` as a list of state changes", function()
   T.ok(not ok and tostring(e):find("alarms.a.then[2].at: must be after the previous step's `at`", 1, true),
     tostring(e))
 end)
+
+T.test("ELBv2: DescribeTargetGroups names at most 20 target groups a call, as AWS", function()
+  local sim = quiet_sim()
+  local tg = sim:call("elbv2", "DescribeTargetGroups", { Names = { "api-canary" } }).TargetGroups[1]
+  local names, arns_list = {}, {}
+  for i = 1, 21 do names[i], arns_list[i] = "api-canary", tg.TargetGroupArn end
+  refused(sim, "ValidationError", "elbv2", "DescribeTargetGroups", { Names = names },
+    "You cannot describe more than '20' target groups at a time")
+  refused(sim, "ValidationError", "elbv2", "DescribeTargetGroups", { TargetGroupArns = arns_list },
+    "You cannot describe more than '20' target groups at a time")
+  names[21], arns_list[21] = nil, nil
+  T.eq(#sim:call("elbv2", "DescribeTargetGroups", { Names = names }).TargetGroups >= 1, true, "20 names are answered")
+  T.eq(#sim:call("elbv2", "DescribeTargetGroups", { TargetGroupArns = arns_list }).TargetGroups >= 1, true,
+    "20 ARNs are answered")
+end)

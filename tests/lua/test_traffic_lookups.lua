@@ -7,61 +7,22 @@
 -- the same points, weights, errors, reports and final world.
 local T = require "harness"
 local R = require "rollout_sim"
+local W = require "fleet_world"
 local aws = require "ecsplay.aws"
 local batch = require "ecsplay.aws.batch"
 local traffic = require "ecsplay.rollout.traffic"
 local rollout = require "ecsplay.rollout"
 local gate = require "ecsplay.gate"
-local scenario = require "ecsplay.sim.scenario"
 local json = require "ecsplay.json"
 local errors = require "ecsplay.errors"
 local sched = require "ecsplay.sched"
 local ecsplay = require "ecsplay"
 
--- n canary pairs behind ONE load balancer: pair i's listener (port 8000 + i) forwards 100/0
--- between svc<i>-stable and svc<i>-canary (as in bench/fleet_scenario.lua).
-local function shared_lb_world(n)
-  local listeners = {}
-  for i = 1, n do listeners[8000 + i] = 200 end -- each pair its own traffic
-  return scenario.check({
-    seed = 11, world = "default", traffic = { rps = 200, listeners = listeners },
-    setup = function(a)
-      local subnets, sg = { "subnet-0sima", "subnet-0simb" }, { "sg-0sim" }
-      local net = { awsvpcConfiguration = { subnets = subnets, securityGroups = sg } }
-      local lb = a.elbv2.CreateLoadBalancer { Name = "lb1", Subnets = subnets, SecurityGroups = sg,
-        Type = "application" }.LoadBalancers[1].LoadBalancerArn
-      for i = 1, n do
-        local tg = {}
-        for _, side in ipairs { "stable", "canary" } do
-          tg[side] = a.elbv2.CreateTargetGroup { Name = ("svc%d-%s"):format(i, side), Protocol = "HTTP",
-            Port = 8080, VpcId = "vpc-0sim", TargetType = "ip", HealthCheckPath = "/health",
-            HealthCheckIntervalSeconds = 10, HealthyThresholdCount = 2 }.TargetGroups[1].TargetGroupArn
-        end
-        a.elbv2.CreateListener { LoadBalancerArn = lb, Port = 8000 + i, Protocol = "HTTP",
-          DefaultActions = { { Type = "forward", ForwardConfig = { TargetGroups = {
-            { TargetGroupArn = tg.stable, Weight = 100 }, { TargetGroupArn = tg.canary, Weight = 0 } } } } } }
-        for _, side in ipairs { "stable", "canary" } do
-          a.ecs.CreateService { cluster = "production", taskDefinition = "api:1",
-            desiredCount = side == "stable" and 2 or 0,
-            serviceName = side == "stable" and ("svc" .. i) or ("svc%d-canary"):format(i),
-            launchType = "FARGATE", networkConfiguration = net,
-            loadBalancers = { { targetGroupArn = tg[side], containerName = "api", containerPort = 8080 } } }
-        end
-      end
-    end,
-  }, "shared load balancer world")
-end
-
 local received -- "Operation" → requests the simulator received
 local delay = {} -- "Operation" → seconds its answers take to come back (computed when sent)
 
-local function operation_of(req)
-  local target = req.headers and (req.headers["X-Amz-Target"] or req.headers["x-amz-target"])
-  return target and target:match("%.([%w]+)$") or (req.body or ""):match("Action=([%w]+)") or "?"
-end
-
 local function fresh(n, batching)
-  local sim = R.fresh(shared_lb_world(n))
+  local sim = R.fresh(W.shared_lb_scenario(n))
   local creds = sim:credentials()
   received, delay = {}, {}
   aws.configure {
@@ -69,7 +30,7 @@ local function fresh(n, batching)
     access_key = creds.access_key, secret_key = creds.secret_key, batching = batching,
     rate_limits = false,
     transport = function(req)
-      local op = operation_of(req)
+      local op = W.operation_of(req):match("%.(.+)$")
       received[op] = (received[op] or 0) + 1
       local res, msg, kind = sim:transport(req)
       if delay[op] then sched.sleep(delay[op]) end

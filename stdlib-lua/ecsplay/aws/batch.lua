@@ -62,7 +62,10 @@ local aws = require "ecsplay.aws.call"
 
 local M = {}
 
-local ELBV2_LIST = 20 -- ELBv2 documents no maximum for these lists; 20 keeps each answer small
+-- DescribeTargetGroups refuses more than 20 names or ARNs ("You cannot describe more than '20'
+-- target groups at a time", docs/simulator.md); listeners' and rules' lists, whose maximum AWS
+-- does not document, are held to the same.
+local ELBV2_LIST = 20
 
 --[[ Operations whose requests merge by a list parameter. list: the parameter; max: items a
      call; results: the answer's lists and, for each element, the references it answers

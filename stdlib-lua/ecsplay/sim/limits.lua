@@ -28,6 +28,7 @@ M.ELBV2 = {
   RULES_PER_LOAD_BALANCER = 100,   -- Rules per Application Load Balancer (not counting default rules)
   TARGET_GROUPS_PER_ACTION = 5,
   MAX_WEIGHT = 999,                -- ForwardConfig target group weights: 0 to 999
+  DESCRIBE_TARGET_GROUPS = 20,     -- Names or TargetGroupArns in one DescribeTargetGroups
 }
 
 -- Amazon CloudWatch (AmazonCloudWatch/latest/APIReference: GetMetricData, PutMetricData,

@@ -126,17 +126,27 @@ function World:advance(t)
   self.now = t
 end
 
--- Deterministic noise in [0, 1) from the seed and any keys.
-function World:noise(...)
-  local parts = { tostring(self.seed) }
-  for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-  return hash32(table.concat(parts, "\0")) / 4294967296.0
+-- "\0k1\0k2..." for the keys: the tail of the string noise hashes after the seed.
+local function keys_tail(...)
+  local n = select("#", ...)
+  if n == 0 then return "" end
+  local parts = { ... }
+  for i = 1, n do parts[i] = tostring(parts[i]) end
+  return "\0" .. table.concat(parts, "\0", 1, n)
 end
 
--- Deterministic standard-normal sample (Box-Muller over two noise draws).
+-- Deterministic noise in [0, 1) from the seed and any keys: the hash of "seed\0k1\0k2...".
+function World:noise(...)
+  return hash32(tostring(self.seed) .. keys_tail(...)) / 4294967296.0
+end
+
+--[[ Deterministic standard-normal sample (Box-Muller over two noise draws: noise("n1", ...)
+     and noise("n2", ...), the keys' string built once for both; ALB metrics draw one per
+     sample). ]]
 function World:normal(...)
-  local u1 = math.max(self:noise("n1", ...), 1e-12)
-  local u2 = self:noise("n2", ...)
+  local seed, tail = tostring(self.seed), keys_tail(...)
+  local u1 = math.max(hash32(seed .. "\0n1" .. tail) / 4294967296.0, 1e-12)
+  local u2 = hash32(seed .. "\0n2" .. tail) / 4294967296.0
   return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
 end
 

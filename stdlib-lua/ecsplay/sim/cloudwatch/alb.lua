@@ -38,7 +38,7 @@ datapoint with the start of its period, and a tick at 10:05:00 describes the
 minute 10:04:00-10:05:00.
 
 State (world.state.cloudwatch.alb): from (the first minute published), tgs
-(target group ARN -> { runs = { {m=, inp=} ... }, series = }), lbs (load
+(target group ARN -> { runs = { {m=, inp=} ... }, series =, arn =, dim = }), lbs (load
 balancer dimension -> { tgs = set of target group ARNs, series = }), active
 (ARNs whose latest run has inputs). Synthesised minutes are kept outside the
 state (world.memo.alb, a ring per target group and load balancer), as the
@@ -53,8 +53,9 @@ M.NAMESPACE = "AWS/ApplicationELB"
 local NS = M.NAMESPACE
 
 -- Synthesised minutes remembered per target group (and load balancer): enough for the windows
--- gates and alarms read again minute after minute; older minutes are computed again if asked.
-local RING = 64
+-- gates and alarms read again minute after minute (a quarter of an hour: a fleet's thousands
+-- of rings are memory); older minutes are computed again, the same, if asked.
+local RING = 16
 
 local COUNT_METRICS = { HealthyHostCount = true, UnHealthyHostCount = true, RequestCount = true,
   HTTPCode_ELB_5XX_Count = true, HTTPCode_Target_5XX_Count = true, HTTPCode_Target_2XX_Count = true }
@@ -109,10 +110,12 @@ end
      TargetResponseTime sample (a lognormal mixture over images, weighted by their share). ]]
 local function answers(world, tg_arn, inp, m, requests)
   local expected_errors, dists, sum, lo, hi = 0, {}, 0, math.huge, 0
-  for i, image in ipairs(inp.images) do
-    local share = requests * inp.counts[i] / inp.healthy
+  local by_image = inp.by_image
+  for i = 1, #by_image, 3 do
+    local image, count, first = by_image[i], by_image[i + 1], by_image[i + 2]
+    local share = requests * count / inp.healthy
     local b = world:behaviour(image)
-    local ctx = { t = m - (inp.firsts[i] or m), weight = inp.weight, now = m }
+    local ctx = { t = m - (first or m), weight = inp.weight, now = m }
     local rate = tonumber(world:eval(b.error_rate, ctx, "error_rate of " .. image)) or 0
     rate = math.min(1, math.max(0, rate))
     expected_errors = expected_errors + share * rate
@@ -252,7 +255,10 @@ local function task_image(world, ecs, task_arn)
   return info and info.image
 end
 
--- A target group's inputs at this minute: its routing and healthy targets counted by image.
+--[[ A target group's inputs at this minute: its routing and healthy targets counted by image,
+     by_image = { image, count, first start, ... } in image order. Memory: a fleet keeps a few
+     of these a target group for CloudWatch's retention, so eight fields (one hash size) and
+     one list; the group's ARN and dimension are its record's (record_tg). ]]
 local function snapshot(world, elb, ecs, tg_arn, e)
   local tg = elb.target_group(world, tg_arn)
   local healthy, unhealthy, count, images = 0, 0, {}, {}
@@ -269,24 +275,24 @@ local function snapshot(world, elb, ecs, tg_arn, e)
     end
   end
   table.sort(images)
-  local lb_dim = elb.arn_suffix(e.lb, "lb")
-  local inp = { tg_arn = tg_arn, lb_dim = lb_dim, tg_dim = elb.arn_suffix(tg_arn, "tg"), rps = e.rps, weight = e.weight,
-    healthy = healthy, unhealthy = unhealthy, images = images, counts = {}, firsts = {} }
+  local by_image = {}
   for i, image in ipairs(images) do
-    inp.counts[i] = count[image]
-    inp.firsts[i] = image ~= "" and ecs and ecs.image_first_start and ecs.image_first_start(world, image) or false
+    by_image[3 * i - 2], by_image[3 * i - 1] = image, count[image]
+    by_image[3 * i] = image ~= "" and ecs and ecs.image_first_start and ecs.image_first_start(world, image) or false
   end
-  return inp
+  return { lb_dim = elb.arn_suffix(e.lb, "lb"), rps = e.rps, weight = e.weight, healthy = healthy,
+    unhealthy = unhealthy, by_image = by_image }
 end
 
 -- Would two inputs give the same numbers (the same routing and healthy targets by image)?
 local function same_inputs(a, b)
   if a.lb_dim ~= b.lb_dim or a.rps ~= b.rps or a.weight ~= b.weight or a.healthy ~= b.healthy
-      or a.unhealthy ~= b.unhealthy or #a.images ~= #b.images then
+      or a.unhealthy ~= b.unhealthy or #a.by_image ~= #b.by_image then
     return false
   end
-  for i, image in ipairs(a.images) do
-    if image ~= b.images[i] or a.counts[i] ~= b.counts[i] or a.firsts[i] ~= b.firsts[i] then return false end
+  local x, y = a.by_image, b.by_image
+  for i = 1, #x do
+    if x[i] ~= y[i] then return false end
   end
   return true
 end
@@ -353,8 +359,8 @@ local SERVING = { "HealthyHostCount", "UnHealthyHostCount", "RequestCount", "HTT
 local LB_SERVED = { "RequestCount", "HTTPCode_Target_5XX_Count" }
 local LB_SERVED_E5 = { "RequestCount", "HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count" }
 
-local function tg_series(inp) -- (a target group's inputs)
-  return { LoadBalancer = inp.lb_dim, TargetGroup = inp.tg_dim }, { tg = inp.tg_arn, lb_dim = inp.lb_dim }
+local function tg_series(tg, lb_dim) -- (a target group's record)
+  return { LoadBalancer = lb_dim, TargetGroup = tg.dim }, { tg = tg.arn, lb_dim = lb_dim }
 end
 
 local function lb_series(_, lb_dim) return { LoadBalancer = lb_dim }, { lb = lb_dim } end
@@ -363,13 +369,14 @@ local function lb_series(_, lb_dim) return { LoadBalancer = lb_dim }, { lb = lb_
 local function record_tg(world, a, elb, ecs, tg_arn, e, m, lbt)
   local inp, tg = current_inputs(world, a, elb, ecs, tg_arn, e)
   if not tg then tg = record(a, tg_arn, m, inp) end
+  if not tg.dim then tg.arn, tg.dim = tg_arn, elb.arn_suffix(tg_arn, "tg") end
   a.active[tg_arn] = true
   local names = IDLE
   if any_requests(world, tg_arn, m, inp.rps) then
     lbt.req = true
     if inp.healthy == 0 then lbt.e5 = true names = NO_HEALTHY else names = SERVING end
   end
-  touch(world, tg, names, inp.lb_dim, m, tg_series, inp)
+  touch(world, tg, names, inp.lb_dim, m, tg_series, tg)
 end
 
 --[[ Records minute [m-60, m) for every target group attached to a load balancer (in ARN order,

@@ -23,12 +23,16 @@ local P = {}
 
 ------------------------------------------------------------------ revisions
 
+--[[ Revisions, deployments and service deployments share the service's configuration tables
+     (svc.lbs, svc.network, svc.dc) instead of copying them: those are never changed in place
+     (CreateService and UpdateService store new ones), answers copy what they hand out, and a
+     fleet's thousands of records then cost a reference each. ]]
 function P.new_revision(world, svc, td, lbs)
   local st = U.st(world)
   local rev = {
     arn = world:arn("ecs", string.format("service-revision/%s/%s/%s", svc.cluster.name, svc.name,
       U.digits(world, 19))),
-    svc = svc, td = td, lbs = U.copy(lbs or svc.lbs), network = U.copy(svc.network),
+    svc = svc, td = td, lbs = lbs or svc.lbs, network = svc.network,
     launch_type = svc.launch_type, created_at = world.now,
   }
   st.revisions[rev.arn] = rev
@@ -89,7 +93,7 @@ local function new_service_deployment(world, svc, dep, rev, sources)
       world:id(nil, 22))),
     svc = svc, created_at = now, started_at = now, updated_at = now, status = "IN_PROGRESS",
     stage = "SCALE_UP",
-    target = rev, target_dep = dep, source_deps = sources, dc = U.copy(svc.dc),
+    target = rev, target_dep = dep, source_deps = sources, dc = svc.dc,
     cb = { status = cb.enable and "MONITORING" or "DISABLED", failureCount = 0, threshold = P.threshold(svc) },
     alarms = { status = al.enable and "MONITORING" or "DISABLED", alarmNames = U.copy(al.alarmNames or {}),
       triggeredAlarmNames = {} },
@@ -111,7 +115,7 @@ function P.new_deployment(world, svc, td, opts)
     id = "ecs-svc/" .. U.digits(world, 19),
     svc = svc, td = td, rev = rev, status = "PRIMARY", desired = svc.desired, failed = 0,
     created_at = now, updated_at = now, rollout = "IN_PROGRESS",
-    launch_type = svc.launch_type, network = U.copy(svc.network),
+    launch_type = svc.launch_type, network = svc.network,
     lbs = opts.lbs or {}, cb_count = 0,
   }
   dep.reason = opts.reason or rollout_reason(dep, "in progress")

@@ -94,7 +94,7 @@ function V.describe_service(world, svc, include_tags)
     deploymentConfiguration = U.copy(svc.dc),
     deployments = deployments,
     roleArn = svc.role,
-    events = U.copy(svc.events),
+    events = U.events_out(svc),
     createdAt = svc.created_at,
     placementConstraints = {}, placementStrategy = {},
     networkConfiguration = U.copy(svc.network),
@@ -217,7 +217,8 @@ end
      native blue/green when the strategy asks for it and there is a completed deployment to
      shift traffic from, rolling otherwise (an unfinished native deployment is abandoned first). ]]
 local function redeploy(world, svc, input, td, network, lbs)
-  svc.network = U.copy(network)
+  -- a new table only when it changed: deployments share the old one (deploy.lua, revisions)
+  if network ~= svc.network then svc.network = U.copy(network) end
   if input.loadBalancers then svc.lbs = U.copy(lbs); svc.prod_alt = {} end
   local cur = svc.deployments[1]
   if cur and cur.native and not cur.native.finished then N.abandon(world, svc, cur) end

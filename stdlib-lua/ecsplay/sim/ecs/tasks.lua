@@ -52,8 +52,22 @@ local function next_ip(st)
   return string.format("10.0.%d.%d", (n // 250) % 256, n % 250 + 4)
 end
 
+-- When a task launched at created_at pulls its image (PENDING) and runs: fixed offsets,
+-- computed rather than kept in each task.
+function T.pending_at(task) return task.created_at + T.PENDING_AFTER end
+function T.running_at(task) return task.created_at + T.RUNNING_AFTER end
+
+-- The MAC address of a task's ENI, "0e:" and five byte pairs of its id.
+local function mac_of(eni)
+  return string.format("0e:%s:%s:%s:%s:%s", eni:sub(5, 6), eni:sub(7, 8), eni:sub(9, 10), eni:sub(11, 12),
+    eni:sub(13, 14))
+end
+
 --[[ Starts one task. opts: cluster, td (task definition record), svc, dep, ts,
-     lbs ({{tg=, name=, port=}}), group, started_by, network, launch_type. ]]
+     lbs ({{tg=, name=, port=}}), group, started_by, network, launch_type.
+     Memory: what can be computed (PENDING and RUNNING times, the MAC) is not a field, so a
+     stopped task keeps at most 32 fields (Lua sizes a table's hash part in powers of two: 33
+     would double it), and a fleet's thousands of stopped tasks (kept an hour) cost half. ]]
 function T.launch(world, opts)
   local st = U.st(world)
   local c = opts.cluster
@@ -76,22 +90,18 @@ function T.launch(world, opts)
     ip = next_ip(st),
     eni = "eni-" .. world:id(nil, 17),
     attach_id = U.uuid(world),
-    mac = "",
     last = "PROVISIONING", desired = "RUNNING",
     created_at = now,
-    pending_at = now + T.PENDING_AFTER,
-    running_at = now + T.RUNNING_AFTER,
     version = 1,
     registered = {},
   }
-  task.mac = string.format("0e:%s:%s:%s:%s:%s", task.eni:sub(5, 6), task.eni:sub(7, 8),
-    task.eni:sub(9, 10), task.eni:sub(11, 12), task.eni:sub(13, 14))
-  task.healthy_at = math.max(task.running_at, now + start)
+  local running_at = T.running_at(task)
+  task.healthy_at = math.max(running_at, now + start)
   if crash == "on_start" then
-    task.crash_at = task.running_at + T.CRASH_AFTER_RUNNING
+    task.crash_at = running_at + T.CRASH_AFTER_RUNNING
     task.healthy_at = nil
   elseif crash == "after" then
-    task.crash_at = task.running_at + (tonumber(eval(world, image, b.after)) or 180)
+    task.crash_at = running_at + (tonumber(eval(world, image, b.after)) or 180)
     if task.crash_at <= task.healthy_at then task.healthy_at = nil end
   end
   st.tasks[task.arn] = task
@@ -199,14 +209,14 @@ local function progress(world, task)
     end
     return
   end
-  if task.last == "PROVISIONING" and now >= task.pending_at then
+  if task.last == "PROVISIONING" and now >= T.pending_at(task) then
     task.last = "PENDING"
     task.version = task.version + 1
     if task.svc then U.dirty(st, task.svc) end
   end
-  if task.last == "PENDING" and now >= task.running_at then
+  if task.last == "PENDING" and now >= T.running_at(task) then
     task.last = "RUNNING"
-    task.started_at = task.running_at
+    task.started_at = T.running_at(task)
     task.version = task.version + 1
     if task.svc then U.dirty(st, task.svc) end
     if not st.image_first[task.image] then st.image_first[task.image] = task.started_at end
@@ -371,6 +381,7 @@ function T.describe(world, task, include_tags)
   local st = U.st(world)
   local now = world.now
   local td = task.td
+  local pending_at = T.pending_at(task)
   local containers = describe_containers(world, task)
   local subnet = "subnet-0sima"
   local net = task.network and task.network.awsvpcConfiguration
@@ -396,11 +407,11 @@ function T.describe(world, task, include_tags)
     healthStatus = health,
     cpu = td.cpu, memory = td.memory,
     createdAt = task.created_at,
-    pullStartedAt = ts_or_nil(task.pending_at, now) and task.pending_at,
-    pullStoppedAt = task.started_at and (task.running_at - 1) or nil,
+    pullStartedAt = ts_or_nil(pending_at, now),
+    pullStoppedAt = task.started_at and (T.running_at(task) - 1) or nil,
     startedAt = task.started_at,
     connectivity = (task.last ~= "PROVISIONING") and "CONNECTED" or nil,
-    connectivityAt = ts_or_nil(task.pending_at, now) and task.pending_at,
+    connectivityAt = ts_or_nil(pending_at, now),
     stoppingAt = task.stopping_at,
     executionStoppedAt = task.stopping_at and ts_or_nil(task.stopped_at, now),
     stoppedAt = task.last == "STOPPED" and task.stopped_at or nil,
@@ -414,7 +425,7 @@ function T.describe(world, task, include_tags)
       details = {
         { name = "subnetId", value = subnet },
         { name = "networkInterfaceId", value = task.eni },
-        { name = "macAddress", value = task.mac },
+        { name = "macAddress", value = mac_of(task.eni) },
         { name = "privateDnsName", value = "ip-" .. task.ip:gsub("%.", "-") .. ".ec2.internal" },
         { name = "privateIPv4Address", value = task.ip },
       } } },

@@ -74,11 +74,28 @@ end
 -- A deep copy: what an answer hands out must not alias the world's tables.
 U.copy = tables.copy
 
--- Appends a service event, newest first, capped like AWS (the oldest fall off).
+--[[ Appends a service event; a service keeps its latest U.MAX_EVENTS (AWS: "A maximum of 100
+     of the latest events are displayed", docs/simulator.md), the oldest falls off. Memory:
+     svc.events is flat, oldest first, three slots an event (id, createdAt, message) rather
+     than a table each, for the thousands of events of a fleet; U.events_out makes the list
+     DescribeServices shows. ]]
 function U.event(world, svc, message)
-  table.insert(svc.events, 1, { id = U.uuid(world), createdAt = world.now,
-    message = string.format("(service %s) %s", svc.name, message) })
-  while #svc.events > U.MAX_EVENTS do table.remove(svc.events) end
+  local ev = svc.events
+  local n = #ev
+  ev[n + 1], ev[n + 2], ev[n + 3] = U.uuid(world), world.now, string.format("(service %s) %s", svc.name, message)
+  n = n + 3
+  while n > 3 * U.MAX_EVENTS do
+    table.move(ev, 4, n, 1)
+    ev[n], ev[n - 1], ev[n - 2] = nil, nil, nil
+    n = n - 3
+  end
+end
+
+-- A service's events as DescribeServices lists them: newest first, { id=, createdAt=, message= }.
+function U.events_out(svc)
+  local ev, out = svc.events, {}
+  for i = #ev - 2, 1, -3 do out[#out + 1] = { id = ev[i], createdAt = ev[i + 1], message = ev[i + 2] } end
+  return out
 end
 
 -- "(task a) (task b)" for events.

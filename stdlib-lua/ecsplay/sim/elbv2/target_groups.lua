@@ -119,6 +119,10 @@ end
 
 function ops.DescribeTargetGroups(world, input)
   local s = state.st(world)
+  local max = limits.ELBV2.DESCRIBE_TARGET_GROUPS
+  if #(input.Names or {}) > max or #(input.TargetGroupArns or {}) > max then
+    world:fail("ValidationError", string.format("You cannot describe more than '%d' target groups at a time", max))
+  end
   local list = state.named(world, input.TargetGroupArns, state.tg_or_fail, input.Names, s.tg_by_name,
     "TargetGroupNotFound", "Target groups")
   if not list and input.LoadBalancerArn then
