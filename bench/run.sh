@@ -187,9 +187,8 @@ R_C40=$(proc_time "$CANARY_N" "$ECSPLAY" --simulate bench/canary40.lua)
 R_CANARY=$(proc_time "$CANARY_N" "$ECSPLAY" --simulate playbooks/canary.lua)
 R_WORLD=$(proc_time "$CANARY_N" "$ECSPLAY" --simulate -e return)
 say "bench: 50 canaries in one process"
-# playbooks/scenarios/fleet.lua at 50 pairs (a listener a pair, not a load balancer a pair: 50
-# load balancers and the default world's one are over ELBv2's quota of 50 a Region, which the
-# simulator enforces)
+# playbooks/scenarios/fleet.lua at 50 pairs (fifty pairs a load balancer, a host rule each: a
+# load balancer a pair would pass ELBv2's quota of 50 a Region, which the simulator enforces)
 sed 's/^local N = 8$/local N = 50/' playbooks/scenarios/fleet.lua > "$TMP/fleet50.lua"
 "$ECSPLAY" --simulate="$TMP/fleet50.lua" -q bench/fleet.lua n=50 > "$TMP/map50.out"
 MAP_MIN=$(awk '/^simulated_minutes/ { print $2 }' "$TMP/map50.out")
@@ -311,7 +310,8 @@ Wall time of the whole process, $CANARY_N runs, ms.
 | \`bench/fleet.lua n=50\` on \`playbooks/scenarios/fleet.lua\` (N = 50): 50 services' canaries (10/50/100 %, bake 3 m, 2 gates) at once in one process with \`ecsplay.map\`, $MAP_CALLS AWS calls; $MAP_RUNS runs | $MAP_MIN min | $(cell "$R_MAP") | $(field "$R_MAP" 7) |
 EOF
 } > "$REPORT"
-{ echo; cat "$TMP/fleet.md"; } >> "$REPORT"
+# the fleet table, then what it shows (kept by hand, bench/fleet_notes.md)
+{ echo; cat "$TMP/fleet.md"; echo; cat bench/fleet_notes.md; } >> "$REPORT"
 
 {
 cat <<EOF
@@ -364,7 +364,8 @@ cat <<'EOF'
 Files: `bench/run.sh` (driver), `bench/timeit.c` (process timer), `bench/curl_raw.c` (raw
 libcurl baseline), `bench/ecsplay_calls.lua`, `bench/boto3_calls.py`, `bench/sign.lua`,
 `bench/startup_modules.lua`, `bench/models.lua`, `bench/canary40.lua`, `bench/fleet.sh`
-with `bench/fleet.lua` (on `playbooks/scenarios/fleet.lua`, N rewritten), `bench/nop.c`.
+with `bench/fleet.lua` (on `playbooks/scenarios/fleet.lua`, N rewritten) and its notes
+`bench/fleet_notes.md`, `bench/nop.c`.
 EOF
 # the per-call section's measurements history (kept by hand, not re-measured here)
 echo; cat bench/per_call.md
