@@ -37,7 +37,9 @@ run_one() {
     echo "FAIL $name (exit $rc, no result line or crashed)"; tail -n 30 "$log"
   elif [ "$f" -gt 0 ]; then
     broken="$broken $name"
-    echo "FAIL $name: $line"; grep -E 'FAIL|not ok|Error|error' "$log" | head -n 40
+    # each failure's whole message (harness: "FAIL name" then indented lines; unittest: "FAIL:"/"ERROR:" blocks)
+    echo "FAIL $name: $line"
+    awk '/^(FAIL|ERROR:|not ok)/ { on = 1; n = 0 } /^ok / { on = 0 } on && n++ < 40' "$log" | head -n 120
   else
     echo "ok   $name: $line ($(( $(date +%s) - start ))s)"
   fi

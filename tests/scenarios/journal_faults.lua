@@ -6,6 +6,9 @@
 --   nowhere:N  every journal write fails after N lines, fallbacks too
 --   delete:N   the journal file is deleted once line N is on disk
 --   kill:N     SIGKILL to this process once line N is on disk (a kill -9 after that line)
+--   kill:TYPE  SIGKILL once the first line of type TYPE ("rollout", ...) is on disk: where
+--              line numbers depend on how parallel rollouts' lines interleave, which the
+--              answers' timing decides
 -- N counts the lines of every journal of the run together, the run report's step and gate
 -- lines aside (they record measurements, not changes). The fault comes from the
 -- environment, not the arguments, so `ecsplay resume` of the journal (whose start line
@@ -14,6 +17,8 @@ local core = require "ecsplay.core"
 
 local fault = os.getenv("ECSPLAY_TEST_JOURNAL_FAULT") or ""
 local kind, limit = fault:match("^(%a+):(%d+)$")
+local kill_type = fault:match("^kill:(%a+)$")
+if kill_type then kind = "kill" end
 limit = tonumber(limit)
 if kind then
   local append = core.fsync_append
@@ -27,10 +32,11 @@ if kind then
       return nil, "cannot write " .. path .. ": Read-only file system"
     end
     local ok, err = append(path, data)
-    local report_line = ({ step = true, gate = true })[data:match('^{[^\n]-"t":"(%a+)"') or ""]
+    local line_type = data:match('^{[^\n]-"t":"(%a+)"') or ""
+    local report_line = ({ step = true, gate = true })[line_type]
     if ok and not report_line then
       written = written + 1
-      if kind == "kill" and written == limit then os.execute("kill -9 " .. core.pid()) end
+      if kind == "kill" and (written == limit or line_type == kill_type) then os.execute("kill -9 " .. core.pid()) end
       if kind == "delete" and written == limit then os.remove(path) end
     end
     return ok, err
