@@ -156,6 +156,16 @@ function R.revisions(family)
 end
 
 -- Lets simulated time pass (for settling after a rollback before reading counts).
+-- A new revision of `base` (family:revision) with `image` on container `container`: its ARN.
+function R.register_image(base, image, container)
+  local ecs = require "ecsplay.ecs"
+  local td = ecs.describe_task_definition({ taskDefinition = base }).taskDefinition
+  for _, c in ipairs(td.containerDefinitions) do
+    if c.name == container then c.image = image end
+  end
+  return ecs.register_task_definition(ecs.reuse(td)).taskDefinition.taskDefinitionArn
+end
+
 function R.settle(seconds) sched.sleep(seconds or 120) end
 
 return R

@@ -28,7 +28,7 @@ local function world(image, weight, minutes)
   R.fresh()
   local stable, canary = traffic.target_group_arn("api-stable"), traffic.target_group_arn("api-canary")
   if image then
-    local td = ecs_util.register_with_image("api:1", image, "api", "image")
+    local td = R.register_image("api:1", image, "api")
     ecs.update_service { cluster = "production", service = "api-canary", taskDefinition = td, desiredCount = 2 }
     ecs_util.wait_ready("production", "api-canary", td, 2, { canary }, 600)
   end

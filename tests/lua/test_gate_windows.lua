@@ -160,7 +160,7 @@ end)
 local function alarm_states(delay, offsets)
   world_with(delay)
   local stable, canary = traffic.target_group_arn("api-stable"), traffic.target_group_arn("api-canary")
-  local td = ecs_util.register_with_image("api:1", "api:flaky", "api", "image")
+  local td = R.register_image("api:1", "api:flaky", "api")
   require("ecsplay.ecs").update_service { cluster = "production", service = "api-canary", taskDefinition = td,
     desiredCount = 2 }
   ecs_util.wait_ready("production", "api-canary", td, 2, { canary }, 600)

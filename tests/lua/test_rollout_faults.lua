@@ -57,16 +57,16 @@ T.test("ModifyRule throttled beyond the SDK's retries at step 2: the shift is tr
   promoted(r)
 end)
 
-T.test("DescribeRules answering 503 for a minute around step 2: rolled back or promoted, never half-way", function()
-  -- the read-back after step 2's ModifyRule fails for the whole window
-  local r = run { { service = "elbv2", operation = "DescribeRules", status = 503, from = 535, to = 595 } }
+T.test("ModifyRule answering 503 for a minute around step 2: rolled back or promoted, never half-way", function()
+  -- step 2's change (its answer is the read-back) fails for the whole window
+  local r = run { { service = "elbv2", operation = "ModifyRule", status = 503, from = 535, to = 595 } }
   T.ok(r.hits[1] > 0, "the fault never fired")
   T.eq(r.weights, HOME, "rule weights")
   if r.code == 0 then promoted(r) else rolled_back(r, "ServiceUnavailable") end
 end)
 
-T.test("DescribeRules 503 twice: retried, promoted", function()
-  local r = run { { service = "elbv2", operation = "DescribeRules", status = 503, times = 2, from = 535 } }
+T.test("ModifyRule 503 twice: retried, promoted", function()
+  local r = run { { service = "elbv2", operation = "ModifyRule", status = 503, times = 2, from = 535 } }
   T.eq(r.hits, { 2 })
   promoted(r)
 end)
@@ -99,8 +99,8 @@ T.test("ModifyRule unreachable for 2 minutes as a gate fails: the rollback keeps
   rolled_back(r, "GateFailed")
 end)
 
-T.test("DescribeRules (the read-back) failing for 2 minutes as a gate fails: rolled back to 100/0", function()
-  local r = run({ { service = "elbv2", operation = "DescribeRules", status = 503, from = 715, to = 835 } },
+T.test("ModifyRule answering 503 for 2 minutes as a gate fails: rolled back to 100/0", function()
+  local r = run({ { service = "elbv2", operation = "ModifyRule", status = 503, from = 715, to = 835 } },
     { image = "api:flaky" })
   T.ok(r.hits[1] >= 6, "the rollback met the fault: " .. r.hits[1] .. " hits")
   rolled_back(r, "GateFailed")

@@ -17,14 +17,17 @@ local json = require "ecsplay.json"
 local errors = require "ecsplay.errors"
 local sched = require "ecsplay.sched"
 local ecsplay = require "ecsplay"
+local model = require "ecsplay.aws.model"
+local query = require "ecsplay.aws.protocol.query"
 
 local received -- "Operation" → requests the simulator received
 local delay = {} -- "Operation" → seconds its answers take to come back (computed when sent)
+local answer = {} -- "Operation" → fn(req, res) → the answer the client gets instead of res
 
 local function fresh(n, batching)
   local sim = R.fresh(W.shared_lb_scenario(n))
   local creds = sim:credentials()
-  received, delay = {}, {}
+  received, delay, answer = {}, {}, {}
   aws.configure {
     region = sim.world.region, endpoint_url = "https://simulator.ecsplay.invalid",
     access_key = creds.access_key, secret_key = creds.secret_key, batching = batching,
@@ -34,6 +37,7 @@ local function fresh(n, batching)
       received[op] = (received[op] or 0) + 1
       local res, msg, kind = sim:transport(req)
       if delay[op] then sched.sleep(delay[op]) end
+      if answer[op] and res then res = answer[op](req, res) end
       return res, msg, kind
     end,
   }
@@ -315,3 +319,64 @@ T.test("canaries sharing a load balancer: same reports and final world batched a
   T.ok(batched.received.DescribeTargetGroups < plain.received.DescribeTargetGroups, "target groups")
 end)
 
+
+-- What ModifyRule / ModifyListener answer, as an ELBv2 would, holding `thing` (the rule or the
+-- listener; nil: an answer holding none).
+local CHANGE = {
+  rule = { op = "ModifyRule", read = "DescribeRules", list = "Rules", arns = "RuleArns", arn = "RuleArn",
+    actions = "Actions" },
+  listener = { op = "ModifyListener", read = "DescribeListeners", list = "Listeners", arns = "ListenerArns",
+    arn = "ListenerArn", actions = "DefaultActions" },
+}
+
+local function change_answer(c, res, thing)
+  local status, headers, body = query.encode_response(model.load("elbv2"), c.op, { [c.list] = { thing } })
+  return { status = status or res.status, headers = headers or res.headers, body = body or res.body }
+end
+
+local function now_held(c, arn)
+  return R.sim:call("elbv2", c.read, { [c.arns] = { arn } }, "control")[c.list][1]
+end
+
+T.test("a weight change is read back from the change's answer; an answer without the weights set "
+  .. "is checked by a fresh read, and weights that read lacks are WeightsNotApplied", function()
+  fresh(2, true)
+  local listener_point = traffic.resolve(nil, pair(1), "rule")
+  T.eq(listener_point.kind, "listener", "this world forwards from listeners' default actions")
+  local tgs2 = pair(2)
+  local rule = R.sim:call("elbv2", "CreateRule", { ListenerArn = listener_of(2), Priority = 1,
+    Conditions = { { Field = "path-pattern", PathPatternConfig = { Values = { "/v2/*" } } } },
+    Actions = { { Type = "forward", ForwardConfig = { TargetGroups = {
+      { TargetGroupArn = tgs2[1], Weight = 100 }, { TargetGroupArn = tgs2[2], Weight = 0 } } } } } },
+    "control").Rules[1]
+  for _, case in ipairs { { point = listener_point, tgs = pair(1) }, { point = { kind = "rule", arn = rule.RuleArn },
+    tgs = tgs2 } } do
+    local point, tgs, c = case.point, case.tgs, CHANGE[case.point.kind]
+    answer = {}
+    local changes, reads = count(c.op), count(c.read)
+    local got = traffic.set(point, { [tgs[1]] = 90, [tgs[2]] = 10 })
+    T.eq(got, { [tgs[1]] = 90, [tgs[2]] = 10 }, c.op .. ": the weights it answered")
+    T.eq(count(c.op), changes + 1)
+    T.eq(count(c.read), reads, c.op .. "'s answer held them: no second read")
+
+    -- an answer without the change (an emulator that answers less): a fresh read proves it
+    answer[c.op] = function(_, res) return change_answer(c, res, nil) end
+    got = traffic.set(point, { [tgs[1]] = 50, [tgs[2]] = 50 })
+    T.eq(got, { [tgs[1]] = 50, [tgs[2]] = 50 })
+    T.eq(count(c.read), reads + 1, "read back with " .. c.read)
+
+    -- answered 200, yet the old weights stay: the answer and the fresh read say so
+    local old = now_held(c, point.arn)
+    answer[c.op] = function(_, res)
+      R.sim:call("elbv2", c.op, { [c.arn] = point.arn, [c.actions] = old[c.actions] }, "control")
+      return change_answer(c, res, now_held(c, point.arn))
+    end
+    local ok, err = pcall(traffic.set, point, { [tgs[1]] = 0, [tgs[2]] = 100 })
+    T.ok(not ok, c.op .. ": not applied")
+    T.eq(err.code, "WeightsNotApplied", errors.describe(err))
+    T.ok(errors.describe(err):find("do not match what was set", 1, true), errors.describe(err))
+    T.eq(count(c.read), reads + 2, "the fresh read that found the old weights")
+    T.eq(count(c.op), changes + 3, "not retried: an AWS-side failure, not a blip")
+    T.eq(traffic.get(point), { [tgs[1]] = 50, [tgs[2]] = 50 }, "the weights before the failed change")
+  end
+end)

@@ -232,11 +232,11 @@ end
 local rule = elbv2.create_rule { ListenerArn = listener.ListenerArn, Priority = 10,
   Conditions = { { Field = "path-pattern", PathPatternConfig = { Values = { "/*" } } } },
   Actions = forward(100, 0) }.Rules[1]
-elbv2.modify_rule { RuleArn = rule.RuleArn, Actions = forward(90, 10) }
+-- the rollouts' weight shift: ModifyRule, read back from its answer (or a fresh DescribeRules)
+local traffic = require "ecsplay.rollout.traffic"
 local weights = {}
-local r = elbv2.describe_rules { RuleArns = { rule.RuleArn } }.Rules[1]
-for _, t in ipairs(r.Actions[1].ForwardConfig.TargetGroups) do
-  weights[t.TargetGroupArn == stable and "stable" or "canary"] = t.Weight
+for arn, w in pairs(traffic.set({ kind = "rule", arn = rule.RuleArn }, { [stable] = 90, [canary] = 10 })) do
+  weights[arn == stable and "stable" or "canary"] = w
 end
 emit { rule = rule.RuleArn, stable = stable, canary = canary, weights = weights,
   lb_state = lb.State and lb.State.Code, listener_port = listener.Port }

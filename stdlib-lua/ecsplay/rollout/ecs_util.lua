@@ -1,6 +1,6 @@
 --[[
 ECS helpers the strategies share: finding services and their target groups,
-making a new task definition revision with another image, and watching a
+a task definition's containers (rollout/version.lua makes new revisions), and watching a
 service's deployment until its tasks are running and healthy behind the load
 balancer (or until it clearly fails).
 ]]
@@ -9,7 +9,6 @@ local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local errors = require "ecsplay.errors"
 local arn = require "ecsplay.util.arn"
-local ecs = require "ecsplay.ecs"
 local traffic = require "ecsplay.rollout.traffic"
 local batch = require "ecsplay.aws.batch"
 
@@ -96,20 +95,6 @@ function M.find_container(td, container)
   end
   return nil, string.format("task definition %s has no container `%s` (it has: %s)",
     td.family .. ":" .. td.revision, tostring(container), table.concat(M.container_names(td), ", "))
-end
-
---[[ A new revision of `base_td` (ARN or family:rev) with `image` on
-     `container` (default: the first container), tagged with `tags` when
-     given. Returns its ARN and the container's name. ]]
-function M.register_with_image(base_td, image, container, field, tags)
-  local td = ecs_reads.describe_task_definition({ taskDefinition = base_td }).taskDefinition
-  local target, missing = M.find_container(td, container)
-  if not target then bad((field or "container") .. ": " .. missing, field or "container") end
-  target.image = image
-  local params = ecs.reuse(td)
-  params.tags = tags
-  local new = ecs.register_task_definition(params).taskDefinition
-  return new.taskDefinitionArn, target.name
 end
 
 local function primary(svc)

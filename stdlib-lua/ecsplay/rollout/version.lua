@@ -24,11 +24,14 @@ Exactly one of image and task_definition: both, or neither, is bad input
       or a new revision registered as the journaled step "register" (a
       resumed run reuses the one it registered: from the journal, or, when
       the run was stopped before the answer came, by the run-id tag that a
-      journaled run puts on it)
+      journaled run puts on it); rollouts of this process that would register
+      the same revision share one (below)
 ]]
 local errors = require "ecsplay.errors"
 local ecs = require "ecsplay.ecs"
+local sched = require "ecsplay.sched"
 local tables = require "ecsplay.util.tables"
+local aws = require "ecsplay.aws.call"
 local batch = require "ecsplay.aws.batch"
 local options = require "ecsplay.rollout.options"
 local ecs_util = require "ecsplay.rollout.ecs_util"
@@ -107,16 +110,69 @@ function M.registered_by(base_td, id, scan)
   return nil
 end
 
---[[ A new revision of the described v.definition with v.image on v.container, tagged `tags`:
-     its ARN. A revision never changes once registered, so the definition resolve read is the
-     one to copy (no second DescribeTaskDefinition). ]]
+--[[ Shared revisions. Rollouts of one process that would register the same revision (the same
+     family and content: a fleet of services of one family deploying one image) register it
+     once and all deploy it: a revision never changes once registered, so theirs would differ
+     only in number, and RegisterTaskDefinition's bucket (20 at once, then one a second:
+     aws/ratelimit.lua) would otherwise spread a thousand such rollouts over sixteen minutes.
+     Per client configuration and session (another Region, account or world registers its
+     own), for SHARE_FOR seconds; the revision carries the tags of the rollout that
+     registered it (a journaled run's run-id tag), so a resumed rollout that finds no revision
+     with its own run id registers one of its own. A registration that fails is shared by
+     no one: each waiting rollout then tries its own. ]]
+local SHARE_FOR = 3600
+local shared = setmetatable({}, { __mode = "k" }) -- client options → session → key → entry
+
+local function shared_entries()
+  local by_client = shared[aws.client_settings().opts]
+  if not by_client then
+    by_client = setmetatable({}, { __mode = "k" })
+    shared[aws.client_settings().opts] = by_client
+  end
+  local sess = aws.current_session() or by_client
+  local entries = by_client[sess]
+  if not entries then
+    entries = {}
+    by_client[sess] = entries
+  end
+  return entries
+end
+
+-- → arn, registered_here (false: another rollout's revision)
+local function register_shared(params)
+  local content = tables.shallow_copy(params)
+  content.tags = nil
+  local key = tables.canonical(content)
+  local entries = shared_entries()
+  local entry = entries[key]
+  while entry and (entry.task or sched.now() - entry.at <= SHARE_FOR) do
+    local ok, arn = (entry.task or entry.done):result()
+    if ok then return arn, false end
+    -- it failed: another waiter may have started the next try already
+    if entries[key] == entry then entries[key] = nil end
+    entry = entries[key]
+  end
+  entry = { task = sched.spawn(function() return ecs.register_task_definition(params).taskDefinition.taskDefinitionArn end) }
+  entries[key] = entry
+  local ok, arn = entry.task:result()
+  if entries[key] == entry then
+    if ok then entry.done, entry.task, entry.at = entry.task, nil, sched.now() else entries[key] = nil end
+  end
+  if not ok then error(arn, 0) end
+  return arn, true
+end
+
+--[[ A new revision of the described v.definition with v.image on v.container, tagged `tags`
+     (or the same revision another rollout of this process registered: above): its ARN, and
+     whether this rollout registered it. A revision never changes once registered, so the
+     definition resolve read is the one to copy (no second DescribeTaskDefinition). ]]
 local function register_with_image(v, tags)
   local td = tables.copy(v.definition)
   local target = ecs_util.find_container(td, v.container)
   target.image = v.image
   local params = ecs.reuse(td)
   params.tags = tags
-  return ecs.register_task_definition(params).taskDefinition.taskDefinitionArn
+  return register_shared(params)
 end
 
 function M.deploy(run, v, base_td)
@@ -130,8 +186,13 @@ function M.deploy(run, v, base_td)
       end
     end
     local tags = run.journal and { { key = M.RUN_TAG, value = run.id } } or nil
-    local arn = register_with_image(v, tags)
-    run:log("info", "register", "registered " .. ecs_util.short(arn) .. " with image " .. v.image)
+    local arn, registered = register_with_image(v, tags)
+    if registered then
+      run:log("info", "register", "registered " .. ecs_util.short(arn) .. " with image " .. v.image)
+    else
+      run:log("info", "register", "reusing " .. ecs_util.short(arn) .. " with image " .. v.image
+        .. ", the same revision another rollout of this process registered")
+    end
     return arn
   end)
 end

@@ -44,4 +44,57 @@ function M.keys(t)
   return out
 end
 
+-- A number as keys spell it: integers plainly, floats with every digit.
+function M.number_text(v)
+  return math.type(v) == "integer" and tostring(v) or string.format("%.17g", v)
+end
+
+local function by_text(a, b) return tostring(a) < tostring(b) end
+
+--[[ A canonical text of plain data (keys sorted), for values that must match as keys do
+     (a batch's parameters, a registration's content): appended to out from position n,
+     → the new n. Strings are length-prefixed ("5:hello": no other value spells that)
+     rather than %q-quoted: a key is made for every request. ]]
+function M.canonical_into(v, out, n)
+  local t = type(v)
+  if t == "table" then
+    local keys, count, plain = {}, 0, true
+    for k in pairs(v) do
+      count = count + 1
+      keys[count] = k
+      if type(k) ~= "string" then plain = false end
+    end
+    if count > 1 then table.sort(keys, (not plain) and by_text or nil) end
+    n = n + 1
+    out[n] = "{"
+    for i = 1, count do
+      local k = keys[i]
+      n = M.canonical_into(k, out, n)
+      n = n + 1
+      out[n] = "="
+      n = M.canonical_into(v[k], out, n)
+      n = n + 1
+      out[n] = ","
+    end
+    n = n + 1
+    out[n] = "}"
+  elseif t == "string" then
+    n = n + 1
+    out[n] = #v .. ":" .. v
+  elseif t == "number" then
+    n = n + 1
+    out[n] = M.number_text(v)
+  else
+    n = n + 1
+    out[n] = tostring(v)
+  end
+  return n
+end
+
+-- The canonical text of plain data as one string (see canonical_into).
+function M.canonical(v)
+  local out = {}
+  return table.concat(out, "", 1, M.canonical_into(v, out, 0))
+end
+
 return M
