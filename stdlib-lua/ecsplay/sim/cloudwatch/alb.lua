@@ -55,7 +55,7 @@ local NS = M.NAMESPACE
 -- Synthesised minutes remembered per target group (and load balancer): enough for the windows
 -- gates and alarms read again minute after minute (a quarter of an hour: a fleet's thousands
 -- of rings are memory); older minutes are computed again, the same, if asked.
-local RING = 16
+local RING = 8
 
 local COUNT_METRICS = { HealthyHostCount = true, UnHealthyHostCount = true, RequestCount = true,
   HTTPCode_ELB_5XX_Count = true, HTTPCode_Target_5XX_Count = true, HTTPCode_Target_2XX_Count = true }
@@ -168,13 +168,13 @@ local function memo_ring(world, key)
   return ring
 end
 
+-- A ring is flat (slot k: minute at 2k+1, record at 2k+2): no table per remembered minute.
 local function remembered(world, key, m, make)
   local ring = memo_ring(world, key)
-  local slot = (m // 60) % RING
-  local e = ring[slot]
-  if e and e.m == m then return e.rec end
+  local at = (m // 60) % RING * 2 + 1
+  if ring[at] == m then return ring[at + 1] end
   local rec = make()
-  ring[slot] = { m = m, rec = rec }
+  ring[at], ring[at + 1] = m, rec
   return rec
 end
 
