@@ -79,16 +79,16 @@ cat <<EOF2
 bake 3 m, a 5xx-rate and a p99-latency gate measured every minute), fifty pairs behind each
 load balancer, routed by host name (a rule a pair on one listener, 200 requests/s a host), all
 at once through \`ecsplay.map\`, with shared polling (\`aws/batch.lua\`) and without it
-(\`ECSPLAY_BATCHING=0\`). Each canary must make 10 calls that no batching can share:
-RegisterTaskDefinition, three UpdateService (canary up, stable to the new version, canary
-down), four ModifyRule (10, 50, 100 %, back to stable) and one DescribeTargetHealth per side
-before traffic moves onto it (DescribeTargetHealth takes one target group a call).
+(\`ECSPLAY_BATCHING=0\`). Each canary makes 9 calls that no batching can share: three
+UpdateService (canary up, stable to the new version, canary down), four ModifyRule (10, 50,
+100 %, back to stable; each read back from its own answer) and one DescribeTargetHealth per
+side before traffic moves onto it (DescribeTargetHealth takes one target group a call). The
+services are of one task definition family deploying one image, so the fleet registers one
+revision (\`rollout/version.lua\`: shared revisions) instead of one a service, which AWS's
+RegisterTaskDefinition rate (20 at once, then 1 a second) would spread over sixteen minutes:
+every rollout starts at once, and all of them are in flight together.
 One run each; wall and CPU (user + system) in seconds and peak RSS in MB from
-\`/usr/bin/time\`; calls are the AWS requests the client sent, per service. The rate limiter's
-waits for RegisterTaskDefinition (AWS's bucket for it: 20 at once, then 1 a second, as
-docs/configuration.md cites; AWS would throttle the same calls) spread the rollouts out in
-simulated time, so polls of different rollouts line up less the larger the fleet is, and
-unbatched runs last longer in simulated time (more calls wait for tokens).
+\`/usr/bin/time\`; calls are the AWS requests the client sent, per service.
 
 | services | mode | wall s | CPU s | CPU ms / service | peak RSS MB | calls / service | calls |
 |---|---|---|---|---|---|---|---|
