@@ -8,6 +8,10 @@ listener forwards 100/0 between them. Image "api:broken" answers half its reques
   W.scenario(n)                 → a checked scenario table (R.fresh takes it)
   W.shared_lb_scenario(n)       → the same pairs behind one load balancer, a listener each
   W.operation_of(req)           → "service.Operation" of a request the simulator received
+  W.counting_client(sim, opts)  → received: the client pointed at `sim` in process, counting
+                                  the requests it receives ("service.Operation" → n); opts:
+                                  batching =, rate_limits = (aws.configure's), and
+                                  answer(op, req, res, msg, kind) → what the client gets
   W.canary(i, image, opts)      → rollout.canary{...} of pair i (opts: steps=, bake=)
   W.weights(i)                  → { stable =, canary = } on lb<i>'s listener
   W.td(i)                       → "api:N", the task definition svc<i> runs
@@ -17,6 +21,7 @@ local rollout = require "ecsplay.rollout"
 local gate = require "ecsplay.gate"
 local ecs = require "ecsplay.ecs"
 local elbv2 = require "ecsplay.elbv2"
+local aws = require "ecsplay.aws"
 
 local W = {}
 
@@ -93,6 +98,24 @@ function W.operation_of(req)
   local service = (auth or ""):match("Credential=[^/]+/%d+/[^/]+/([^/]+)/") or "?"
   if target then return service .. "." .. target:match("%.([%w]+)$") end
   return service .. "." .. ((req.body or ""):match("Action=([%w]+)") or "?")
+end
+
+function W.counting_client(sim, opts)
+  opts = opts or {}
+  local received = {}
+  local creds = sim:credentials()
+  aws.configure {
+    region = sim.world.region, endpoint_url = "https://simulator.ecsplay.invalid",
+    access_key = creds.access_key, secret_key = creds.secret_key, batching = opts.batching,
+    rate_limits = opts.rate_limits,
+    transport = function(req)
+      local op = W.operation_of(req)
+      received[op] = (received[op] or 0) + 1
+      if opts.answer then return opts.answer(op, req, sim:transport(req)) end
+      return sim:transport(req)
+    end,
+  }
+  return received
 end
 
 function W.canary(i, image, opts)

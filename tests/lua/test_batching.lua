@@ -18,18 +18,8 @@ local received -- "service.Operation" → requests the simulator received
 -- A fresh world of n pairs, the client batching or not, counting what reaches the simulator.
 local function fresh(n, batching)
   local sim = R.fresh(W.scenario(n))
-  local creds = sim:credentials()
-  received = {}
-  aws.configure {
-    region = sim.world.region, endpoint_url = "https://simulator.ecsplay.invalid",
-    access_key = creds.access_key, secret_key = creds.secret_key, batching = batching,
-    rate_limits = false, -- the same timeline both ways: no waits for tokens
-    transport = function(req)
-      local op = W.operation_of(req)
-      received[op] = (received[op] or 0) + 1
-      return sim:transport(req)
-    end,
-  }
+  received = W.counting_client(sim, { batching = batching,
+    rate_limits = false }) -- the same timeline both ways: no waits for tokens
   return sim
 end
 

@@ -6,7 +6,6 @@
 local T = require "harness"
 local R = require "rollout_sim"
 local W = require "fleet_world"
-local aws = require "ecsplay.aws"
 local json = require "ecsplay.json"
 local ecsplay = require "ecsplay"
 
@@ -14,17 +13,7 @@ local received -- "service.Operation" → requests the simulator received
 
 local function fresh(n)
   local sim = R.fresh(W.scenario(n))
-  local creds = sim:credentials()
-  received = {}
-  aws.configure {
-    region = sim.world.region, endpoint_url = "https://simulator.ecsplay.invalid",
-    access_key = creds.access_key, secret_key = creds.secret_key,
-    transport = function(req)
-      local op = W.operation_of(req)
-      received[op] = (received[op] or 0) + 1
-      return sim:transport(req)
-    end,
-  }
+  received = W.counting_client(sim)
   return sim
 end
 

@@ -20,31 +20,25 @@ local ecsplay = require "ecsplay"
 local model = require "ecsplay.aws.model"
 local query = require "ecsplay.aws.protocol.query"
 
-local received -- "Operation" → requests the simulator received
+local received -- "service.Operation" → requests the simulator received (count: ELBv2's)
 local delay = {} -- "Operation" → seconds its answers take to come back (computed when sent)
-local answer = {} -- "Operation" → fn(req, res) → the answer the client gets instead of res
+local answer = {} -- "Operation" → fn(res) → the answer the client gets instead of res
 
 local function fresh(n, batching)
   local sim = R.fresh(W.shared_lb_scenario(n))
-  local creds = sim:credentials()
-  received, delay, answer = {}, {}, {}
-  aws.configure {
-    region = sim.world.region, endpoint_url = "https://simulator.ecsplay.invalid",
-    access_key = creds.access_key, secret_key = creds.secret_key, batching = batching,
-    rate_limits = false,
-    transport = function(req)
-      local op = W.operation_of(req):match("%.(.+)$")
-      received[op] = (received[op] or 0) + 1
-      local res, msg, kind = sim:transport(req)
-      if delay[op] then sched.sleep(delay[op]) end
-      if answer[op] and res then res = answer[op](req, res) end
+  delay, answer = {}, {}
+  received = W.counting_client(sim, { batching = batching, rate_limits = false,
+    answer = function(name, _, res, msg, kind)
+      local op = name:match("%.(.+)$")
+      if delay[op] then sched.sleep(delay[op]) end -- answers computed when sent, back later
+      if answer[op] and res then res = answer[op](res) end
       return res, msg, kind
-    end,
-  }
+    end })
   return sim
 end
 
-local function count(op) return received[op] or 0 end
+local ELBV2 = "elasticloadbalancing." -- ELBv2's signing name, as W.operation_of spells it
+local function count(op) return received[ELBV2 .. op] or 0 end
 
 -- Runs fns at the same instant, each in a task; → their results (ok, value...) in order.
 local function together(fns)
@@ -313,10 +307,10 @@ T.test("canaries sharing a load balancer: same reports and final world batched a
   T.eq(batched.reports, plain.reports, "reports")
   T.eq(batched.world, plain.world, "final world")
   T.eq(batched.now, plain.now, "same end time")
-  T.eq(plain.received.DescribeRules, n * n, "unbatched: every rollout reads every listener")
-  T.eq(batched.received.DescribeRules, n, "batched: each listener once")
-  T.eq(batched.received.ModifyListener, plain.received.ModifyListener, "changes are never merged")
-  T.ok(batched.received.DescribeTargetGroups < plain.received.DescribeTargetGroups, "target groups")
+  T.eq(plain.received[ELBV2 .. "DescribeRules"], n * n, "unbatched: every rollout reads every listener")
+  T.eq(batched.received[ELBV2 .. "DescribeRules"], n, "batched: each listener once")
+  T.eq(batched.received[ELBV2 .. "ModifyListener"], plain.received[ELBV2 .. "ModifyListener"], "changes are never merged")
+  T.ok(batched.received[ELBV2 .. "DescribeTargetGroups"] < plain.received[ELBV2 .. "DescribeTargetGroups"], "target groups")
 end)
 
 
@@ -360,14 +354,14 @@ T.test("a weight change is read back from the change's answer; an answer without
     T.eq(count(c.read), reads, c.op .. "'s answer held them: no second read")
 
     -- an answer without the change (an emulator that answers less): a fresh read proves it
-    answer[c.op] = function(_, res) return change_answer(c, res, nil) end
+    answer[c.op] = function(res) return change_answer(c, res, nil) end
     got = traffic.set(point, { [tgs[1]] = 50, [tgs[2]] = 50 })
     T.eq(got, { [tgs[1]] = 50, [tgs[2]] = 50 })
     T.eq(count(c.read), reads + 1, "read back with " .. c.read)
 
     -- answered 200, yet the old weights stay: the answer and the fresh read say so
     local old = now_held(c, point.arn)
-    answer[c.op] = function(_, res)
+    answer[c.op] = function(res)
       R.sim:call("elbv2", c.op, { [c.arn] = point.arn, [c.actions] = old[c.actions] }, "control")
       return change_answer(c, res, now_held(c, point.arn))
     end
