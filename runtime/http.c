@@ -11,8 +11,8 @@
  * A Lua error can only interrupt us between these points, never leak.
  *
  * This file: the module's state, start() (a curl easy handle from a request table),
- * poll(), cancel() and pending(). Receiving a response and handing it to Lua is
- * http_response.c.
+ * poll(), cancel() and pending(). Reading the request table is http_request.c; receiving
+ * a response and handing it to Lua, http_response.c.
  */
 #include <dlfcn.h>
 #include <poll.h>
@@ -32,9 +32,6 @@
 #include "netlib.h" /* libcurl, dlopen'ed on first use: every call goes through ep_curl */
 
 #define EP_HTTP_MT "ecsplay.core.http.state"
-#define EP_HTTP_DEFAULT_TIMEOUT 60.0
-#define EP_HTTP_DEFAULT_CONNECT_TIMEOUT 10.0
-#define EP_HTTP_DEFAULT_MAX_SIZE ((lua_Integer)64 * 1024 * 1024)
 /* Idle easy handles kept for the next transfers: creating one (curl_easy_init) and
  * freeing it cost about as much as the rest of start() together. More transfers than
  * this at once still work; the extra handles are freed as usual. A handle set up for the
@@ -277,52 +274,6 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
 
 /* ---------- start ---------- */
 
-/* RFC 7230's tchar: visible ASCII but the separators ()<>@,;:\"/[]?={}, as two 64-bit
- * masks (bit c of the pair): start() checks every character of every header name. */
-static const uint64_t TCHAR_LO = 0x03ff6cfa00000000u, TCHAR_HI = 0x57ffffffc7fffffeu;
-
-static int valid_token(const char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 128 || !((c < 64 ? TCHAR_LO >> c : TCHAR_HI >> (c - 64)) & 1u))
-            return 0;
-    }
-    return 1;
-}
-
-static double opt_number(lua_State *L, int t, const char *field, double def)
-{
-    double v = def;
-    if (lua_getfield(L, t, field) != LUA_TNIL) {
-        if (!lua_isnumber(L, -1))
-            luaL_error(L, "http.start: field '%s' must be a number, got %s", field,
-                       luaL_typename(L, -1));
-        v = lua_tonumber(L, -1);
-        if (!(v > 0))
-            luaL_error(L, "http.start: field '%s' must be > 0, got %f", field, v);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-/* Leaves the string on the stack (so the pointer stays valid) or pushes nil. */
-static const char *opt_string(lua_State *L, int t, const char *field, size_t *len)
-{
-    int ty = lua_getfield(L, t, field);
-    if (ty == LUA_TNIL) {
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    if (ty != LUA_TSTRING)
-        luaL_error(L, "http.start: field '%s' must be a string, got %s", field,
-                   luaL_typename(L, -1));
-    return lua_tolstring(L, -1, len);
-}
-
 static long to_ms(double seconds)
 {
     double ms = seconds * 1000.0;
@@ -333,120 +284,9 @@ static long to_ms(double seconds)
     return (long)ms;
 }
 
-static void set_origin(struct ep_xfer *x, const char *url)
-{
-    const char *p = strstr(url, "://");
-    size_t n = p ? (size_t)(p + 3 - url) : 0;
-    if (p)
-        while (url[n] && url[n] != '/' && url[n] != '?' && url[n] != '#')
-            n++;
-    if (n >= sizeof x->origin)
-        n = sizeof x->origin - 1;
-    /* Strip userinfo (user:password@) if somebody put it in the URL. */
-    const char *at = memchr(url, '@', n);
-    if (p && at) {
-        size_t scheme = (size_t)(p + 3 - url);
-        size_t rest = n - (size_t)(at + 1 - url);
-        memcpy(x->origin, url, scheme);
-        memcpy(x->origin + scheme, at + 1, rest);
-        x->origin[scheme + rest] = '\0';
-    } else {
-        memcpy(x->origin, url, n);
-        x->origin[n] = '\0';
-    }
-}
-
-/* Stack slots start() fills, in this order, above the request table (1). */
-enum { ARG_METHOD = 2, ARG_URL, ARG_BODY, ARG_CA, ARG_HEADERS };
-
-/* The request table's fields, read and checked before anything is allocated. The
- * strings stay alive in their stack slots until start() returns. */
-struct start_args {
-    const char *method, *url, *body, *ca;
-    size_t method_len, url_len, body_len;
-    double timeout, connect_timeout, max_size;
-    int verbose;
-    int has_headers; /* a headers table sits in slot ARG_HEADERS */
-};
-
-static void check_url(lua_State *L, const char *url, size_t url_len)
-{
-    if (!url)
-        luaL_error(L, "http.start: field 'url' is required");
-    if (strlen(url) != url_len ||
-        (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
-        luaL_error(L, "http.start: field 'url' must start with http:// or https://");
-    for (size_t i = 0; i < url_len; i++)
-        if ((unsigned char)url[i] <= 32 || url[i] == 127)
-            luaL_error(L, "http.start: field 'url' contains whitespace or control characters");
-}
-
-static void read_args(lua_State *L, struct start_args *a)
-{
-    a->method = opt_string(L, 1, "method", &a->method_len); /* ARG_METHOD */
-    a->url = opt_string(L, 1, "url", &a->url_len);          /* ARG_URL */
-    a->body = opt_string(L, 1, "body", &a->body_len);       /* ARG_BODY */
-    a->ca = opt_string(L, 1, "ca_bundle", NULL);            /* ARG_CA */
-    if (!a->method) {
-        a->method = "GET";
-        a->method_len = 3;
-    }
-    if (!valid_token(a->method, a->method_len) || a->method_len >= 24)
-        luaL_error(L, "http.start: field 'method' is not a valid HTTP method");
-    check_url(L, a->url, a->url_len);
-    a->timeout = opt_number(L, 1, "timeout", EP_HTTP_DEFAULT_TIMEOUT);
-    a->connect_timeout = opt_number(L, 1, "connect_timeout", EP_HTTP_DEFAULT_CONNECT_TIMEOUT);
-    a->max_size = opt_number(L, 1, "max_size", (double)EP_HTTP_DEFAULT_MAX_SIZE);
-    lua_getfield(L, 1, "verbose");
-    a->verbose = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (!a->ca) {
-        const char *env = getenv("AWS_CA_BUNDLE");
-        if (env && *env)
-            a->ca = env;
-    }
-}
-
-/* Pushes the headers table (slot ARG_HEADERS); returns whether there is one. */
-static int get_headers(lua_State *L)
-{
-    int hty = lua_getfield(L, 1, "headers"); /* ARG_HEADERS */
-    if (hty != LUA_TNIL && hty != LUA_TTABLE)
-        luaL_error(L, "http.start: field 'headers' must be a table, got %s", luaL_typename(L, -1));
-    return hty == LUA_TTABLE;
-}
-
-/* The header at the top of a lua_next walk (value at -1, name at -2), checked: NULL and
- * *why set when it is not fit to send. */
-static const char *check_header(lua_State *L, const char **v, size_t *nl, size_t *vl,
-                                const char **why)
-{
-    if (lua_type(L, -2) != LUA_TSTRING) {
-        *why = "header names must be strings";
-        return NULL;
-    }
-    const char *name = lua_tolstring(L, -2, nl);
-    if (!valid_token(name, *nl)) {
-        *why = "header name '%s' is not a valid token";
-        return NULL;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
-        *why = "header '%s' must be a string or number";
-        return NULL;
-    }
-    /* lua_tolstring on a number value (not the key) is safe during lua_next. */
-    *v = lua_tolstring(L, -1, vl);
-    /* never echo the value: it may be a credential */
-    if (memchr(*v, '\r', *vl) || memchr(*v, '\n', *vl) || memchr(*v, '\0', *vl)) {
-        *why = "header '%s' value contains CR, LF or NUL";
-        return NULL;
-    }
-    return name;
-}
-
 /* A new transfer in SETUP state, owned by h->active from the start (so a Lua
  * error before it runs leaves it to sweep_setup), or NULL. */
-static struct ep_xfer *xfer_new(struct ep_http *h, const struct start_args *a)
+static struct ep_xfer *xfer_new(struct ep_http *h, const struct ep_http_args *a)
 {
     struct ep_xfer *x = calloc(1, sizeof *x);
     if (!x)
@@ -458,77 +298,8 @@ static struct ep_xfer *xfer_new(struct ep_http *h, const struct start_args *a)
     x->max_size = a->max_size >= 9.0e18 ? SIZE_MAX : (size_t)a->max_size;
     memcpy(x->method, a->method, a->method_len);
     x->method[a->method_len] = '\0';
-    set_origin(x, a->url);
+    ep_http_set_origin(x, a->url);
     return x;
-}
-
-/* Appends the line "Name: value" and its NUL to x->req_lines; 0 or -1 (ENOMEM). */
-static int append_header(struct ep_xfer *x, const char *name, size_t nl, const char *v, size_t vl)
-{
-    struct ep_buf *b = &x->req_lines;
-    if (nl > SIZE_MAX / 4 || vl > SIZE_MAX / 4 || ep_http_buf_reserve(b, nl + vl + 4) != 0)
-        return -1;
-    char *d = b->data + b->len;
-    memcpy(d, name, nl);
-    /* "Name;" is curl's syntax for an empty-valued header ("Name:" would remove it). */
-    size_t n = nl;
-    if (vl == 0) {
-        d[n++] = ';';
-    } else {
-        d[n++] = ':';
-        d[n++] = ' ';
-        memcpy(d + n, v, vl);
-        n += vl;
-    }
-    d[n++] = '\0';
-    b->len += n;
-    x->n_req_lines++;
-    return 0;
-}
-
-/* libcurl's list over x->req_lines, once every line is in (the buffer no longer moves). */
-static int link_header_list(struct ep_xfer *x)
-{
-    size_t n = x->n_req_lines;
-    struct curl_slist *nodes = calloc(n ? n : 1, sizeof *nodes);
-    if (!nodes)
-        return -1;
-    char *line = x->req_lines.data;
-    for (size_t i = 0; i < n; i++) {
-        nodes[i].data = line;
-        nodes[i].next = i + 1 < n ? &nodes[i + 1] : NULL;
-        line += strlen(line) + 1;
-    }
-    x->req_headers = nodes;
-    return 0;
-}
-
-/* The request headers, checked, as curl's list: 0, -1 (ENOMEM) or 1 when a header is not
- * fit to send (*why: the message, with a %s for the header's name, left on the stack). */
-static int build_header_list(lua_State *L, struct ep_xfer *x, int has_headers, const char **why)
-{
-    if (has_headers) {
-        lua_pushnil(L);
-        while (lua_next(L, ARG_HEADERS)) {
-            size_t nl = 0, vl = 0;
-            const char *v = NULL;
-            const char *name = check_header(L, &v, &nl, &vl, why);
-            if (!name) {
-                lua_pop(L, 1); /* the name stays on top for the message */
-                return 1;
-            }
-            if (append_header(x, name, nl, v, vl) != 0) {
-                lua_pop(L, 2);
-                return -1;
-            }
-            lua_pop(L, 1);
-        }
-    }
-    /* Expect: 100-continue costs a round trip (or a 1 s stall) per POST. */
-    if (append_header(x, "Expect", 6, "", 0) != 0)
-        return -1;
-    x->req_lines.data[x->req_lines.len - 2] = ':'; /* "Expect:" removes the header */
-    return link_header_list(x);
 }
 
 #define SETOPT(opt, val)                                                                           \
@@ -539,7 +310,7 @@ static int build_header_list(lua_State *L, struct ep_xfer *x, int has_headers, c
 
 /* The options every request of a kind shares: set on a new or reset handle, kept by a
  * handle reused for the same kind (easy_get). Records that kind in x->conf. */
-static CURLcode set_kind_options(struct ep_http *h, struct ep_xfer *x, const struct start_args *a)
+static CURLcode set_kind_options(struct ep_http *h, struct ep_xfer *x, const struct ep_http_args *a)
 {
     CURL *e = x->easy;
     CURLcode rc = CURLE_OK;
@@ -573,7 +344,7 @@ static CURLcode set_kind_options(struct ep_http *h, struct ep_xfer *x, const str
 
 /* Where to send, what to do with the answer, limits and TLS. */
 static CURLcode set_transfer_options(struct ep_http *h, struct ep_xfer *x,
-                                     const struct start_args *a)
+                                     const struct ep_http_args *a)
 {
     CURL *e = x->easy;
     CURLcode rc = x->conf_kept ? CURLE_OK : set_kind_options(h, x, a);
@@ -591,7 +362,7 @@ static CURLcode set_transfer_options(struct ep_http *h, struct ep_xfer *x,
 }
 
 /* The method, and the body for methods that carry one. */
-static CURLcode set_method_and_body(struct ep_xfer *x, const struct start_args *a)
+static CURLcode set_method_and_body(struct ep_xfer *x, const struct ep_http_args *a)
 {
     CURL *e = x->easy;
     CURLcode rc = CURLE_OK;
@@ -632,17 +403,17 @@ static int l_start(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     sweep_setup(h);
-    struct start_args a;
+    struct ep_http_args a;
     memset(&a, 0, sizeof a);
-    read_args(L, &a);
-    a.has_headers = get_headers(L);
+    ep_http_read_args(L, &a);
+    a.has_headers = ep_http_get_headers(L);
 
     /* The transfer is owned by h->active from the first line; a failure frees it. */
     struct ep_xfer *x = xfer_new(h, &a);
     if (!x)
         return luaL_error(L, "http.start: out of memory");
     const char *why = NULL;
-    int hrc = build_header_list(L, x, a.has_headers, &why);
+    int hrc = ep_http_build_header_list(L, x, a.has_headers, &why);
     if (hrc > 0) {
         xfer_unlink(h, x);
         xfer_free(h, x);

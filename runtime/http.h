@@ -1,6 +1,7 @@
 /*
- * http.h: what the two halves of ecsplay.core.http share (internal to http.c and
- * http_response.c): a transfer, and what happens to its response.
+ * http.h: what the parts of ecsplay.core.http share (internal to http.c, http_request.c
+ * and http_response.c): a transfer, the request it is made from, and what happens to its
+ * response.
  */
 #ifndef EP_HTTP_H
 #define EP_HTTP_H
@@ -55,6 +56,40 @@ struct ep_xfer {
     char origin[160]; /* scheme://host[:port] only: safe to put in error messages */
     char errbuf[CURL_ERROR_SIZE];
 };
+
+#define EP_HTTP_DEFAULT_TIMEOUT 60.0
+#define EP_HTTP_DEFAULT_CONNECT_TIMEOUT 10.0
+#define EP_HTTP_DEFAULT_MAX_SIZE ((lua_Integer)64 * 1024 * 1024)
+
+/* Stack slots start() fills, in this order, above the request table (1). */
+enum {
+    EP_HTTP_ARG_METHOD = 2,
+    EP_HTTP_ARG_URL,
+    EP_HTTP_ARG_BODY,
+    EP_HTTP_ARG_CA,
+    EP_HTTP_ARG_HEADERS
+};
+
+/* The request table's fields, read and checked before anything is allocated. The
+ * strings stay alive in their stack slots until start() returns. */
+struct ep_http_args {
+    const char *method, *url, *body, *ca;
+    size_t method_len, url_len, body_len;
+    double timeout, connect_timeout, max_size;
+    int verbose;
+    int has_headers; /* a headers table sits in slot EP_HTTP_ARG_HEADERS */
+};
+
+/* http_request.c: start()'s request table (at stack index 1) read into *a, its strings
+ * left in their stack slots (raises a Lua error on bad input, before any allocation). */
+void ep_http_read_args(lua_State *L, struct ep_http_args *a);
+/* Pushes the headers table (slot EP_HTTP_ARG_HEADERS); returns whether there is one. */
+int ep_http_get_headers(lua_State *L);
+/* x->origin from url: scheme://host[:port], without any userinfo (safe in messages). */
+void ep_http_set_origin(struct ep_xfer *x, const char *url);
+/* The request headers, checked, as curl's list: 0, -1 (ENOMEM) or 1 when a header is not
+ * fit to send (*why: the message, with a %s for the header's name, left on the stack). */
+int ep_http_build_header_list(lua_State *L, struct ep_xfer *x, int has_headers, const char **why);
 
 /* Room for n more bytes and a NUL in b; 0 or -1 (ENOMEM). */
 int ep_http_buf_reserve(struct ep_buf *b, size_t n);
