@@ -5,23 +5,13 @@
 --   stub:stop()
 -- The stub's stdin is a pipe from this process: when the test process ends (even by a crash)
 -- the stub sees EOF and exits; it also exits by itself after 120 s.
-local http = require "ecsplay.core.http"
+local fetch = require "http_fetch"
 local cjson = require "cjson"
 
 local M = {}
 M.__index = M
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-
-local function fetch(req)
-  local id = http.start(req)
-  for _ = 1, 400 do
-    for _, c in ipairs(http.poll(0.5)) do
-      if c.id == id then return c end
-    end
-  end
-  error("stub control request never completed: " .. req.url)
-end
 
 function M.start()
   local dir = io.popen("mktemp -d"):read("l")
@@ -46,9 +36,9 @@ function M.start()
 end
 
 function M:control(path, body)
-  local c = fetch { method = body and "POST" or "GET", url = self.base .. "/__stub/" .. path,
+  local c = fetch({ method = body and "POST" or "GET", url = self.base .. "/__stub/" .. path,
     body = body and cjson.encode(body) or nil, timeout = 10,
-    headers = body and { ["Content-Type"] = "application/json" } or nil }
+    headers = body and { ["Content-Type"] = "application/json" } or nil }, 400, 0.5)
   assert(c.status == 200, "stub control " .. path .. " failed: " .. tostring(c.error or c.status))
   return cjson.decode(c.body)
 end

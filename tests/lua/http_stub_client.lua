@@ -1,7 +1,7 @@
 -- The loopback stub server tests/wire/http_stub.py, started for one test file, and the way
 -- its tests run a request through ecsplay.core.http: { base =, fetch =, stop = }.
 local T = require "harness"
-local http = require "ecsplay.core.http"
+local fetch = require "http_fetch"
 
 local M = {}
 
@@ -16,13 +16,7 @@ M.base = "http://127.0.0.1:" .. port
 -- Runs one request to completion (poll never waits longer than the transfer's own timeout).
 function M.fetch(req)
   if not req.url:find("^http") then req.url = M.base .. req.url end
-  local id = http.start(req)
-  for _ = 1, 1000 do
-    for _, c in ipairs(http.poll(5)) do
-      if c.id == id then return c end
-    end
-  end
-  error("transfer " .. id .. " never completed")
+  return fetch(req, 1000, 5)
 end
 
 -- The file's last test: the stub quits when asked.
