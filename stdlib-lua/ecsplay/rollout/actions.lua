@@ -228,14 +228,17 @@ function apply.stop_service_deployment(a)
   if st == "PENDING" or st == "IN_PROGRESS" then
     ecs.stop_service_deployment { serviceDeploymentArn = a.serviceDeploymentArn, stopType = "ROLLBACK" }
   end
-  for _ = 1, 120 do
+  local deadline = sched.now() + 600
+  while true do
     local s2, sd = status()
     if s2 == "ROLLBACK_SUCCESSFUL" or s2 == "STOPPED" then return end
     if s2 == "ROLLBACK_FAILED" then
       error(errors.new("rollback", { message = "ECS could not roll back " .. a.serviceDeploymentArn
         .. ": " .. tostring(sd.statusReason) }), 0)
     end
-    sched.sleep(5)
+    if sched.now() >= deadline then break end
+    -- on the shared 5 s grid: a fleet's rollbacks read together, in one batched call
+    sched.sleep_to_tick(5)
   end
   error(errors.new("waiter", { code = "Timeout", message = "service deployment " .. a.serviceDeploymentArn
     .. " did not finish rolling back in 10 minutes" }), 0)
