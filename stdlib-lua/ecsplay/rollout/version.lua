@@ -152,7 +152,10 @@ local function register_shared(params)
     if entries[key] == entry then entries[key] = nil end
     entry = entries[key]
   end
-  entry = { task = sched.spawn(function() return ecs.register_task_definition(params).taskDefinition.taskDefinitionArn end) }
+  -- a task of its own, so that rollouts waiting for it are not stopped by this one's interruption
+  entry = { task = sched.spawn(function()
+    return ecs.register_task_definition(params).taskDefinition.taskDefinitionArn
+  end) }
   entries[key] = entry
   local ok, arn = entry.task:result()
   if entries[key] == entry then
