@@ -124,10 +124,11 @@ local SHARE_FOR = 3600
 local shared = setmetatable({}, { __mode = "k" }) -- client options → session → key → entry
 
 local function shared_entries()
-  local by_client = shared[aws.client_settings().opts]
+  local opts = aws.client_settings().opts
+  local by_client = shared[opts]
   if not by_client then
     by_client = setmetatable({}, { __mode = "k" })
-    shared[aws.client_settings().opts] = by_client
+    shared[opts] = by_client
   end
   local sess = aws.current_session() or by_client
   local entries = by_client[sess]
@@ -138,30 +139,31 @@ local function shared_entries()
   return entries
 end
 
--- → arn, registered_here (false: another rollout's revision)
+-- → arn, registered_here (false: another rollout's revision). An entry is the registering
+-- task (its result, once done, is at hand to every later rollout) and when it started.
 local function register_shared(params)
   local content = tables.shallow_copy(params)
   content.tags = nil
   local key = tables.canonical(content)
   local entries = shared_entries()
   local entry = entries[key]
-  while entry and (entry.task or sched.now() - entry.at <= SHARE_FOR) do
-    local ok, arn = (entry.task or entry.done):result()
+  while entry and sched.now() - entry.at <= SHARE_FOR do
+    local ok, arn = entry.task:result()
     if ok then return arn, false end
-    -- it failed: another waiter may have started the next try already
+    -- it failed: shared by no one (another waiter may have started the next try already)
     if entries[key] == entry then entries[key] = nil end
     entry = entries[key]
   end
   -- a task of its own, so that rollouts waiting for it are not stopped by this one's interruption
-  entry = { task = sched.spawn(function()
+  entry = { at = sched.now(), task = sched.spawn(function()
     return ecs.register_task_definition(params).taskDefinition.taskDefinitionArn
   end) }
   entries[key] = entry
   local ok, arn = entry.task:result()
-  if entries[key] == entry then
-    if ok then entry.done, entry.task, entry.at = entry.task, nil, sched.now() else entries[key] = nil end
+  if not ok then
+    if entries[key] == entry then entries[key] = nil end
+    error(arn, 0)
   end
-  if not ok then error(arn, 0) end
   return arn, true
 end
 
