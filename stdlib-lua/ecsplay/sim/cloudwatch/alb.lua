@@ -53,7 +53,7 @@ M.NAMESPACE = "AWS/ApplicationELB"
 local NS = M.NAMESPACE
 
 -- Synthesised minutes remembered per target group (and load balancer): enough for the windows
--- gates and alarms read again minute after minute (a quarter of an hour: a fleet's thousands
+-- gates and alarms read again minute after minute (eight minutes: a fleet's thousands
 -- of rings are memory); older minutes are computed again, the same, if asked.
 local RING = 8
 
