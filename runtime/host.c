@@ -26,6 +26,7 @@
 
 #include "ecsplay.h"
 #include "ep.h"
+#include "mempool.h"
 
 /* The generational collector's multipliers (percent), see ecsplay_run's lua_gc call. */
 #define EP_GC_MINOR_MUL 20
@@ -369,6 +370,60 @@ static int ep_host_main(lua_State *L)
     return 0;
 }
 
+/* luaL_newstate's panic and warning handlers, which lauxlib keeps to itself: lua_newstate
+** (to give the state its allocator) leaves a state without them. Warnings start off, and
+** "@on" / "@off" switch them, as in the stand-alone lua. */
+static int ep_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
+            msg ? msg : "error object is not a string");
+    fflush(stderr);
+    return 0; /* Lua then aborts */
+}
+
+static void ep_warn_off(void *ud, const char *msg, int tocont);
+static void ep_warn_on(void *ud, const char *msg, int tocont);
+static void ep_warn_cont(void *ud, const char *msg, int tocont);
+
+static void ep_warn_control(lua_State *L, const char *msg)
+{
+    if (strcmp(msg, "@on") == 0)
+        lua_setwarnf(L, ep_warn_on, L);
+    else if (strcmp(msg, "@off") == 0)
+        lua_setwarnf(L, ep_warn_off, L);
+}
+
+static void ep_warn_off(void *ud, const char *msg, int tocont)
+{
+    if (!tocont && *msg == '@')
+        ep_warn_control(ud, msg);
+}
+
+/* A message's first piece: a control message, or "Lua warning: " and the text. */
+static void ep_warn_on(void *ud, const char *msg, int tocont)
+{
+    if (!tocont && *msg == '@') {
+        ep_warn_control(ud, msg);
+        return;
+    }
+    fputs("Lua warning: ", stderr);
+    ep_warn_cont(ud, msg, tocont);
+}
+
+/* The rest of a message in pieces; its end restores ep_warn_on for the next one. */
+static void ep_warn_cont(void *ud, const char *msg, int tocont)
+{
+    fputs(msg, stderr);
+    if (tocont) {
+        lua_setwarnf(ud, ep_warn_cont, ud);
+    } else {
+        fputs("\n", stderr);
+        fflush(stderr);
+        lua_setwarnf(ud, ep_warn_on, ud);
+    }
+}
+
 /*
 ** Runs runner[entry](options, target, argv...) in a fresh lua_State and
 ** records its exit code and message. entry is "run_file", "run_string", or a
@@ -379,6 +434,7 @@ static int ep_run(ecsplay_runtime *rt, const char *entry, const char *target, co
 {
     char stdlib[PATH_MAX];
     struct ep_run_call call = {rt, entry, target, name, stdlib, argc, argv};
+    ep_mempool *pool;
     lua_State *L;
     int status;
     rt->exit_code = 2;
@@ -392,11 +448,15 @@ static int ep_run(ecsplay_runtime *rt, const char *entry, const char *target, co
         ep_set_error(rt, msg);
         return rt->exit_code;
     }
-    L = luaL_newstate();
+    pool = ep_mempool_new();
+    L = pool ? lua_newstate(ep_mempool_lua_alloc, pool) : NULL;
     if (!L) {
+        ep_mempool_free(pool);
         ep_set_error(rt, "ecsplay: out of memory");
         return rt->exit_code;
     }
+    lua_atpanic(L, ep_panic);
+    lua_setwarnf(L, ep_warn_off, L);
     /* Generational collection, as Lua 5.4's own lua.c runs: a rollout's garbage is mostly
     ** young (decoded answers, request buffers), and a fleet's heap peaks lower than under
     ** the incremental collector. A major collection once memory is 35 % above what the last
@@ -421,6 +481,7 @@ static int ep_run(ecsplay_runtime *rt, const char *entry, const char *target, co
                                                         : "ecsplay: error object is not a string");
     }
     lua_close(L);
+    ep_mempool_free(pool);
     if (rt->handle_signals)
         ep_signals_restore();
     return rt->exit_code;
