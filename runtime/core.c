@@ -2,7 +2,8 @@
 ** core.c: the module ecsplay.core, what only C can give the Lua side: clocks
 ** (realtime, monotonic), the signal self-pipe that wakes curl_multi_poll,
 ** core.wait and the simulator's server, a durable append for run journals
-** (fsync_append), mkdir, isatty and pid.
+** (fsync_append), mkdir, isatty and pid; and byte_set, the codecs' test for
+** strings that need escaping.
 **
 ** The scheduler's policy (which coroutine runs, timers, the virtual clock)
 ** lives in Lua (stdlib-lua/ecsplay/sched.lua); this file is its mechanism.
@@ -288,7 +289,39 @@ static int l_mkdir(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg core_lib[] = {{"clear_signal", l_clear_signal},
+/* has(s) of core.byte_set: whether s holds a byte of the set (a 256-bit map, upvalue 1). */
+static int l_byte_set_has(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    const unsigned char *set = lua_touserdata(L, lua_upvalueindex(1));
+    for (size_t i = 0; i < len; i++) {
+        if (set[s[i] >> 3] & (1u << (s[i] & 7))) {
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+    }
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+/* core.byte_set(chars) -> has(s): whether a string holds any byte of chars. The codecs ask
+** it of each new string they write (does it need escaping?); a Lua pattern with a set
+** costs some thirty instructions a byte, this loop a few. */
+static int l_byte_set(lua_State *L)
+{
+    size_t len;
+    const unsigned char *chars = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    unsigned char *set = lua_newuserdatauv(L, 32, 0);
+    memset(set, 0, 32);
+    for (size_t i = 0; i < len; i++)
+        set[chars[i] >> 3] |= (unsigned char)(1u << (chars[i] & 7));
+    lua_pushcclosure(L, l_byte_set_has, 1);
+    return 1;
+}
+
+static const luaL_Reg core_lib[] = {{"byte_set", l_byte_set},
+                                    {"clear_signal", l_clear_signal},
                                     {"fsync_append", l_fsync_append},
                                     {"isatty", l_isatty},
                                     {"mkdir", l_mkdir},

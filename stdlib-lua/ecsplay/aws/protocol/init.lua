@@ -5,6 +5,7 @@
 --   server: decode_request(model, body, headers) → op, params | nil, err{code,message,status}
 --           encode_response(model, op, output, request_id) → status, headers, body
 --           encode_error(model, code, message, status, request_id) → status, headers, body
+local core = require "ecsplay.core"
 local crypto = require "ecsplay.core.crypto"
 
 local M = {}
@@ -117,18 +118,18 @@ function M.format_number(v)
   return format("%.17g", v)
 end
 
---[[ Which strings contain a match of `pattern` (a character set: what needs escaping),
-     remembered per string: memo.known[s] is true (a match), false (none) or nil (not
-     seen: memo.learn(s) finds out and remembers). At most `kept` strings are remembered,
-     then all are forgotten at once (a table read before then still answers right). The
-     same names, ARNs and states are written over and over, and a Lua pattern with a
-     character set costs about as much per character as a table lookup costs per string. ]]
-function M.string_memo(pattern, kept)
+--[[ Which strings hold any byte of `chars` (what needs escaping), remembered per string:
+     memo.known[s] is true (one does), false (none) or nil (not seen: memo.learn(s) finds
+     out and remembers). At most `kept` strings are remembered, then all are forgotten at
+     once (a table read before then still answers right). The same names, ARNs and states
+     are written over and over: a table lookup per string is cheaper than a call, and the
+     scan of a new one is C's (core.byte_set), a few instructions a byte. ]]
+function M.string_memo(chars, kept)
   kept = kept or 4096
-  local find = string.find
+  local has_byte = core.byte_set(chars)
   local memo, count = { known = {} }, 0
   function memo.learn(s)
-    local r = find(s, pattern) ~= nil
+    local r = has_byte(s)
     if count >= kept then memo.known, count = {}, 0 end
     memo.known[s] = r
     count = count + 1
@@ -141,6 +142,20 @@ function M.string_memo(pattern, kept)
   end
   return memo
 end
+
+-- Byte sets for string_memo: the C0 controls and DEL (Lua's %c), and the bytes that are
+-- not RFC 3986's unreserved ones (A-Z a-z 0-9 - _ . ~).
+local function bytes_where(keep)
+  local out = {}
+  for b = 0, 255 do
+    if keep(b) then out[#out + 1] = string.char(b) end
+  end
+  return table.concat(out)
+end
+M.CONTROL_BYTES = bytes_where(function(b) return b < 32 or b == 127 end)
+M.NOT_UNRESERVED_BYTES = bytes_where(function(b)
+  return not string.char(b):match("^[A-Za-z0-9%-_%.~]$")
+end)
 
 -- base64 (C: ecsplay.core.crypto). unbase64 → decoded string, or nil and a message.
 M.base64 = crypto.base64

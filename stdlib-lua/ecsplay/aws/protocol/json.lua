@@ -33,7 +33,7 @@ local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["
 local function escape_char(c)
   return ESC[c] or string.format("\\u%04x", c:byte())
 end
-local escapes = proto.string_memo('[%c"\\]')
+local escapes = proto.string_memo(proto.CONTROL_BYTES .. '"\\')
 local needs_escape = escapes.has
 local function quote(s)
   -- most strings (names, ARNs, ids) need no escape: skip gsub's copy for them

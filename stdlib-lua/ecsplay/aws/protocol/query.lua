@@ -21,14 +21,16 @@ end
 -- Form encoding.
 local UNRESERVED_NOT = "[^A-Za-z0-9%-_%.~]"
 local function pct_char(c) return string.format("%%%02X", c:byte()) end
-local needs_pct = proto.string_memo(UNRESERVED_NOT).has
+local needs_pct = proto.string_memo(proto.NOT_UNRESERVED_BYTES).has
 local function pct(s)
   if not needs_pct(s) then return s end -- names, ids, numbers: no copy
   return (s:gsub(UNRESERVED_NOT, pct_char))
 end
 M.percent_encode = pct
 
+local find = string.find
 local function unpct(s)
+  if not find(s, "%", 1, true) and not find(s, "+", 1, true) then return s end -- most are plain
   s = s:gsub("%+", " ")
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
@@ -272,7 +274,6 @@ end
      same as from_xml with each member's element name and reader looked up once and the
      element's children walked once (no name index built per element). Shapes with
      flattened members, two members on one element name, and maps read through from_xml. ]]
-local find = string.find
 local readers = setmetatable({}, { __mode = "k" })
 local reader_of
 

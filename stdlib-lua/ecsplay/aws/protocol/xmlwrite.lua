@@ -5,7 +5,7 @@ local proto = require "ecsplay.aws.protocol"
 local M = {}
 
 local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["\r"] = "&#xD;" }
-local needs_escape = proto.string_memo('[&<>"\r]').has
+local needs_escape = proto.string_memo('&<>"\r').has
 
 function M.escape(s)
   s = tostring(s)
