@@ -25,6 +25,12 @@
 #define EP_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+#if defined(__GNUC__)
+#define EP_PREFETCH(p) __builtin_prefetch((p), 1)
+#else
+#define EP_PREFETCH(p) ((void)(p))
+#endif
+
 #define EP_POOL_CLASSES (EP_POOL_MAX / EP_POOL_GRAIN)
 
 /* A chunk's header, padded to the grain so the blocks after it are aligned. */
@@ -93,6 +99,9 @@ static void *take(ep_mempool *pool, size_t cls, size_t size)
     if (block) {
         EP_UNPOISON(block, sizeof(void *));
         pool->free[cls] = *(void **)block;
+        /* the next block of this class is likely out of cache (freed by a sweep long
+        ** ago): fetch it now, so that taking it does not wait */
+        EP_PREFETCH(pool->free[cls]);
     } else {
         size_t bytes = cls * EP_POOL_GRAIN;
         if ((size_t)(pool->end - pool->cut) < bytes && !next_chunk(pool))
