@@ -106,6 +106,50 @@ local function mixture_cdf(dists, vals, total, x)
   return acc / total
 end
 
+--[[ The bisection below ends on the two neighbouring numbers between which the CDF reaches
+     `target` (lo below it, hi at or above), wherever it starts inside a bracket that holds
+     them; from the distributions' +-8 sigma that takes sixty to eighty CDF evaluations, and
+     a gate asks for a percentile per period it reads. So the bracket is narrowed first,
+     keeping the same invariant (CDF(lo) < target <= CDF(hi)): halved in log space while
+     its ends are more than 1 % apart (a lognormal is even in log x), then by the Illinois
+     variant of regula falsi, which closes in on a smooth crossing in a few steps. About
+     twenty evaluations in all; the bisection then finishes on the same neighbours. ]]
+local ULPS = 4 * 2 ^ -52
+local sqrt = math.sqrt
+
+local function narrow(dists, vals, total, target, lo, hi)
+  local flo = mixture_cdf(dists, vals, total, lo) - target
+  local fhi = mixture_cdf(dists, vals, total, hi) - target
+  if not (flo < 0 and fhi >= 0) then return lo, hi end -- no crossing inside: bisection as is
+  while lo > 0 and hi > lo * 1.01 do
+    local mid = sqrt(lo) * sqrt(hi)
+    if not (mid > lo and mid < hi) then break end
+    local fm = mixture_cdf(dists, vals, total, mid) - target
+    if fm < 0 then lo, flo = mid, fm else hi, fhi = mid, fm end
+  end
+  local side = 0 -- the end the last step moved: -1 lo, 1 hi
+  for _ = 1, 40 do
+    if hi - lo <= ULPS * hi or fhi == flo then break end
+    local x = lo - flo * (hi - lo) / (fhi - flo)
+    if fhi == 0 then -- the crossing is at hi or just below it: probe just below
+      x = hi - (hi - lo) / 1024
+    end
+    if not (x > lo and x < hi) then x = (lo + hi) / 2 end
+    if not (x > lo and x < hi) then break end -- no room left between the ends
+    local fx = mixture_cdf(dists, vals, total, x) - target
+    if fx < 0 then
+      lo, flo = x, fx
+      if side == -1 then fhi = fhi / 2 end -- Illinois: hi kept twice, its weight halved
+      side = -1
+    else
+      hi, fhi = x, fx
+      if side == 1 then flo = flo / 2 end
+      side = 1
+    end
+  end
+  return lo, hi
+end
+
 local function percentile(samples, p)
   local vals, dists, total, lo, hi = gather(samples)
   if total <= 0 then return nil end
@@ -119,6 +163,7 @@ local function percentile(samples, p)
     return vals[#vals][1]
   end
   local target = p / 100
+  lo, hi = narrow(dists, vals, total, target, lo, hi)
   -- 100 halvings at most; once a step leaves (lo, hi) as they were, every later one would too
   -- (it is a function of them alone), so stopping there gives the same answer sooner
   for _ = 1, 100 do
