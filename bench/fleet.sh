@@ -2,14 +2,17 @@
 # The fleet table of `make bench` (bench/run.sh includes it; runs alone too): n services'
 # canaries at once (bench/fleet.lua on playbooks/scenarios/fleet.lua with N rewritten), in process
 # under --simulate with shared polling on and off (ECSPLAY_BATCHING=0), and n services over
-# HTTP against `ecsplay sim serve --lockstep`. One run each (they are long); wall, CPU (user +
-# system) and peak RSS from /usr/bin/time, AWS calls from the playbook's own count.
-#   sh bench/fleet.sh > table.md       FLEET_SIZES="50 200 1000" FLEET_HTTP=200 (defaults)
+# HTTP against `ecsplay sim serve --lockstep`. The batched in-process runs FLEET_REPEAT times
+# (the median by CPU is reported, with the range: one run on a shared machine is off by 10 %
+# either way), the others once; wall, CPU (user + system) and peak RSS from /usr/bin/time, AWS
+# calls from the playbook's own count.
+#   sh bench/fleet.sh > table.md       FLEET_SIZES="50 200 1000" FLEET_HTTP=200 FLEET_REPEAT=3
 set -eu
 cd "$(dirname "$0")/.."
 ECSPLAY="$(pwd)/ecsplay"
 SIZES=${FLEET_SIZES:-50 200 1000}
 HTTP_N=${FLEET_HTTP:-200}
+REPEAT=${FLEET_REPEAT:-3}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ecsplay-fleet.XXXXXX")
 SERVER_PID=
 cleanup() {
@@ -40,13 +43,28 @@ calls() { awk '/^calls_per_service/ { printf "%.1f", $2 }' "$TMP/$1.out"; }
 total_calls() { awk '/^aws_calls/ { print $2 }' "$TMP/$1.out"; }
 per_op() { awk '/^op / { sub(/^[a-z0-9]+\./, "", $2); printf "%s%s %d/%d", (n++ ? ", " : ""), $2, $3, $4 }' "$TMP/$1.out"; }
 
-ROWS=
+# median NAME K: of runs NAME-1 .. NAME-K, the one of median CPU becomes NAME; NAME.spread
+# holds the lowest and highest CPU seconds
+median() {
+  k=$2
+  runs=$(i=1; while [ "$i" -le "$k" ]; do awk -v r="$i" '{ printf "%.2f %d\n", $2 + $3, r }' "$TMP/$1-$i.time"; i=$((i + 1)); done | sort -n)
+  mid=$(echo "$runs" | awk -v m=$(((k + 1) / 2)) 'NR == m { print $2 }')
+  cp "$TMP/$1-$mid.time" "$TMP/$1.time"
+  cp "$TMP/$1-$mid.out" "$TMP/$1.out"
+  echo "$runs" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.1f-%.1f", lo, hi }' > "$TMP/$1.spread"
+}
+
 for n in $SIZES; do
   scenario "$n"
   for mode in batched unbatched; do
-    say "bench: fleet of $n, $mode, in process"
-    if [ "$mode" = batched ]; then b=1; else b=0; fi
-    ECSPLAY_BATCHING=$b measure "$n-$mode" "$ECSPLAY" --simulate="$TMP/scenario$n.lua" -q bench/fleet.lua n="$n"
+    if [ "$mode" = batched ]; then b=1 k=$REPEAT; else b=0 k=1; fi
+    i=1
+    while [ "$i" -le "$k" ]; do
+      say "bench: fleet of $n, $mode, in process (run $i of $k)"
+      ECSPLAY_BATCHING=$b measure "$n-$mode-$i" "$ECSPLAY" --simulate="$TMP/scenario$n.lua" -q bench/fleet.lua n="$n"
+      i=$((i + 1))
+    done
+    median "$n-$mode" "$k"
   done
 done
 
@@ -87,15 +105,19 @@ services are of one task definition family deploying one image, so the fleet reg
 revision (\`rollout/version.lua\`: shared revisions) instead of one a service, which AWS's
 RegisterTaskDefinition rate (20 at once, then 1 a second) would spread over sixteen minutes:
 every rollout starts at once, and all of them are in flight together.
-One run each; wall and CPU (user + system) in seconds and peak RSS in MB from
-\`/usr/bin/time\`; calls are the AWS requests the client sent, per service.
+Wall and CPU (user + system) in seconds and peak RSS in MB from \`/usr/bin/time\`; calls are the
+AWS requests the client sent, per service. Each batched in-process row is the run of median CPU
+of $REPEAT, with the lowest and highest CPU of the $REPEAT in brackets (on this shared machine one
+run is off by some 10 % either way); the other rows are one run each.
 
 | services | mode | wall s | CPU s | CPU ms / service | peak RSS MB | calls / service | calls |
 |---|---|---|---|---|---|---|---|
 EOF2
 for n in $SIZES; do
   for mode in batched unbatched; do
-    printf '| %s | %s, in process | %s| %s | %s | %s | %s |\n' "$n" "$mode" "$(cell_time "$n-$mode" | cut -d'|' -f1-2)" \
+    cells=$(cell_time "$n-$mode" | cut -d'|' -f1-2)
+    if [ "$mode" = batched ] && [ "$REPEAT" -gt 1 ]; then cells="${cells% } ($(cat "$TMP/$n-$mode.spread")) "; fi
+    printf '| %s | %s, in process | %s| %s | %s | %s | %s |\n' "$n" "$mode" "$cells" \
       "$(per_service "$n-$mode" "$n")" "$(cell_time "$n-$mode" | cut -d'|' -f3 | tr -d ' ')" "$(calls "$n-$mode")" \
       "$(total_calls "$n-$mode")"
   done
