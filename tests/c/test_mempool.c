@@ -171,6 +171,6 @@ int main(void)
     chunk_rest_is_kept();
     lua_state_runs();
     ep_mempool_free(NULL);
-    printf("test_mempool: %d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
