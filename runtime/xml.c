@@ -3,6 +3,8 @@
  *
  *   parse(s)  -> {name=, attrs={}, children={...}, text=}
  *                | nil, "XML error at line L, column C: msg"
+ *                (an element without attributes or children shares the document's one
+ *                empty table for them: read it, do not add to it)
  *   escape(s) -> s with & < > " ' (and CR) replaced by references
  *
  * Parsing happens in two phases so that no Lua error can ever unwind through expat:
@@ -218,27 +220,38 @@ static void XMLCALL on_chars(void *ud, const XML_Char *s, int len)
     c->text_len += (size_t)len;
 }
 
-/* Lua side: the tree is at most EP_XML_MAX_DEPTH deep, so recursion is bounded. */
-static void push_node(lua_State *L, struct ep_xml_ctx *c, size_t idx)
+/* Lua side: the tree is at most EP_XML_MAX_DEPTH deep, so recursion is bounded.
+ * empty: the stack index of the document's one empty table, every element's attrs or
+ * children when it has none (most elements are leaves without attributes: two tables
+ * fewer each). */
+static void push_node(lua_State *L, struct ep_xml_ctx *c, size_t idx, int empty)
 {
     struct xnode *nd = &c->nodes[idx];
     luaL_checkstack(L, 6, "XML tree");
     lua_createtable(L, 0, 4);
     lua_pushlstring(L, c->strs + nd->name.off, nd->name.len);
     lua_setfield(L, -2, "name");
-    lua_createtable(L, 0, (int)(nd->nattr < INT_MAX ? nd->nattr : 0));
-    for (size_t i = 0; i < nd->nattr; i++) {
-        struct xattr *a = &c->attrs[nd->attr_first + i];
-        lua_pushlstring(L, c->strs + a->name.off, a->name.len);
-        lua_pushlstring(L, c->strs + a->value.off, a->value.len);
-        lua_rawset(L, -3);
+    if (nd->nattr == 0) {
+        lua_pushvalue(L, empty);
+    } else {
+        lua_createtable(L, 0, (int)(nd->nattr < INT_MAX ? nd->nattr : 0));
+        for (size_t i = 0; i < nd->nattr; i++) {
+            struct xattr *a = &c->attrs[nd->attr_first + i];
+            lua_pushlstring(L, c->strs + a->name.off, a->name.len);
+            lua_pushlstring(L, c->strs + a->value.off, a->value.len);
+            lua_rawset(L, -3);
+        }
     }
     lua_setfield(L, -2, "attrs");
-    lua_createtable(L, (int)(nd->nchildren < INT_MAX ? nd->nchildren : 0), 0);
-    lua_Integer k = 0;
-    for (size_t ch = nd->first_child; ch != NONE; ch = c->nodes[ch].next_sibling) {
-        push_node(L, c, ch);
-        lua_rawseti(L, -2, ++k);
+    if (nd->first_child == NONE) {
+        lua_pushvalue(L, empty);
+    } else {
+        lua_createtable(L, (int)(nd->nchildren < INT_MAX ? nd->nchildren : 0), 0);
+        lua_Integer k = 0;
+        for (size_t ch = nd->first_child; ch != NONE; ch = c->nodes[ch].next_sibling) {
+            push_node(L, c, ch, empty);
+            lua_rawseti(L, -2, ++k);
+        }
     }
     lua_setfield(L, -2, "children");
     lua_pushlstring(L, c->strs + nd->text.off, nd->text.len);
@@ -283,7 +296,8 @@ static int l_parse(lua_State *L)
         ctx_free(c);
         return 2;
     }
-    push_node(L, c, c->root); /* expat guarantees a root element on success */
+    lua_newtable(L);                         /* the document's empty attrs / children */
+    push_node(L, c, c->root, lua_gettop(L)); /* expat guarantees a root element on success */
     ctx_free(c);
     return 1;
 }

@@ -172,6 +172,22 @@ int main(void)
             "return r == nil and type(e) == 'string' and e:find('^XML error at line') ~= nil, tostring(e)");
     }
 
+    CHECK(L, "leaves share the document's one empty attrs and children; others have their own",
+          "<a k='v'><b>1</b><c/><d x='y'><e/></d></a>",
+          "local r = require('ecsplay.core.xml').parse(...)\n"
+          "local b, c, d = r.children[1], r.children[2], r.children[3]\n"
+          "local e = d.children[1]\n"
+          "local empty = b.children\n"
+          "if next(empty) ~= nil then return false, 'the shared table is not empty' end\n"
+          "if not (b.attrs == empty and c.attrs == empty and c.children == empty and\n"
+          "        e.attrs == empty and e.children == empty) then return false, 'not shared' end\n"
+          "if r.attrs.k ~= 'v' or d.attrs.x ~= 'y' or #r.children ~= 3 or #d.children ~= 1 then\n"
+          "  return false, 'attributes or children lost' end\n"
+          "if r.attrs == empty or d.attrs == empty or d.children == empty then\n"
+          "  return false, 'a non-empty table shared' end\n"
+          "local other = require('ecsplay.core.xml').parse('<z/>')\n"
+          "return other.children ~= empty, 'two documents share an empty table'");
+
     check(L, "embedded NUL is an error, not a crash", "<a>x\0y</a>", 10,
           "local r, e = require('ecsplay.core.xml').parse(...)\n"
           "return r == nil and e:find('XML error') ~= nil, tostring(e)");

@@ -148,6 +148,24 @@ T.test("base64 and number formatting", function()
   T.eq(protocol.format_number(0 / 0), nil)
 end)
 
+T.test("numbers written again get the same text: an integer and its float, zero's sign", function()
+  -- each value twice, the second time from what the first remembered, in an order where an
+  -- integer and the float of the same value (one table key) follow each other
+  local cases = { { 2, "2" }, { 2.0, "2.0" }, { 2, "2" }, { -0.0, "-0.0" }, { 0.0, "0.0" },
+    { 0, "0" }, { -0.0, "-0.0" }, { 1795687200, "1795687200" }, { 1795687200.0, "1795687200.0" },
+    { 1795687200.5, "1795687200.5" }, { 1 / 3, "0.3333333333333333" }, { 1e300, "1e+300" },
+    { math.mininteger, "-9223372036854775808" } }
+  for round = 1, 2 do
+    for _, c in ipairs(cases) do
+      T.eq(protocol.format_number(c[1]), c[2], ("round %d, %s %s"):format(round, math.type(c[1]), c[2]))
+    end
+  end
+  -- past the bound of remembered numbers, old and new ones still get their own text
+  for i = 1, 10000 do T.eq(protocol.format_number(i + 0.5), tostring(i + 0.5)) end
+  T.eq(protocol.format_number(7), "7")
+  T.eq(protocol.format_number(7.0), "7.0")
+end)
+
 ---------------------------------------------------------------------------------------
 -- JSON (ECS, CodeDeploy, CloudWatch json 1.0)
 

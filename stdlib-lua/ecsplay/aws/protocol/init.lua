@@ -103,19 +103,44 @@ end
 
 -- Numbers as Python's repr/str would write them (what botocore sends): integers plain,
 -- floats with the shortest round-tripping digits and a ".0" when integral.
+-- The text of each number written, remembered (at most NUMBERS_KEPT of each kind, then all
+-- forgotten at once): the same counts, ports and timestamps are written over and over (a
+-- service's createdAt in every DescribeServices answer), and formatting one is a
+-- snprintf. Integers and floats apart: 2 and 2.0 are one table key, "2" and "2.0" two texts
+-- (and 0.0 and -0.0 not kept at all).
 local format, math_type, floor, huge = string.format, math.type, math.floor, math.huge
 local SHORTEST = { "%.15g", "%.16g", "%.17g" }
-function M.format_number(v)
-  if math_type(v) == "integer" then return format("%d", v) end
-  if v ~= v or v == huge or v == -huge then
-    return nil, "cannot send a non-finite number"
-  end
+local NUMBERS_KEPT = 4096
+local int_text, int_count, float_text, float_count = {}, 0, {}, 0
+
+local function float_to_text(v)
   if v == floor(v) and (v < 1e16 and v > -1e16) then return format("%.1f", v) end
   for i = 1, 3 do
     local s = format(SHORTEST[i], v)
     if tonumber(s) == v then return s end
   end
   return format("%.17g", v)
+end
+
+function M.format_number(v)
+  if math_type(v) == "integer" then
+    local s = int_text[v]
+    if s then return s end
+    s = format("%d", v)
+    if int_count >= NUMBERS_KEPT then int_text, int_count = {}, 0 end
+    int_text[v], int_count = s, int_count + 1
+    return s
+  end
+  if v ~= v or v == huge or v == -huge then
+    return nil, "cannot send a non-finite number"
+  end
+  if v == 0 then return float_to_text(v) end -- 0.0 and -0.0: one key, two texts
+  local s = float_text[v]
+  if s then return s end
+  s = float_to_text(v)
+  if float_count >= NUMBERS_KEPT then float_text, float_count = {}, 0 end
+  float_text[v], float_count = s, float_count + 1
+  return s
 end
 
 --[[ Which strings hold any byte of `chars` (what needs escaping), remembered per string:
