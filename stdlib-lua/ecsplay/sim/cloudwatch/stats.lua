@@ -150,6 +150,8 @@ local function narrow(dists, vals, total, target, lo, hi)
   return lo, hi
 end
 
+M.mixture_cdf = mixture_cdf -- for the tests
+
 local function percentile(samples, p)
   local vals, dists, total, lo, hi = gather(samples)
   if total <= 0 then return nil end
