@@ -178,8 +178,9 @@ local function bytes_where(keep)
   return table.concat(out)
 end
 M.CONTROL_BYTES = bytes_where(function(b) return b < 32 or b == 127 end)
+M.UNRESERVED_CLASS = "A-Za-z0-9%-_%.~" -- as a Lua pattern's set (query.lua's gsub uses it too)
 M.NOT_UNRESERVED_BYTES = bytes_where(function(b)
-  return not string.char(b):match("^[A-Za-z0-9%-_%.~]$")
+  return not string.char(b):match("^[" .. M.UNRESERVED_CLASS .. "]$")
 end)
 
 -- base64 (C: ecsplay.core.crypto). unbase64 → decoded string, or nil and a message.

@@ -19,7 +19,7 @@ end
 
 ---------------------------------------------------------------------------------------
 -- Form encoding.
-local UNRESERVED_NOT = "[^A-Za-z0-9%-_%.~]"
+local UNRESERVED_NOT = "[^" .. proto.UNRESERVED_CLASS .. "]"
 local function pct_char(c) return string.format("%%%02X", c:byte()) end
 local needs_pct = proto.string_memo(proto.NOT_UNRESERVED_BYTES).has
 local function pct(s)
