@@ -7,8 +7,9 @@
 # URL: a running `ecsplay sim serve`; REQUEST_FILE: a signed ListClusters request as
 # `bench/ecsplay_calls.lua dump=` writes it (re-dumped here, so its X-Amz-Date is fresh);
 # CURL_RAW: bench/curl_raw.c built. Each client runs its loop twice, 100 and 600 calls;
-# the difference over 500 calls leaves start-up out. Prints "raw N" and "ecsplay N"
-# (nothing when valgrind is not installed). Kernel time (the socket calls) is not counted:
+# the difference over 500 calls leaves start-up out. Prints "raw N", "raw_sigv4 N" (the
+# same client signing every call itself with libcurl's own SigV4, CURLOPT_AWS_SIGV4, the
+# key pair from the environment) and "ecsplay N" (nothing when valgrind is not installed). Kernel time (the socket calls) is not counted:
 # the two clients make the same system calls per call (strace -c), so it is the same on
 # both sides of the ratio, which is why this ratio is larger than the CPU-time one.
 set -eu
@@ -23,5 +24,7 @@ ir() {
 per_call() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) / 500 }'; }
 "$ECSPLAY" bench/ecsplay_calls.lua endpoint="$URL" dump="$REQ" >/dev/null
 echo "raw $(per_call "$(ir "$RAW" "$URL/" "$REQ" 100 1)" "$(ir "$RAW" "$URL/" "$REQ" 600 1)")"
+SIGV4="--sigv4=aws:amz:${AWS_REGION:-us-east-1}:ecs"
+echo "raw_sigv4 $(per_call "$(ir "$RAW" "$URL/" "$REQ" 100 1 "$SIGV4")" "$(ir "$RAW" "$URL/" "$REQ" 600 1 "$SIGV4")")"
 echo "ecsplay $(per_call "$(ir "$ECSPLAY" --endpoint-url "$URL" bench/ecsplay_calls.lua calls=100 rounds=1)" \
   "$(ir "$ECSPLAY" --endpoint-url "$URL" bench/ecsplay_calls.lua calls=600 rounds=1)")"

@@ -200,26 +200,31 @@ local last_speed_text, last_speed = nil, nil
 
 --[[ Takes the time from an answer (headers, the request's url). The first answer that
      carries it makes this process follow that server's clock: timers already set keep
-     the time they had left. Answers from elsewhere (AWS) change nothing. ]]
-function M.observe_server_clock(headers, url)
+     the time they had left. Answers from elsewhere (AWS) change nothing.
+     lowercase: every name in headers is lowercase (libcurl's answers), so a name missing
+     as spelt here is missing: no search through an AWS answer's headers on every call. ]]
+function M.observe_server_clock(headers, url, lowercase)
   if virtual or not follow_servers or type(headers) ~= "table" then return end
-  -- libcurl's names are lowercase: header() only when the exact name is missing
+  -- header() only when the exact name is missing and the names may be in any case
   local t = headers[TIME_HEADER]
-  if t == nil then t = header(headers, TIME_HEADER) end
+  if t == nil then
+    if lowercase then return end
+    t = header(headers, TIME_HEADER)
+  end
   t = tonumber(t)
   if not t or type(url) ~= "string" then return end
   local base = url_bases[url]
   if base == nil then base = url_base(url) end
   if not base then return end
   local speed_text = headers[SPEED_HEADER]
-  if speed_text == nil then speed_text = header(headers, SPEED_HEADER) end
+  if speed_text == nil and not lowercase then speed_text = header(headers, SPEED_HEADER) end
   local speed = last_speed
   if speed_text ~= last_speed_text then
     speed = tonumber(speed_text)
     last_speed_text, last_speed = speed_text, speed
   end
   local mode_text = headers[MODE_HEADER]
-  if mode_text == nil then mode_text = header(headers, MODE_HEADER) end
+  if mode_text == nil and not lowercase then mode_text = header(headers, MODE_HEADER) end
   local mode = mode_text == "lockstep" and "lockstep" or "speed"
   if not server then
     local delta = t - M.now()
@@ -371,10 +376,12 @@ local function resumed(task, resumed_ok, first, ...)
   if not resumed_ok then
     return finish(task, false, first)
   end
-  if coroutine.status(task.co) == "dead" then
-    return finish(task, true, first, ...)
-  end
+  -- TOKEN comes only from wait()'s yield (no task can return it: it never leaves this
+  -- file), so a wait needs no coroutine.status()
   if first ~= TOKEN then
+    if coroutine.status(task.co) == "dead" then
+      return finish(task, true, first, ...)
+    end
     -- a bare coroutine.yield() at the top of a task: not ours to handle
     return finish(task, false, "coroutine.yield() called outside a coroutine the playbook created; "
       .. "use ecsplay.sleep / ecsplay.spawn for waiting")

@@ -171,6 +171,19 @@ T.test("client: the first answer with the clock headers makes now() the world's 
   T.ok(math.abs(sched.now() - os.time()) < 5)
 end)
 
+T.test("client: answers whose names are all lowercase (libcurl's) are read by those names only", function()
+  sched.use_real_clock()
+  -- answer() spells the time header in mixed case, as a custom transport may
+  sched.observe_server_clock(answer(START, "lockstep"), "http://127.0.0.1:9/", true)
+  T.eq(sched.server_clock(), nil, "told the names are lowercase, it does not search for other spellings")
+  local lower = { ["x-ecsplay-sim-time"] = string.format("%.3f", START + 60), ["x-ecsplay-sim-mode"] = "lockstep" }
+  sched.observe_server_clock(lower, "http://127.0.0.1:9/", true)
+  T.eq({ sched.server_clock().mode, sched.now() }, { "lockstep", START + 60 })
+  sched.observe_server_clock(answer(START + 120, "lockstep"), "http://127.0.0.1:9/")
+  T.eq(sched.now(), START + 120, "without the flag, any spelling is found")
+  sched.use_real_clock()
+end)
+
 T.test("client: at speed X, now() runs X times faster than the wall clock between answers", function()
   sched.use_real_clock()
   sched.observe_server_clock(answer(START, "speed", 100), "http://127.0.0.1:9/")

@@ -297,7 +297,8 @@ local function attempt(s, ctx)
   local resp, err, kind = (o.transport or http_transport)(req)
   if not resp then return nil, transport_error(service, opname, ctx.url, err, kind) end
   local rh = resp.headers
-  sched.observe_server_clock(rh, ctx.url) -- a served simulator's time (sched.lua)
+  -- a served simulator's time (sched.lua); libcurl's header names are lowercase
+  sched.observe_server_clock(rh, ctx.url, o.transport == nil)
   local body = resp.body or ""
   if #body > max_size then
     return nil, transport_error(service, opname, ctx.url, string.format(
