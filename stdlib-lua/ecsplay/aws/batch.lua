@@ -58,6 +58,7 @@ leave `join` unset and go out after they were asked.
 local sched = require "ecsplay.sched"
 local errors = require "ecsplay.errors"
 local tables = require "ecsplay.util.tables"
+local strings = require "ecsplay.util.strings"
 local aws = require "ecsplay.aws.call"
 
 local M = {}
@@ -73,7 +74,7 @@ local ELBV2_LIST = 20
      answers in the order asked (each caller's share is put back in its own order), "response"
      when it answers in its own order (sorted by name); page: the answer's next-page token and
      the request parameter it goes into. ]]
-local function last_part(s) return type(s) == "string" and s:match("([^/]+)$") or nil end
+local function last_part(s) return type(s) == "string" and strings.last_segment(s) or nil end
 
 local LISTS = {
   ["ecs.DescribeServices"] = { list = "services", max = 10, order = "request",

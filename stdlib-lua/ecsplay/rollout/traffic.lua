@@ -9,6 +9,7 @@ local sched = require "ecsplay.sched"
 local log = require "ecsplay.log"
 local elbv2 = require "ecsplay.elbv2"
 local tables = require "ecsplay.util.tables"
+local strings = require "ecsplay.util.strings"
 local batch = require "ecsplay.aws.batch"
 
 local M = {}
@@ -269,7 +270,7 @@ end
 -- "listener rule …/9683b2d02a6cabee" for logs: the ARN's last part names it well enough.
 local function point_name(point)
   return (point.kind == "rule" and "listener rule " or "listener ") .. "…/"
-    .. (point.arn:match("([^/]+)$") or point.arn)
+    .. (strings.last_segment(point.arn) or point.arn)
 end
 
 --[[ Sets { [tg_arn] = weight } and reads it back (from the change's answer, see apply);

@@ -49,7 +49,7 @@ M.VARIABLES = { account = "${aws:PrincipalAccount}", region = "${aws:RequestedRe
 local function principal(world) return string.format("arn:aws:iam::%s:user/simulator", world.account) end
 M.principal = principal
 
-local function last(s) return (tostring(s):match("([^/]+)$")) end
+local function last(s) return strings.last_segment(tostring(s)) end
 local function is_arn(s) return type(s) == "string" and s:sub(1, 4) == "arn:" end
 
 -- ECS names may be given as names or ARNs; AWS authorizes the ARN.

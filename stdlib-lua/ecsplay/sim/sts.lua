@@ -14,6 +14,8 @@ STS in the simulator: who am I, and assuming a role into another account.
 world.directory is the simulator (its auth, its scenario); world.caller_key the access key
 id of the request being served (sim/init.lua sets both).
 ]]
+local strings = require "ecsplay.util.strings"
+
 local M = { name = "sts" }
 
 local DEFAULT_DURATION = 3600
@@ -65,7 +67,7 @@ M.ops = {
     local session = input.RoleSessionName
     sim.auth:add_temporary(access_key, secret, token, account, expires)
     local assumed = string.format("arn:aws:sts::%s:assumed-role/%s/%s", account,
-      role_name:match("([^/]+)$"), session)
+      strings.last_segment(role_name), session)
     local temp = sim.auth.temporary[access_key]
     temp.arn, temp.user_id = assumed, role_id .. ":" .. session
     return {

@@ -233,9 +233,9 @@ local function wake(world, input)
   local st = U.st(world)
   local ref = type(input) == "table" and input.service
   if type(ref) == "string" then
-    local cname = type(input.cluster) == "string" and input.cluster:match("([^/]+)$") or "default"
+    local cname = type(input.cluster) == "string" and U.last_segment(input.cluster) or "default"
     local c = st.clusters[cname]
-    local svc = c and c.services[ref:match("([^/]+)$")]
+    local svc = c and c.services[U.last_segment(ref)]
     if svc then U.dirty(st, svc) return end
   end
   st.wake_all = true

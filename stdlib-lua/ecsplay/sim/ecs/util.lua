@@ -5,6 +5,7 @@ Describe*/List* answers.
 No state of its own: everything lives in world.state.ecs (built by sim/ecs/init.lua).
 ]]
 local tables = require "ecsplay.util.tables"
+local strings = require "ecsplay.util.strings"
 
 local U = {}
 
@@ -25,10 +26,13 @@ end
 function U.cluster_not_found(world) world:fail("ClusterNotFoundException", "Cluster not found.") end
 function U.service_not_found(world) world:fail("ServiceNotFoundException", "Service not found.") end
 
+-- The part of an ARN after its last "/" (util/strings.lua: linear, not the pattern's quadratic).
+U.last_segment = strings.last_segment
+
 -- "name", or an ARN whose last path element is the name.
 function U.short_name(s)
   if type(s) ~= "string" then return s end
-  if s:sub(1, 4) == "arn:" then return s:match("([^/]+)$") or s end
+  if s:sub(1, 4) == "arn:" then return strings.last_segment(s) or s end
   return s
 end
 
