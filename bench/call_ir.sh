@@ -9,9 +9,10 @@
 # CURL_RAW: bench/curl_raw.c built. Each client runs its loop twice, 100 and 600 calls;
 # the difference over 500 calls leaves start-up out. Prints "raw N", "raw_sigv4 N" (the
 # same client signing every call itself with libcurl's own SigV4, CURLOPT_AWS_SIGV4, the
-# key pair from the environment) and "ecsplay N" (nothing when valgrind is not installed). Kernel time (the socket calls) is not counted:
-# the two clients make the same system calls per call (strace -c), so it is the same on
-# both sides of the ratio, which is why this ratio is larger than the CPU-time one.
+# key pair from the environment) and "ecsplay N" (nothing when valgrind is not
+# installed). Kernel time (the socket calls) is not counted: the two clients make the
+# same system calls per call (strace -c), so it is the same on both sides of the ratio,
+# which is why this ratio is larger than the CPU-time one.
 set -eu
 URL=$1 REQ=$2 RAW=$3 ECSPLAY=${4:-./ecsplay}
 command -v valgrind >/dev/null 2>&1 || exit 0
