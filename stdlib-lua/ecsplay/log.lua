@@ -38,6 +38,10 @@ local format = "text"
 local verbosity = 0
 local sink = nil                 -- function(level, line) from the C host
 local renderer = nil             -- function(rec) from the command line (ecsplay.cli.output)
+-- renderer_hidden = "in_context": a hidden lazy event (aws/call.lua's per-call `aws.call`)
+-- reaches the renderer only inside a run context (it follows rollouts); "all": always
+local renderer_hidden = "all"
+local first_time = nil           -- the time of the first event the renderer was set for
 local clock = os.time
 local secrets = {}
 local LEVELS = { debug = 1, info = 2, warn = 3, error = 4 }
@@ -77,7 +81,10 @@ function M.configure(opts)
   end
   if opts.verbosity then verbosity = tonumber(opts.verbosity) or 0 end
   if opts.sink ~= nil then sink = opts.sink or nil end
-  if opts.renderer ~= nil then renderer = opts.renderer or nil end
+  if opts.renderer ~= nil then
+    renderer, first_time = opts.renderer or nil, nil
+    renderer_hidden = opts.renderer_hidden or "all"
+  end
   if opts.clock then clock = opts.clock end
 end
 
@@ -85,6 +92,10 @@ function M.format() return format end
 function M.verbosity() return verbosity end
 function M.has_sink() return sink ~= nil end
 function M.now() return clock() end
+--[[ The time of the first event, shown or hidden, since the renderer was installed (nil
+     before one): the command line's run duration counts from it, since by then a served
+     simulator's clock, which this process follows from its first answer, is the clock. ]]
+function M.first_time() return first_time end
 
 --[[ set_context(fields): the run context of the calling task from now on
      (nil clears it); update_context(fields) changes the given keys only. ]]
@@ -240,6 +251,7 @@ function M.event(level, event, message, fields)
   local rec = { time = clock(), level = level, event = event, message = message, fields = fields,
     context = contexts[running()] or NO_CONTEXT, shown = shown }
   if renderer then
+    if not first_time then first_time = rec.time end
     renderer(rec)
   else
     M.write_line(level, M.format_line(rec))
@@ -249,14 +261,21 @@ end
 --[[ log.lazy_event(level, event, build, ...): log.event(level, event, build(...)) for an
      event made often and seldom shown (aws/call.lua's per-call `aws.call`): build(...) →
      message, fields runs only when the event is shown. A renderer still sees a hidden one
-     (its time and run context, as for any hidden event), without message or fields. ]]
+     (its time and run context, as for any hidden event), without message or fields; one
+     installed with renderer_hidden = "in_context" only inside a run context (outside one
+     the event only counts for first_time(): no record, no call). ]]
 function M.lazy_event(level, event, build, ...)
   if is_shown(level, event) then return M.event(level, event, build(...)) end
   local render = renderer
-  if render then
-    render({ time = clock(), level = level, event = event, context = contexts[running()] or NO_CONTEXT,
-      shown = false })
+  if not render then return end
+  local ctx = contexts[running()]
+  if not ctx and renderer_hidden == "in_context" then
+    if not first_time then first_time = clock() end
+    return
   end
+  local t = clock()
+  if not first_time then first_time = t end
+  render({ time = t, level = level, event = event, context = ctx or NO_CONTEXT, shown = false })
 end
 
 function M.debug(msg, fields) M.event("debug", "log", tostring(msg), fields) end

@@ -166,3 +166,32 @@ T.test("idempotency tokens are filled only when unset", function()
   local p3 = validate.fill_idempotency_tokens(ecs, "UpdateService", { service = "a" })
   T.eq(p3.clientToken, nil, "no token member")
 end)
+
+-- aws/call.lua validates through the operation's fast pass and asks validate.input only
+-- when it says no: the two must agree on every input, valid or not.
+T.test("input_fit says yes exactly when validate.input accepts", function()
+  local cases = {
+    { ecs, "ListClusters", nil }, { ecs, "ListClusters", {} }, { ecs, "ListClusters", { maxResults = 5 } },
+    { ecs, "ListClusters", { maxResults = "5" } }, { ecs, "ListClusters", { bogus = 1 } },
+    { ecs, "ListClusters", "not a table" }, { ecs, "ListClusters", { 1, 2 } },
+    { ecs, "UpdateService", { cluster = "production", service = "api", desiredCount = 4 } },
+    { ecs, "UpdateService", { cluster = "production" } }, { ecs, "UpdateService", {} },
+    { ecs, "UpdateService", nil },
+    { ecs, "DescribeServices", { cluster = "c", services = { "a", "b" } } },
+    { ecs, "DescribeServices", { cluster = "c", services = { "a", 2 } } },
+    { elbv2, "DescribeTargetGroups", {} }, { elbv2, "DescribeTargetGroups", { Names = { "x" } } },
+    { elbv2, "DescribeTargetGroups", { Names = "x" } },
+    { cw, "GetMetricData", { StartTime = 1, EndTime = 2, MetricDataQueries = { { Id = "m1", Expression = "1" } } } },
+    { cw, "GetMetricData", { StartTime = 1, EndTime = 2 } },
+  }
+  local yes, no = 0, 0
+  for i, c in ipairs(cases) do
+    local m, opname, params = c[1], c[2], c[3]
+    local op = m.operations[opname]
+    local fit = validate.input_fit(m, op)(params)
+    local accepted = pcall(validate.input, m, opname, params)
+    T.eq(fit, accepted, string.format("case %d: %s %s", i, opname, tostring(params)))
+    if accepted then yes = yes + 1 else no = no + 1 end
+  end
+  T.ok(yes >= 6 and no >= 6, "both answers are exercised")
+end)

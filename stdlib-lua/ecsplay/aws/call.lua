@@ -263,7 +263,7 @@ end
 local function attempt(s, ctx)
   local o = s.opts
   local p, creds = ctx.plan, ctx.creds
-  -- the codec's headers are this request's own (build() added the User-Agent): the signer
+  -- the codec's headers are this request's own (with the User-Agent): the signer
   -- returns a new table, so a retry signs the same headers again
   local signed_headers = ctx.req.headers
   if creds then
@@ -394,7 +394,8 @@ end
      call and kept, so that a call then only validates, serializes, signs and sends.
        op_plans[service][name as called] = { m, op, service, opname, per = its stats entry,
          mutating = counts in stats.mutating_calls, tokens = has idempotency-token members,
-         signing_name }   (the models never change under a run)
+         signing_name, fits = validation's fast pass (validate.input_fit) }
+         (the models never change under a run)
        state.owners[session or state][service] = { retryer, limits, bases = { [region] =
          { url = the endpoint_url it was resolved with, base, spoken_key, urls = { [path] } } } }
          (a session has its own region, endpoint, retryers and limits; configure{} starts a
@@ -423,7 +424,8 @@ local function op_plan(service, name)
   local opname = op.name
   p = { m = m, op = op, service = service, opname = opname, per = op_stats(service, opname),
     mutating = service ~= "sts" and not read_only(opname), tokens = has_token_members(m, op),
-    signing_name = m.metadata.signingName or m.metadata.endpointPrefix }
+    signing_name = m.metadata.signingName or m.metadata.endpointPrefix,
+    fits = validate.input_fit(m, op) }
   if not by_service then by_service = {} op_plans[service] = by_service end
   by_service[name] = p
   return p
@@ -475,12 +477,11 @@ end
 -- The request in protocol `name` (nothing sent yet). → ctx for attempt()
 local function build(p, params, name, region, at, sess, sp)
   local codec = protocol.codec(name)
-  local ok, req = pcall(codec.build_request, p.m, p.opname, params)
+  local ok, req = pcall(codec.build_request, p.m, p.opname, params, USER_AGENT)
   if not ok then
     error(errors.param_validation { service = p.service, operation = p.opname, path = "",
       message = string.format("%s %s: %s", p.service, p.opname, tostring(req)) }, 0)
   end
-  req.headers["User-Agent"] = USER_AGENT
   local path = req.path ~= "/" and req.path or "/"
   local url = at.urls[path]
   if not url then url = at.base .. path at.urls[path] = url end
@@ -530,12 +531,16 @@ function M.request(service, opname, params, ropts)
   local sess = ropts.session
   if sess == nil then sess = current_sessions[coroutine.running()] end
   local p, m = op_plan(service, opname)
-  m = p and p.m or m
-  local vok, verr = pcall(validate.input, m, opname, params)
-  if not vok then
-    if errors.is(verr, "validation") then verr.service = verr.service or service end
-    error(verr, 0)
+  if not (p and p.fits(params)) then
+    -- the checker words what is wrong (the plan's fast pass only says whether)
+    m = p and p.m or m
+    local vok, verr = pcall(validate.input, m, opname, params)
+    if not vok then
+      if errors.is(verr, "validation") then verr.service = verr.service or service end
+      error(verr, 0)
+    end
   end
+  m = p.m
   opname = p.opname
   if M.refuse then
     local refused = M.refuse(service, opname)

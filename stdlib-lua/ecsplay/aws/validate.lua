@@ -325,6 +325,22 @@ function M.fits(m, shape, v)
   return holds(fit_of(m.shapes, sh), v)
 end
 
+--[[ The operation's fast pass as one function: fits(params) → true when M.input would
+     accept params (nil included), false when it would raise (M.input then says why).
+     For a caller that validates the same operation often (aws/call.lua's plans). ]]
+function M.input_fit(m, op)
+  if not op.input then
+    return function(params) return params == nil or (type(params) == "table" and next(params) == nil) end
+  end
+  local f = fit_of(m.shapes, m.shapes[op.input])
+  if f == true then return function(params) return params == nil or type(params) == "table" end end
+  return function(params)
+    if params == nil then params = {} end
+    if type(params) ~= "table" then return false end
+    return holds(f, params)
+  end
+end
+
 -- The problems the Checker finds in v for the shape (name or table): { {path, kind, message} }
 function M.problems(m, shape, v)
   local sh = type(shape) == "string" and m.shapes[shape] or shape

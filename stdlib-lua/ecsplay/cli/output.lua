@@ -252,9 +252,6 @@ function Out:text_line(rec)
 end
 
 function Out:render(rec)
-  -- the run's duration counts from its first event: by then a served simulator's
-  -- clock, which this process follows from its first answer, is the clock
-  self.first_time = self.first_time or rec.time
   self:track(rec)
   if self.mode == "json" then
     if rec.shown then log.write_line(rec.level, log.format_line(rec)) end
@@ -380,7 +377,9 @@ function Out:final_events(code, message, failure)
       details = text:find("\n") and text:match("\n(.*)$") or nil })
   end
   local rollouts = self:rollout_summaries()
-  local took = math.max(0, sched.now() - (self.first_time or self.started))
+  -- from the run's first event (log.first_time): by then a served simulator's clock,
+  -- which this process follows from its first answer, is the clock
+  local took = math.max(0, sched.now() - (log.first_time() or self.started))
   log.event(code == exit.FINISHED and "info" or "error", "summary",
     string.format("%s: exit %d after %s", status, code, duration.format(took)),
     { scope = "run", status = status, exit_code = code, duration = took,
@@ -394,15 +393,16 @@ function M.start(opts)
   local self = setmetatable({ rollouts = {}, order = {}, mode = mode_for(opts), started = sched.now(),
     help = opts.help }, Out)
   self.color = self.mode == "terminal" and os.getenv("NO_COLOR") == nil
-  log.configure { renderer = function(rec)
-    -- a hidden debug event (aws/call.lua's per-call `aws.call`) outside a terminal only
-    -- starts the run's clock and follows its rollout: the rest of render does nothing for it
-    if rec.shown or rec.level ~= "debug" or rec.event == "summary" or self.mode == "terminal" then
-      return self:render(rec)
-    end
-    self.first_time = self.first_time or rec.time
-    if rec.context.run_id then self:track(rec) end
-  end }
+  -- a hidden debug event (aws/call.lua's per-call `aws.call`) outside a terminal only
+  -- follows its rollout (log keeps the run's first time), so outside a rollout it need not
+  -- reach the renderer at all; on a terminal each event redraws the progress line
+  log.configure { renderer_hidden = self.mode == "terminal" and "all" or "in_context",
+    renderer = function(rec)
+      if rec.shown or rec.level ~= "debug" or rec.event == "summary" or self.mode == "terminal" then
+        return self:render(rec)
+      end
+      if rec.context.run_id then self:track(rec) end
+    end }
   if self.mode == "json" then
     -- standard output carries JSON only: a playbook's print() is an event too
     self.saved_print = _G.print

@@ -1,6 +1,6 @@
 -- Protocol selection and the helpers both codecs share.
 -- Codecs (ecsplay.protocol.json, ecsplay.protocol.query) each export:
---   client: build_request(model, op, params) → {method, path, headers, body}
+--   client: build_request(model, op, params [, user_agent]) → {method, path, headers, body}
 --           parse_response(model, op, status, headers, body) → true, output | false, err
 --   server: decode_request(model, body, headers) → op, params | nil, err{code,message,status}
 --           encode_response(model, op, output, request_id) → status, headers, body

@@ -407,11 +407,13 @@ local function head_of(m, op)
   return h
 end
 
-function M.build_request(m, opname, params)
+-- user_agent: the User-Agent header's value, if any (in the table as it is made: no rehash)
+function M.build_request(m, opname, params, user_agent)
   local h = head_of(m, op_of(m, opname))
-  local body = "{}"
-  if h.input then body = M.encode_shape(m, h.input, params or {}) end
-  local headers = { ["Content-Type"] = h.content_type, ["X-Amz-Target"] = h.target }
+  local body = "{}" -- also what the encoder makes of no parameters (a List* call's {})
+  if h.input and params ~= nil and next(params) ~= nil then body = M.encode_shape(m, h.input, params) end
+  local headers = { ["Content-Type"] = h.content_type, ["X-Amz-Target"] = h.target,
+    ["User-Agent"] = user_agent }
   if h.query_mode then headers["x-amzn-query-mode"] = "true" end
   return { method = h.method, path = h.path, headers = headers, body = body }
 end

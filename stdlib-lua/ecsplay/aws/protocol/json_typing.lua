@@ -219,11 +219,22 @@ local function list_typer(m, sh, strict)
     local n = #v
     if n == 0 then return next(v) == nil and v or {} end -- {} for an object: no items
     local j = 0
-    for i = 1, n do
-      local x = v[i]
-      if x ~= cnull and x ~= NULL then
-        j = j + 1
-        v[j] = apply(d, x)
+    if d == true then
+      -- items kept as they are (lenient strings, ...): only nulls to drop
+      for i = 1, n do
+        local x = v[i]
+        if x ~= cnull and x ~= NULL then
+          j = j + 1
+          if j ~= i then v[j] = x end
+        end
+      end
+    else
+      for i = 1, n do
+        local x = v[i]
+        if x ~= cnull and x ~= NULL then
+          j = j + 1
+          v[j] = apply(d, x)
+        end
       end
     end
     for i = j + 1, n do v[i] = nil end

@@ -126,7 +126,8 @@ end
 
 ---------------------------------------------------------------------------------------
 -- Client half.
-function M.build_request(m, opname, params)
+-- user_agent: the User-Agent header's value, if any
+function M.build_request(m, opname, params, user_agent)
   local op = op_of(m, opname)
   local parts = { "Action=" .. pct(op.name), "Version=" .. pct(m.metadata.apiVersion) }
   if op.input then
@@ -136,7 +137,8 @@ function M.build_request(m, opname, params)
   end
   return {
     method = "POST", path = "/",
-    headers = { ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8" },
+    headers = { ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8",
+      ["User-Agent"] = user_agent },
     body = table.concat(parts, "&"),
   }
 end
