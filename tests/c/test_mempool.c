@@ -14,17 +14,7 @@
 
 #include "mempool.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what)
-{
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s\n", what);
-    }
-}
+#include "check.h"
 
 static void *alloc(ep_mempool *p, void *ptr, size_t osize, size_t nsize)
 {

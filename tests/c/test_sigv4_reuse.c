@@ -13,17 +13,7 @@
 #define AK "AKIDEXAMPLE"
 #define SK "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
-static int passed, failed;
-
-static void check(int ok, const char *what)
-{
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s\n", what);
-    }
-}
+#include "check.h"
 
 /* One prepared signer over a sequence of signings whose body, day and secret change
  * (the remembered body hash, the kept key and its HMAC pads must follow each change):
