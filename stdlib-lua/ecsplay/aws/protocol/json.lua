@@ -411,7 +411,9 @@ end
 function M.build_request(m, opname, params, user_agent)
   local h = head_of(m, op_of(m, opname))
   local body = "{}" -- also what the encoder makes of no parameters (a List* call's {})
-  if h.input and params ~= nil and next(params) ~= nil then body = M.encode_shape(m, h.input, params) end
+  if h.input and params ~= nil and not (type(params) == "table" and next(params) == nil) then
+    body = M.encode_shape(m, h.input, params)
+  end
   local headers = { ["Content-Type"] = h.content_type, ["X-Amz-Target"] = h.target,
     ["User-Agent"] = user_agent }
   if h.query_mode then headers["x-amzn-query-mode"] = "true" end
