@@ -28,9 +28,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  CALLS=200 ROUNDS=3 SIGNS=5000 PROC_N=10 SLOW_N=3 CANARY_N=3 CLI_N=3 MAP_RUNS=1
+  CALLS=200 ROUNDS=3 CALL_ROUNDS=3 SIGNS=5000 PROC_N=10 SLOW_N=3 CANARY_N=3 CLI_N=3 MAP_RUNS=1
 else
-  CALLS=1000 ROUNDS=5 SIGNS=20000 PROC_N=30 SLOW_N=10 CANARY_N=10 CLI_N=20 MAP_RUNS=5
+  CALLS=1000 ROUNDS=5 CALL_ROUNDS=11 SIGNS=20000 PROC_N=30 SLOW_N=10 CANARY_N=10 CLI_N=20 MAP_RUNS=5
 fi
 
 # The simulator's default key pair; no profile files, no instance metadata lookups.
@@ -154,13 +154,22 @@ done
 URL="http://127.0.0.1:$PORT"
 
 "$ECSPLAY" bench/ecsplay_calls.lua endpoint="$URL" dump="$TMP/request.txt" >/dev/null
-"$OUT/curl_raw" "$URL/" "$TMP/request.txt" "$CALLS" "$ROUNDS" > "$TMP/raw.txt"
-"$OUT/curl_raw" "$URL/" "$TMP/request.txt" "$CALLS" "$ROUNDS" "--sigv4=aws:amz:$AWS_REGION:ecs" > "$TMP/raw_sigv4.txt"
-"$ECSPLAY" --endpoint-url "$URL" bench/ecsplay_calls.lua calls="$CALLS" rounds="$ROUNDS" > "$TMP/ecsplay.txt"
+# The C and ecsplay clients take turns, one round each, so that a change in the machine's
+# load while they run falls on all of them alike (the ratio between them is the figure).
+: > "$TMP/raw.txt"; : > "$TMP/raw_sigv4.txt"; : > "$TMP/ecsplay.txt"; : > "$TMP/transport.txt"
+i=0
+while [ $i -lt "$CALL_ROUNDS" ]; do
+  "$OUT/curl_raw" "$URL/" "$TMP/request.txt" "$CALLS" 1 >> "$TMP/raw.txt"
+  "$ECSPLAY" --endpoint-url "$URL" bench/ecsplay_calls.lua calls="$CALLS" rounds=1 >> "$TMP/ecsplay.txt"
+  "$ECSPLAY" bench/transport_calls.lua url="$URL/" request="$TMP/request.txt" calls="$CALLS" rounds=1 >> "$TMP/transport.txt"
+  "$OUT/curl_raw" "$URL/" "$TMP/request.txt" "$CALLS" 1 "--sigv4=aws:amz:$AWS_REGION:ecs" >> "$TMP/raw_sigv4.txt"
+  i=$((i + 1))
+done
 "$PY" bench/boto3_calls.py "$URL" "$CALLS" "$ROUNDS" > "$TMP/boto3.txt"
 C_RAW=$(stats 1 < "$TMP/raw.txt");        C_RAW_CPU=$(stats 2 < "$TMP/raw.txt")
 C_RSIG=$(stats 1 < "$TMP/raw_sigv4.txt"); C_RSIG_CPU=$(stats 2 < "$TMP/raw_sigv4.txt")
 C_ECS=$(stats 1 < "$TMP/ecsplay.txt");    C_ECS_CPU=$(stats 2 < "$TMP/ecsplay.txt")
+C_TRN=$(stats 1 < "$TMP/transport.txt");  C_TRN_CPU=$(stats 2 < "$TMP/transport.txt")
 C_BOTO=$(stats 1 < "$TMP/boto3.txt");     C_BOTO_CPU=$(stats 2 < "$TMP/boto3.txt")
 # One call per process: the CLI's only mode, and ecsplay / boto3 the same way for scale.
 P_CLI=$(proc_time "$CLI_N" "$AWSCLI" --endpoint-url "$URL" ecs list-clusters)
@@ -216,6 +225,7 @@ DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 E=$(field "$C_ECS" 1); R=$(field "$C_RAW" 1); B=$(field "$C_BOTO" 1)
 EC=$(field "$C_ECS_CPU" 1); RC=$(field "$C_RAW_CPU" 1); BC=$(field "$C_BOTO_CPU" 1)
+TC=$(field "$C_TRN_CPU" 1)
 
 BUSY=$(awk -v a="$LOAD_BEFORE" -v b="$LOAD_AFTER" -v n="$NPROC" 'BEGIN { split(a, x, " "); split(b, y, " ")
   if (x[1] + 0 > n * 0.75 || y[1] + 0 > n * 0.75) print 1; else print 0 }')
@@ -267,7 +277,9 @@ $(awk '{ printf "| `%s` | %s | %s | %s |\n", $1, $2, $3, $4 }' "$MODELS")
 ## One signed call on a reused connection
 
 ECS \`ListClusters\` against one \`ecsplay sim serve\` (SigV4 verified by the server), $CALLS
-sequential calls a round, $ROUNDS rounds after 20 warm-up calls; µs per call, median
+sequential calls a round after 20 warm-up calls; the C clients and ecsplay's two loops take
+turns, one round (one process) each, $CALL_ROUNDS rounds each, so a change in the machine's
+load falls on all of them; boto3 runs $ROUNDS rounds in one process. µs per call, median
 (p25–p75) of the rounds. *Wall* includes the server's work (the same for every client);
 *client CPU* is the calling process's own CPU time per call, which is the client's cost.
 
@@ -275,17 +287,22 @@ sequential calls a round, $ROUNDS rounds after 20 warm-up calls; µs per call, m
 |---|---|---|
 | raw libcurl, one easy handle, replaying ecsplay's signed request (\`bench/curl_raw.c\`) | $(cell "$C_RAW") | $(cell "$C_RAW_CPU") |
 | raw libcurl signing every call itself (libcurl's SigV4, \`CURLOPT_AWS_SIGV4\`; \`bench/curl_raw.c --sigv4\`) | $(cell "$C_RSIG") | $(cell "$C_RSIG_CPU") |
+| ecsplay's transport alone: the scheduler's HTTP replaying the same signed request (\`bench/transport_calls.lua\`) | $(cell "$C_TRN") | $(cell "$C_TRN_CPU") |
 | ecsplay, \`ecs.list_clusters{}\` in a loop (\`bench/ecsplay_calls.lua\`) | $(cell "$C_ECS") | $(cell "$C_ECS_CPU") |
 | boto3, one client, \`list_clusters()\` in a loop (\`bench/boto3_calls.py\`) | $(cell "$C_BOTO") | $(cell "$C_BOTO_CPU") |
 
 ecsplay over raw libcurl: +$(awk -v a="$E" -v b="$R" 'BEGIN { printf "%.0f", a - b }') µs wall, +$(awk -v a="$EC" -v b="$RC" 'BEGIN { printf "%.0f", a - b }') µs client CPU per call
 (validate, serialize, sign, parse in Lua). boto3 / ecsplay: $(ratio "$B" "$E")× wall, $(ratio "$BC" "$EC")× client CPU.
 
-**Per-call cost, ecsplay / raw libcurl: $(ratio "$EC" "$RC")× client CPU.** Instructions per call
+**Per-call cost, ecsplay / raw libcurl: $(awk -v a="$EC" -v b="$RC" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')× client CPU.** Instructions per call
 (callgrind, user space only, \`bench/call_ir.sh\`): raw libcurl ${IR_RAW:-n/a}, ecsplay ${IR_ECS:-n/a}
 ($(ratio "${IR_ECS:-0}" "${IR_RAW:-0}")×); raw libcurl signing with its own SigV4 ${IR_RSIG:-n/a}.
 The replaying client is the target's yardstick (issue 10: at most 1.5×); the one that signs
-is what a C program using libcurl's SigV4 would cost. The ecsplay loop keeps the client-side rate limiter
+is what a C program using libcurl's SigV4 would cost. ecsplay's transport alone (a
+coroutine's wait in the scheduler, libcurl's multi interface, the answer as a Lua table)
+is $(awk -v a="$TC" -v b="$RC" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')× raw libcurl's client CPU: what is left of 1.5× for a call's own work
+(validation, encoding, signing, parsing, typing, the limiter, the log event) is the
+difference, $(awk -v r="$RC" -v t="$TC" 'BEGIN { printf "%.0f", 1.5 * r - t }') µs, where it takes $(awk -v e="$EC" -v t="$TC" 'BEGIN { printf "%.0f", e - t }') µs. The ecsplay loop keeps the client-side rate limiter
 in the path with a bucket that never runs dry (\`bench/ecsplay_calls.lua\`). History of this
 ratio and how to reproduce it: "Per-call cost" below.
 
@@ -368,7 +385,8 @@ cat <<'EOF'
     BENCH_QUICK=1 make bench   # fewer repetitions
 
 Files: `bench/run.sh` (driver), `bench/timeit.c` (process timer), `bench/curl_raw.c` (raw
-libcurl baseline; `--sigv4=` signs with libcurl's own SigV4), `bench/ecsplay_calls.lua`, `bench/boto3_calls.py`, `bench/sign.lua`,
+libcurl baseline; `--sigv4=` signs with libcurl's own SigV4), `bench/ecsplay_calls.lua`,
+`bench/transport_calls.lua`, `bench/boto3_calls.py`, `bench/sign.lua`,
 `bench/startup_modules.lua`, `bench/models.lua`, `bench/canary40.lua`, `bench/fleet.sh`
 with `bench/fleet.lua` (on `playbooks/scenarios/fleet.lua`, N rewritten) and its notes
 `bench/fleet_notes.md`, `bench/nop.c`.
