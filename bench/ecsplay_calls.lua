@@ -7,14 +7,8 @@
 --   ecsplay bench/ecsplay_calls.lua endpoint=URL dump=FILE   write the signed request that
 --     ecsplay sends (headers, empty line, body) for bench/curl_raw.c to replay
 local ecs = require "ecsplay.ecs"
-local clock = require("ecsplay.core").monotonic
+local loop = require "loop" -- bench/loop.lua, beside this file
 local a = ecsplay.args
-
-local function count(name, default)
-  local v = a[name] and math.tointeger(tonumber(a[name])) or default
-  if not v or v < 1 then error(("bench: %s=%s must be a positive integer"):format(name, a[name]), 0) end
-  return v
-end
 
 if a.dump then
   -- Same client as the runner sets up, but a transport that keeps a copy of the request.
@@ -38,7 +32,7 @@ if a.dump then
   return
 end
 
-local calls, rounds = count("calls", 1000), count("rounds", 5)
+local calls, rounds = loop.count(a, "calls", 1000), loop.count(a, "rounds", 5)
 -- The account's rate limits (aws/ratelimit.lua) hold ListClusters to 20 a second, so the
 -- loop would measure waiting. The same client with a bucket too large to run dry: the
 -- limiter's per-call work stays in the measurement, its waits do not.
@@ -52,8 +46,4 @@ end
 local r = ecs.list_clusters {}
 assert(#r.clusterArns >= 1, "bench: list_clusters returned no cluster")
 for _ = 1, 20 do ecs.list_clusters {} end -- warm-up: model loaded, connection open
-for _ = 1, rounds do
-  local t0, c0 = clock(), os.clock()
-  for _ = 1, calls do ecs.list_clusters {} end
-  print(string.format("%.2f %.2f", (clock() - t0) / calls * 1e6, (os.clock() - c0) / calls * 1e6))
-end
+loop.rounds(calls, rounds, function() ecs.list_clusters {} end)

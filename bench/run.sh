@@ -386,7 +386,7 @@ cat <<'EOF'
 
 Files: `bench/run.sh` (driver), `bench/timeit.c` (process timer), `bench/curl_raw.c` (raw
 libcurl baseline; `--sigv4=` signs with libcurl's own SigV4), `bench/ecsplay_calls.lua`,
-`bench/transport_calls.lua`, `bench/boto3_calls.py`, `bench/sign.lua`,
+`bench/transport_calls.lua` (both with `bench/loop.lua`), `bench/boto3_calls.py`, `bench/sign.lua`,
 `bench/startup_modules.lua`, `bench/models.lua`, `bench/canary40.lua`, `bench/fleet.sh`
 with `bench/fleet.lua` (on `playbooks/scenarios/fleet.lua`, N rewritten) and its notes
 `bench/fleet_notes.md`, `bench/nop.c`.

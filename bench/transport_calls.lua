@@ -7,14 +7,8 @@
 -- the body). Prints, per round, the mean wall-clock and CPU microseconds per call,
 -- "WALL CPU" a line. Every answer must be HTTP 200 (a stale signature fails the run).
 local sched = require "ecsplay.sched"
-local clock = require("ecsplay.core").monotonic
+local loop = require "loop" -- bench/loop.lua, beside this file
 local a = ecsplay.args
-
-local function count(name, default)
-  local v = a[name] and math.tointeger(tonumber(a[name])) or default
-  if not v or v < 1 then error(("bench: %s=%s must be a positive integer"):format(name, a[name]), 0) end
-  return v
-end
 
 if not (a.url and a.request) then error("bench: url=URL and request=FILE are required", 0) end
 local f, ferr = io.open(a.request, "rb")
@@ -37,10 +31,6 @@ local function call()
   end
 end
 
-local calls, rounds = count("calls", 1000), count("rounds", 5)
+local calls, rounds = loop.count(a, "calls", 1000), loop.count(a, "rounds", 5)
 for _ = 1, 20 do call() end -- warm-up: connection open
-for _ = 1, rounds do
-  local t0, c0 = clock(), os.clock()
-  for _ = 1, calls do call() end
-  print(string.format("%.2f %.2f", (clock() - t0) / calls * 1e6, (os.clock() - c0) / calls * 1e6))
-end
+loop.rounds(calls, rounds, call)
