@@ -263,18 +263,15 @@ end
      message, fields runs only when the event is shown. A renderer still sees a hidden one
      (its time and run context, as for any hidden event), without message or fields; one
      installed with renderer_hidden = "in_context" only inside a run context (outside one
-     the event only counts for first_time(): no record, no call). ]]
+     the event only counts for first_time(): no record, no renderer call). ]]
 function M.lazy_event(level, event, build, ...)
   if is_shown(level, event) then return M.event(level, event, build(...)) end
   local render = renderer
   if not render then return end
-  local ctx = contexts[running()]
-  if not ctx and renderer_hidden == "in_context" then
-    if not first_time then first_time = clock() end
-    return
-  end
   local t = clock()
   if not first_time then first_time = t end
+  local ctx = contexts[running()]
+  if not ctx and renderer_hidden == "in_context" then return end
   render({ time = t, level = level, event = event, context = ctx or NO_CONTEXT, shown = false })
 end
 

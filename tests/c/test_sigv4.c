@@ -25,12 +25,9 @@
 #include "../../runtime/sigv4.h"
 
 #include "check.h"
-#include "sigv4_lua.h"
+#include "sigv4_test.h"
 
 static int skipped;
-
-#define AK "AKIDEXAMPLE"
-#define SK "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 /* ---- small utilities ------------------------------------------------------ */
 
@@ -517,15 +514,7 @@ static void run_case(const char *dir, const char *name, int suite)
     char path[4096], cas[512];
     const char *rel = strstr(dir, "sigv4/");
     snprintf(cas, sizeof cas, "%s", rel ? rel + 6 : dir);
-    ep_sigv4_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.region = "us-east-1";
-    cfg.service = "service";
-    cfg.access_key = AK;
-    cfg.secret_key = SK;
-    cfg.secret_len = strlen(SK);
-    cfg.normalize_path = 1;
-    cfg.double_encode = 1;
+    ep_sigv4_config cfg = sigv4_suite_config();
     char *ctx = NULL, *ctx_ak = NULL, *ctx_sk = NULL, *ctx_tok = NULL, *ctx_ts = NULL;
     char *ctx_region = NULL, *ctx_service = NULL;
     char *req, *want_creq, *want_sts, *want_sig = NULL, *want_authz = NULL, *want_sreq;

@@ -11,10 +11,7 @@
 #include "../../runtime/crypto.h"
 #include "../../runtime/sigv4.h"
 #include "check.h"
-#include "sigv4_lua.h"
-
-#define AK "AKIDEXAMPLE"
-#define SK "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#include "sigv4_test.h"
 
 static lua_State *L;
 
@@ -82,15 +79,8 @@ static void unit_c(void)
         {"Authorization", 13, "stale", 5},
     };
     ep_sigv4_request r = {"GET", "/", NULL, hs, sizeof hs / sizeof *hs, NULL, 0};
-    ep_sigv4_config c;
-    memset(&c, 0, sizeof c);
-    c.region = "us-east-1";
-    c.service = "service";
-    c.access_key = AK;
-    c.secret_key = SK;
-    c.secret_len = strlen(SK);
+    ep_sigv4_config c = sigv4_suite_config();
     c.amz_date = "20150830T123600Z";
-    c.normalize_path = c.double_encode = 1;
     ep_sigv4_result res;
     char err[256];
     unsigned long h0, m0, h1, m1;

@@ -533,8 +533,7 @@ function M.request(service, opname, params, ropts)
   local p, m = op_plan(service, opname)
   if not (p and p.fits(params)) then
     -- the checker words what is wrong (the plan's fast pass only says whether)
-    m = p and p.m or m
-    local vok, verr = pcall(validate.input, m, opname, params)
+    local vok, verr = pcall(validate.input, p and p.m or m, opname, params)
     if not vok then
       if errors.is(verr, "validation") then verr.service = verr.service or service end
       error(verr, 0)

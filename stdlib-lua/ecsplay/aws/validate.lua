@@ -325,20 +325,26 @@ function M.fits(m, shape, v)
   return holds(fit_of(m.shapes, sh), v)
 end
 
+-- M.input's fast pass: do params (nil: none) fit an input whose fit is f (nil: the
+-- operation takes no input)? No messages; M.input's checker words a no.
+local function input_fits(f, params)
+  if params == nil then params = {} end
+  if type(params) ~= "table" then return false end
+  if f == nil then return next(params) == nil end
+  return holds(f, params)
+end
+
+local function input_fit_of(m, op)
+  return op.input and fit_of(m.shapes, m.shapes[op.input]) or nil
+end
+
 --[[ The operation's fast pass as one function: fits(params) → true when M.input would
-     accept params (nil included), false when it would raise (M.input then says why).
-     For a caller that validates the same operation often (aws/call.lua's plans). ]]
+     accept params, false when it would raise (M.input then says why). For a caller that
+     validates the same operation often (aws/call.lua's plans): the shape's fit is looked
+     up once. ]]
 function M.input_fit(m, op)
-  if not op.input then
-    return function(params) return params == nil or (type(params) == "table" and next(params) == nil) end
-  end
-  local f = fit_of(m.shapes, m.shapes[op.input])
-  if f == true then return function(params) return params == nil or type(params) == "table" end end
-  return function(params)
-    if params == nil then params = {} end
-    if type(params) ~= "table" then return false end
-    return holds(f, params)
-  end
+  local f = input_fit_of(m, op)
+  return function(params) return input_fits(f, params) end
 end
 
 -- The problems the Checker finds in v for the shape (name or table): { {path, kind, message} }
@@ -374,14 +380,8 @@ function M.input(m, opname, params)
       message = string.format("%s: unknown operation %q", m.service or "aws", tostring(opname)),
       errors = {} }, 0)
   end
+  if input_fits(input_fit_of(m, op), params) then return true end
   if params == nil then params = {} end
-  if type(params) == "table" then
-    if op.input then
-      if holds(fit_of(m.shapes, m.shapes[op.input]), params) then return true end
-    elseif next(params) == nil then
-      return true
-    end
-  end
   local c = setmetatable({ m = m, errors = {} }, Checker)
   if type(params) ~= "table" then
     c:add("", "type", "parameters must be a table, got " .. describe(params))
