@@ -356,9 +356,19 @@ end
 
 local function has_ready() return ready_head <= ready_tail end
 
+--[[ Per-coroutine tables whose entry a spawned task starts with a copy of its spawner's
+     (M.inherit): aws/call.lua's session in effect, so a task spawned inside s:run(fn) makes
+     its calls in that session too. ]]
+local inherited = {}
+
 local function finish(task, ok, ...)
   task.done = true
   alive = alive - 1
+  -- an ended task is nobody's current task: its coroutine leaves the weak tables now, so a
+  -- fleet's thousands of short tasks (gate rounds, batches) are young garbage at once
+  local co = task.co
+  tasks_by_co[co] = nil
+  for _, t in ipairs(inherited) do t[co] = nil end
   if ok then
     task.results = table.pack(...)
   else
@@ -434,10 +444,6 @@ local function step(task, ok, value)
   return resumed(task, coroutine.resume(task.co, ok, value))
 end
 
---[[ Per-coroutine tables whose entry a spawned task starts with a copy of its spawner's
-     (M.inherit): aws/call.lua's session in effect, so a task spawned inside s:run(fn) makes
-     its calls in that session too. ]]
-local inherited = {}
 function M.inherit(by_coroutine) inherited[#inherited + 1] = by_coroutine end
 
 local function new_task(fn, name, ...)

@@ -40,19 +40,24 @@ local function comparable(reports)
   return out
 end
 
-local function rehearse(n, batching)
+local function every_gate(tg)
+  return {
+    gate.alb_5xx_rate { target_group = tg, below = 1.0 },
+    gate.alb_latency { target_group = tg, p = 99, below_ms = 300 },
+    gate.alb_healthy_hosts { target_group = tg, at_least = 1 },
+    gate.alb_healthy_hosts { target_group = tg, at_least = 1, name = "canary hosts again" },
+    gate.alarm { "api-5xx-high" },
+  }
+end
+
+-- n pairs' canaries at once; gates_of(canary target group) → their gates (default: every_gate)
+local function rehearse(n, batching, gates_of)
   local sim = fresh(n, batching)
   local list = {}
   for i = 1, n do list[i] = i end
   local reports = ecsplay.map(list, function(i)
     local tg = ("svc%d-canary"):format(i)
-    return W.canary(i, "api:v2", { steps = { 25, 100 }, bake = "2m", gates = {
-      gate.alb_5xx_rate { target_group = tg, below = 1.0 },
-      gate.alb_latency { target_group = tg, p = 99, below_ms = 300 },
-      gate.alb_healthy_hosts { target_group = tg, at_least = 1 },
-      gate.alb_healthy_hosts { target_group = tg, at_least = 1, name = "canary hosts again" },
-      gate.alarm { "api-5xx-high" },
-    } })
+    return W.canary(i, "api:v2", { steps = { 25, 100 }, bake = "2m", gates = (gates_of or every_gate)(tg) })
   end)
   local world = sim:handle { method = "GET", path = "/_sim/world", headers = {} }
   return { reports = comparable(reports), world = json.decode(world.body), now = sched.now(),
@@ -77,6 +82,24 @@ T.test("batched and unbatched rehearsals: same reports, same final world, fewer 
   T.ok(b["elasticloadbalancing.DescribeTargetHealth"] < p["elasticloadbalancing.DescribeTargetHealth"],
     "DescribeTargetHealth once per target group and round")
   T.ok(total(b) * 2 < total(p), string.format("calls: %d batched, %d unbatched", total(b), total(p)))
+end)
+
+T.test("a rollout's metric gates share one GetMetricData a round: more gates, no more calls", function()
+  local function one(tg) return { gate.alb_5xx_rate { target_group = tg, below = 1.0 } } end
+  local function three(tg)
+    return { gate.alb_5xx_rate { target_group = tg, below = 1.0 },
+      gate.alb_latency { target_group = tg, p = 99, below_ms = 300 },
+      gate.alb_latency { target_group = tg, p = 50, below_ms = 200, name = "median latency" } }
+  end
+  local calls = {}
+  for _, case in ipairs { { "one", one, true }, { "three", three, true }, { "three alone", three, false } } do
+    local r = rehearse(1, case[3], case[2])
+    T.eq(r.reports[1].status, "succeeded", case[1])
+    calls[case[1]] = r.received["monitoring.GetMetricData"]
+  end
+  T.ok(calls.one > 0, "the gates measured")
+  T.eq(calls.three, calls.one, "three gates batched: as many calls as one gate")
+  T.eq(calls["three alone"], 3 * calls.one, "unbatched: a call a gate and round")
 end)
 
 -- Runs fns at the same instant, each in a task; → their results (ok, value) in order.

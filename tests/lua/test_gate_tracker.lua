@@ -163,3 +163,67 @@ T.test("gate.check: a function returning something else is an error of the gate,
   T.ok(m.detail:find("gate.check `depth`: the function returned 42", 1, true), m.detail)
   T.eq((tr:verdict()), "abort")
 end)
+
+---------------------------------------------------------------- a round's gates at once
+
+local sched = require "ecsplay.sched"
+
+-- fn() on the virtual clock (sleeps take no wall time), the real one restored after.
+local function on_virtual_clock(fn)
+  sched.use_virtual_clock(1e9)
+  local ok, err = pcall(fn)
+  sched.use_real_clock()
+  if not ok then error(err, 0) end
+end
+
+T.test("a round's gates are measured at once; the measurements keep the gates' order", function()
+  on_virtual_clock(function()
+    local events = {}
+    local function slow(name, seconds, passes)
+      return gate.check(name, function()
+        events[#events + 1] = name .. " starts"
+        sched.sleep(seconds)
+        events[#events + 1] = name .. " ends"
+        return passes, seconds
+      end)
+    end
+    local tr = gate.tracker({ slow("a", 30, true), slow("b", 10, false), slow("c", 20, true) }, {})
+    local t0 = sched.now()
+    local out = tr:measure { now = 1e9 }
+    T.eq(events, { "a starts", "b starts", "c starts", "b ends", "c ends", "a ends" })
+    T.eq(sched.now() - t0, 30, "the round lasts as long as its slowest gate, not the sum")
+    T.eq({ out[1].gate.name, out[2].gate.name, out[3].gate.name }, { "a", "b", "c" })
+    T.eq({ out[1].m.value, out[2].m.value, out[3].m.value }, { 30, 10, 20 })
+    T.eq({ out[1].m.result, out[2].m.result, out[3].m.result }, { "pass", "fail", "pass" })
+    local v, why = tr:verdict()
+    T.eq(v, "abort")
+    T.ok(why:find("`b`", 1, true), why)
+  end)
+end)
+
+T.test("a round whose task is cancelled raises only once every gate's task has ended", function()
+  on_virtual_clock(function()
+    local ended = {}
+    local function waits(name)
+      return gate.check(name, function()
+        local ok, e = pcall(sched.sleep, 600)
+        ended[#ended + 1] = name
+        if not ok then error(e, 0) end
+        return true
+      end)
+    end
+    local tr = gate.tracker({ waits("a"), waits("b"), waits("c") }, {})
+    local before, t0 = sched.stats().alive, sched.now()
+    local measuring = sched.spawn(function() return tr:measure { now = 1e9 } end)
+    sched.sleep(5)
+    T.eq(sched.stats().alive, before + 3, "the round's task and a task for each other gate")
+    T.eq(measuring:cancel("stop measuring"), true)
+    local ok, err = measuring:result()
+    T.eq(ok, false)
+    T.eq(err.code, "Cancelled")
+    table.sort(ended)
+    T.eq(ended, { "a", "b", "c" }, "every gate's wait was cut short")
+    T.eq(sched.stats().alive, before, "no gate's task left running")
+    T.ok(sched.now() - t0 < 600, "nobody waited the gates' 600 s out")
+  end)
+end)

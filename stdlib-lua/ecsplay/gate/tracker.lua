@@ -155,16 +155,53 @@ local function round_ctx(e, ctx)
   return c
 end
 
+--[[ Measures a round's gates at once: the first in this task, each other in a task of
+     its own, so that their reads meet in one round of the shared batcher (aws/batch.lua)
+     and a rollout's gates share GetMetricData calls with each other as well as with
+     other rollouts' (one call a round, not one a gate). Every task has ended before this
+     returns or raises; an interruption (a signal, this task cancelled) is passed on to
+     the others and raised once they are done. → the measurements, in `todo`'s order ]]
+local function measure_round(todo)
+  local ms = {}
+  if #todo < 2 or not sched.in_task() then
+    for i, t in ipairs(todo) do ms[i] = measure_one(t.gate, t.ctx) end
+    return ms
+  end
+  local tasks = {}
+  for i = 2, #todo do
+    tasks[i] = sched.spawn(measure_one, todo[i].gate, todo[i].ctx)
+  end
+  local ok, first = pcall(measure_one, todo[1].gate, todo[1].ctx)
+  local raised = not ok and first or nil
+  ms[1] = first
+  for i = 2, #todo do
+    local t = tasks[i]
+    while true do
+      if raised then t:cancel(errors.describe(raised)) end
+      local waited, tok, value = pcall(t.result, t)
+      if waited then
+        if tok then ms[i] = value else raised = raised or value end
+        break
+      end
+      raised = raised or tok -- an interruption reached this task while it waited
+    end
+  end
+  if raised ~= nil then error(raised, 0) end
+  return ms
+end
+
 function Tracker:measure(ctx)
-  local out = {}
+  local todo = {}
   for _, e in ipairs(self.entries) do
     local gctx = round_ctx(e, ctx)
-    if gctx then
-      local m = measure_one(e.gate, gctx)
-      if gctx.window and m.window == nil then m.window = gctx.window end
-      count(e, m)
-      out[#out + 1] = { gate = e.gate, m = m }
-    end
+    if gctx then todo[#todo + 1] = { entry = e, gate = e.gate, ctx = gctx } end
+  end
+  local ms, out = measure_round(todo), {}
+  for i, t in ipairs(todo) do
+    local m = ms[i]
+    if t.ctx.window and m.window == nil then m.window = t.ctx.window end
+    count(t.entry, m)
+    out[i] = { gate = t.gate, m = m }
   end
   return out
 end
