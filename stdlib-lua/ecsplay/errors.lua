@@ -172,6 +172,16 @@ function M.describe(e, opts)
   return tostring(e)
 end
 
+--[[ The error a pcall caught, as a value to keep: error() and error(nil) raise nil, which
+     code that tells a failure by its error not being nil (a task's end, ecsplay.map's
+     members) would otherwise take for a success. ]]
+M.NO_VALUE = "an error was raised with no value (error() or error(nil)); give error() a message"
+
+function M.caught(e)
+  if e == nil then return M.NO_VALUE end
+  return e
+end
+
 -- Remove every occurrence of the given secret strings from s (used on text that comes from
 -- outside, e.g. a credential_process's stderr, before it goes into a message).
 function M.scrub(s, secrets)

@@ -162,6 +162,7 @@ function M.map(list, fn, opts)
       local ok, r = pcall(fn, list[i], i)
       if ok then results[i] = r
       else
+        r = errors.caught(r)
         errs[i] = r
         if sched.is_interrupt(r) then stopped = true end
       end

@@ -372,7 +372,7 @@ local function finish(task, ok, ...)
   if ok then
     task.results = table.pack(...)
   else
-    task.err = (...)
+    task.err = errors.caught((...))
   end
   for _, j in ipairs(task.joiners) do make_ready(j, true, nil) end
   task.joiners = {}

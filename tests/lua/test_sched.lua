@@ -46,6 +46,28 @@ T.test("join re-raises the task's error; result() returns it", function()
   T.raises(function() t:join() end)
 end)
 
+T.test("error() with no value is a failure everywhere, never a success", function()
+  local errors = require "ecsplay.errors"
+  local t = ecsplay.spawn(function() error() end)
+  local ok, e = t:result()
+  T.eq({ ok, e }, { false, errors.NO_VALUE }, "a task")
+  T.raises(function() t:join() end, "no value", "join")
+  local mok, merr = pcall(ecsplay.map, { 1, 2, 3 }, function(i) if i == 2 then error(nil) end return i end)
+  T.eq(mok, false, "map")
+  T.ok(errors.describe(merr):find("no value", 1, true), errors.describe(merr))
+  T.raises(function() ecsplay.parallel { function() return 1 end, function() error() end } end, "no value",
+    "parallel")
+  -- the playbook itself: exit 1, the line that raised it
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write("local x = 1\nerror(nil)\n")
+  f:close()
+  local out, rc = T.sh(T.bin .. " " .. file .. " 2>&1")
+  os.remove(file)
+  T.eq(rc, 1, out)
+  T.ok(out:find(file .. ":2: " .. errors.NO_VALUE, 1, true), out)
+end)
+
 T.test("yields cross pcall and xpcall", function()
   local ok, v = pcall(function() ecsplay.sleep(0.001) return 7 end)
   T.eq({ ok, v }, { true, 7 })

@@ -124,7 +124,10 @@ function M.capture(opts, all_frames)
   local own = "@" .. (stdlib or "\0") .. "/"
   return function(err)
     local where
-    if type(err) == "table" then
+    -- error() / error(nil): a text that says so, placed like an error object (no position of its own)
+    local no_value = err == nil
+    err = errors.caught(err)
+    if type(err) == "table" or no_value then
       for level = 2, 40 do
         local info = debug.getinfo(level, "Sl")
         if not info then break end
