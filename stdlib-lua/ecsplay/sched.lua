@@ -369,6 +369,9 @@ local function finish(task, ok, ...)
   local co = task.co
   tasks_by_co[co] = nil
   for _, t in ipairs(inherited) do t[co] = nil end
+  -- its stack, grown by the calls it made, shrinks to a few slots now rather than when the
+  -- coroutine is collected (a major collection, once it outlived a few minor ones)
+  coroutine.close(co)
   if ok then
     task.results = table.pack(...)
   else
