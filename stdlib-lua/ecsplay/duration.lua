@@ -44,8 +44,9 @@ function M.check(d, what, level)
   return v
 end
 
--- 330 -> "5m30s"; 0.25 -> "250ms"
+-- 330 -> "5m30s"; 0.25 -> "250ms"; -5 -> "-5s" (a difference of two times can be negative)
 function M.format(s)
+  if s < 0 then return "-" .. M.format(-s) end
   if s < 1 and s > 0 then return string.format("%dms", math.floor(s * 1000 + 0.5)) end
   s = math.floor(s + 0.5)
   local h, m, sec = s // 3600, (s % 3600) // 60, s % 60

@@ -145,9 +145,12 @@ Error.__concat = function(a, b)
   return (type(a) == "table" and tostring(a) or a) .. (type(b) == "table" and tostring(b) or b)
 end
 
+local NO_MESSAGE = "an error raised with a table value (no message; raise a string or errors.new(...))"
+
 --[[ The one way an error value becomes text. Strings stay as they are, error
      objects use their __tostring (plus their details, one per line), other
-     tables with a message say "Code: message", anything else is tostring'd.
+     tables with a message say "Code: message" (with only a code, "Code"; with
+     neither, NO_MESSAGE, never an address), anything else is tostring'd.
      opts.code: name the code of an error object whose text would not, as
      " [Code]" (the runner's last line, so every failure names its code). ]]
 function M.describe(e, opts)
@@ -168,6 +171,9 @@ function M.describe(e, opts)
     if e.message then
       return (e.code and (tostring(e.code) .. ": ") or "") .. tostring(e.message)
     end
+    if e.code then return tostring(e.code) end
+    -- error({}): "table: 0x..." would say nothing, and differ from run to run
+    return NO_MESSAGE
   end
   return tostring(e)
 end

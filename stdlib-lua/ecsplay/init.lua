@@ -60,8 +60,10 @@ end
 --[[ failures: { {index=, err=}, ... } in list order (a signal that reached the waiting
      caller is one too, index nil); total: how many members. Raises the worst error; with
      more than one member failed, a copy of it whose message says how many, and `others`
-     the other distinct errors (one signal reaches every waiting task as the same error). ]]
-local function raise_worst(what, failures, total)
+     the other distinct errors (one signal reaches every waiting task as the same error).
+     note(failed, total) → the count's text instead of "N of M <what> members failed"
+     (map's opts.note: rollout.fleet counts in its own words). ]]
+local function raise_worst(what, failures, total, note_fn)
   local worst
   for _, f in ipairs(failures) do
     if worst == nil or severity(f.err) > severity(worst.err) then worst = f end
@@ -79,7 +81,8 @@ local function raise_worst(what, failures, total)
       if not said[text] then said[text] = true texts[#texts + 1] = text end
     end
   end
-  local note = string.format("%d of %d %s members failed", members, total, what)
+  local note = note_fn and note_fn(members, total)
+    or string.format("%d of %d %s members failed", members, total, what)
   if #texts > 0 then note = note .. "; also: " .. table.concat(texts, "; ") end
   local err = worst.err
   if type(err) ~= "table" then error(tostring(err) .. " (" .. note .. ")", 0) end
@@ -146,7 +149,7 @@ end
 
 -- fn(item, index) over the list with at most opts.limit running at once. After a signal
 -- no further item starts; every item running ends (rolling itself back) before this
--- returns or raises; failures raise the worst (see raise_worst).
+-- returns or raises; failures raise the worst (see raise_worst; opts.note words its count).
 function M.map(list, fn, opts)
   if type(list) ~= "table" then error("ecsplay.map: expected a list", 2) end
   if type(fn) ~= "function" then error("ecsplay.map: expected a function", 2) end
@@ -180,7 +183,7 @@ function M.map(list, fn, opts)
     if errs[i] ~= nil then failures[#failures + 1] = { index = i, err = errs[i] } end
   end
   if signal_err then failures[#failures + 1] = { err = signal_err } end
-  if #failures > 0 then raise_worst("map", failures, #list) end
+  if #failures > 0 then raise_worst("map", failures, #list, opts and opts.note) end
   return results
 end
 

@@ -100,3 +100,92 @@ T.test("members as { name=, run= } tables and bad options", function()
   T.ok(errors.is(e, "bad_input"))
   T.raises(function() rollout.fleet { { 1 }, run = print, max_failures = -1 } end, "max_failures")
 end)
+
+-- A member list with a hole (`{ args.svc1, args.svc2, args.svc3 }`, one missing) or with no
+-- sequence part: ipairs would see part of it or none, and the fleet ran the rest silently.
+T.test("a member list with a hole or no sequence part is bad input, before anything starts", function()
+  local started = {}
+  local function run(s) started[#started + 1] = s return s end
+  local e = T.raises(function() rollout.fleet { { "a", nil, "c" }, run = run } end, "%[2%] is missing")
+  T.ok(errors.is(e, "bad_input") and e.field == "[1]", tostring(e))
+  T.ok(e.message:find("expected a list 1..3 with no holes", 1, true), e.message)
+  e = T.raises(function() rollout.fleet { { nil, "b" }, run = run } end, "%[1%] is missing")
+  e = T.raises(function() rollout.fleet { { a = "x", b = "y" }, run = run } end, "expected a list of members")
+  T.ok(errors.is(e, "bad_input") and e.field == "[1]", tostring(e))
+  T.raises(function() rollout.fleet { { "a", "b", extra = "c" }, run = run } end, "got the key string \"extra\"")
+  T.eq(started, {}, "no member started")
+  T.eq(rollout.fleet { {}, run = run }.counts.succeeded, 0, "an empty list is still no members")
+end)
+
+-- The same member twice would be two rollouts of one service at once, each overwriting the
+-- other's canary. Members are told apart by their names (name=, else their own text).
+T.test("duplicate members are bad input naming both indexes, before anything starts", function()
+  local started = {}
+  local function run(s) started[#started + 1] = s return s end
+  local e = T.raises(function() rollout.fleet { { "a", "b", "a" }, run = run } end,
+    "duplicate member \"a\": %[1%]%[1%] and %[1%]%[3%]")
+  T.ok(errors.is(e, "bad_input") and e.field == "[1][3]", tostring(e))
+  -- two different tables naming the same service
+  e = T.raises(function()
+    rollout.fleet { { { svc = "api" }, { svc = "web" }, { svc = "api" } }, run = run,
+      name = function(m) return m.svc end }
+  end, "duplicate member \"api\"")
+  T.raises(function()
+    rollout.fleet { { { name = "x", run = run }, { name = "x", run = run } } }
+  end, "duplicate member \"x\": %[1%]%[1%] and %[1%]%[2%]")
+  T.eq(started, {}, "no member started")
+end)
+
+T.test("a name= that raises or names with a table is bad input; a member's error({}) reads as text", function()
+  local started = {}
+  local function run(s) started[#started + 1] = s return s end
+  local e = T.raises(function()
+    rollout.fleet { { "a", "b" }, run = run,
+      name = function(s, i) if i == 2 then error("no name for " .. s) end return s end }
+  end, "name: raised for member %[1%]%[2%]: .*no name for b")
+  T.ok(errors.is(e, "bad_input") and e.field == "name", tostring(e))
+  e = T.raises(function() rollout.fleet { { "a" }, run = run, name = function() return {} end } end,
+    "name: expected a string %(the name of member %[1%]%[1%]%), got a table")
+  T.ok(errors.is(e, "bad_input"), tostring(e))
+  T.raises(function() rollout.fleet { { { name = {}, run = run } } } end, "%[1%]%[1%]%.name: expected a string")
+  T.eq(started, {}, "no member started")
+  T.eq(rollout.fleet { { 7 }, run = run, name = function(i) return i end }.members[1].name, "7")
+  -- a member raising a table with no message: never "table: 0x..." in the summary
+  local ok, err = pcall(rollout.fleet, { { "a" }, run = function() error({}) end })
+  T.ok(not ok and errors.is(err, "FleetFailed"), tostring(err))
+  local text = err.report.members[1].error
+  T.ok(not text:find("table: 0x", 1, true) and text:find("table value (no message", 1, true), text)
+end)
+
+T.test("duration.format of a negative difference says so (-5s), not 59m55s", function()
+  local format = require("ecsplay.duration").format
+  T.eq(format(-5), "-5s")
+  T.eq(format(-3725), "-1h2m5s")
+  T.eq(format(-0.25), "-250ms")
+  T.eq(format(330), "5m30s")
+end)
+
+--[[ Over `sim serve` this process follows the served simulator's clock from its first answer,
+     after the fleet's first members started on the machine's clock (hours apart): a member's
+     duration is then measured from its rollout's own start (report.started, on the served
+     clock), or unknown; never the difference across the two clocks. The switch is emulated
+     here: sched's clock functions as a client before and after its first answer. ]]
+T.test("a member started before the clock followed a served simulator: duration >= 0, never across clocks", function()
+  R.fresh(W.scenario(1))
+  local real = { now = sched.now, is_virtual = sched.is_virtual, server_clock = sched.server_clock }
+  local served = false
+  local function restore() for k, f in pairs(real) do sched[k] = f end end
+  sched.is_virtual = function() return false end
+  sched.server_clock = function() return served and { base = "http://127.0.0.1:5261" } or nil end
+  -- the served clock is a day behind the machine's
+  sched.now = function() return real.now() - (served and 86400 or 0) end
+  local ok, s = pcall(rollout.fleet, { { "with-report", "without" }, run = function(name)
+    served = true -- the member's first answer came
+    if name == "without" then return "done" end
+    return { status = "succeeded", started = sched.now() - 30 }
+  end })
+  restore()
+  T.ok(ok, tostring(s))
+  T.eq(s.members[1].duration, 30, "from the report's own start")
+  T.eq(s.members[2].duration, nil, "unknown rather than a day negative")
+end)

@@ -53,6 +53,10 @@ T.test("SIGINT during a fleet: the members running roll back before the run ends
   T.ok(out:find("m1 rolled back", 1, true) and out:find("m2 rolled back", 1, true), out)
   T.ok(not out:find("started m3", 1, true), "no member starts after the signal:\n" .. out)
   T.ok(not out:find("not reached", 1, true), out)
+  -- the message counts in the fleet's words: m3 never started, m1 and m2 rolled back (not
+  -- "2 of 3 map members failed")
+  T.ok(out:find("(fleet: 2 rolled back, 1 not started)", 1, true), out)
+  T.ok(not out:find("map members", 1, true), out)
 end)
 
 T.test("SIGTERM during a fleet: the same, 143", function()

@@ -2,8 +2,9 @@
 rollout.fleet: many rollouts from one playbook, as one change (docs/strategies.md "Fleets").
 
   local summary = rollout.fleet {
-    services,                                  -- the members: any values (with run=), or
-                                               -- functions, or { name=, run=, undo= } tables
+    services,                                  -- the members (a list 1..n, no holes, no two of one
+                                               -- name): any values (with run=), or functions,
+                                               -- or { name=, run=, undo= } tables
     run = function(svc, i) return rollout.canary{ ... } end,   -- each member's rollout
     name = function(svc, i) return svc end,    -- its name in the summary (default: the string,
                                                -- the table's name, or "member i")
@@ -24,11 +25,13 @@ summary says so).
 On SIGINT/SIGTERM each running member rolls itself back and the fleet waits for every one of
 them (no member starts any more); then the worst error raises (ecsplay.map: a failed
 rollback's before the interruption), so the exit is 130/143 with every journal rolled back;
-its report is the summary (status "interrupted", each member rolled_back, failed or succeeded).
+its report is the summary (status "interrupted", each member rolled_back, failed or succeeded),
+and its message counts them so ("(fleet: 2 rolled back, 2 not started)", map's opts.note).
 
-The summary: { status = "succeeded" | "failed" | "interrupted", members = { { name=, status=, duration=
-seconds, error= text|nil, report= the member's result|nil }, ... } in list order, counts =
-{ succeeded=, failed=, rolled_back=, not_started= }, budget_spent = bool }. The fleet returns
+The summary: { status = "succeeded" | "failed" | "interrupted", members = { { name=, status=,
+duration= seconds|nil (unknown: see duration_of), error= text|nil, report= the member's
+result|nil }, ... } in list order, counts = { succeeded=, failed=, rolled_back=, not_started= },
+budget_spent = bool }. The fleet returns
 it when the budget was not spent, and otherwise raises errors.new("rollout", { code =
 "FleetFailed", report = summary }) (exit 1), or kind "rollback" (code "FleetRollbackFailed",
 exit 3) when a member's rollback or an undo= failed.
@@ -49,6 +52,24 @@ local function bad(field, msg)
   error(errors.bad_input("rollout.fleet: " .. (field and (field .. ": ") or "") .. msg, field), 0)
 end
 
+--[[ The member list is a sequence 1..n: ipairs would stop at a hole ({ args.svc1, args.svc2,
+     args.svc3 } with svc2 missing runs svc1 alone) and see nothing of { a = ..., b = ... },
+     both silently. Every key must be an integer 1..max, none missing. ]]
+local function check_sequence(list)
+  local max = 0
+  for k in pairs(list) do
+    if math.type(k) ~= "integer" or k < 1 then
+      bad("[1]", "expected a list of members (keys 1..n), got the key " .. strings.describe_value(k))
+    end
+    if k > max then max = k end
+  end
+  for i = 1, max do
+    if list[i] == nil then
+      bad("[1]", string.format("expected a list 1..%d with no holes, but [%d] is missing (nil)", max, i))
+    end
+  end
+end
+
 local function check_options(o)
   if type(o) ~= "table" then bad(nil, "expected a table such as rollout.fleet{ services, run = fn }") end
   for k in pairs(o) do
@@ -62,6 +83,7 @@ local function check_options(o)
   if type(list) ~= "table" then
     bad("[1]", "expected the list of members first, got " .. strings.describe_value(list))
   end
+  check_sequence(list)
   for _, f in ipairs { "run", "name", "undo" } do
     if o[f] ~= nil and type(o[f]) ~= "function" then
       bad(f, "expected a function, got " .. strings.describe_value(o[f]))
@@ -81,6 +103,44 @@ local function check_options(o)
   return list, policy
 end
 
+--[[ A member's name: name=(item, i)'s, else a table member's name=, else the member itself when
+     it is a string, else "member i". A name is text (a number is taken as its text): a table
+     would name the member "table: 0x...". A name= that raises is bad input, before anything
+     starts, like the other options. ]]
+local function name_of(o, item, i)
+  local name, field = nil, nil
+  if o.name then
+    local ok, v = pcall(o.name, item, i)
+    if not ok then
+      if sched.is_interrupt(v) then error(v, 0) end
+      bad("name", string.format("raised for member [1][%d]: %s", i, strings.one_line(errors.describe(v), 300)))
+    end
+    name, field = v, "name"
+  end
+  if name == nil and type(item) == "table" then name, field = item.name, "[1][" .. i .. "].name" end
+  if name == nil then return type(item) == "string" and item or ("member " .. i) end
+  if type(name) == "number" then return tostring(name) end
+  if type(name) ~= "string" then
+    bad(field, string.format("expected a string (the name of member [1][%d]), got %s", i,
+      strings.describe_value(name)))
+  end
+  return name
+end
+
+--[[ Two members of one name would be two rollouts of the same service at once, each
+     overwriting the other's changes: refused before anything starts. ]]
+local function check_unique(members)
+  local first = {}
+  for i, m in ipairs(members) do
+    local j = first[m.name]
+    if j then
+      bad("[1][" .. i .. "]", string.format("duplicate member %q: [1][%d] and [1][%d] have the same name "
+        .. "(two rollouts of one service at once would overwrite each other's changes)", m.name, j, i))
+    end
+    first[m.name] = i
+  end
+end
+
 -- A member of the list: { name=, run=fn(), undo=fn(report)|nil }.
 local function member_of(o, item, i)
   local m = { index = i, status = "not_started" }
@@ -88,7 +148,7 @@ local function member_of(o, item, i)
     if type(item.run) ~= "function" then
       bad("[1][" .. i .. "]", "a member table needs run = function() ... end (or give the fleet run=)")
     end
-    m.name, m.run, m.undo = item.name, item.run, item.undo
+    m.run, m.undo = item.run, item.undo
   elseif type(item) == "function" and o.run == nil then
     m.run = item
   elseif o.run ~= nil then
@@ -98,12 +158,30 @@ local function member_of(o, item, i)
     bad("[1][" .. i .. "]", "expected a function or { name=, run= } (or give the fleet run=), got "
       .. strings.describe_value(item))
   end
-  if o.name then m.name = o.name(item, i) end
-  if m.name == nil then
-    m.name = type(item) == "string" and item or (type(item) == "table" and item.name) or ("member " .. i)
-  end
-  m.name = tostring(m.name)
+  m.name = name_of(o, item, i)
   return m
+end
+
+--[[ The clock sched.now() reads: the virtual one (--simulate), a served simulator's (its URL;
+     this process follows `sim serve`'s clock from the first answer it gets), or the machine's. ]]
+local function clock_name()
+  if sched.is_virtual() then return "virtual" end
+  local served = sched.server_clock()
+  return served and served.base or "machine"
+end
+
+--[[ How long a member ran, from two times on one clock. A member that started before this
+     process followed a served simulator's clock (the fleet's first members start before any
+     answer came) has its start on the machine's clock: its rollout's report's own `started`
+     is then the start (a rollout stamps it after its first AWS answers), else the duration is
+     unknown (nil), never a difference across two clocks. ]]
+local function duration_of(m, report)
+  local now, started = sched.now(), m.started
+  if m.start_clock ~= clock_name() then
+    started = type(report) == "table" and type(report.started) == "number" and report.started or nil
+  end
+  if started == nil or started > now then return nil end
+  return now - started
 end
 
 -- A cancelled member's error (the fleet stopped it) as opposed to a signal's.
@@ -171,12 +249,13 @@ end
 function Fleet:run_member(m)
   -- after a signal nothing starts, also when it came while this worker was not waiting
   if self.spent or self.interrupted or sched.signal_received() then return end
-  m.status, m.started = "running", sched.now()
+  m.status, m.started, m.start_clock = "running", sched.now(), clock_name()
   log.event("info", "fleet", "fleet: starting " .. m.name)
   m.task = sched.spawn(m.run)
   local ok, value, interrupt = self:settle(m)
-  m.ended = sched.now()
-  m.duration = m.ended - m.started
+  self.ends = self.ends + 1
+  m.end_order = self.ends
+  m.duration = duration_of(m, ok and value or type(value) == "table" and value.report or nil)
   if ok then
     m.status, m.report = "succeeded", value
     -- an interruption while it finished: ecsplay.map raises it once every member has settled
@@ -206,10 +285,8 @@ function Fleet:undo_succeeded()
   for _, m in ipairs(self.members) do
     if m.status == "succeeded" then done[#done + 1] = m end
   end
-  table.sort(done, function(a, b)
-    if a.ended ~= b.ended then return a.ended > b.ended end
-    return a.index > b.index
-  end)
+  -- the order they ended in (not their end times: the first may be on another clock, see duration_of)
+  table.sort(done, function(a, b) return a.end_order > b.end_order end)
   for _, m in ipairs(done) do
     if m.undo then
       log.event("warn", "fleet", "fleet: putting back " .. m.name)
@@ -291,11 +368,14 @@ end
 function M.run(o)
   local list, policy = check_options(o)
   local self = setmetatable({ policy = policy, max_failures = o.max_failures or 0, failures = 0,
-    spent = false, members = {} }, Fleet)
+    spent = false, members = {}, ends = 0 }, Fleet)
   for i, item in ipairs(list) do self.members[i] = member_of(o, item, i) end
+  check_unique(self.members)
   if #self.members > 0 then
+    -- an interruption's message counts the members in the fleet's words, as the summary does
+    -- (not "N of M map members failed": those rolled back, or never started)
     local ok, err = pcall(ecsplay.map, self.members, function(m) return self:run_member(m) end,
-      { limit = o.limit })
+      { limit = o.limit, note = function() return "fleet: " .. summary_line(self:summary()) end })
     if not ok then
       self.interrupted = true
       -- a signal (or the caller's cancellation): every member has settled; the summary says how
