@@ -237,6 +237,25 @@ function M.observe_server_clock(headers, url, lowercase)
   set_server_time(t)
 end
 
+--[[ Follows a served simulator's clock from a run's start, before its first AWS call, so that
+     the run's first log lines, its journals' names and every clock read before that call are
+     on the served clock, not the machine's (which a scenario's clock may be days away from).
+     url: the run's endpoint; only a loopback one is asked (`sim serve` listens on nothing
+     else), with GET /_sim/clock; an endpoint that is not a simulator (moto, LocalStack)
+     answers without the clock header, or not at all, and nothing changes. In a task. ]]
+function M.follow_served_clock(url)
+  if virtual or server or not follow_servers or not is_loopback_url(url) then return end
+  local base = url_base(url)
+  if not base then return end
+  local ok, c = pcall(M.http, { method = "GET", url = base .. "/_sim/clock",
+    headers = M.add_clock_headers({}, url), timeout = 5, connect_timeout = 2 })
+  if not ok then
+    if M.is_interrupt(c) then error(c, 0) end
+    return
+  end
+  if type(c) == "table" and not c.error then M.observe_server_clock(c.headers, url, true) end
+end
+
 -- The served clock followed, if any: { base=, mode=, speed=, client= } (a copy).
 function M.server_clock()
   if not server then return nil end

@@ -219,6 +219,17 @@ class Lockstep(unittest.TestCase):
         self.assertTrue(running)
         self.assertGreater(self.clock()["now"], START)
 
+    def test_a_run_is_on_the_served_clock_before_its_first_call(self):
+        now = self.clock()["now"]
+        rc, out, err, _ = run_ecsplay("--endpoint-url", self.srv.url, "--region", simserve.REGION,
+                                      "-e", "print(string.format('now %.3f', ecsplay.now()))")
+        self.assertEqual(rc, 0, err)
+        seen = float(out.split("now ", 1)[1].split()[0])
+        # lockstep: the clock stands still while no client waits; the machine's is days away
+        self.assertGreaterEqual(seen, now, out)
+        self.assertLess(seen, now + 1, out)
+        self.assertEqual(self.clock()["clients"], [], "the run said goodbye")
+
     def test_each_client_lives_exactly_the_time_it_sleeps(self):
         # (the first answer tells the client the time: t0 after it)
         chunk = ("local ecs = require 'ecsplay.ecs' ecs.list_clusters {} local t0 = ecsplay.now() "

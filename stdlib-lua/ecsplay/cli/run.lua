@@ -45,6 +45,10 @@ local function run_task(opts, playbook_dir, body, on_failure, at_end)
   context.report = opts.report
   local failure, rollback_failures
   local ok, res = sched.run(function()
+    if not opts.simulate then
+      -- over `sim serve`, the run is on the served clock from its first line
+      sched.follow_served_clock(opts.endpoint_url or os.getenv("AWS_ENDPOINT_URL"))
+    end
     out:ticker()
     local ok_body, f = xpcall(body, capture)
     if not ok_body then
