@@ -18,6 +18,8 @@ A scripted response R: {"status": 200, "headers": {...}, "body": "...", "fill": 
 bytes), "delay": seconds, "action": "reset" (TCP RST, no answer) | "close" (close, no answer),
 "times": n (serve it n times), "match": substring of "METHOD path body" it applies to}.
 
+GET /_sim/clock (ecsplay asking whether this is `sim serve`, once a run): 404, unrecorded.
+
 Built-in stand-ins, used when no scripted response matches:
   STS        POST / with Action=AssumeRole / AssumeRoleWithWebIdentity / GetCallerIdentity
   IMDSv2     PUT /latest/api/token (needs X-aws-ec2-metadata-token-ttl-seconds), then
@@ -102,6 +104,8 @@ class Handler(BaseHTTPRequestHandler):
         parsed = urllib.parse.urlsplit(self.path)
         if parsed.path.startswith("/__stub/"):
             return self.control(parsed.path, body)
+        if parsed.path.startswith("/_sim/"):
+            return self.not_a_simulator()
         text = body.decode("latin-1")
         with LOCK:
             STATE["requests"].append({
@@ -121,6 +125,11 @@ class Handler(BaseHTTPRequestHandler):
         if chosen is not None:
             return self.scripted(chosen)
         return self.builtin(parsed, text)
+
+    def not_a_simulator(self):
+        """ecsplay asks a loopback endpoint once a run whether it is `sim serve` (GET /_sim/clock,
+        to follow its clock): answered as any endpoint that is not one, unrecorded, no script used."""
+        self._send(404, b"not a simulator", ctype="text/plain")
 
     def scripted(self, r):
         if r.get("delay"):
