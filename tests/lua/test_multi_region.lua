@@ -74,3 +74,36 @@ T.test("a soak that fails stops the waves after the promoted one", function()
   T.eq(state("us-east-1").td, "api:2", "us-east-1 promoted (its on_abort puts it back)")
   T.eq(state("eu-west-1").revisions, 1, "eu-west-1 never started")
 end)
+
+T.test("Regions of one wave go out as a fleet: a failure in one stops the other at once", function()
+  -- eu-west-1's canary fails at its first alarm measurement; ap-southeast-1, in the same wave,
+  -- must not go on to be promoted (it did, for 11 minutes, when the wave was ecsplay.map)
+  R.fresh(scenario.check({ regions = REGIONS, setup = breaching_alarm }, "eu-west-1 alarm"))
+  local code, err = R.playbook("playbooks/multi_region.lua",
+    { bake = "2m", soak = "3m", waves = "us-east-1,eu-west-1+ap-southeast-1" })
+  T.eq(code, 1, err)
+  T.ok(err:find("wave 2 (eu-west-1 + ap-southeast-1) failed", 1, true), err)
+  T.ok(err:find("api in ap-southeast-1: stopped by the fleet", 1, true), err)
+  -- before the run's on_abort handlers: the wave-mate rolled itself back, never promoted
+  local south = state("ap-southeast-1")
+  T.eq({ south.td, south.weights, south.canary }, { "api:1", HOME, 0 }, "ap-southeast-1 stopped and rolled back")
+  T.eq(state("us-east-1").td, "api:2", "wave 1 promoted (its on_abort puts it back)")
+  local failures = run_aborts()
+  T.eq(#failures, 0, failures[1] and failures[1].text)
+  T.eq(state("us-east-1").td, "api:1", "us-east-1 rolled back")
+end)
+
+T.test("a bad Region in waves= is bad input before wave 1 changes anything", function()
+  for waves, want in pairs {
+    ["us-east-1,eu-west1"] = "waves: eu%-west1: .*did you mean \"eu%-west%-1\"",
+    ["us-east-1,mars-north-1"] = "waves: mars%-north%-1: unknown Region",
+    ["us-east-1,eu-central-1"] = "waves: eu%-central%-1: cannot read cluster production there",
+    ["us-east-1,eu-west-1+us-east-1"] = "waves: us%-east%-1: listed twice %(wave 1 and wave 2%)",
+  } do
+    R.fresh(scenario.check({ regions = REGIONS }, "three regions"))
+    local code, err = R.playbook("playbooks/multi_region.lua", { waves = waves })
+    T.eq(code, 2, err)
+    T.ok(err:find(want), err)
+    T.eq(state("us-east-1").revisions, 1, waves .. ": us-east-1 untouched")
+  end
+end)

@@ -164,3 +164,126 @@ T.test("a gate's session: its look-ups in its own Region", function()
   local e = T.raises(function() gate.prepare_all({ gate.alarm { "only-in-eu" } }, {}) end)
   T.ok(errors.is(e, "bad_input"), errors.describe(e))
 end)
+
+-- Profiles: the client configured as from a shell (a config file, an environment, the
+-- simulator's transport; no configure{} keys).
+local CONFIG = [[
+[default]
+region = us-east-1
+aws_access_key_id = AKIDSIMULATOR
+aws_secret_access_key = simulator-secret-key
+
+[profile ops]
+region = eu-west-1
+aws_access_key_id = AKIDOTHER
+aws_secret_access_key = other-secret
+
+[profile noregion]
+aws_access_key_id = AKIDSIMULATOR
+aws_secret_access_key = simulator-secret-key
+
+[profile srcenv]
+role_arn = arn:aws:iam::210987654321:role/deploy
+external_id = ext-123
+credential_source = Environment
+region = eu-west-1
+]]
+local ENV_KEYS = { AWS_ACCESS_KEY_ID = "AKIDSIMULATOR", AWS_SECRET_ACCESS_KEY = "simulator-secret-key" }
+
+local function from_files(config, env, opts)
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/config", "w"))
+  f:write(config)
+  f:close()
+  local sim = R.sim
+  local o = { endpoint_url = "https://simulator.ecsplay.invalid", config_file = dir .. "/config",
+    credentials_file = dir .. "/credentials", env = env,
+    transport = function(req) return sim:transport(req) end }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  aws.configure(o)
+  return dir .. "/config"
+end
+
+T.test("a session with a profile runs in the profile's Region, as boto3.Session(profile_name=)", function()
+  fresh()
+  from_files(CONFIG, {})
+  local ops = aws.session { profile = "ops" }
+  T.eq(ops.region, "eu-west-1")
+  T.eq(ops.ecs.list_clusters {}.clusterArns[1], "arn:aws:ecs:eu-west-1:333333333333:cluster/production")
+  T.eq(aws.session { profile = "ops", region = "us-east-1" }.region, "us-east-1", "region= first")
+  T.eq(aws.session { profile = "noregion" }.region, "us-east-1", "no region in the profile: the client's")
+  T.eq(aws.session {}.region, "us-east-1", "no profile: the client's")
+  -- boto3: AWS_DEFAULT_REGION before the profile's region
+  from_files(CONFIG, { AWS_DEFAULT_REGION = "ap-southeast-1" })
+  T.eq(aws.session { profile = "ops" }.region, "ap-southeast-1")
+end)
+
+T.test("a session profile without a Region, and none elsewhere: the error names that profile", function()
+  fresh()
+  local path = from_files("[profile noregion]\naws_access_key_id = AKIDSIMULATOR\n"
+    .. "aws_secret_access_key = simulator-secret-key\n", {}, { endpoint_url = false })
+  local e = T.raises(function() aws.session { profile = "noregion" } end)
+  T.eq(e.code, "NoRegion")
+  T.ok(e.message:find("`region` in profile noregion of " .. path, 1, true), e.message)
+  T.ok(not e.message:find("profile default", 1, true), e.message)
+end)
+
+T.test("credential_source = Environment: AssumeRole with the environment's keys", function()
+  fresh()
+  local ASSUMED = "^arn:aws:sts::210987654321:assumed%-role/deploy/"
+  from_files(CONFIG, ENV_KEYS)
+  local s = aws.session { profile = "srcenv" }
+  T.eq(s.region, "eu-west-1")
+  T.ok(s.sts.get_caller_identity {}.Arn:find(ASSUMED), "aws.session{ profile = }")
+  from_files(CONFIG, ENV_KEYS, { profile = "srcenv" })
+  T.ok(aws.call("sts", "GetCallerIdentity", {}).Arn:find(ASSUMED), "--profile")
+  -- AWS_PROFILE does not set the profile explicitly: the environment's keys come first in the
+  -- chain and are used as they are (botocore: boto3.Session() with AWS_PROFILE → method "env")
+  local env = { AWS_PROFILE = "srcenv" }
+  for k, v in pairs(ENV_KEYS) do env[k] = v end
+  from_files(CONFIG, env)
+  T.eq(aws.call("sts", "GetCallerIdentity", {}).Account, "123456789012", "AWS_PROFILE")
+  from_files(CONFIG, {})
+  local e = T.raises(function() aws.session { profile = "srcenv" }.sts.get_caller_identity {} end)
+  T.ok(errors.is(e, "NoCredentials") and e.message:find("credential_source Environment has no credentials", 1, true),
+    errors.describe(e))
+end)
+
+T.test("an unknown session profile fails at aws.session, naming the field and the profiles there", function()
+  fresh()
+  local path = from_files(CONFIG, ENV_KEYS)
+  local e = T.raises(function() aws.session { profile = "opz" } end)
+  T.ok(errors.is(e, "bad_input"), errors.describe(e))
+  T.eq(e.field, "profile")
+  T.ok(e.message:find("^aws%.session: profile: profile \"opz\" not found in " .. path:gsub("%p", "%%%0")), e.message)
+  T.ok(e.message:find("profiles there: default, noregion, ops, srcenv; did you mean \"ops\"?", 1, true), e.message)
+  T.ok(not e.message:find("--profile", 1, true), e.message)
+  -- from the command line: the aws.session line, exit 2
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/p.lua", "w"))
+  f:write('local aws = require "ecsplay.aws"\nlocal s = aws.session { profile = "nosuch" }\n'
+    .. 's.ecs.list_clusters {}\n')
+  f:close()
+  local out, rc = T.sh("AWS_CONFIG_FILE=" .. path .. " " .. T.bin .. " --simulate " .. dir .. "/p.lua")
+  T.eq(rc, 2, out)
+  T.ok(out:find(dir .. "/p.lua:2: aws.session: profile: profile \"nosuch\" not found", 1, true), out)
+end)
+
+T.test("a Region no partition lists is bad input, with a did-you-mean; endpoint_url lets it through", function()
+  fresh()
+  local e = T.raises(function() aws.session { region = "mars-north-1" } end)
+  T.ok(errors.is(e, "bad_input") and e.field == "region", errors.describe(e))
+  T.ok(e.message:find("unknown Region \"mars-north-1\"", 1, true), e.message)
+  e = T.raises(function() aws.session { region = "eu-west1" } end)
+  T.ok(e.message:find("did you mean \"eu-west-1\"?", 1, true), e.message)
+  e = T.raises(function() aws.session { region = "us-east-7" } end)
+  T.ok(e.message:find("did you mean \"us-east-1\"?", 1, true), e.message)
+  T.eq(aws.session { region = "mars-north-1", endpoint_url = "https://x.example" }.region, "mars-north-1")
+  T.eq(aws.session { region = "us-gov-west-1" }.region, "us-gov-west-1", "other partitions' Regions")
+  -- a scenario's Regions too
+  e = T.raises(function() scenario.check({ regions = { "us-east-1", "eu-west1" } }, "s") end)
+  T.ok(errors.describe(e):find("regions[2]: expected a Region name such as \"eu-west-1\", got string "
+    .. "\"eu-west1\"; did you mean \"eu-west-1\"?", 1, true), errors.describe(e))
+  e = T.raises(function() scenario.check({ regions = { "us-east-1", "mars-north-1" } }, "s") end)
+  T.ok(errors.describe(e):find("regions[2]: unknown Region \"mars-north-1\"", 1, true), errors.describe(e))
+end)

@@ -3,7 +3,8 @@
 --      the credentials the rest of this chain finds, assumed again before they expire
 --   1. explicit options (configure{access_key=, secret_key=, session_token=})
 --   2. environment: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
---      (skipped when a profile was chosen explicitly with --profile, as botocore does)
+--      (skipped when a profile was chosen explicitly with --profile or aws.session{profile=},
+--      as botocore does; a profile's credential_source = Environment still reads them)
 --   3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN → STS AssumeRoleWithWebIdentity
 --   4. the shared files (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE, ~/.aws/...), profile
 --      from --profile / AWS_PROFILE / "default": role_arn (+ source_profile, credential_source
@@ -108,6 +109,7 @@ Resolver.__index = Resolver
 M.Resolver = Resolver
 
 -- opts: { env = table|function(name) (default os.getenv), profile = (explicit --profile),
+--   profile_source = where that profile was named, for messages (default "--profile"),
 --   region=, access_key=, secret_key=, session_token=, config_file=, credentials_file=,
 --   http = function(req) → resp | nil, message, kind  (IMDS and container endpoints),
 --   sts = function(op, params, creds_or_nil, region) → output (raises on error),
@@ -167,7 +169,7 @@ end
 
 -- The profile name and whether it was chosen (explicitly or via AWS_PROFILE).
 function Resolver:profile_name()
-  if self.opts.profile then return self.opts.profile, "--profile" end
+  if self.opts.profile then return self.opts.profile, self.opts.profile_source or "--profile" end
   local p = self.getenv("AWS_PROFILE")
   if p then return p, "AWS_PROFILE" end
   p = self.getenv("AWS_DEFAULT_PROFILE")
@@ -274,7 +276,14 @@ function Resolver:from_options()
 end
 
 function Resolver:from_env()
-  if self.opts.profile then return nil, "skipped (--profile given)" end
+  if self.opts.profile then
+    return nil, string.format("skipped (%s given)", self.opts.profile_source or "--profile")
+  end
+  return self:env_keys()
+end
+
+-- The environment's keys, whatever profile is in effect (credential_source = Environment).
+function Resolver:env_keys()
   local g = self.getenv
   local ak, sk = g("AWS_ACCESS_KEY_ID"), g("AWS_SECRET_ACCESS_KEY")
   if not check_pair(ak, sk, "the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)") then
@@ -444,7 +453,8 @@ function Resolver:role_source(name, p, chain)
     config_error("InvalidConfig", self:at(p, "role_arn"), "%s has role_arn but neither "
       .. "source_profile, credential_source nor web_identity_token_file", where)
   end
-  local providers = { Environment = "from_env", EcsContainer = "from_container",
+  -- Environment: the keys even with an explicit profile (botocore's EnvProvider there)
+  local providers = { Environment = "env_keys", EcsContainer = "from_container",
     Ec2InstanceMetadata = "from_imds" }
   if not providers[cs] then
     config_error("InvalidConfig", self:at(p, "credential_source"), "%s: credential_source is not "

@@ -16,11 +16,13 @@ Sessions: one Region and one account (a profile, an assumed role) from the same 
 
 What a session owns: its credentials chain (a resolver of its own, refreshed near expiry;
 with role_arn, STS AssumeRole with the external id over the credentials the rest of the
-chain finds, assumed again before they expire), its Region (default: the client's), its
-endpoint (default: the client's), its retryers (retry quotas and adaptive mode are per
-client in the SDKs) and its client-side rate limits (AWS's limits are per account and
-Region). What it shares with aws.configure{}: the transport, timeouts, the configure{}
-keys when no profile is named, the config files and the environment.
+chain finds, assumed again before they expire), its Region (region=; with a profile, as
+boto3.Session(profile_name=) finds it: AWS_REGION / AWS_DEFAULT_REGION, then the profile's
+`region`; else the client's), its endpoint (default: the client's), its retryers (retry
+quotas and adaptive mode are per client in the SDKs) and its client-side rate limits (AWS's
+limits are per account and Region). What it shares with aws.configure{}: the transport,
+timeouts, the configure{} keys when no profile is named, the config files and the
+environment.
 
 A bad option is bad input naming the field (exit 2, nothing sent).
 ]]
@@ -28,6 +30,8 @@ local errors = require "ecsplay.errors"
 local strings = require "ecsplay.util.strings"
 local call = require "ecsplay.aws.call"
 local credentials = require "ecsplay.aws.credentials"
+local endpoints = require "ecsplay.aws.endpoints"
+local config_files = require "ecsplay.aws.config_files"
 local ratelimit = require "ecsplay.aws.ratelimit"
 local service = require "ecsplay.aws.service"
 
@@ -53,6 +57,27 @@ local function string_option(opts, field, pattern, expected)
   return v
 end
 
+--[[ region=: a Region the partition data (endpoints.lua, generated from botocore's
+     partitions.json) lists. One it does not list (a Region newer than that data, or a
+     private one) is taken with an endpoint_url = of the session's own, in the xx-name-N
+     shape; botocore checks only the shape, so a typo would surface at the first call as a
+     DNS or signing error. ]]
+local function region_option(v, endpoint_url)
+  if v == nil then return nil end
+  local shaped = type(v) == "string" and v:match("^%l%l[%l%-]*%-%d+$") ~= nil
+  if shaped and (endpoints.known_region(v) or endpoint_url) then return v end
+  if type(v) ~= "string" then
+    bad("region", "expected a Region name such as \"eu-west-1\", got " .. type(v))
+  end
+  local hint = endpoints.region_hint(v)
+  if not shaped then
+    bad("region", string.format("expected a Region name such as \"eu-west-1\", got %q%s",
+      v:sub(1, 60), hint))
+  end
+  bad("region", string.format("unknown Region %q: not a Region of ecsplay's partition data%s "
+    .. "(a Region not listed there needs endpoint_url = too)", v, hint))
+end
+
 local function check(opts)
   if type(opts) ~= "table" then
     error(errors.bad_input("aws.session: expected a table of options { region =, profile =, "
@@ -65,7 +90,9 @@ local function check(opts)
     end
   end
   local o = {}
-  o.region = string_option(opts, "region", "^%l%l[%l%-]*%-%d+$", "a Region name such as \"eu-west-1\"")
+  o.endpoint_url = string_option(opts, "endpoint_url", "^https?://[^%s]+$",
+    "an http:// or https:// URL")
+  o.region = region_option(opts.region, o.endpoint_url)
   o.profile = string_option(opts, "profile", "^[%w%._%-@/+]+$", "a profile name")
   o.role_arn = string_option(opts, "role_arn", "^arn:aws[%w%-]*:iam::%d+:role/[%w+=,%.@_/%-]+$",
     "an IAM role ARN such as \"arn:aws:iam::210987654321:role/deploy\"")
@@ -76,8 +103,6 @@ local function check(opts)
     bad("external_id", "expected 2 to 1224 characters, got " .. #o.external_id)
   end
   if o.external_id and not o.role_arn then bad("external_id", "is only used with role_arn") end
-  o.endpoint_url = string_option(opts, "endpoint_url", "^https?://[^%s]+$",
-    "an http:// or https:// URL")
   o.role_session_name = string_option(opts, "role_session_name", "^[%w+=,%.@_%-]+$",
     "2 to 64 letters, digits and +=,.@-_")
   local d = opts.duration_seconds
@@ -104,20 +129,44 @@ local function limits_for(base, o, region)
   return l
 end
 
-function M.new(opts)
-  local o = check(opts)
-  local base = call.client_settings()
+-- A named profile must exist when the session is made (not at its first call).
+local function check_profile(resolver, name)
+  if resolver:profile(name) then return end
+  local f = resolver:files()
+  local names = config_files.profile_names(f.config, f.credentials)
+  bad("profile", string.format("profile %q not found in %s or %s%s", name, f.config_path,
+    f.credentials_path, #names > 0 and ("; profiles there: " .. table.concat(names, ", "))
+      .. strings.did_you_mean(name, names, { quote = true }) or " (no profiles there)"))
+end
+
+--[[ The session's Region: region=; with a profile of its own, what boto3.Session(
+     profile_name=) takes (the environment's AWS_REGION / AWS_DEFAULT_REGION, then the
+     profile's `region`); else, or when that finds none, the client's. ]]
+local function session_region(o, resolver)
+  if o.region then return o.region end
+  if o.profile then
+    local r = resolver:region()
+    if r then return r end
+  end
+  local ok, r = pcall(call.region)
+  if ok then return r end
+  if o.profile and errors.is(r, "NoRegion") then
+    error(errors.config { code = "NoRegion", field = "region", message = string.format(
+      "aws.session: no Region for profile %s: give region =, or set `region` in profile %s of %s "
+      .. "(or AWS_REGION, AWS_DEFAULT_REGION, --region)", o.profile, o.profile,
+      (resolver:paths())) }, 0)
+  end
+  error(r, 0)
+end
+
+-- The session's credentials chain; configure{}'s keys carry over unless the session names
+-- a profile of its own.
+local function session_resolver(self, o, base)
   local b = base.opts
-  local region = o.region or (call.region())
-  local self = setmetatable({ region = region, profile = o.profile, role_arn = o.role_arn,
-    endpoint_url = o.endpoint_url, retryers = {}, faces = {} }, Session)
-  -- what rebuilds this session elsewhere (Session:options): names, never credentials
-  self.rebuild = { region = region, profile = o.profile, role_arn = o.role_arn, external_id = o.external_id,
-    endpoint_url = o.endpoint_url, role_session_name = o.role_session_name, duration_seconds = o.duration_seconds }
-  -- configure{}'s keys carry over unless the session names a profile of its own
   local keys = o.profile == nil
-  self.resolver = credentials.resolver {
-    env = base.getenv, profile = o.profile or b.profile, region = region,
+  return credentials.resolver {
+    env = base.getenv, profile = o.profile or b.profile,
+    profile_source = o.profile and "aws.session{ profile = }" or nil, region = o.region,
     access_key = keys and b.access_key or nil, secret_key = keys and b.secret_key or nil,
     session_token = keys and b.session_token or nil,
     config_file = b.config_file, credentials_file = b.credentials_file, http = b.http,
@@ -126,9 +175,24 @@ function M.new(opts)
     duration_seconds = o.duration_seconds,
     sts = function(op, params, creds, r)
       return call.request("sts", op, params, { credentials = creds, anonymous = creds == nil,
-        region = r or region, session = self })
+        region = r or self.region, session = self })
     end,
   }
+end
+
+function M.new(opts)
+  local o = check(opts)
+  local base = call.client_settings()
+  local self = setmetatable({ profile = o.profile, role_arn = o.role_arn,
+    endpoint_url = o.endpoint_url, retryers = {}, faces = {} }, Session)
+  self.resolver = session_resolver(self, o, base)
+  if o.profile then check_profile(self.resolver, o.profile) end
+  local region = session_region(o, self.resolver)
+  self.region = region
+  self.resolver.opts.region = region
+  -- what rebuilds this session elsewhere (Session:options): names, never credentials
+  self.rebuild = { region = region, profile = o.profile, role_arn = o.role_arn, external_id = o.external_id,
+    endpoint_url = o.endpoint_url, role_session_name = o.role_session_name, duration_seconds = o.duration_seconds }
   self.limits = limits_for(base, o, region)
   return self
 end

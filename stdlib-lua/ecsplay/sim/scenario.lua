@@ -19,6 +19,7 @@ local strings = require "ecsplay.util.strings"
 local duration = require "ecsplay.duration"
 local errors = require "ecsplay.errors"
 local iam = require "ecsplay.sim.iam"
+local endpoints = require "ecsplay.aws.endpoints"
 
 local M = {}
 
@@ -382,7 +383,12 @@ function Ctx:regions(v)
   for i = 1, n do
     local r = v[i]
     if type(r) ~= "string" or not r:match("^%l%l[%l%-]*%-%d+$") then
-      self:fail({ "regions", i }, "expected a Region name such as \"eu-west-1\", got " .. describe(r))
+      self:fail({ "regions", i }, "expected a Region name such as \"eu-west-1\", got " .. describe(r)
+        .. (type(r) == "string" and endpoints.region_hint(r) or ""))
+    end
+    if not endpoints.known_region(r) then
+      self:fail({ "regions", i }, string.format("unknown Region %q: not a Region of ecsplay's "
+        .. "partition data%s", r, endpoints.region_hint(r)))
     end
     if seen[r] then self:fail({ "regions", i }, string.format("%q is listed twice", r)) end
     seen[r] = true
