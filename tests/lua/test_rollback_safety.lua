@@ -69,6 +69,26 @@ local function violations_now(sim)
   return out
 end
 
+-- Every deployment of the cluster's services still IN_PROGRESS (or PENDING), read from the
+-- world itself: "service td rolloutState desired/running".
+local function in_flight(sim)
+  local arns = control(sim, "ecs", "ListServices", { cluster = "production" }).serviceArns or {}
+  local out = {}
+  for i = 1, #arns, 10 do
+    local chunk = table.move(arns, i, math.min(i + 9, #arns), 1, {})
+    local res = control(sim, "ecs", "DescribeServices", { cluster = "production", services = chunk })
+    for _, svc in ipairs(res.services or {}) do
+      for _, d in ipairs(svc.deployments or {}) do
+        if d.rolloutState == "IN_PROGRESS" or d.rolloutState == "PENDING" then
+          out[#out + 1] = string.format("%s %s %s %d/%d", svc.serviceName, d.taskDefinition:match("/(.+)$"),
+            d.rolloutState, d.desiredCount, d.runningCount)
+        end
+      end
+    end
+  end
+  return out
+end
+
 --[[ A fresh world whose transport checks the invariant after every request.
      W.violations: what broke it, with the simulated time and the operation just sent. ]]
 local function world(faults)
@@ -82,6 +102,7 @@ local function world(faults)
       local res, msg, kind = sim:transport(req)
       local target = req.headers and (req.headers["X-Amz-Target"] or req.headers["x-amz-target"])
       local op = target and target:match("%.([%w]+)$") or (req.body or ""):match("Action=(%w+)")
+      if W.rewrite and res and op then res = W.rewrite(op, res) end
       if op then W.ops[op] = (W.ops[op] or 0) + 1 end
       if W.watching then
         for _, v in ipairs(violations_now(sim)) do
@@ -307,6 +328,8 @@ local function blue_green_succeeded(W)
   T.eq(code, 0, err)
   T.eq(R.weights(), { ["api-stable"] = 0, ["api-canary"] = 100 }, "green serves")
   T.eq(R.service("api").desired, 0, "blue scaled to zero")
+  -- a count-only scale-in starts no ECS deployment: blue's stays COMPLETED while its tasks stop
+  T.eq(in_flight(W.sim), {}, "the success left no deployment in progress")
   T.eq(last_end(path), "succeeded")
   R.settle(300) -- blue's tasks have stopped by the time anyone rolls back
   T.eq(R.healthy("api-stable"), 0, "blue has no target left")
@@ -628,4 +651,103 @@ T.test("multi_service: the CodeDeploy rollback cannot be confirmed (GetDeploymen
   T.eq(code, 3, err)
   T.ok(err:find("its rollback did not complete", 1, true), err)
   T.ok(err:find("ecsplay rollback ", 1, true), err)
+end)
+
+------------------------------------------------------------------ no deployment left in progress
+
+-- The promise after a rollback (or a revert), the instant the run returns: no deployment in
+-- progress, every target group with traffic healthy, the canary/green side at zero tasks.
+local function check_settled(W, what)
+  T.eq(in_flight(W.sim), {}, what .. ": a deployment left in progress")
+  no_violations(W)
+  T.eq(R.weights(), HOME, what .. ": traffic home")
+  local side = R.service("api-canary")
+  T.eq({ side.desired, side.running, side.deployments }, { 0, 0, 1 }, what .. ": the side scaled in")
+end
+
+T.test("canary rolled back: it returns once the canary's scale-in has finished, no deployment "
+  .. "in progress", function()
+  local W = world()
+  local code, err = play("playbooks/canary.lua", { image = "api:flaky", bake = "2m" })
+  T.eq(code, 1, err)
+  T.ok(err:find("rolled back", 1, true), err)
+  check_settled(W, "canary")
+end)
+
+T.test("linear rolled back: no deployment in progress", function()
+  local W = world()
+  local code, err = play("playbooks/linear.lua", { image = "api:flaky", step = 50 })
+  T.eq(code, 1, err)
+  check_settled(W, "linear")
+end)
+
+T.test("blue_green rolled back after the swap: green's scale-in waited for, no deployment in progress",
+  function()
+  local W = world()
+  local code, err = play("playbooks/blue_green.lua", { image = "api:flaky" })
+  T.eq(code, 1, err)
+  check_settled(W, "blue_green")
+  T.eq(R.service("api").desired, 4, "blue serves")
+end)
+
+T.test("revert.succeeded of a canary that succeeded: stable, traffic, then the canary's scale-in, "
+  .. "all finished when it returns", function()
+  local W = world()
+  local code, err, report = R.call(function()
+    return require("ecsplay.rollout").canary { image = "api:v2", container = "api", steps = { 50, 100 },
+      bake = "1m", interval = "1m" }
+  end)
+  T.eq(code, 0, err)
+  T.eq(in_flight(W.sim), {}, "the success left no deployment in progress")
+  T.eq(R.service("api").td, "api:2")
+  T.eq(require("ecsplay.rollout.revert").succeeded(report, "test"), true)
+  check_settled(W, "revert")
+  local api = R.service("api")
+  T.eq({ api.td, api.desired, api.running }, { "api:1", 4, 4 }, "stable back on the previous version")
+end)
+
+-- DescribeServices answers as if api-canary's old tasks never finished draining: a second
+-- deployment that keeps a task, for as long as W.stuck holds.
+local function stuck_scale_in(W)
+  W.stuck = true
+  W.rewrite = function(op, res)
+    if op ~= "DescribeServices" or not W.stuck then return res end
+    local body = json.decode(res.body)
+    for _, svc in ipairs(body.services or {}) do
+      if svc.serviceName == "api-canary" then
+        svc.deployments[#svc.deployments + 1] = { id = "ecs-svc/stuck", status = "ACTIVE",
+          taskDefinition = svc.taskDefinition, desiredCount = 1, runningCount = 1, pendingCount = 0,
+          rolloutState = "COMPLETED" }
+      end
+    end
+    res.body = json.encode(body)
+    return res
+  end
+end
+
+T.test("a scale-in that does not finish in time: traffic home first, then the revert says what is "
+  .. "left (exit 3), and `ecsplay rollback` finishes it", function()
+  local W = world()
+  local path, code, err, report = journaled(function()
+    return R.call(function()
+      return require("ecsplay.rollout").canary { image = "api:v2", container = "api", steps = { 50, 100 },
+        bake = "1m", interval = "1m", journal = true }
+    end)
+  end)
+  T.eq(code, 0, err)
+  stuck_scale_in(W)
+  local rcode, rerr, _, raw = R.call(function() return require("ecsplay.rollout.revert").succeeded(report, "test") end)
+  T.eq(rcode, 3, rerr)
+  local text = text_of(raw)
+  T.ok(text:find("api-canary has not finished scaling in after 15m", 1, true), text)
+  T.ok(text:find("ecsplay rollback " .. path, 1, true), text)
+  T.eq(R.weights(), HOME, "traffic moved home before the wait")
+  T.eq(R.service("api").td, "api:1", "stable put back")
+  T.eq(last_end(path), "rollback_failed", "the journal says so")
+  no_violations(W)
+  W.stuck = false
+  local code2, err2 = rollback(path)
+  T.eq(code2, 0, err2)
+  T.eq(last_end(path), "rolled_back")
+  check_settled(W, "rollback after the stuck scale-in")
 end)

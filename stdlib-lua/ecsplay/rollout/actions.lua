@@ -30,7 +30,9 @@ then traffic, then the new side down. And every action looks before it acts:
                      hooks (nobody would be there to continue them); then
                      waits, when the service keeps tasks and the action names
                      a task definition or `wait`, until ECS has finished and
-                     the targets are healthy
+                     the targets are healthy, and, when it scales the service
+                     to zero, until ECS has finished the scale-in (the last
+                     undo of a stack: traffic has moved home before it)
   delete_task_set    refuses while the task set's target group receives traffic
 A refusal, a failed traffic move and a capacity that did not come back stop
 the loop there (M.undo): what is left is kept as it is, reported, and
@@ -157,10 +159,12 @@ end
 
 -- Waits until the service has finished: one deployment, `want` tasks running
 -- and (for a service ECS itself does not shift) healthy in its target groups.
+-- A service scaled to zero has no target to be healthy in: only its deployment is waited for.
 local function settle(a, svc, want)
   local native = NATIVE[(svc.deploymentConfiguration or {}).strategy or ""]
   local tgs = a.wait and a.wait.target_groups
   if not tgs and not native then tgs = target_groups_of(svc) end
+  if want == 0 then tgs = nil end
   ecs_util.wait_ready(a.cluster, a.service, a.taskDefinition or svc.taskDefinition, want, tgs,
     a.wait and a.wait.timeout or 900)
 end
@@ -201,8 +205,13 @@ function apply.update_service(a)
     req.taskDefinition = a.taskDefinition
     req.deploymentConfiguration = without_pause_hooks(svc.deploymentConfiguration)
   end
-  if req.desiredCount or req.taskDefinition then ecs.update_service(req) end
-  if want > 0 and (a.wait or a.taskDefinition) then settle(a, svc, want) end
+  local sent = req.desiredCount or req.taskDefinition
+  if sent then ecs.update_service(req) end
+  -- a scale-in is waited for too (back on its previous task definition it is a new deployment,
+  -- IN_PROGRESS until the old tasks have stopped), unless nothing was sent to a service already
+  -- at rest: no deployment is left in progress, and a repeated undo costs no wait
+  if want > 0 and (a.wait or a.taskDefinition) then settle(a, svc, want)
+  elseif want == 0 and (sent or not ecs_util.at_rest(svc)) then settle(a, svc, 0) end
 end
 
 -- Found by id or by the run's marker, stopped with rollback, or reverted once

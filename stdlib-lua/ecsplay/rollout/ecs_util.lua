@@ -104,6 +104,16 @@ local function primary(svc)
 end
 M.primary = primary
 
+local IN_FLIGHT = { PENDING = true, IN_PROGRESS = true }
+
+--[[ Whether the described service is at rest: one deployment, which ECS does not report in
+     progress (rolloutState: absent for some services), running and pending what it wants. ]]
+function M.at_rest(svc)
+  local d = primary(svc)
+  if not d or #svc.deployments ~= 1 or IN_FLIGHT[d.rolloutState or ""] then return false end
+  return (d.runningCount or 0) == d.desiredCount and (d.pendingCount or 0) == 0
+end
+
 function M.healthy_targets(tg_arn)
   local n = 0
   local res = elbv2_reads.describe_target_health { TargetGroupArn = tg_arn }
@@ -138,7 +148,9 @@ local function poll_ready(cluster, service, task_definition, want, tg_arns)
       .. "healthy", service, failed), 0)
   end
   local running = d and d.runningCount or 0
-  local ok = d and running >= want and d.desiredCount == want and #svc.deployments == 1
+  -- done: ECS has finished the deployment (a scale-in too: no task of it still running)
+  local ok = d and running == want and d.desiredCount == want and #svc.deployments == 1
+    and not IN_FLIGHT[d.rolloutState or ""]
   local healthy = {}
   if ok then
     for _, tg in ipairs(tg_arns or {}) do
@@ -148,16 +160,22 @@ local function poll_ready(cluster, service, task_definition, want, tg_arns)
     end
   end
   if ok then return svc end
-  return nil, string.format("%s: %d/%d running%s", service, running, want,
-    #healthy > 0 and (", healthy " .. table.concat(healthy, "/")) or "")
+  local deps = svc.deployments and #svc.deployments or 0
+  return nil, string.format("%s: %d/%d running%s%s", service, running, want,
+    #healthy > 0 and (", healthy " .. table.concat(healthy, "/")) or "",
+    deps > 1 and string.format(", %d deployments", deps)
+      or (d and IN_FLIGHT[d.rolloutState or ""] and ", deployment " .. d.rolloutState) or "")
 end
 
 --[[ Waits until the service's primary deployment runs `want` tasks of
-     `task_definition` (an ARN) and every target group has `want` healthy
-     targets. Fails early when the deployment fails (circuit breaker) or
-     keeps losing tasks; times out after `timeout` seconds. A throttle or a
-     5xx that outlived the SDK's retries means "not known yet", not a failed
-     rollout: it keeps polling, backing off, until the deadline.
+     `task_definition` (an ARN; no more: a scale-in has finished once its
+     tasks have stopped), is the only one, ECS no longer reports it in
+     progress, and every target group has `want` healthy targets (want = 0,
+     a scale-in: pass no target groups). Fails early when the deployment
+     fails (circuit breaker) or keeps losing tasks; times out after
+     `timeout` seconds. A throttle or a 5xx that outlived the SDK's retries
+     means "not known yet", not a failed rollout: it keeps polling, backing
+     off, until the deadline.
      The polls fall on the grid of `poll` (multiples since the epoch,
      sched.next_tick), the first one too (a service just updated is not ready
      at once: ECS has yet to start its tasks), so every rollout of a fleet
@@ -185,7 +203,8 @@ function M.wait_ready(cluster, service, task_definition, want, tg_arns, timeout,
       if note ~= last_note then log.event("debug", "wait", note) last_note = note end
     end
     if sched.now() >= deadline then
-      error(M.failed("Timeout", "service %s not ready after %s: %s", service, duration.format(timeout or 900),
+      error(M.failed("Timeout", "service %s %s after %s: %s", service,
+        want > 0 and "not ready" or "has not finished scaling in", duration.format(timeout or 900),
         last_note), 0)
     end
     local now = sched.now()

@@ -9,8 +9,9 @@ It is the plan `ecsplay rollback` carries out for that rollout's finished journa
 "rolling back a run that finished is a revert in the safe order"): its own undo stack, newest first,
 each undo looking before it acts (rollout/actions.lua). For a canary: the stable service back on
 the task definition it ran and healthy while it serves, traffic home, then the canary service back
-to its task definition and count (0), which no longer receives traffic. Both services end as they
-were before the run, not only the stable one. Each undo is journaled, then the journal's end line
+to its task definition and count (0), which no longer receives traffic, waited for until ECS has
+finished scaling it in. Both services end as they were before the run, not only the stable one, and
+no deployment of either is left in progress when it returns. Each undo is journaled, then the journal's end line
 "rolled_back", so a kill half-way leaves `ecsplay rollback JOURNAL` to continue it.
 
 Returns true when it reverted, false when the rollout did not succeed or was reverted already
