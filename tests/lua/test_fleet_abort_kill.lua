@@ -158,3 +158,34 @@ T.test("killed after the fleet stopped svc1, then `ecsplay resume`: svc1 rolled_
     T.eq(js.svc2.state.stopped, nil, "svc2 failed on its own")
   end, SCENARIO)
 end)
+
+-- An undo= of the playbook's own (not revert.succeeded): the member's journal records the intent
+-- before it, and ends rolled_back once it completed. (Before, it kept reading "succeeded".)
+local OWN_UNDO = [[
+local rollout, actions = require "ecsplay.rollout", require "ecsplay.rollout.actions"
+rollout.fleet { { 1, 2 }, limit = 1, name = function(i) return "svc" .. i end,
+  run = function(i)
+    return rollout.canary { name = "svc" .. i, cluster = "production", image = i == 2 and "api:bad" or "api:v2",
+      container = "api", canary_count = 1, steps = { 100 }, bake = "1m", interval = "1m",
+      stable = { service = "svc" .. i, target_group = "svc" .. i .. "-stable" },
+      canary = { service = "svc" .. i .. "-canary", target_group = "svc" .. i .. "-canary" } }
+  end,
+  undo = function(i, report)
+    actions.run { op = "update_service", cluster = "production", service = "svc" .. i,
+      taskDefinition = report.previous_task_definition, wait = { timeout = 900 } }
+  end }
+]]
+
+T.test("an undo= of the playbook's own: the member's journal says it is put back, then ends rolled_back", function()
+  local dir = T.tmpdir()
+  L.write(dir .. "/own_undo.lua", OWN_UNDO)
+  local out, rc = T.sh("ECSPLAY_RUNS_DIR=" .. L.q(dir .. "/runs") .. " " .. T.bin .. " --simulate=" .. SCENARIO
+    .. " " .. L.q(dir .. "/own_undo.lua"))
+  T.eq(rc, 1, out)
+  local js = journals(dir)
+  os.execute("rm -rf " .. L.q(dir))
+  local svc1 = js.svc1 and js.svc1.state or {}
+  T.ok(svc1.succeeded and svc1.reverting, "svc1's journal: succeeded, then the put-back's intent:\n" .. out)
+  T.eq(svc1.reverting and svc1.reverting.reason, "the fleet failed: putting back svc1")
+  T.eq(svc1.ended, "rolled_back", "svc1's journal ends rolled_back once its undo= completed")
+end)
