@@ -85,3 +85,46 @@ rollout.fleet { {
   T.ok(out:find("what may be left", 1, true), out)
   T.ok(out:find("a: it had succeeded and putting it back failed (cannot put a back)", 1, true), out)
 end)
+
+-- A signal that arrives while the fleet aborts (its budget spent: members being stopped, promoted
+-- ones being put back) reaches the rollback or the put-back that waits, which go on to their end;
+-- the run must still end interrupted: 143 (130), the summary's status "interrupted", the message
+-- naming the signal, and every promoted member put back. (Before, it exited 1 with FleetFailed and
+-- the signal surfaced only at a later wait.)
+local ABORTING = [[
+local rollout = require "ecsplay.rollout"
+local phase = ...
+local function ready() print("ready") io.stdout:flush() end
+local s_ok, s = pcall(rollout.fleet, { {
+  { name = "a", run = function() return {} end,
+    undo = function()
+      if phase == "put-back" then ready() end
+      pcall(ecsplay.sleep, 1) -- the put-back's own wait takes the signal and goes on
+      print("a put back")
+    end },
+  { name = "m", run = function()
+      local ok, e = pcall(ecsplay.sleep, 30)
+      if phase == "stopping" then ready() end
+      pcall(ecsplay.sleep, 1) -- its rollback takes the signal and goes on
+      print("m rolled back")
+      error(e, 0)
+    end },
+  { name = "b", run = function() ecsplay.sleep(0.3) error("b broke", 0) end },
+} })
+local r = type(s) == "table" and (s.report or s) or {}
+print("summary " .. tostring(r.status))
+error(s, 0)
+]]
+
+for _, case in ipairs { { "put-back", "TERM", 143, "SIGTERM" }, { "stopping", "INT", 130, "SIGINT" } } do
+  local phase, sig, want, name = table.unpack(case)
+  T.test("a SIG" .. sig .. " while the fleet aborts (" .. phase .. "): the put-backs finish, exit " .. want, function()
+    local rc, out = signalled((ABORTING:gsub("local phase = %.%.%.", "local phase = " .. string.format("%q", phase))),
+      sig)
+    T.eq(rc, want, out)
+    T.ok(out:find("a put back", 1, true), "the promoted member was put back:\n" .. out)
+    T.ok(phase ~= "stopping" or out:find("m rolled back", 1, true), out)
+    T.ok(out:find("summary interrupted", 1, true), out)
+    T.ok(out:find("interrupted by " .. name, 1, true), out)
+  end)
+end

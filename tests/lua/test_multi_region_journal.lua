@@ -101,9 +101,20 @@ end)
 T.test("`ecsplay rollback` of each journal restores each Region's own world", function()
   with_server(function(dir, srv)
     local js = killed_run(dir, srv)
-    local rc, out = J.ecsplay(dir, "rollback-west", nil, { "rollback", js["api in eu-west-1"].path })
+    local east_path = js["api in us-east-1"].path
+    -- the run was killed before its end: `ecsplay status` of the unfinished wave names the wave it
+    -- had promoted, whose on_abort never ran, with the command that puts it back
+    local rc, out = J.ecsplay(dir, "status", nil, { "status", js["api in eu-west-1"].path })
+    T.eq(rc, 0, out)
+    T.ok(out:find("the run did not finish, so its abort handlers (on_abort, a fleet's undo=) did not run: "
+      .. "api in us-east-1 of the same run succeeded (promoted)", 1, true), out)
+    T.ok(out:find("`ecsplay rollback " .. east_path .. "` puts it back", 1, true), out)
+    rc, out = J.ecsplay(dir, "rollback-west", nil, { "rollback", js["api in eu-west-1"].path })
     T.eq(rc, 0, out)
     T.ok(out:find("region eu-west-1", 1, true), "says which session it rolls back in:\n" .. out)
+    -- and so does its rollback (which leaves us-east-1 alone: the operator did not ask)
+    T.ok(out:find("api in us-east-1 of the same run succeeded (promoted)", 1, true), out)
+    T.ok(out:find("`ecsplay rollback " .. east_path .. "` puts it back", 1, true), out)
     T.eq(region_state(srv, "eu-west-1"), { td = "api:1", canary = 0, weights = HOME }, "eu-west-1 restored")
     -- us-east-1 untouched by eu-west-1's rollback (before the fix, the undo ran there)
     local east = region_state(srv, "us-east-1")

@@ -118,6 +118,10 @@ end
      for error objects, which carry no position) and a traceback (the user's
      frames; every frame with -v or all_frames, for failures with no user
      code such as `sim serve`'s). ]]
+-- An error object already captured where user code raised it (`ecsplay resume` runs the
+-- playbook under a capture and raises its error again from ecsplay's own code) → that capture.
+local captured = setmetatable({}, { __mode = "k" })
+
 function M.capture(opts, all_frames)
   local stdlib = opts and opts.stdlib
   local verbose = all_frames or (opts and (tonumber(opts.verbosity) or 0) > 0)
@@ -136,8 +140,11 @@ function M.capture(opts, all_frames)
           break
         end
       end
+      if not where and captured[err] then return captured[err] end
     end
-    return { err = err, where = where, traceback = traceback(2, stdlib, not verbose) }
+    local failure = { err = err, where = where, traceback = traceback(2, stdlib, not verbose) }
+    if where then captured[err] = failure end
+    return failure
   end
 end
 

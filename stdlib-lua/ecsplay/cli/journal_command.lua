@@ -54,6 +54,8 @@ function M.run(name, opts, argv)
     if name == "rollback" and type(start) == "table" then
       log.set_context { run_id = start.run, strategy = start.strategy, rollout = start.name }
     end
+    -- resume: where the playbook raised its error, for the last line (cli/exit.lua)
+    opts.capture = exit.capture(opts)
     return journal[name](path, opts)
   end, nil, { journal = path, command = name })
 end

@@ -639,12 +639,23 @@ function M.status(path)
     playbook = start.playbook or st.playbook, journal = path, step = st.step, weights = st.weights,
     gates = json.array(st.gates or {}), approval = st.approval, pid = st.pid, time = st.time, host = st.host,
     paused_reason = st.paused_reason }
+  local live = alive(st)
   if jstate.ended then
     out.state = FINAL[jstate.ended] or "failed"
     out.approval, out.paused_reason = nil, nil
     -- the weights after a rollback are the stable side's, not the last step's
     if out.state ~= "succeeded" then out.weights, out.step = nil, nil end
-  elseif alive(st) then
+  elseif jstate.reverting then
+    -- it had succeeded; a "revert" line says it is being put back (a fleet's undo=, an on_abort)
+    out.state = "putting-back"
+    out.approval, out.paused_reason, out.weights, out.step = nil, nil, nil, nil
+    if not live then
+      local reason = jstate.reverting.reason
+      out.hint = string.format("it had succeeded and was being put back%s when its process went: "
+        .. "`ecsplay rollback %s` finishes putting it back", type(reason) == "string" and (" (" .. reason .. ")") or "",
+        path)
+    end
+  elseif live then
     out.state = st.state or "running"
   else
     out.state = "gone"
@@ -653,6 +664,14 @@ function M.status(path)
       and string.format("the process is gone with %d change(s) not undone: `ecsplay rollback %s` to undo them, "
         .. "or `ecsplay resume %s` to carry on", undo_left, path, path)
       or string.format("the process is gone: `ecsplay resume %s` to carry on", path)
+  end
+  if not live then
+    -- its run was killed before its end: the rollouts it had promoted were never put back
+    local notes = journal_file.promoted_notes(jstate, true)
+    if #notes > 0 then
+      if out.hint then table.insert(notes, 1, out.hint) end
+      out.hint = table.concat(notes, "\n  ")
+    end
   end
   return out
 end

@@ -21,7 +21,10 @@ from then on no member starts ("not_started"). Then, with on_failure = "continue
 already running finish; with "abort_all" (the default), they are cancelled where they wait
 (each rolls itself back, as on Ctrl-C: "rolled_back"), and members that had succeeded are put
 back by `undo`, newest first ("rolled_back"; without undo= they stay "succeeded" and the
-summary says so).
+summary says so). Before a put-back the member's rollout journal records its intent (a
+"revert" line, Run:journal_revert), so that after a kill it no longer reads as a success.
+A signal during that abort phase does not cut the rollbacks or put-backs short; once they
+are done the fleet raises that interruption (130/143, status "interrupted").
 On SIGINT/SIGTERM each running member rolls itself back and the fleet waits for every one of
 them (no member starts any more); then the worst error raises (ecsplay.map: a failed
 rollback's before the interruption), so the exit is 130/143 with every journal rolled back;
@@ -42,6 +45,7 @@ local errors = require "ecsplay.errors"
 local duration = require "ecsplay.duration"
 local strings = require "ecsplay.util.strings"
 local ecsplay = require "ecsplay"
+local Run = require "ecsplay.rollout.run"
 
 local M = {}
 
@@ -271,7 +275,8 @@ function Fleet:run_member(m)
     m.left = type(err) == "table" and err.left or nil
     error(err, 0)
   end
-  if m.cancel_sent and cancelled(err) then
+  if (m.cancel_sent and cancelled(err)) or errors.is(err, "RolloutStopped") then
+    -- stopped by the fleet (RolloutStopped: in the run `ecsplay resume` resumes), not failed
     m.status, m.error = "rolled_back", errors.describe(err)
     return
   end
@@ -290,9 +295,13 @@ function Fleet:undo_succeeded()
   for _, m in ipairs(done) do
     if m.undo then
       log.event("warn", "fleet", "fleet: putting back " .. m.name)
+      -- its journal says so first: after a kill it no longer reads as a plain success
+      local run = type(m.report) == "table" and Run.of_report(m.report) or nil
+      if run then run:journal_revert("the fleet failed: putting back " .. m.name) end
       local ok, err = pcall(m.undo, m.report)
       if ok then
         m.status = "rolled_back"
+        if run then run:end_put_back() end
       else
         m.rollback_failed, m.error = true, "its undo failed: " .. errors.describe(err)
         m.left = "it had succeeded and putting it back failed (" .. strings.one_line(errors.describe(err), 200)
@@ -365,6 +374,29 @@ local function left_of(members)
   return out
 end
 
+-- A signal's name as the interruption's message says it.
+local SIGNALS = { [2] = "SIGINT", [15] = "SIGTERM" }
+
+--[[ The error an interrupted fleet raises, once every member settled and the put-backs ran:
+     err (ecsplay.map's worst member error, or nil) when it is a failed rollback (exit 3);
+     FleetRollbackFailed when a put-back failed; else, after a signal (one that a member's
+     rollback or a put-back took, which are never cut short, or that came while the fleet
+     cancelled its members), that signal's interruption (130/143); else err. The summary is
+     its report. ]]
+function Fleet:interruption(err, s)
+  if errors.is(err, "rollback") then return err end
+  local sig = sched.signal_received()
+  local how = sig and ("interrupted by " .. (SIGNALS[sig] or ("signal " .. sig))) or "interrupted"
+  if s.rollback_failed then
+    return errors.new("rollback", { code = "FleetRollbackFailed", report = s, rollback_failed = true,
+      left = left_of(self.members), message = string.format("fleet %s and a rollback did not complete: %s",
+        how, summary_line(s)) })
+  end
+  if not sig or (errors.is(err, "interrupted") and err.signal == sig) then return err end
+  return errors.new("interrupted", { signal = sig, report = s, rolled_back = true,
+    message = string.format("%s; fleet: %s", how, summary_line(s)) })
+end
+
 function M.run(o)
   local list, policy = check_options(o)
   local self = setmetatable({ policy = policy, max_failures = o.max_failures or 0, failures = 0,
@@ -378,16 +410,23 @@ function M.run(o)
       { limit = o.limit, note = function() return "fleet: " .. summary_line(self:summary()) end })
     if not ok then
       self.interrupted = true
-      -- a signal (or the caller's cancellation): every member has settled; the summary says how
-      -- each ended, and is the error's report, as for FleetFailed (not one member's own report)
+      -- a signal (or the caller's cancellation): every member has settled; an abort under way
+      -- still puts back what had succeeded; the summary says how each ended, and is the
+      -- error's report, as for FleetFailed (not one member's own report)
+      if self.spent and policy == "abort_all" then self:undo_succeeded() end
       local s = self:summary()
       log_summary(s)
-      error(with_report(err, s), 0)
+      error(with_report(self:interruption(err, s), s), 0)
     end
   end
   if self.spent and policy == "abort_all" then self:undo_succeeded() end
+  -- a signal the members' rollbacks or the put-backs took (they are never cut short): the
+  -- run was interrupted all the same
+  local signalled = sched.signal_received() ~= nil
+  if signalled then self.interrupted = true end
   local s = self:summary()
   log_summary(s)
+  if signalled then error(self:interruption(nil, s), 0) end
   local line = summary_line(s)
   if not self.spent then
     log.event("info", "fleet", "fleet: " .. (line ~= "" and line or "no members"))

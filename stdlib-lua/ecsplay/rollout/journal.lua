@@ -14,6 +14,12 @@ Lines:
   {"t":"done","key":"weight:2","result":..,"time":..}                    after it
   {"t":"undone","index":n,"time":..}                                      an undo carried out
   {"t":"end","status":"succeeded"|"rolled_back"|"rollback_failed","time":..}
+                                                                           rolled_back of a task cancelled (a
+                                                                           fleet stopping it): "stopped":why
+  {"t":"revert","reason":..,"time":..}                                    after an end "succeeded": it is
+                                                                           being put back (Run:revert, a
+                                                                           fleet's undo=);
+                                                                           unfinished until its next end line
   {"t":"rollout","name":..,"run":id,"journal":file,"time":..}            (group's first journal)
                                                                            another rollout of the run
   {"t":"playbook_end","exit":code,"time":..}                              (group's first journal)
@@ -98,6 +104,12 @@ local function unfinished_siblings(state)
   return out
 end
 
+-- " (the reason its put-back gave)" for a journal with a "revert" line, or "".
+local function reverting_why(state)
+  local reason = state.reverting and state.reverting.reason
+  return type(reason) == "string" and (" (" .. reason .. ")") or ""
+end
+
 -- A journal that does not read back whole: what its rollback cannot vouch for.
 local function damage_text(path, state)
   return string.format("%s is damaged (%s): the changes recorded in what was lost may be left; "
@@ -132,10 +144,19 @@ function M.rollback(path, opts)
   for _, other in ipairs(unfinished_siblings(state)) do
     log.event("warn", "rollback", "another rollout of the same run has its own journal: ecsplay rollback " .. other)
   end
+  -- a run killed before its end: the rollouts it had promoted were never put back by it
+  for _, note in ipairs(journal_file.promoted_notes(state)) do log.event("warn", "rollback", note) end
   if #state.undo == 0 then
     if damaged then
       error(errors.new("rollback", { code = "JournalDamaged", rollback_failed = true, left = damaged,
         message = "rollback of " .. path .. " may not be complete: the journal is damaged" }), 0)
+    end
+    if state.reverting and not damaged then
+      -- killed after its put-back's last undo, before its end line: the put-back is complete
+      j:write { t = "end", status = "rolled_back" }
+      log.event("info", "rollback", "nothing left to undo in " .. path .. ": it had been put back"
+        .. reverting_why(state) .. "; its journal now ends rolled_back")
+      return true
     end
     log.event("info", "rollback", "nothing to roll back in " .. path
       .. (state.ended and (" (run ended: " .. state.ended .. ")") or ""))
@@ -146,6 +167,9 @@ function M.rollback(path, opts)
   if state.ended == "succeeded" then
     -- a finished run: the same plan is a revert to the previous version, capacity first
     log.event("warn", "rollback", "the run had succeeded: reverting it to the previous version")
+  elseif state.reverting then
+    log.event("warn", "rollback", "the run had succeeded and was being put back when it was stopped"
+      .. reverting_why(state) .. ": finishing the put-back")
   end
   log.event("info", "rollback", "rollback plan: " .. actions.plan(state.undo))
   -- the rollout's own Region, account and endpoint (its start line's session), where its changes are
@@ -296,14 +320,44 @@ function M.resume(path, opts)
   end
   local chunk, err = loadfile(start.playbook)
   if not chunk then error(errors.bad_input(err), 0) end
-  local ran = table.pack(pcall(chunk))
+  local reverting = {}
+  for _, m in ipairs(members) do
+    if m.reverting and not m.ended then reverting[#reverting + 1] = m end
+  end
+  -- opts.capture (cli/exit.lua): notes where in the playbook an error was raised, which the
+  -- run's last line names although the error is raised again from here
+  local ran = table.pack(xpcall(chunk, opts and opts.capture or function(e) return e end))
+  if not ran[1] and opts and opts.capture then ran[2] = ran[2].err end
   -- a rollout of the killed run that the playbook did not reach this time (a fleet whose
   -- budget a resumed member spent, another branch taken) still has changes journaled:
-  -- roll it back from its journal, so every journal of the run ends
+  -- roll it back from its journal, so every journal of the run ends; and one that was being
+  -- put back and that the playbook did not put back this time is put back (its intent was
+  -- journaled)
   local closed, close_err = pcall(M.close_unreached, opts)
+  local finished, finish_err = pcall(M.finish_put_backs, reverting, opts)
   if not ran[1] then error(ran[2], 0) end
   if not closed then error(close_err, 0) end
+  if not finished then error(finish_err, 0) end
   return table.unpack(ran, 2, ran.n)
+end
+
+-- The journals of the resumed run that were being put back (a "revert" line, no end since)
+-- and still are once the resumed playbook ended: each put-back is finished as `ecsplay
+-- rollback` would. Raises the first rollback error once every one was tried.
+function M.finish_put_backs(list, opts)
+  local first_err
+  for _, m in ipairs(list) do
+    local path = m.given or m.path
+    local ok_read, now = pcall(M.read, path)
+    if ok_read and not now.ended then
+      log.event("warn", "resume", string.format("%s was being put back when the run was stopped and the "
+        .. "resumed playbook did not put it back: finishing the put-back from its journal %s",
+        tostring(m.start and m.start.name), tostring(path)))
+      local ok, e = pcall(M.rollback, path, opts)
+      if not ok and not first_err then first_err = e end
+    end
+  end
+  if first_err then error(first_err, 0) end
 end
 
 -- The journals `ecsplay resume` queued (context.resume) that no rollout of the resumed

@@ -13,6 +13,8 @@ fsynced before the change it describes is made (format: rollout/journal.lua).
   journal_file.linked_from(path) the group's first journal that names path
                                    (an empty journal's run)
   journal_file.end_playbook(group, exit_code)  the playbook run ended (cli/run.lua)
+  journal_file.promoted_notes(state [, itself])  for a run killed before its end: the lines
+                                   that name its rollouts left promoted (rollback, status)
 
 A journal must never be what stops a rollback, so a write does not raise:
   * the file was deleted (or its folder) since the last line: it is
@@ -49,7 +51,7 @@ local ENOENT, EISDIR = 2, 21
 
 -- The line types this version writes; a line of another type is skipped.
 local KNOWN = { start = true, ["do"] = true, done = true, undone = true, ["end"] = true, rollout = true, step = true,
-  gate = true, control = true, playbook_end = true }
+  gate = true, control = true, playbook_end = true, revert = true }
 
 function M.runs_dir()
   local dir = os.getenv("ECSPLAY_RUNS_DIR")
@@ -321,6 +323,12 @@ local function apply_line(state, obj, undos)
     for _, u in ipairs(undos) do if u.index == obj.index then u.undone = true end end
   elseif t == "end" then
     state.ended = obj.status
+    state.stopped = type(obj.stopped) == "string" and obj.stopped or nil
+    -- "succeeded" after a "revert" line: the put-back was refused, nothing changed
+    if obj.status == "succeeded" then state.succeeded, state.reverting = obj, nil end
+  elseif t == "revert" then
+    -- a rollout that succeeded is being put back: unfinished again until its next end line
+    state.reverting, state.ended = obj, nil
   elseif t == "rollout" then
     state.rollouts[#state.rollouts + 1] = obj
   elseif t == "playbook_end" then
@@ -330,8 +338,12 @@ end
 
 --[[ Parses a journal's text. state:
        start, done = {[key] = result}, undo (not yet undone, oldest first),
-       all_undo, ended = status | nil, intent = {[key] = true} (journaled
-       "do" with no "done": the change may or may not have happened),
+       all_undo, ended = status | nil (a "revert" line after the end: nil again),
+       succeeded = its "end" line "succeeded" | nil (also when a revert followed),
+       reverting = the "revert" line | nil (it had succeeded and was being put back),
+       stopped = why its task was cancelled (a fleet stopping it), from its last end line | nil,
+       intent = {[key] = true} (journaled "do" with no "done": the change may or may not
+       have happened),
        intent_time = {[key] = time of its latest "do" line},
        rollouts (the group's other journals, in the group's first journal),
        playbook_ended = the "playbook_end" line (the group's first journal:
@@ -466,6 +478,40 @@ function M.members(state)
   end
   if not seen[state.given or state.path] then out[#out + 1] = state end
   return out, root
+end
+
+-- The journals of state's playbook run, and whether that run never reached its end (the
+-- group's first journal has no "playbook_end" line). → members, unfinished
+local function run_of(state)
+  if not (state.start and state.start.group) then return { state }, false end
+  local ok, members, root = pcall(M.members, state)
+  if not ok or not root then return { state }, false end
+  return members, root.playbook_ended == nil
+end
+
+--[[ For a run killed before its end, the rollouts it left promoted: their abort handlers (an
+     on_abort, a fleet's undo=) never ran. One line per journal of the run, other than
+     state's, that ended "succeeded", with the command that puts it back; with `itself`, first
+     a line about state's own journal when it is one of them. {} for a run that ended. ]]
+function M.promoted_notes(state, itself)
+  local members, unfinished = run_of(state)
+  local out = {}
+  if not unfinished then return out end
+  if itself and state.ended == "succeeded" and #members > 1 then
+    local path = state.given or state.path
+    out[1] = string.format("its run did not finish, so its abort handlers (on_abort, a fleet's undo=) did "
+      .. "not run: it still runs its new version; `ecsplay rollback %s` puts it back, `ecsplay resume %s` "
+      .. "carries the run on", path, path)
+  end
+  for _, m in ipairs(members) do
+    if m ~= state and m.ended == "succeeded" then
+      local path = m.given or m.path
+      out[#out + 1] = string.format("the run did not finish, so its abort handlers (on_abort, a fleet's undo=) "
+        .. "did not run: %s of the same run succeeded (promoted) and still runs its new version; "
+        .. "`ecsplay rollback %s` puts it back", tostring(m.start and m.start.name or path), path)
+    end
+  end
+  return out
 end
 
 --[[ The playbook run that opened the journal group `group` (context.journal_group) has

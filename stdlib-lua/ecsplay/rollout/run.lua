@@ -119,8 +119,15 @@ function Run:resume_from(resume)
   for _, u in ipairs(resume.undo) do
     self.undo[#self.undo + 1] = { key = u.key, action = u.action, index = u.index }
   end
-  if resume.ended then
-    self.finished = resume.ended
+  if resume.ended or resume.reverting then
+    -- being put back when the run was stopped (a "revert" line, no end since): it had
+    -- succeeded; the resumed playbook puts it back again (Run:revert carries out what is left)
+    self.finished = resume.ended or "succeeded"
+    self.revert_journaled = resume.reverting ~= nil
+    -- it had succeeded, then was put back (a fleet's undo=, an on_abort): not a failure
+    self.put_back = resume.succeeded ~= nil and resume.ended == "rolled_back"
+    -- it was stopped (its task cancelled: a fleet stopping its members), not failed
+    self.stopped = resume.ended == "rolled_back" and resume.stopped or nil
     self.report.journal = resume.path
     return
   end
@@ -250,11 +257,23 @@ function Run:end_as_journaled()
   local status, path = self.finished, self.report.journal
   self.report.status = status
   self.report.ended = sched.now()
-  if status == "succeeded" then
-    self:log("info", "resume", self.name .. ": already succeeded in the run being resumed")
+  if status == "succeeded" or self.put_back then
+    -- a rollout put back after it succeeded is what it was to the playbook: a success (its
+    -- put-back, Run:revert, then finds nothing left to do)
+    self.report.status = "succeeded"
+    self:log("info", "resume", self.name .. ": already succeeded in the run being resumed"
+      .. (self.put_back and ", and was put back since" or self.revert_journaled
+        and ", and was being put back when it was stopped" or ""))
     return self.report
   end
   local fields = { report = self.report, strategy = self.strategy, name = self.name, run = self.id }
+  if status == "rolled_back" and self.stopped then
+    -- RolloutStopped: a fleet counts it rolled back, not failed (the failure was another's)
+    fields.code, fields.rolled_back = "RolloutStopped", true
+    fields.message = string.format("%s had been stopped (%s) and rolled back in the run being resumed", self.name,
+      tostring(self.stopped))
+    error(errors.new("rollout", fields), 0)
+  end
   if status == "rolled_back" then
     fields.code, fields.rolled_back = "RolloutFailed", true
     fields.message = self.name .. " had already failed and rolled back in the run being resumed"
@@ -356,10 +375,12 @@ end
      what is left and how `ecsplay rollback` continues) when an undo fails. ]]
 function Run:revert(reason)
   if self.report.status ~= "succeeded" then return false end
-  if not self.journal and self.report.journal then
-    -- a resumed rollout that ended as journaled: the revert is recorded in that journal
-    self.journal = journal_mod.open(nil, self.report.journal)
+  if self.put_back then
+    -- resumed: its journal shows it put back already in the run being resumed
+    self.report.status = "rolled_back"
+    return false
   end
+  self:journal_revert(reason)
   self:log("warn", "revert", string.format("%s: reverting to the version it ran before (%s)", self.name,
     reason or "a later failure"))
   local nothing = #self.undo == 0
@@ -380,6 +401,31 @@ function Run:revert(reason)
   return true
 end
 
+--[[ Journals, before a rollout that succeeded is put back (Run:revert, a fleet's undo=), that
+     it is being put back: {"t":"revert","reason":..}, fsynced, after its end line, so that
+     after a kill its journal no longer reads as a plain success (`ecsplay status` shows it
+     being put back, `ecsplay rollback` finishes the put-back). Once per rollout; never raises. ]]
+function Run:journal_revert(reason)
+  -- resumed: its journal shows it put back already
+  if self.put_back then return end
+  if not self.journal and self.report.journal then
+    -- a resumed rollout that ended as journaled: the revert is recorded in that journal
+    self.journal = journal_mod.open(nil, self.report.journal)
+  end
+  if self.revert_journaled then return end
+  self.revert_journaled = true
+  self:jwrite { t = "revert", reason = reason and tostring(reason) or json.null }
+end
+
+--[[ After a put-back that was not Run:revert (a fleet's own undo=) completed: the rollout's
+     journal ends "rolled_back" (Run:revert ends it itself). ]]
+function Run:end_put_back()
+  if self.report.status ~= "succeeded" then return end
+  self.report.status = "rolled_back"
+  self.report.ended = sched.now()
+  if self.revert_journaled and not self.put_back then self:jwrite { t = "end", status = "rolled_back" } end
+end
+
 -- The playbook's on_abort hook; its failure is logged, never raised.
 function Run:call_on_abort(err, reason)
   if not self.on_abort_fn then return end
@@ -390,8 +436,10 @@ end
 --[[ Ends the report and the journal after a rollback; returns the left-over
      text or nil. nothing: the undo stack was empty (the run failed before
      its first change, or everything was undone already): no "rolled back",
-     which would say that something had been changed. ]]
-function Run:finish_rollback(failures, left, nothing)
+     which would say that something had been changed. stopped: why its task was cancelled
+     (a fleet stopping its members), journaled with the end line so that a resumed run
+     tells it from a failure of its own. ]]
+function Run:finish_rollback(failures, left, nothing, stopped)
   self.report.ended = sched.now()
   if #failures > 0 then
     local text = actions.left_text(failures, left)
@@ -402,7 +450,7 @@ function Run:finish_rollback(failures, left, nothing)
     return text
   end
   self.report.status = "rolled_back"
-  self:jwrite { t = "end", status = "rolled_back" }
+  self:jwrite { t = "end", status = "rolled_back", stopped = stopped }
   if nothing then
     self:log("warn", "summary", self.name .. ": failed before changing anything; nothing to roll back")
   else
@@ -475,7 +523,8 @@ function Run:guard(body)
   local changed = self.next_undo_index > 0
   local nothing = #self.undo == 0
   local failures, left_over = self:rollback(reason)
-  local left = self:finish_rollback(failures, left_over, nothing)
+  local stopped = sched.is_interrupt(err) and err.code == "Cancelled" and reason or nil
+  local left = self:finish_rollback(failures, left_over, nothing, stopped)
   error(self:failure(err, reason, left, changed, trace, nothing), 0)
 end
 
