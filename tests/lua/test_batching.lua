@@ -205,3 +205,190 @@ T.test("ECSPLAY_BATCHING=0 and configure{ batching = false } send each request a
   T.ok(got[1][1] and got[2][1])
   T.eq(received["ecs.DescribeServices"], 2)
 end)
+
+---------------------------------------------------------------- batched answers = unbatched answers
+
+-- What a caller got, comparable between two runs: its answer, or its error's kind, code and text.
+local function outcome(r)
+  if r[1] then return r[2] end
+  local e = r[2]
+  return { error = type(e) == "table" and { kind = e.kind, code = e.code, message = e.message } or tostring(e) }
+end
+
+local function stats_delta(before, op)
+  local a, b = aws.stats()[op] or {}, before[op] or {}
+  return { calls = (a.calls or 0) - (b.calls or 0), items = (a.items or 0) - (b.items or 0) }
+end
+
+--[[ asks = { { service, Operation, params }, ... }, asked at once batched and then unbatched,
+     each time on a fresh world of two pairs after prepare() (the same both ways) and 10
+     minutes of traffic. Every caller's outcome must be the same both ways; → the runs'
+     { outcomes, stats = { ["service.Operation"] = { calls, items } } }, batched first. ]]
+local function batched_vs_alone(asks, prepare)
+  local runs = {}
+  for _, batching in ipairs { true, false } do
+    fresh(2, batching)
+    if prepare then prepare() end
+    sched.sleep(600)
+    local before = aws.stats()
+    local fns = {}
+    for i, a in ipairs(asks) do fns[i] = function() return batch.call(a[1], a[2], a[3]) end end
+    local got = together(fns)
+    local run = { outcomes = {}, stats = {} }
+    for i, r in ipairs(got) do run.outcomes[i] = outcome(r) end
+    for _, a in ipairs(asks) do
+      local op = a[1] .. "." .. a[2]
+      run.stats[op] = stats_delta(before, op)
+    end
+    runs[#runs + 1] = run
+  end
+  for i in ipairs(asks) do
+    T.eq(runs[1].outcomes[i], runs[2].outcomes[i], "caller " .. i .. " batched as alone")
+  end
+  for op, s in pairs(runs[1].stats) do T.eq(s.items, runs[2].stats[op].items, op .. " items") end
+  return runs[1], runs[2]
+end
+
+-- A GetMetricData query of pair 1's stable target group's requests under this Id.
+local function request_count(id, extra)
+  local tg = aws.call("elbv2", "DescribeTargetGroups", { Names = { "svc1-stable" } }).TargetGroups[1]
+  local q = { Id = id, MetricStat = { Period = 60, Stat = "Sum", Metric = {
+    Namespace = "AWS/ApplicationELB", MetricName = "RequestCount", Dimensions = {
+      { Name = "TargetGroup", Value = tg.TargetGroupArn:match(":(targetgroup/.+)$") },
+      { Name = "LoadBalancer", Value = tg.LoadBalancerArns[1]:match(":loadbalancer/(.+)$") } } } } }
+  for k, v in pairs(extra or {}) do q[k] = v end
+  return q
+end
+
+-- GetMetricData of these queries over the last 8 minutes (whole minutes), with extra parameters.
+local function metric_ask(queries, extra)
+  local params = { MetricDataQueries = queries, StartTime = R.sim.world.now + 120, EndTime = R.sim.world.now + 600 }
+  for k, v in pairs(extra or {}) do params[k] = v end
+  return { "cloudwatch", "GetMetricData", params }
+end
+
+-- the asks are built once the world exists (the queries name its target groups)
+local function asks_of(build)
+  local asks = {}
+  return asks, function() for i, a in ipairs(build()) do asks[i] = a end end
+end
+
+T.test("an invalid request fails only its caller, with its own error naming its own parameter", function()
+  local long_id = "a" .. string.rep("b", 254) -- 255 characters: valid, and too long for a prefix
+  local asks, prepare = asks_of(function() return {
+    { "cloudwatch", "DescribeAlarms", { AlarmNames = { "api-5xx-high" } } },
+    { "cloudwatch", "DescribeAlarms", { AlarmNames = { string.rep("a", 300) } } },
+    metric_ask { request_count "m1" },
+    metric_ask { request_count(long_id) },
+    { "cloudwatch", "DescribeAlarms", { AlarmNames = { "" } } },
+    { "cloudwatch", "DescribeAlarms", { AlarmNames = { "api-5xx-high", "nope" } } },
+    metric_ask { request_count "m2" },
+  } end)
+  local b = batched_vs_alone(asks, prepare)
+  T.ok(b.outcomes[1].MetricAlarms and #b.outcomes[1].MetricAlarms == 1, "the valid caller's alarm")
+  T.eq(b.outcomes[2].error.code, "ParamValidation")
+  T.ok(b.outcomes[2].error.message:find("`AlarmNames[1]`", 1, true), b.outcomes[2].error.message)
+  T.ok(#b.outcomes[3].MetricDataResults[1].Values > 0, "m1 measured")
+  T.eq(b.outcomes[4].MetricDataResults[1].Id, long_id, "a 255-character Id answered as its own call")
+  T.ok(b.outcomes[5].error.message:find("`AlarmNames[1]`", 1, true), b.outcomes[5].error.message)
+  -- the valid ones still merge: one DescribeAlarms; m1 and m2 in one call, the long Id alone
+  T.eq(b.stats["cloudwatch.DescribeAlarms"].calls, 1)
+  T.eq(b.stats["cloudwatch.GetMetricData"].calls, 2)
+end)
+
+T.test("GetMetricData requests CloudWatch refuses alone are refused batched too", function()
+  local asks, prepare = asks_of(function() return {
+    metric_ask { request_count "m1" },
+    metric_ask { request_count "Upper" },
+    metric_ask { request_count "1bad" },
+    metric_ask { request_count "m3", request_count("m4", { ReturnData = false }) },
+    metric_ask { request_count("m5", { ReturnData = false }) },
+  } end)
+  local b = batched_vs_alone(asks, prepare)
+  T.ok(b.outcomes[1].MetricDataResults, "m1 answered")
+  for _, i in ipairs { 2, 3, 5 } do T.eq(b.outcomes[i].error.code, "ValidationError", "caller " .. i) end
+  T.eq(#b.outcomes[4].MetricDataResults, 1, "only the query that returns data")
+  T.eq(b.stats["cloudwatch.GetMetricData"].items, 6)
+end)
+
+T.test("GetMetricData: MaxDatapoints and a page's worth of data answer as the caller's own call", function()
+  local asks, prepare = asks_of(function() return {
+    metric_ask({ request_count "m1" }, { MaxDatapoints = 5 }),
+    metric_ask({ request_count "m2" }, { MaxDatapoints = 5 }),
+    metric_ask({ request_count "m3" }, { MaxDatapoints = 5, ScanBy = "TimestampAscending" }),
+  } end)
+  local b, u = batched_vs_alone(asks, prepare)
+  T.eq(b.outcomes[1].NextToken ~= nil, true, "a first page, as alone")
+  T.ok(b.stats["cloudwatch.GetMetricData"].calls <= u.stats["cloudwatch.GetMetricData"].calls, "no more calls")
+  -- the server's page (100,800 datapoints) shrunk to 10: a query has 6 points in the window, so
+  -- the merged answer (24) pages, a one-query caller's own answer does not, a two-query one's does
+  local limits = require "ecsplay.sim.limits"
+  local page = limits.CLOUDWATCH.DATAPOINTS_PER_GET_METRIC_DATA
+  limits.CLOUDWATCH.DATAPOINTS_PER_GET_METRIC_DATA = 10
+  local ok, err = pcall(function()
+    local asks2, prepare2 = asks_of(function() return {
+      metric_ask { request_count "m1" },
+      metric_ask { request_count "m2" },
+      metric_ask { request_count "m3", request_count "m4" },
+    } end)
+    local b2 = batched_vs_alone(asks2, prepare2)
+    T.eq(b2.outcomes[1].NextToken, nil, "6 points fit a page")
+    T.ok(b2.outcomes[3].NextToken ~= nil, "12 points do not")
+  end)
+  limits.CLOUDWATCH.DATAPOINTS_PER_GET_METRIC_DATA = page
+  if not ok then error(err, 0) end
+end)
+
+T.test("DescribeServices: a service asked twice, an old-format ARN, another cluster's ARN", function()
+  local arn = "arn:aws:ecs:us-east-1:123456789012:service/"
+  local asks = {
+    { "ecs", "DescribeServices", { cluster = "production", services = { "svc1" } } },
+    { "ecs", "DescribeServices", { cluster = "production", services = { "svc2", "svc2" } } },
+    { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "svc1-canary" } } },
+    { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "staging/svc1" } } },
+    { "ecs", "DescribeServices", { cluster = "production", services = { "nope", "nope", arn .. "production/nope" } } },
+    { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "production/svc2-canary", "svc1" } } },
+    -- this cluster's, another account's: answered under an ARN the batcher cannot match back
+    { "ecs", "DescribeServices", { cluster = "production",
+      services = { "arn:aws:ecs:eu-west-1:999999999999:service/production/svc2" } } },
+    -- a missing service by old-format ARN, then by name: each its own failure's ARN
+    { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "gone" } } },
+    { "ecs", "DescribeServices", { cluster = "production", services = { "gone" } } },
+    -- no name at all: whatever the service answers (the simulator: a 500), its caller's only
+    { "ecs", "DescribeServices", { cluster = "production", services = { "" } } },
+  }
+  local function prepare()
+    aws.call("ecs", "CreateCluster", { clusterName = "staging" })
+    aws.call("ecs", "CreateService", { cluster = "staging", serviceName = "svc1", taskDefinition = "api:1",
+      desiredCount = 0, launchType = "FARGATE", networkConfiguration = { awsvpcConfiguration = {
+        subnets = { "subnet-0sima" } } } })
+  end
+  local b = batched_vs_alone(asks, prepare)
+  T.eq(#b.outcomes[2].services, 2, "svc2 twice, as alone")
+  T.eq(#b.outcomes[3].services, 1, "the old-format ARN's service")
+  T.eq(#b.outcomes[4].services + #b.outcomes[4].failures, 1, "the other cluster's ARN answered")
+  T.eq(#b.outcomes[7].services + #b.outcomes[7].failures, 1, "the other account's ARN answered")
+  T.eq(b.stats["ecs.DescribeServices"].items, 14)
+  -- names and ARNs of the request's cluster still merge: one call for callers 1 and 6
+  fresh(2, true)
+  local got = together {
+    function() return batch.call("ecs", "DescribeServices", asks[1][3]) end,
+    function() return batch.call("ecs", "DescribeServices", asks[6][3]) end,
+  }
+  T.ok(got[1][1] and got[2][1])
+  T.eq(#got[2][2].services, 2)
+  T.eq(received["ecs.DescribeServices"], 1, "merged")
+end)
+
+T.test("aws.stats items: a request that goes alone counts what it asks for", function()
+  local services = {}
+  for i = 1, 11 do services[i] = i % 2 == 0 and ("svc%d"):format(i % 2 + 1) .. "-canary" or "svc" .. i end
+  local asks, prepare = asks_of(function() return {
+    { "ecs", "DescribeServices", { cluster = "production", services = services } },
+    metric_ask { request_count("a", { ReturnData = false }), request_count("b", { ReturnData = false }),
+      { Id = "e", Expression = "a+b" } },
+  } end)
+  local b = batched_vs_alone(asks, prepare)
+  T.eq(b.stats["ecs.DescribeServices"].items, 11)
+  T.eq(b.stats["cloudwatch.GetMetricData"].items, 3)
+end)

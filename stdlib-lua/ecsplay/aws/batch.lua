@@ -9,12 +9,13 @@ have answered:
   elbv2 DescribeListeners       ListenerArns lists, up to 20 a call
   elbv2 DescribeRules           RuleArns lists, up to 20 a call
   cloudwatch DescribeAlarms     AlarmNames lists, up to 100 a call (AWS's maximum)
-  cloudwatch GetMetricData      every caller's MetricDataQueries with the same time range, up
-                                to 500 queries a call (AWS's maximum), Ids prefixed per caller
+  cloudwatch GetMetricData      every caller's MetricDataQueries with the same time range (and
+                                ScanBy, LabelOptions), up to 500 queries a call (AWS's maximum),
+                                Ids prefixed per caller
   elbv2 DescribeTargetHealth,   identical requests once (a target group read by three gates in
   ecs DescribeTaskDefinition    one round is one call); so are the requests of the operations
                                 above that cannot merge (a listener's rules by ListenerArn, a
-                                page by its token, metric math)
+                                page by its token, metric math, what goes alone: see below)
   anything else                 straight through (aws.call)
 
 How: a caller's coroutine adds its request to the open batch of its kind (one batch per
@@ -26,10 +27,22 @@ and sets each caller's answer. A batch that is full is closed at once, and the n
 opens another. Reads only: nothing that changes AWS is ever merged.
 
 Errors: a merged call that fails with a service error (RuleNotFound for one ARN of twenty, a
-missing target group name) is sent again once per caller, unmerged, so each caller gets the
-error or answer its own call gets. Per-item answers that are not errors (DescribeServices'
-`failures`) go to the caller that asked for that item. Transport errors, throttles that outlived
-the retries, and interruptions go to every caller of the batch.
+missing target group name) or a validation error is sent again once per caller, unmerged, so
+each caller gets the error or answer its own call gets. Per-item answers that are not errors
+(DescribeServices' `failures`) go to the caller that asked for that item. Transport errors,
+throttles that outlived the retries, and interruptions go to every caller of the batch.
+
+Alone (a call of its own, whatever others ask), because merging could change its answer:
+a request the model refuses (each caller's is validated on its own first, as aws.call does:
+its ParamValidation names its own parameters and fails no one else); a list that names an
+item twice; a DescribeServices reference that is neither a service name nor an ARN of the
+request's cluster (an old-format ARN, another cluster's); a GetMetricData with MaxDatapoints,
+with an Id CloudWatch refuses alone (the prefix would make it valid) or too long to take the
+prefix, or with no query returning data. And after a merged answer, sent again alone: a
+caller whose share lacks an answer for one of its items (an item answered under a name the
+batcher cannot match back never vanishes), and a GetMetricData caller with more than a
+page of datapoints of its own when the merged answer came in pages (its own call answers
+the first page and a NextToken).
 
 Switch: aws.configure{ batching = false } or ECSPLAY_BATCHING=0 sends every request on its
 own (the same code path, one caller a call), so tests can compare both.
@@ -73,11 +86,36 @@ local ELBV2_LIST = 20
      (ids(element) → strings a caller may have asked by); order: "request" when the service
      answers in the order asked (each caller's share is put back in its own order), "response"
      when it answers in its own order (sorted by name); page: the answer's next-page token and
-     the request parameter it goes into. ]]
+     the request parameter it goes into; omits_missing: the service leaves out what it does
+     not find (no element, no error), so an unanswered reference is no sign of a mismatch;
+     ref_ok(ref, params): whether a reference can be matched to its answer in a merged call
+     (default: any string). ]]
 local function last_part(s) return type(s) == "string" and strings.last_segment(s) or nil end
 
+-- The name of the cluster a DescribeServices asks in (its `cluster`, a name or an ARN).
+local function cluster_name(params)
+  local c = params.cluster
+  if c == nil then return "default" end -- ECS's default when no cluster is given
+  if type(c) ~= "string" then return nil end
+  return c:match("^arn:[^:]*:ecs:[^:]*:[^:]*:cluster/(.+)$") or c
+end
+
+--[[ DescribeServices answers a service under its ARN and name, a failure under an ARN whose
+     last part is the name asked for. A reference merges only when it is a service name
+     (letters, digits, hyphens and underscores, as ECS allows) or an ARN of the request's own
+     cluster (arn:...:service/CLUSTER/NAME). Anything else goes alone: an old-format ARN (no
+     cluster part) or another cluster's would not match its answer, and the service or
+     failure it is answered with could carry a name another caller asks for, and be handed to
+     that caller; an empty or malformed name is refused, or worse, for its caller only. ]]
+local SERVICE_NAME = "^[%w_-]+$"
+local function service_ref_ok(ref, params)
+  if ref:find(SERVICE_NAME) then return true end
+  local cluster, name = ref:match("^arn:[^:]+:ecs:[^:]*:[^:]*:service/([^/]+)/([^/]+)$")
+  return cluster ~= nil and name:find(SERVICE_NAME) ~= nil and cluster == cluster_name(params)
+end
+
 local LISTS = {
-  ["ecs.DescribeServices"] = { list = "services", max = 10, order = "request",
+  ["ecs.DescribeServices"] = { list = "services", max = 10, order = "request", ref_ok = service_ref_ok,
     results = {
       services = function(e) return { e.serviceArn, e.serviceName } end,
       failures = function(e) return { e.arn, last_part(e.arn) } end,
@@ -96,8 +134,10 @@ local LISTS = {
   ["elbv2.DescribeRules"] = { list = "RuleArns", max = ELBV2_LIST, order = "request",
     page = { "NextMarker", "Marker" },
     results = { Rules = function(e) return { e.RuleArn } end } },
-  -- a caller with more than one page's worth of names (50, MaxRecords' default) goes alone
+  -- a caller with more than one page's worth of names (50, MaxRecords' default) goes alone;
+  -- a name that is no alarm is left out of the answer
   ["cloudwatch.DescribeAlarms"] = { list = "AlarmNames", max = 100, per_caller = 50, order = "response",
+    omits_missing = true,
     page = { "NextToken", "NextToken" }, page_size = { "MaxRecords", 100 },
     results = {
       MetricAlarms = function(e) return { e.AlarmName } end,
@@ -109,6 +149,9 @@ local LISTS = {
 local SAME = { ["elbv2.DescribeTargetHealth"] = true, ["ecs.DescribeTaskDefinition"] = true }
 
 local METRIC_QUERIES = 500 -- MetricDataQueries per GetMetricData (AWS's limit)
+-- A MetricDataQuery Id is at most 255 characters (the model's MetricId); merged, an Id gets a
+-- prefix of at most "b500_" (a caller a prefix, at most 500 callers a call)
+local METRIC_ID_MAX = 255 - #("b" .. METRIC_QUERIES .. "_")
 
 local SNAKE = {
   ecs = { describe_services = "DescribeServices", describe_task_definition = "DescribeTaskDefinition",
@@ -210,10 +253,13 @@ local function fail_all(b, err)
   for _, item in ipairs(b.items) do item.ok, item.value = false, err end
 end
 
--- A merged call failed: service errors are each caller's own; anything else is everyone's.
+--[[ A merged call failed: service errors are each caller's own, and so is a validation error
+     (every caller's request was valid alone, so the merge itself was refused: each alone gets
+     its own answer); anything else is everyone's. ]]
 local function merged_failed(b, err)
   if sched.is_interrupt(err) then return fail_all(b, err) end
-  if #b.items > 1 and errors.is(err, "service") and not (type(err) == "table" and err.retryable) then
+  if #b.items > 1 and errors.is(err, { "service", "validation" })
+      and not (type(err) == "table" and err.retryable) then
     return each_alone(b)
   end
   fail_all(b, err)
@@ -311,15 +357,13 @@ end
 
 local NONE = {}
 
--- A caller's share of a merged list answer: the elements that answer its references.
+--[[ A caller's share of a merged list answer: the elements that answer its references (each
+     once: a caller whose list names one twice goes alone), and whether every reference got
+     an answer (else its own call may answer what the merge could not match back). ]]
 local function split_lists(b, item, first, merged, index, used)
   local spec = b.spec
-  -- each reference answered as many times as the caller asked for it (first position first)
-  local wanted, times = {}, {}
-  for i, ref in ipairs(item.refs) do
-    if wanted[ref] == nil then wanted[ref] = i end
-    times[ref] = (times[ref] or 0) + 1
-  end
+  local wanted, answered = {}, {}
+  for i, ref in ipairs(item.refs) do wanted[ref] = i end
   local out = {}
   for k, v in pairs(first) do
     if spec.results[k] == nil and not (spec.page and k == spec.page[1]) then out[k] = v end
@@ -338,10 +382,10 @@ local function split_lists(b, item, first, merged, index, used)
     for _, i in ipairs(candidates) do
       local at, ref
       for _, id in ipairs(ix.ids[i]) do
-        if wanted[id] and (given[id] or 0) < times[id] then at, ref = wanted[id], id break end
+        if wanted[id] and not given[id] then at, ref = wanted[id], id break end
       end
       if at then
-        given[ref] = (given[ref] or 0) + 1
+        given[ref], answered[ref] = true, true
         mine[#mine + 1] = { at = at, n = #mine + 1, e = share(b, item, elements[i], used) }
       end
     end
@@ -353,7 +397,11 @@ local function split_lists(b, item, first, merged, index, used)
     for i, m in ipairs(mine) do list[i] = m.e end
     if first[field] ~= nil or #list > 0 then out[field] = list end
   end
-  return out
+  local complete = true
+  if not spec.omits_missing then
+    for ref in pairs(wanted) do complete = complete and answered[ref] == true end
+  end
+  return out, complete
 end
 
 local function flush_lists(b)
@@ -371,16 +419,29 @@ local function flush_lists(b)
   if not ok then return merged_failed(b, first) end
   local index, used = index_answer(spec, merged), {}
   for _, item in ipairs(b.items) do
-    item.ok, item.value = true, split_lists(b, item, first, merged, index, used)
+    local share_of, complete = split_lists(b, item, first, merged, index, used)
+    if complete then
+      item.ok, item.value = true, share_of
+    else
+      -- something it asked for is not in its share (a reference answered under a name the
+      -- batcher cannot match): its own call answers it, and nothing vanishes
+      item.ok, item.value = pcall(unmerged, b, item)
+    end
   end
 end
 
--- Every page of a merged GetMetricData: the results in the order first seen, each one's
--- Timestamps and Values concatenated; and the first page's Messages.
+--[[ Every page of a merged GetMetricData: the results in the order first seen, each one's
+     Timestamps and Values concatenated; the first page's Messages; and, when the answer came
+     in more than one page, how many datapoints the first held (the service's page size). ]]
 local function metric_pages(b, params)
-  local by_id, order, messages = {}, {}, nil
+  local by_id, order, messages, page, first = {}, {}, nil, nil, true
   repeat
     local res = aws.request(b.service, b.op, params, { session = b.session or false })
+    if first and res.NextToken then
+      page = 0
+      for _, r in ipairs(res.MetricDataResults or {}) do page = page + #(r.Values or {}) end
+    end
+    first = false
     messages = messages or res.Messages
     for _, r in ipairs(res.MetricDataResults or {}) do
       local acc = by_id[r.Id]
@@ -398,7 +459,7 @@ local function metric_pages(b, params)
     params = tables.shallow_copy(params)
     params.NextToken = res.NextToken
   until not res.NextToken
-  return order, messages
+  return order, messages, page
 end
 
 -- GetMetricData: every caller's queries, Ids prefixed "b<n>_"; every page; split by prefix.
@@ -414,22 +475,29 @@ local function flush_metrics(b)
   end
   local params = tables.shallow_copy(b.items[1].params)
   params.MetricDataQueries = queries
-  local ok, order, messages = pcall(metric_pages, b, params)
+  local ok, order, messages, page = pcall(metric_pages, b, params)
   if not ok then return merged_failed(b, order) end
   -- one pass: each result to the caller its prefix names, its own Id back
-  local mine = {}
-  for n = 1, #b.items do mine[n] = {} end
+  local mine, points = {}, {}
+  for n = 1, #b.items do mine[n], points[n] = {}, 0 end
   for _, r in ipairs(order) do
     local n, id = r.Id:match("^b(%d+)_(.*)$")
-    local list = n and mine[tonumber(n)]
+    n = tonumber(n)
+    local list = n and mine[n]
     if list then
       r.Id = id
       list[#list + 1] = r
+      points[n] = points[n] + #r.Values
     end
   end
   local used = {}
   for n, item in ipairs(b.items) do
-    item.ok, item.value = true, { MetricDataResults = mine[n], Messages = messages and share(b, item, messages, used) }
+    if page and points[n] > page then
+      -- more than a page of its own: its own call answers the first page and a NextToken
+      item.ok, item.value = pcall(unmerged, b, item)
+    else
+      item.ok, item.value = true, { MetricDataResults = mine[n], Messages = messages and share(b, item, messages, used) }
+    end
   end
 end
 
@@ -524,7 +592,8 @@ end
 
 ---------------------------------------------------------------- entry
 
--- The list parameter a request merges by, and its references; nil when it cannot merge.
+-- The list parameter a request merges by, and its references; nil when it cannot merge
+-- (a reference named twice: the service may answer it twice, which a merge cannot tell).
 local function list_of(spec, params)
   local names = spec.lists or { spec.list }
   local found
@@ -536,28 +605,55 @@ local function list_of(spec, params)
     end
   end
   if not found then return nil end
-  for _, ref in ipairs(params[found]) do if type(ref) ~= "string" then return nil end end
+  local seen = {}
+  for _, ref in ipairs(params[found]) do
+    if type(ref) ~= "string" or seen[ref] or (spec.ref_ok and not spec.ref_ok(ref, params)) then return nil end
+    seen[ref] = true
+  end
   if #params[found] > (spec.per_caller or spec.max) then return nil end
   if spec.page and params[spec.page[2]] ~= nil then return nil end
   if spec.page_size and params[spec.page_size[1]] ~= nil then return nil end
   return found, params[found]
 end
 
--- GetMetricData requests that merge: plain queries (no expression, whose names are the
--- request's own) within the limit, from the first page.
+--[[ Whether a caller's GetMetricData merges with others'. Never when merging would change its
+     answer: an expression (its names are the request's own), a NextToken, MaxDatapoints (a
+     limit on the whole request's datapoints, so on the other callers' too); nor when its own
+     call is refused and a merged one would not be: CloudWatch's Id rule, "The valid
+     characters are letters, numbers, and underscore. The first character must be a
+     lowercase letter." (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDataQuery.html),
+     which the "b<n>_" prefix would satisfy; an Id too long to take the prefix; and no query
+     returning data (ReturnData false on all of them), which CloudWatch refuses in a request
+     of its own but not next to other callers' queries. ]]
 local function mergeable_metrics(params)
   local qs = params.MetricDataQueries
-  if params.NextToken ~= nil or type(qs) ~= "table" or #qs == 0 or #qs > METRIC_QUERIES then return false end
-  for _, q in ipairs(qs) do
-    if type(q) ~= "table" or q.Expression ~= nil or type(q.Id) ~= "string" then return false end
+  if params.NextToken ~= nil or params.MaxDatapoints ~= nil or type(qs) ~= "table" or #qs == 0
+      or #qs > METRIC_QUERIES then
+    return false
   end
-  return true
+  local returns = false
+  for _, q in ipairs(qs) do
+    if type(q) ~= "table" or q.Expression ~= nil or type(q.Id) ~= "string"
+        or not q.Id:find("^[a-z][A-Za-z0-9_]*$") or #q.Id > METRIC_ID_MAX then
+      return false
+    end
+    returns = returns or q.ReturnData ~= false
+  end
+  return returns
+end
+
+-- What a request asks for, for aws.stats items: its list's references (services, names,
+-- queries), merged or not; else 1 (a target group's health, a listener's rules).
+local function items_asked(spec, params)
+  for _, name in ipairs(spec and (spec.lists or { spec.list }) or { "MetricDataQueries" }) do
+    local v = params[name]
+    if type(v) == "table" then return #v end
+  end
+  return 1
 end
 
 -- Identical requests of this round (and, for `join`, one in flight): one call.
-local function submit_same(item, name, service, op, sess, skey, on)
-  count_items(service, op, 1)
-  if not on then return answered(item, pcall(aws.call, service, op, item.params)) end
+local function submit_same(item, name, service, op, sess, skey)
   local key = key_of(name, skey, item.params)
   local known = remembered(key, item.readonly, item.client)
   if known then return answered(item, true, known) end
@@ -572,32 +668,33 @@ local function submit(service, op, params, opts)
   local spec = LISTS[name]
   local metrics = name == "cloudwatch.GetMetricData"
   if not (spec or SAME[name] or metrics) then return answered(item, pcall(aws.call, service, op, params)) end
+  if type(params) == "table" then count_items(service, op, items_asked(spec, params)) end
   local settings = aws.client_settings and aws.client_settings()
-  local on = M.enabled(settings) and sched.in_task()
+  -- a request the model refuses goes alone: its own ParamValidation (nothing is sent), naming
+  -- its own parameters, never failing other callers'
+  if not (M.enabled(settings) and sched.in_task()) or not aws.input_fits(service, op, params) then
+    return answered(item, pcall(aws.call, service, op, params))
+  end
   local sess = aws.current_session()
   local skey = session_key(sess)
   local list, refs
   if spec then list, refs = list_of(spec, params) end
   if list then
-    count_items(service, op, #refs)
-    if not on then return answered(item, pcall(aws.call, service, op, params)) end
     local rest = tables.shallow_copy(params)
     rest[list] = nil
     item.refs, item.size = refs, #refs
     return enqueue(key_of(name, skey, list, rest), spec.max, item, "lists", service, op, sess, spec, list)
   elseif metrics and mergeable_metrics(params) then
-    local n = #params.MetricDataQueries
-    count_items(service, op, n)
-    if not on then return answered(item, pcall(aws.call, service, op, params)) end
     local rest = tables.shallow_copy(params)
     rest.MetricDataQueries = nil
-    item.size = n
+    item.size = #params.MetricDataQueries
     return enqueue(key_of(name, skey, rest), METRIC_QUERIES, item, "metrics", service, op, sess)
   end
-  -- the rest (a listener's rules, a page, metric math): identical requests merge
+  -- the rest (a listener's rules, a page, metric math, what would not merge): identical
+  -- requests merge
   item.size = 1
   item.client = settings and settings.opts -- the client configuration (aws.configure{}) it is for
-  return submit_same(item, name, service, op, sess, skey, on)
+  return submit_same(item, name, service, op, sess, skey)
 end
 
 function M.call(service, op, params, opts)

@@ -576,6 +576,15 @@ function M.request(service, opname, params, ropts)
   end
 end
 
+--[[ aws.input_fits(service, operation, params) → whether M.request's validation accepts
+     params (the same fast pass; nothing is built or sent). aws/batch.lua asks it of each
+     caller's request before merging it with others', so that an invalid one goes alone and
+     gets its own error, never the merged request's. ]]
+function M.input_fits(service, opname, params)
+  local p = op_plan(service, opname)
+  return p ~= nil and p.fits(params)
+end
+
 -- aws.call(service, operation, params) → output table (raises an error object)
 function M.call(service, opname, params)
   return M.request(service, opname, params)
