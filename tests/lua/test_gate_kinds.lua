@@ -124,10 +124,19 @@ T.test("alarm: OK passes, ALARM fails naming it, INSUFFICIENT_DATA is inconclusi
   T.eq(measure(gate.alarm "api-5xx-high").result, "inconclusive", "a single name as a string")
 end)
 
+T.test("alarm: a name missing in a session's Region says that Region, where it looked", function()
+  local scenario = require "ecsplay.sim.scenario"
+  R.fresh(scenario.check({ regions = { "us-east-1", "eu-west-1" } }, "two regions"))
+  local s = require("ecsplay.aws").session { region = "eu-west-1" }
+  local e = T.raises(function() gate.prepare_all({ gate.alarm { "no-such-alarm", session = s } }, {}) end,
+    "no%-such%-alarm` does not exist in Region eu%-west%-1")
+  T.eq(e.code, "BadInput")
+end)
+
 T.test("alarm: a name that does not exist is BadInput at prepare", function()
   world(nil, 0, 0)
   local e = T.raises(function() gate.prepare_all({ gate.alarm { "api-5xx-high", "no-such-alarm" } }, {}) end,
-    "no%-such%-alarm")
+    "no%-such%-alarm` does not exist in Region us%-east%-1")
   T.eq(e.code, "BadInput")
 end)
 

@@ -84,7 +84,7 @@ T.test("a missing target group names the field", function()
   -- and one that does not exist, at prepare (before any change), names the field and the group
   R.fresh()
   bad(function() gate.prepare_all({ gate.alb_5xx_rate { target_group = "nope", below = 1 } }, {}) end,
-    "target_group.*`nope` does not exist")
+    "target_group.*`nope` does not exist in Region us%-east%-1")
   bad(function() gate.prepare_all({ gate.alb_healthy_hosts { target_group = "nope", at_least = 1 } }, {}) end,
     "target_group.*`nope`")
   bad(function() gate.prepare_all({ gate.baseline { canary = "api-canary", stable = "nope",

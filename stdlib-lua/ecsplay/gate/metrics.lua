@@ -41,7 +41,7 @@ function M.resolve_target_group(target_group, kind, field)
   field = field or "target_group"
   local params = target_group:match("^arn:") and { TargetGroupArns = { target_group } }
     or { Names = { target_group } }
-  local missing = "target group `" .. target_group .. "` does not exist"
+  local missing = "target group `" .. target_group .. "` does not exist" .. options.in_region()
   local ok, res = pcall(elbv2.describe_target_groups, params)
   if not ok then
     if errors.is(res, NOT_FOUND) then options.bad(kind, field, missing) end

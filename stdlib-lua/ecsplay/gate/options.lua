@@ -15,6 +15,7 @@ local errors = require "ecsplay.errors"
 local duration = require "ecsplay.duration"
 local strings = require "ecsplay.util.strings"
 local session = require "ecsplay.aws.session"
+local call = require "ecsplay.aws.call"
 
 local M = {}
 
@@ -45,6 +46,19 @@ end
 function M.finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 -- A value as the messages quote it: strings in quotes, anything else as is.
+--[[ Where a gate's look-ups went, for a "does not exist" message: " in Region R" (the gate's
+     session's Region, else the client's), so that a name missing from the Region a playbook
+     did not mean is told apart from a typo. "" when no Region is known. ]]
+function M.in_region()
+  local s = call.current_session()
+  local region = s and s.region
+  if not region then
+    local ok, r = pcall(call.region)
+    region = ok and r or nil
+  end
+  return region and (" in Region " .. region) or ""
+end
+
 local function shown(v)
   return type(v) == "string" and string.format("%q", v) or tostring(v)
 end

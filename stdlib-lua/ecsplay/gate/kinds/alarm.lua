@@ -76,7 +76,7 @@ function M.alarm(opts)
       local found = {}
       for _, a in ipairs(describe_alarms(names)) do found[a.AlarmName] = true end
       for i, n in ipairs(names) do
-        if not found[n] then options.bad(KIND, "[" .. i .. "]", "alarm `" .. n .. "` does not exist") end
+        if not found[n] then options.bad(KIND, "[" .. i .. "]", "alarm `" .. n .. "` does not exist" .. options.in_region()) end
       end
     end,
     measure = function() return measure(names) end,
