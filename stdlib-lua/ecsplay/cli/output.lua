@@ -153,6 +153,10 @@ function Out:track(rec)
     if last and not last.ended then last.ended = rec.time end
     if self.progress and self.progress.rollout == r then self.progress = nil end
   elseif ev == "abort" then
+    -- the step held its weight until the abort: the rollback after it (which may wait out a
+    -- scale-in) is not part of the step's time
+    local last = r.rows[#r.rows]
+    if last and not last.ended then last.ended = rec.time end
     if self.progress and self.progress.rollout == r then self.progress = nil end
   end
 end
