@@ -5,7 +5,7 @@ client waits, so a run takes about a second), ecsplay clients run in the backgro
 (so cases can run side by side from scheduler tasks), and the journals of a runs folder.
 
   local J = dofile "tests/scenarios/journal_lib.lua"
-  J.with_server(function(dir, srv) ... end)       a fresh server and folder, both gone afterwards
+  J.with_server(function(dir, srv) ... end [, scenario])  a fresh server and folder, both gone afterwards
   local rc, out = J.ecsplay(dir, name, srv, { args }, env)
   local p = J.start(...) / J.finish(p)             the same in two halves (to kill it in between)
   J.forget_clients(srv)                            a killed client no longer holds the lockstep clock
@@ -17,9 +17,10 @@ local sched = require "ecsplay.sched"
 
 local J = { L = L }
 
-function J.serve(dir)
-  os.execute(string.format("%s sim serve --port 0 --lockstep > %s/serve.out 2>&1 & echo $! > %s/serve.pid",
-    L.q(L.BIN), dir, dir))
+-- scenario: a scenario file (default: the built-in world)
+function J.serve(dir, scenario)
+  os.execute(string.format("%s sim serve --port 0 --lockstep%s > %s/serve.out 2>&1 & echo $! > %s/serve.pid",
+    L.q(L.BIN), scenario and (" --scenario " .. L.q(scenario)) or "", dir, dir))
   local srv = { dir = dir }
   srv.pid = L.poll(function() return tonumber((L.read(dir .. "/serve.pid") or ""):match("%d+")) end, 5, "serve.pid")
   srv.port = L.poll(function()
@@ -29,11 +30,11 @@ function J.serve(dir)
   return srv
 end
 
-function J.with_server(fn)
+function J.with_server(fn, scenario)
   local dir = L.tmpdir()
   local srv
   local ok, res = pcall(function()
-    srv = J.serve(dir)
+    srv = J.serve(dir, scenario)
     return fn(dir, srv)
   end)
   L.stop(srv)
