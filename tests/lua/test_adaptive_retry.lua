@@ -46,6 +46,31 @@ T.test("settings: environment, configure and the profile's retry_mode", function
   T.eq(retry.new({ mode = "standard", max_attempts = 3 }).limiter, nil)
 end)
 
+T.test("max attempts: text is read as botocore's int() reads it; the message says what was expected", function()
+  local function attempts(v, opts)
+    return retry.settings(opts or {}, function(k) return k == "AWS_MAX_ATTEMPTS" and v or nil end).max_attempts
+  end
+  T.eq({ attempts("3"), attempts(" 3"), attempts("+3 "), attempts("10") }, { 3, 3, 3, 10 })
+  for _, bad in ipairs { "2.0", "0x3", "1.5", "1e1", "abc", "", "0", "-1", "99999999999999999999" } do
+    local ok, e = pcall(attempts, bad)
+    T.eq({ ok, e }, { false, string.format("invalid max attempts %q (from AWS_MAX_ATTEMPTS): expected a "
+      .. "whole number of attempts, 1 or more (decimal digits)", bad) })
+  end
+  -- configure{} takes a whole Lua number, in either subtype
+  T.eq(attempts(nil, { max_attempts = 2.0 }), 2)
+  T.eq(math.type(attempts(nil, { max_attempts = 2.0 })), "integer")
+  local ok, e = pcall(attempts, nil, { max_attempts = 2.5 })
+  T.eq({ ok, e }, { false, "invalid max attempts number 2.5 (from configure{max_attempts=}): expected a whole "
+    .. "number of attempts, 1 or more" })
+  ok, e = pcall(attempts, nil, { max_attempts = true })
+  T.eq({ ok, e }, { false, "invalid max attempts boolean true (from configure{max_attempts=}): expected a "
+    .. "whole number of attempts, 1 or more" })
+  -- the profile's value is text too
+  ok, e = pcall(retry.settings, {}, function() return nil end, function(k)
+    if k == "max_attempts" then return "2.0", "profile p's max_attempts (x line 4)" end end)
+  T.ok(not ok and e:find('"2.0" (from profile p\'s max_attempts (x line 4))', 1, true), tostring(e))
+end)
+
 -- 100 callers × 5 DescribeServices against a 10-a-second account limit, the static limits off.
 local function load(mode)
   local sim = R.fresh(scenario.check({ faults = {

@@ -18,6 +18,7 @@ local sched = require "ecsplay.sched"
 
 local J = { L = L }
 
+-- scenario: a scenario file (default: the built-in world)
 function J.serve(dir, scenario)
   os.execute(string.format("%s sim serve --port 0 --lockstep%s > %s/serve.out 2>&1 & echo $! > %s/serve.pid",
     L.q(L.BIN), scenario and (" --scenario " .. L.q(scenario)) or "", dir, dir))

@@ -31,13 +31,26 @@ Two limiters, both token buckets:
    (at least 1). One deviation, because tasks here are coroutines and not threads: a caller
    already waiting keeps the slot it reserved when the rate changes.
 
+Clock: both limiters count time on sched.now(), the clock the throttling side counts its
+requests on: the virtual one under --simulate, the served simulator's over `sim serve` (this
+process follows it from its first answer, which can be days from the machine's), the
+machine's against AWS. Read through M.steady, so a jump of that clock (backwards, or to
+another clock) counts as no time passed: no negative elapsed time, no burst granted or
+withheld. botocore differs: its bucket.Clock reads time.time() for the TokenBucket, the
+RateClocker and the CubicCalculator alike, unguarded (a wall clock stepped back there makes
+the refill negative and freezes the measured rate until it catches up). It never changes
+clocks mid-run; ecsplay does, on the first answer of `sim serve`.
+
   ratelimit.settings(opts, getenv) → settings (raises a message on a bad value)
   ratelimit.new(settings, clock)   → limits; limits:acquire(service, op) → seconds waited
   limits:stats()                   → { [key] = { calls =, waits =, waited = } }
   ratelimit.adaptive(clock)        → a ClientRateLimiter: :acquire(), :on_response(throttled)
   ratelimit.bucket(capacity, rate, clock, start_full) → a token bucket
+  ratelimit.steady(read)           → a clock that never jumps (read() → time [, clock name])
+  (clock: a function → time [, the name of the clock it read]; default: M.scheduler_clock)
 ]]
 local sched = require "ecsplay.sched"
+local model = require "ecsplay.aws.model"
 local strings = require "ecsplay.util.strings"
 
 local M = {}
@@ -104,22 +117,57 @@ function M.class_of(service, op)
 end
 
 ---------------------------------------------------------------------------------------
+-- Clocks.
+
+--[[ The name of the clock sched.now() reads: "virtual" (--simulate), the base URL of the
+     served simulator it follows, or "machine". (rollout/fleet.lua names clocks the same way.) ]]
+local function clock_name()
+  if sched.is_virtual() then return "virtual" end
+  local served = sched.server_clock()
+  return served and served.base or "machine"
+end
+
+-- The limiters' default clock: sched.now() and the name of the clock it read.
+function M.scheduler_clock() return sched.now(), clock_name() end
+
+--[[ A clock that moves as read() does but never jumps: when read()'s time goes back, or the
+     name of the clock it read changes (the first answer of `sim serve` moves sched.now()
+     to the served clock, days before or after the machine's), the time between the last
+     reading and this one counts as none, and the steady clock carries on from where it
+     was. Every timestamp a limiter keeps is on it, so a jump re-anchors them all at once:
+     a bucket keeps the tokens (or the debt) it had, a waiting caller's slot stays where it
+     was, and no elapsed time is ever negative. ]]
+function M.steady(read)
+  local last_t, last_name, offset = nil, nil, 0
+  return function()
+    local t, name = read()
+    if last_t ~= nil and (t < last_t or name ~= last_name) then offset = offset + (last_t - t) end
+    last_t, last_name = t, name
+    return t + offset
+  end
+end
+
+---------------------------------------------------------------------------------------
 -- A token bucket. start_full: AWS's buckets start full; botocore's adaptive one empty.
+-- clock: a steady one (M.steady), shared with the limiter that owns the bucket.
 local Bucket = {}
 Bucket.__index = Bucket
 M.Bucket = Bucket
 
 function M.bucket(capacity, rate, clock, start_full)
-  return setmetatable({ capacity = capacity, rate = rate, clock = clock or sched.now,
+  return setmetatable({ capacity = capacity, rate = rate,
+    clock = clock or M.steady(M.scheduler_clock),
     tokens = start_full and capacity or 0, last = nil }, Bucket)
 end
 
+-- Adds the tokens earned since the last refill. A time before it (a clock read unsteadily)
+-- earns none and becomes the anchor, so the bucket refills from there at its rate.
 function Bucket:refill()
   local t = self.clock()
   if self.last ~= nil and t > self.last then
     self.tokens = math.min(self.capacity, self.tokens + (t - self.last) * self.rate)
   end
-  if self.last == nil or t > self.last then self.last = t end
+  self.last = t
 end
 
 -- Takes one token; → seconds until it is due (0: now). The token is reserved either way.
@@ -144,11 +192,22 @@ M.wait = wait
 ---------------------------------------------------------------------------------------
 -- Settings: the defaults, overridden by ECSPLAY_RATE_LIMITS, overridden by configure.
 
+local RATE_EXPECTED = "rate must be a number of requests a second above 0 (at most 1000000)"
+local BURST_EXPECTED = "burst must be a number of tokens from 1 to 1000000"
+
+-- A bad value as a message shows it: a number as a number (nan as nan), else with its type.
+local function shown(v)
+  if type(v) ~= "number" then return strings.describe_value(v) end
+  if v ~= v then return "nan" end
+  if math.type(v) == "float" then return string.format("%.14g", v) end
+  return tostring(v)
+end
+
 local function limit_value(v, where)
   if v == false then return false end
   if type(v) ~= "table" then
     error(string.format("%s: expected { rate = per second, burst = tokens } or false, got %s",
-      where, type(v)), 0)
+      where, strings.describe_value(v)), 0)
   end
   for k in pairs(v) do
     if k ~= "rate" and k ~= "burst" then
@@ -158,18 +217,34 @@ local function limit_value(v, where)
   end
   local rate, burst = v.rate, v.burst
   if type(rate) ~= "number" or rate ~= rate or rate <= 0 or rate > 1e6 then
-    error(string.format("%s: rate must be a number of requests a second above 0 (at most 1000000), "
-      .. "got %s", where, tostring(rate)), 0)
+    error(string.format("%s: %s, got %s", where, RATE_EXPECTED, shown(rate)), 0)
   end
   if burst == nil then burst = math.max(1, rate) end
   if type(burst) ~= "number" or burst ~= burst or burst < 1 or burst > 1e6 then
-    error(string.format("%s: burst must be a number of tokens from 1 to 1000000, got %s", where,
-      tostring(burst)), 0)
+    error(string.format("%s: %s, got %s", where, BURST_EXPECTED, shown(burst)), 0)
   end
   return { rate = rate, burst = burst }
 end
 
--- "ecs.service_read" or "ecs.DescribeServices": a known class, or an operation name.
+-- The keys of `service`'s classes and operations, sorted (for a did-you-mean).
+local function known_keys(service, ops)
+  local known = {}
+  for k in pairs(DEFAULTS) do if k:find(service .. ".", 1, true) == 1 then known[#known + 1] = k end end
+  for _, op in ipairs(ops or {}) do
+    local key = service .. "." .. op
+    if not DEFAULTS[key] then known[#known + 1] = key end
+  end
+  table.sort(known)
+  return known
+end
+
+-- An operation each service's message can show as an example of a key.
+local EXAMPLE_OPERATION = { ecs = "DescribeServices", elbv2 = "DescribeTargetHealth",
+  cloudwatch = "GetMetricData", codedeploy = "GetDeployment" }
+
+--[[ "ecs.service_read" or "ecs.DescribeServices": a known class, or an operation of the
+     service's model (aws/models), so a misspelt override cannot leave the default in force
+     unnoticed. ]]
 local function check_key(key, where)
   local service, rest = tostring(key):match("^(%l[%w]*)%.([%w_]+)$")
   if not service or not CLASS_OF[service] then
@@ -180,28 +255,49 @@ local function check_key(key, where)
       .. "cloudwatch, codedeploy)%s", where, tostring(key),
       strings.did_you_mean(tostring(key), known, { quote = true })), 0)
   end
-  if rest:find("^%l") and not DEFAULTS[key] then
-    local known = {}
-    for k in pairs(DEFAULTS) do if k:find("^" .. service .. "%.") then known[#known + 1] = k end end
-    table.sort(known)
-    error(string.format("%s: %s has no operation class %q%s", where, service, rest,
-      strings.did_you_mean(key, known, { quote = true, list_all = true })), 0)
+  if DEFAULTS[key] then return key end
+  local m = model.load(service)
+  if rest:find("^%u") and m.operations[rest] then return key end
+  if rest:find("^%l") then
+    -- a class name, or an operation's snake_case name ("describe_services")
+    local op = m.by_snake[rest]
+    local hint = op and string.format("; did you mean %q?", service .. "." .. op)
+      or strings.did_you_mean(key, known_keys(service), { quote = true, list_all = true })
+    error(string.format("%s: %s has no operation class %q%s", where, service, rest, hint), 0)
   end
-  return key
+  local hint = strings.did_you_mean(key, known_keys(service, model.operation_names(m)), { quote = true })
+  if hint == "" then
+    hint = string.format(" (expected one of %s's classes, or an operation as its API spells it, "
+      .. "e.g. %q)", service, service .. "." .. EXAMPLE_OPERATION[service])
+  end
+  error(string.format("%s: %s has no operation %q%s", where, service, rest, hint), 0)
+end
+
+-- A number as ECSPLAY_RATE_LIMITS writes it: decimal ("10", "0.5", "1e3"), never hex.
+local function decimal(text)
+  if text:find("[xX]") then return nil end
+  return tonumber(text)
 end
 
 local function parse_env(text)
   local out = {}
   if text:lower() == "off" or text == "0" or text:lower() == "false" then return false end
+  local where = "ECSPLAY_RATE_LIMITS"
   for item in text:gmatch("[^,%s]+") do
-    local key, rate, burst = item:match("^([^=]+)=([%d.]+)/?([%d.]*)$")
-    local where = "ECSPLAY_RATE_LIMITS"
-    if not key then
+    local key, rate_text, burst_text = item:match("^([^=/]+)=([^/]*)/?([^/]*)$")
+    if not key or rate_text == "" then
       error(string.format("%s: %q is not service.class=rate[/burst] (e.g. ecs.service_read=10/40)",
         where, item), 0)
     end
-    out[check_key(key, where)] = limit_value({ rate = tonumber(rate), burst = tonumber(burst) }, where
-      .. " " .. key)
+    local at = where .. " " .. key
+    check_key(key, where)
+    local rate, burst = decimal(rate_text), nil
+    if not rate then error(string.format("%s: %s, got %q", at, RATE_EXPECTED, rate_text), 0) end
+    if burst_text ~= "" then
+      burst = decimal(burst_text)
+      if not burst then error(string.format("%s: %s, got %q", at, BURST_EXPECTED, burst_text), 0) end
+    end
+    out[key] = limit_value({ rate = rate, burst = burst }, at)
   end
   return out
 end
@@ -223,7 +319,7 @@ function M.settings(opts, getenv)
   if conf ~= nil then
     if type(conf) ~= "table" then
       error("configure{rate_limits=}: expected false or a table { [\"ecs.service_read\"] = "
-        .. "{ rate =, burst = } }, got " .. type(conf), 0)
+        .. "{ rate =, burst = } }, got " .. strings.describe_value(conf), 0)
     end
     for k, v in pairs(conf) do
       local where = "configure{rate_limits=}"
@@ -242,8 +338,8 @@ M.Limits = Limits
 function M.new(settings, clock)
   settings = settings or { enabled = true, limits = {} }
   -- by_op[service][op] = { bucket, counter } | false (no limit): looked up once per operation
-  return setmetatable({ settings = settings, clock = clock or sched.now, buckets = {},
-    counters = {}, by_op = {} }, Limits)
+  return setmetatable({ settings = settings, clock = M.steady(clock or M.scheduler_clock),
+    buckets = {}, counters = {}, by_op = {} }, Limits)
 end
 
 -- The bucket key and limit for an operation: an operation override, else its class
@@ -309,7 +405,7 @@ Adaptive.__index = Adaptive
 M.Adaptive = Adaptive
 
 function M.adaptive(clock)
-  clock = clock or sched.now
+  clock = M.steady(clock or M.scheduler_clock)
   local t = clock()
   local self = setmetatable({ clock = clock, enabled = false,
     -- TokenBucket(max_rate = 1): starts empty

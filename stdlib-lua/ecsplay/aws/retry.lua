@@ -10,6 +10,7 @@
 -- Settings come from configure{}, then the environment, then the profile (retry_mode,
 -- max_attempts), as the SDKs read them.
 local ratelimit = require "ecsplay.aws.ratelimit"
+local strings = require "ecsplay.util.strings"
 
 local M = {}
 
@@ -57,6 +58,19 @@ function M.is_retryable(e)
   return false
 end
 
+--[[ A max attempts value → an integer, or nil. Text (AWS_MAX_ATTEMPTS, a profile's
+     max_attempts, or a string given to configure) is read as botocore reads it, with
+     Python's int(): decimal digits, a sign and blanks around allowed; "2.0", "0x3" and "1e1"
+     refused. A Lua number must be whole (configure{max_attempts = 2.0} is 2). ]]
+local function attempts(n)
+  if type(n) == "string" then
+    local digits = n:match("^%s*([+-]?%d+)%s*$")
+    return digits and math.tointeger(tonumber(digits)) or nil
+  end
+  if type(n) == "number" then return math.tointeger(n) end
+  return nil
+end
+
 -- Resolve the settings: opts (configure) win over the environment (a function name → value),
 -- which wins over the profile (profile(key) → value, where | nil).
 -- → { mode = "standard"|"adaptive"|"legacy", max_attempts = n } or raises a config error message.
@@ -84,10 +98,12 @@ function M.settings(opts, getenv, profile)
     src = where or "the profile's max_attempts"
   end
   if n ~= nil then
-    local v = math.tointeger(tonumber(n))
+    local v = attempts(n)
     if not v or v < 1 then
-      error(string.format("invalid max attempts %q (from %s): expected an integer >= 1",
-        tostring(n), src), 0)
+      local text = type(n) == "string"
+      error(string.format("invalid max attempts %s (from %s): expected a whole number of attempts, "
+        .. "1 or more%s", text and string.format("%q", n) or strings.describe_value(n), src,
+        text and " (decimal digits)" or ""), 0)
     end
     n = v
   else
