@@ -91,8 +91,8 @@ T.test("the summary table: each step, its weight, time held and each gate's min/
     tbl[2])
   T.ok(tbl[3]:match("^  1/4 +10%% +8m +%d%.%d%d/%d%.%d%d/%d%.%d%d +%d+/%d+/%d+ +0/0/0$"), tbl[3])
   -- step 2 failed on its third minute: no 5xx period judged yet, the alarm went from 0 to 1; its
-  -- row closes at the run's summary, after the rollback (3m and the scale-in's 15 s)
-  T.ok(tbl[4]:match("^  2/4 +25%% +3m15s +%- +%- +0/1/1$"), tbl[4])
+  -- row closes at the abort (3m), not after the rollback's scale-in wait (15 s more)
+  T.ok(tbl[4]:match("^  2/4 +25%% +3m +%- +%- +0/1/1$"), tbl[4])
   T.eq(#tbl, 4, out:sub(at))
 end)
 
