@@ -256,6 +256,13 @@ function M.follow_served_clock(url)
   if type(c) == "table" and not c.error then M.observe_server_clock(c.headers, url, true) end
 end
 
+-- The name of the clock now() reads: "virtual" (--simulate), the base URL of the served
+-- simulator it follows, or "machine"; times read on two clocks are never to be compared.
+function M.clock_name()
+  if virtual then return "virtual" end
+  return server and server.base or "machine"
+end
+
 -- The served clock followed, if any: { base=, mode=, speed=, client= } (a copy).
 function M.server_clock()
   if not server then return nil end

@@ -172,11 +172,10 @@ end)
      here: sched's clock functions as a client before and after its first answer. ]]
 T.test("a member started before the clock followed a served simulator: duration >= 0, never across clocks", function()
   R.fresh(W.scenario(1))
-  local real = { now = sched.now, is_virtual = sched.is_virtual, server_clock = sched.server_clock }
+  local real = { now = sched.now, clock_name = sched.clock_name }
   local served = false
   local function restore() for k, f in pairs(real) do sched[k] = f end end
-  sched.is_virtual = function() return false end
-  sched.server_clock = function() return served and { base = "http://127.0.0.1:5261" } or nil end
+  sched.clock_name = function() return served and "http://127.0.0.1:5261" or "machine" end
   -- the served clock is a day behind the machine's
   sched.now = function() return real.now() - (served and 86400 or 0) end
   local ok, s = pcall(rollout.fleet, { { "with-report", "without" }, run = function(name)

@@ -119,16 +119,8 @@ end
 ---------------------------------------------------------------------------------------
 -- Clocks.
 
---[[ The name of the clock sched.now() reads: "virtual" (--simulate), the base URL of the
-     served simulator it follows, or "machine". (rollout/fleet.lua names clocks the same way.) ]]
-local function clock_name()
-  if sched.is_virtual() then return "virtual" end
-  local served = sched.server_clock()
-  return served and served.base or "machine"
-end
-
 -- The limiters' default clock: sched.now() and the name of the clock it read.
-function M.scheduler_clock() return sched.now(), clock_name() end
+function M.scheduler_clock() return sched.now(), sched.clock_name() end
 
 --[[ A clock that moves as read() does but never jumps: when read()'s time goes back, or the
      name of the clock it read changes (the first answer of `sim serve` moves sched.now()

@@ -166,13 +166,6 @@ local function member_of(o, item, i)
   return m
 end
 
---[[ The clock sched.now() reads: the virtual one (--simulate), a served simulator's (its URL;
-     this process follows `sim serve`'s clock from the first answer it gets), or the machine's. ]]
-local function clock_name()
-  if sched.is_virtual() then return "virtual" end
-  local served = sched.server_clock()
-  return served and served.base or "machine"
-end
 
 --[[ How long a member ran, from two times on one clock. A member that started before this
      process followed a served simulator's clock (the fleet's first members start before any
@@ -181,7 +174,7 @@ end
      unknown (nil), never a difference across two clocks. ]]
 local function duration_of(m, report)
   local now, started = sched.now(), m.started
-  if m.start_clock ~= clock_name() then
+  if m.start_clock ~= sched.clock_name() then
     started = type(report) == "table" and type(report.started) == "number" and report.started or nil
   end
   if started == nil or started > now then return nil end
@@ -253,7 +246,7 @@ end
 function Fleet:run_member(m)
   -- after a signal nothing starts, also when it came while this worker was not waiting
   if self.spent or self.interrupted or sched.signal_received() then return end
-  m.status, m.started, m.start_clock = "running", sched.now(), clock_name()
+  m.status, m.started, m.start_clock = "running", sched.now(), sched.clock_name()
   log.event("info", "fleet", "fleet: starting " .. m.name)
   m.task = sched.spawn(m.run)
   local ok, value, interrupt = self:settle(m)
