@@ -89,7 +89,12 @@ function M.error_for(f, kind)
     elseif code == "InternalFailure" or code:match("^Internal") then status = 500
     else status = 400 end
   end
-  return { code = code, status = status,
+  -- the query spelling of the same answer, for x-amzn-query-error (sim/frontend.lua)
+  local query_code = code
+  if code == THROTTLE.json then query_code = THROTTLE.query
+  elseif code == UNAVAILABLE.json then query_code = UNAVAILABLE.query
+  elseif code == "AccessDeniedException" then query_code = "AccessDenied" end
+  return { code = code, status = status, query_code = query_code,
     message = f.message or MESSAGES[code] or ("Simulated fault: " .. code) }
 end
 
