@@ -308,3 +308,18 @@ T.test("sim serve: an unknown argument gets a did-you-mean and the list of every
   end
   T.eq("(expected " .. table.concat(options, ", ") .. "; --help explains them)", listed)
 end)
+
+T.test("sim serve: a scenario whose setup fails is one line naming file:line and what failed, exit 2, as --simulate", function()
+  local aws_err = write(TMP .. "/setup_aws.lua", 'return { setup = function(aws)\n'
+    .. '  aws.ecs.create_service{ cluster = "production", serviceName = "x", taskDefinition = "api:1" }\nend }\n')
+  local lua_err = write(TMP .. "/setup_lua.lua", "return { setup = function(aws)\n  local t = nil\n  return t.x\nend }\n")
+  local want_aws = "ecsplay: " .. aws_err .. ":2: scenario setup: ecs CreateService failed: InvalidParameterException: "
+    .. "Network Configuration must be provided when networkMode 'awsvpc' is specified. [SetupFailed]"
+  expect("sim serve --port 0 --scenario " .. q(aws_err), 2, want_aws)
+  local _, err = run("--simulate=" .. q(aws_err) .. " -e 'return'")
+  T.eq(err, want_aws .. "\n")
+  local _, lerr, rc = run("sim serve --port 0 --scenario " .. q(lua_err))
+  T.eq(rc, 2, lerr)
+  T.ok(lerr:find("^ecsplay: " .. lua_err:gsub("%p", "%%%0") .. ":3: scenario setup failed: .*nil.*%[SetupFailed%]\n$"), lerr)
+  T.ok(not lerr:find("traceback", 1, true), lerr)
+end)

@@ -175,3 +175,61 @@ T.test("an empty list is written [] in a policy (IAM refuses \"Statement\": {} a
     (SVC:gsub("us%-east%-1:123456789012", "${aws:RequestedRegion}:${aws:PrincipalAccount}")))
   T.eq(json.decode(json.encode(two)).Statement[1].Action, { "ecs:DescribeServices", "ecs:UpdateService" })
 end)
+
+-- Every string an operation's input can hold set to `value`, every list one element long
+-- (structures to a depth of four): what a request may name, however odd.
+local function odd_input(m, shape, value, depth)
+  if depth > 4 or shape == nil then return nil end
+  if shape.type == "string" then return value end
+  if shape.type == "list" then
+    local v = odd_input(m, m.shapes[shape.member.shape], value, depth + 1)
+    return v ~= nil and { v } or {}
+  end
+  if shape.type == "structure" then
+    local out = {}
+    for name, member in pairs(shape.members or {}) do
+      out[name] = odd_input(m, m.shapes[member.shape], value, depth + 1)
+    end
+    return out
+  end
+  return nil
+end
+
+T.test("no request can make authorizing raise: empty, odd and half ARNs in every operation's input", function()
+  local model = require "ecsplay.aws.model"
+  local doc = policy { { Effect = "Allow", Action = "*",
+    Resource = "arn:aws:*:${aws:RequestedRegion}:${aws:PrincipalAccount}:*",
+    Condition = { StringLike = { ["ecs:cluster"] = "*/${aws:PrincipalAccount}" } } } }
+  local sim = { scenario = { iam = { policy = doc } }, world = world }
+  local values = { "", "/", "//", "a/", "arn:", "arn:aws:ecs:us-east-1:123456789012:service/",
+    "arn:aws:ecs:us-east-1:123456789012:service//", "arn:aws:ecs:us-east-1:123456789012:cluster/",
+    "arn:aws:ecs:us-east-1:123456789012:service-deployment///", "%", "${aws:x}", "*?" }
+  local n = 0
+  for _, service in ipairs({ "ecs", "elbv2", "codedeploy", "cloudwatch", "sts" }) do
+    local m = model.load(service)
+    for _, op in ipairs(model.operation_names(m)) do
+      for _, v in ipairs(values) do
+        local input = odd_input(m, model.input_shape(m, op), v, 0) or {}
+        local ok, err = pcall(iam.authorize, sim, service, op, input, "json", world)
+        T.ok(ok, string.format("%s %s with %q: %s", service, op, v, tostring(err)))
+        n = n + 1
+      end
+    end
+  end
+  T.ok(n > 500, n)
+  -- an empty service name is authorized on the ARN it stands for (the cluster's, ending in "/")
+  T.eq(iam.checks(world, "ecs", "DescribeServices", { cluster = "production", services = { "" } })[1].resource,
+    "arn:aws:ecs:us-east-1:123456789012:service/production/")
+end)
+
+T.test("DescribeServices of an empty name answers a MISSING failure, not an internal error", function()
+  local R = require "rollout_sim"
+  local warnings = {}
+  local sim = R.fresh()
+  sim.warn = function(msg) warnings[#warnings + 1] = msg end
+  local out = require("ecsplay.ecs").describe_services { cluster = "production", services = { "", "api" } }
+  T.eq(#out.services, 1)
+  T.eq(out.services[1].serviceName, "api")
+  T.eq(out.failures, { { arn = "arn:aws:ecs:us-east-1:123456789012:service/production/", reason = "MISSING" } })
+  T.eq(warnings, {})
+end)

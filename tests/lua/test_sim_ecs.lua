@@ -136,6 +136,24 @@ end
 
 ------------------------------------------------------------------ clusters, task definitions
 
+T.test("an ECS ARN of another Region is InvalidParameterException 'Invalid Region in ARN', whatever the operation", function()
+  local w = new_world()
+  call(w, "CreateCluster", { clusterName = "production" })
+  local eu = "arn:aws:ecs:eu-west-1:123456789012:"
+  fails(w, "DescribeClusters", { clusters = { "production", eu .. "cluster/production" } },
+    "InvalidParameterException", "Invalid Region in ARN")
+  fails(w, "ListServices", { cluster = eu .. "cluster/production" }, "InvalidParameterException", "Invalid Region in ARN")
+  fails(w, "DescribeServices", { cluster = "production", services = { eu .. "service/production/api" } },
+    "InvalidParameterException", "Invalid Region in ARN")
+  fails(w, "UpdateService", { cluster = "production", service = "api", taskDefinition = eu .. "task-definition/api:1" },
+    "InvalidParameterException", "Invalid Region in ARN")
+  -- this Region's ARNs and other services' ARNs are not refused
+  local d = call(w, "DescribeClusters", { clusters = { "arn:aws:ecs:us-east-1:123456789012:cluster/production" } })
+  T.eq(#d.clusters, 1)
+  T.eq(call(w, "DescribeClusters", { clusters = { "arn:aws:ecs:us-east-1:123456789012:cluster/gone" } }).failures,
+    { { arn = "arn:aws:ecs:us-east-1:123456789012:cluster/gone", reason = "MISSING" } })
+end)
+
 T.test("clusters: create (idempotent), describe with MISSING failures, list, delete", function()
   local w = new_world()
   local c = call(w, "CreateCluster", { clusterName = "production" }).cluster

@@ -272,6 +272,33 @@ T.test("fault times: throttling twice, spelled per protocol, then through", func
   T.eq(sim:handle(request("ecs", "ListClusters", {})).status, 200)
 end)
 
+T.test("CloudWatch JSON errors name their query code in x-amzn-query-error (awsQueryCompatible)", function()
+  local iam = require "ecsplay.sim.iam"
+  local sim = fake_sim { faults = {
+    { service = "cloudwatch", operation = "DescribeAlarms", rate = 1, per = "minute", burst = 1 },
+    { service = "cloudwatch", operation = "DescribeAlarmHistory", status = 503 },
+  } }
+  local function answer(op, params, opts)
+    local r = sim:handle(request("cloudwatch", op, params or {}, opts))
+    return { r.status, (json_err(r)), hdr(r, "x-amzn-query-error") }
+  end
+  T.eq(answer("DescribeAlarms")[1], 200)
+  T.eq(answer("DescribeAlarms"), { 400, "ThrottlingException", "Throttling;Sender" })
+  T.eq(answer("DescribeAlarmHistory"), { 503, "ServiceUnavailableException", "ServiceUnavailable;Receiver" })
+  T.eq(answer("DescribeAlarms", { MaxRecords = 0 }), { 400, "ValidationException", "ValidationError;Sender" })
+  T.eq(answer("ListMetrics", {}, { ak = "AKIDNOBODY" }), { 400, "UnrecognizedClientException",
+    "InvalidClientTokenId;Sender" })
+  T.eq(answer("ListMetrics", {}, { sk = "wrong" }), { 400, "InvalidSignatureException", "SignatureDoesNotMatch;Sender" })
+  T.eq(answer("ListDashboards"), { 400, "UnknownOperationException", "InvalidAction;Sender" })
+  sim.scenario.iam = { policy = iam.check_policy { Version = "2012-10-17",
+    Statement = { { Effect = "Deny", Action = "cloudwatch:GetMetricData", Resource = "*" } } } }
+  T.eq(answer("GetMetricData", { MetricDataQueries = {}, StartTime = START, EndTime = START + 60 }),
+    { 400, "AccessDeniedException", "AccessDenied;Sender" })
+  -- ECS is not query-compatible: no such header
+  local r = sim:handle(request("ecs", "ListServices", {}))
+  T.eq(hdr(r, "x-amzn-query-error"), nil)
+end)
+
 T.test("fault window: 503 between from and to only", function()
   local sim = fake_sim { faults = { { service = "cloudwatch", operation = "GetMetricData", status = 503,
     from = "10m", to = "12m" } } }

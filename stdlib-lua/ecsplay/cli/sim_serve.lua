@@ -131,6 +131,11 @@ function M.run(opts, argv)
   end
   local ok_run, failure = xpcall(serve.run, exit.capture(opts, true), conf)
   if not ok_run then
+    -- a scenario's own failure (its setup, say) is bad input, told in one line as --simulate
+    -- tells it; anything else is a bug of the simulator: where it happened, with the trace
+    if errors.is_error(failure.err) and exit.code_for(failure.err) ~= exit.FAILED then
+      return exit.outcome(failure, nil, opts)
+    end
     return exit.FAILED, "ecsplay: sim serve: " .. errors.describe(failure.err) .. "\n" .. (failure.traceback or "")
   end
   return exit.FINISHED, ""

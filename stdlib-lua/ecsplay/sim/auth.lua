@@ -83,9 +83,11 @@ end
 -- The account of a key pair.
 function A:account_of(access_key) return self.accounts[access_key] or self.account end
 
+-- query_code: the query protocol's spelling, which a query-compatible JSON service (CloudWatch)
+-- names in x-amzn-query-error (sim/frontend.lua error_response)
 local function fail(kind, what, message)
   local c = CODES[kind == "query" and "query" or "json"][what]
-  return { code = c[1], status = c[2], message = message or MESSAGES[what] }
+  return { code = c[1], status = c[2], message = message or MESSAGES[what], query_code = CODES.query[what][1] }
 end
 
 -- "AWS4-HMAC-SHA256 Credential=AK/20261126/us-east-1/ecs/aws4_request, SignedHeaders=a;b, Signature=hex"
@@ -222,6 +224,7 @@ local function check_temporary(self, kind, access_key, h)
   if math.floor(self.now()) >= temp.expires then
     local json = kind ~= "query"
     return { code = json and "ExpiredTokenException" or "ExpiredToken", status = json and 400 or 403,
+      query_code = "ExpiredToken",
       message = "The security token included in the request is expired" }
   end
 end

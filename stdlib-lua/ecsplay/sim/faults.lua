@@ -69,9 +69,8 @@ local MESSAGES = {
   InternalFailure = "The request processing has failed because of an unknown error, exception or failure.",
 }
 
--- The wire error for a fault, in the spelling of the request's protocol.
-function M.error_for(f, kind)
-  kind = kind == "query" and "query" or "json"
+-- A fault's code and status in the spelling of protocol `kind` ("json" or "query").
+local function spelled(f, kind)
   local code, status = f.error, f.status
   if code == "ThrottlingException" or code == "Throttling" then
     code = THROTTLE[kind]
@@ -89,7 +88,14 @@ function M.error_for(f, kind)
     elseif code == "InternalFailure" or code:match("^Internal") then status = 500
     else status = 400 end
   end
-  return { code = code, status = status,
+  return code, status
+end
+
+--[[ The wire error for a fault, in the spelling of the request's protocol; query_code: the
+     query spelling, which CloudWatch's JSON names in x-amzn-query-error (sim/frontend.lua). ]]
+function M.error_for(f, kind)
+  local code, status = spelled(f, kind == "query" and "query" or "json")
+  return { code = code, status = status, query_code = (spelled(f, "query")),
     message = f.message or MESSAGES[code] or ("Simulated fault: " .. code) }
 end
 

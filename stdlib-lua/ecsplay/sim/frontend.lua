@@ -142,6 +142,7 @@ function M.validate(m, kind, op, params)
     msgs[1] = err.message
   end
   return { code = kind == "query" and "ValidationError" or "ValidationException", status = 400,
+    query_code = "ValidationError",
     message = string.format("%d validation error%s detected: %s", #msgs, #msgs == 1 and "" or "s",
       table.concat(msgs, "; ")) }
 end
@@ -207,9 +208,25 @@ function M.authorize(sim, d, op, params, world)
   return iam.authorize(sim, d.service, op, params, d.kind, world)
 end
 
+--[[ CloudWatch speaks JSON query-compatibly (awsQueryCompatible): its errors carry
+     `x-amzn-query-error: CODE;Sender|Receiver`, CODE being what the same error is called over
+     the query protocol, which SDKs then report (botocore parsers.py). The model's awsQueryError
+     code is that name for the errors it has (the JSON codec writes it); for the others (throttling,
+     signatures, validation, access: AWS's common errors) it is the query spelling the answer's
+     maker gives, err.query_code ("Throttling" for "ThrottlingException"). ]]
+local function query_compatible(m, err, headers)
+  local header = headers["x-amzn-query-error"]
+  if not (header and err.query_code) then return end
+  local _, sh = model_lib.error_shape(m, err.code)
+  if sh and sh.error and sh.error.code then return end
+  headers["x-amzn-query-error"] = err.query_code .. (header:match(";.*$") or "")
+end
+
 function M.error_response(d, err, request_id)
   if d and d.codec then
-    return d.codec.encode_error(d.model, err.code, err.message, err.status or 400, request_id)
+    local status, headers, body = d.codec.encode_error(d.model, err.code, err.message, err.status or 400, request_id)
+    query_compatible(d.model, err, headers)
+    return status, headers, body
   end
   return bare_error(err.kind or (d and d.kind) or "json", err.code, err.message, err.status or 400, request_id)
 end

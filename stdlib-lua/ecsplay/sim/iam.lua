@@ -49,13 +49,15 @@ M.VARIABLES = { account = "${aws:PrincipalAccount}", region = "${aws:RequestedRe
 local function principal(world) return string.format("arn:aws:iam::%s:user/simulator", world.account) end
 M.principal = principal
 
-local function last(s) return strings.last_segment(tostring(s)) end
+-- The name a reference ends with; "" for one that ends in "/" or is empty (a request may name
+-- anything: authorizing it must never raise, the operation answers what AWS answers).
+local function last(s) return strings.last_segment(tostring(s or "")) or "" end
 local function is_arn(s) return type(s) == "string" and s:sub(1, 4) == "arn:" end
 
 -- ECS names may be given as names or ARNs; AWS authorizes the ARN.
 local function ecs_cluster(world, ref)
   if is_arn(ref) then return ref end
-  return world:arn("ecs", "cluster/" .. (ref or "default"))
+  return world:arn("ecs", "cluster/" .. tostring(ref or "default"))
 end
 
 local function ecs_service(world, cluster, ref)
@@ -74,7 +76,7 @@ end
 
 local function group_arn(world, app, group)
   if not (app and group) then return "*" end
-  return world:arn("codedeploy", "deploymentgroup:" .. app .. "/" .. group)
+  return world:arn("codedeploy", "deploymentgroup:" .. tostring(app) .. "/" .. tostring(group))
 end
 
 -- The deployment group of deployment `id` (read from the world, as AWS resolves it).
@@ -85,7 +87,7 @@ local function deployment_group(world, id)
   return group_arn(world, d.app, d.group_name)
 end
 
-local function config_arn(world, name) return world:arn("codedeploy", "deploymentconfig:" .. name) end
+local function config_arn(world, name) return world:arn("codedeploy", "deploymentconfig:" .. tostring(name)) end
 
 --[[ A service deployment is authorized on its service (with ecs:cluster) and on itself
      (with ecs:cluster and ecs:service): both resource types are required in the SAR. ]]
@@ -149,7 +151,7 @@ local RESOURCES = {
       local names = i.AlarmNames or {}
       if #names == 0 then return { one(w:arn("cloudwatch", "alarm:*")) } end
       local out = {}
-      for _, n in ipairs(names) do out[#out + 1] = one(w:arn("cloudwatch", "alarm:" .. n)) end
+      for _, n in ipairs(names) do out[#out + 1] = one(w:arn("cloudwatch", "alarm:" .. tostring(n))) end
       return out
     end,
   },
@@ -402,7 +404,7 @@ local function denied(world, check, how, kind)
     action, check.resource, how == "explicit" and "with an explicit deny in an identity-based policy"
       or ("because no identity-based policy allows the " .. action .. " action"))
   if kind == "query" then return { code = "AccessDenied", status = 403, message = message } end
-  return { code = "AccessDeniedException", status = 400, message = message }
+  return { code = "AccessDeniedException", status = 400, message = message, query_code = "AccessDenied" }
 end
 
 function M.authorize(sim, service, op, input, kind, world)

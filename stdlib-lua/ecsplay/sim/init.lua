@@ -264,8 +264,8 @@ function Sim:dispatch(req, headers, rid)
   local mod = self:service_module(d.service)
   if not (mod and mod.ops and mod.ops[op]) then
     local code = d.kind == "json" and "UnknownOperationException" or "InvalidAction"
-    local r = finish(frontend.error_response(d, { code = code, status = 400, message = string.format(
-      "The ecsplay simulator does not implement %s %s", d.service, op) }, rid))
+    local r = finish(frontend.error_response(d, { code = code, status = 400, query_code = "InvalidAction",
+      message = string.format("The ecsplay simulator does not implement %s %s", d.service, op) }, rid))
     r.delay = delay
     return r
   end

@@ -36,6 +36,27 @@ function U.short_name(s)
   return s
 end
 
+--[[ ECS refuses an ECS ARN of another Region than the endpoint's, whatever the operation:
+     InvalidParameterException "Invalid Region in ARN" (RunTask with another Region's cluster ARN,
+     aws/aws-cli#3175; DescribeServices, aws-samples/ecs-bg-external-controller#9; a task
+     definition ARN, aws/amazon-ecs-cli#821). Checked on the input's references: its strings
+     and lists of strings (ECS takes its references at the top level of a request). ]]
+local function check_region(world, s)
+  if type(s) ~= "string" or s:sub(1, 12) ~= "arn:aws:ecs:" then return end
+  local region = s:match("^arn:aws:ecs:([^:]*):")
+  if region and region ~= world.region then world:fail("InvalidParameterException", "Invalid Region in ARN") end
+end
+
+function U.check_arn_regions(world, input)
+  for _, v in pairs(type(input) == "table" and input or {}) do
+    if type(v) == "table" then
+      for _, x in ipairs(v) do check_region(world, x) end
+    else
+      check_region(world, v)
+    end
+  end
+end
+
 -- The cluster named (or ARN'd) by `ref` ("default" when nil); raises ClusterNotFoundException.
 function U.cluster(world, ref)
   local st = U.st(world)
