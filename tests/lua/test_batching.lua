@@ -350,7 +350,7 @@ T.test("DescribeServices: a service asked twice, an old-format ARN, another clus
     { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "production/svc2-canary", "svc1" } } },
     -- this cluster's, another account's: answered under an ARN the batcher cannot match back
     { "ecs", "DescribeServices", { cluster = "production",
-      services = { "arn:aws:ecs:eu-west-1:999999999999:service/production/svc2" } } },
+      services = { "arn:aws:ecs:us-east-1:999999999999:service/production/svc2" } } },
     -- a missing service by old-format ARN, then by name: each its own failure's ARN
     { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "gone" } } },
     { "ecs", "DescribeServices", { cluster = "production", services = { "gone" } } },
