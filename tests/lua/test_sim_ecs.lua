@@ -154,6 +154,20 @@ T.test("an ECS ARN of another Region is InvalidParameterException 'Invalid Regio
     { { arn = "arn:aws:ecs:us-east-1:123456789012:cluster/gone", reason = "MISSING" } })
 end)
 
+T.test("a service ARN of another cluster is InvalidParameterException 'Identifier is for cluster'", function()
+  local w = new_world()
+  call(w, "CreateCluster", { clusterName = "production" })
+  local arn = "arn:aws:ecs:us-east-1:123456789012:service/"
+  local why = "Invalid identifier: Identifier is for cluster staging. Your cluster is production"
+  fails(w, "DescribeServices", { cluster = "production", services = { arn .. "staging/api" } },
+    "InvalidParameterException", why)
+  fails(w, "UpdateService", { cluster = "production", service = arn .. "staging/api", desiredCount = 1 },
+    "InvalidParameterException", why)
+  -- this cluster's ARN, in either format, names the service as its name does
+  T.eq(call(w, "DescribeServices", { cluster = "production",
+    services = { arn .. "production/nope", arn .. "nope" } }).failures[1].reason, "MISSING")
+end)
+
 T.test("clusters: create (idempotent), describe with MISSING failures, list, delete", function()
   local w = new_world()
   local c = call(w, "CreateCluster", { clusterName = "production" }).cluster

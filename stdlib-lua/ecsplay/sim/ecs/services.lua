@@ -280,7 +280,7 @@ end
 
 function V.ops.DescribeServices(world, input)
   local out, failures = U.describe_in_cluster(world, input, "services", "Services", 10, "service",
-    function(c, ref) return c.services[U.short_name(ref)] end,
+    function(c, ref) return c.services[U.service_name(world, c, ref)] end,
     function(svc, include_tags) return V.describe_service(world, svc, include_tags) end)
   return { services = out, failures = failures }
 end

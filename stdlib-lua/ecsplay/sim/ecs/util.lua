@@ -66,9 +66,24 @@ function U.cluster(world, ref)
   return c
 end
 
+--[[ The name of service `ref` (a name, or its ARN in the old or the new format) in cluster c.
+     A new-format ARN of another cluster is refused as ECS refuses it: InvalidParameterException
+     "Invalid identifier: Identifier is for cluster X. Your cluster is Y" (DescribeServices,
+     aws/aws-toolkit-vscode#2915; CreateService, docker/compose-cli#2086). ]]
+function U.service_name(world, c, ref)
+  if type(ref) == "string" and ref:sub(1, 4) == "arn:" then
+    local cluster = ref:match(":service/([^/]+)/[^/]+$")
+    if cluster and cluster ~= c.name then
+      world:fail("InvalidParameterException", string.format(
+        "Invalid identifier: Identifier is for cluster %s. Your cluster is %s", cluster, c.name))
+    end
+  end
+  return U.short_name(ref)
+end
+
 -- The service `ref` in cluster c; with `any` also INACTIVE ones. Raises ServiceNotFoundException.
 function U.service(world, c, ref, any)
-  local s = c.services[U.short_name(ref)]
+  local s = c.services[U.service_name(world, c, ref)]
   if not s or (s.status == "INACTIVE" and not any) then U.service_not_found(world) end
   return s
 end
