@@ -93,36 +93,7 @@ local function raise_worst(what, failures, total, note_fn)
   error(copy, 0)
 end
 
---[[ Cancels every task of the list still running (each rolls itself back where it waits, as
-     on a signal). One in the ready queue cannot be cancelled until it waits again: tries
-     until each is cancelled or done. ]]
-local function cancel_all(tasks, reason)
-  while true do
-    local pending = false
-    for _, t in ipairs(tasks) do
-      if not t.done and not t.cancel_asked then
-        if t:cancel(reason) then t.cancel_asked = true else pending = true end
-      end
-    end
-    if not pending then return end
-    sched.yield()
-  end
-end
-
---[[ Waits for task to end, also when an interruption reaches the waiting caller: a signal
-     reached the members too (each rolls itself back meanwhile); a cancellation of the
-     caller is passed on to every member of `group`. → ok, value, the interruption's
-     error if one came while waiting. ]]
-local function settle(task, group)
-  local interrupt
-  while true do
-    local waited, ok, value = pcall(task.result, task)
-    if waited then return ok, value, interrupt end
-    if not sched.is_interrupt(ok) then error(ok, 0) end
-    interrupt = interrupt or ok
-    if ok.code == "Cancelled" then cancel_all(group, errors.describe(ok)) end
-  end
-end
+local settle = sched.settle -- waits for a task; a cancellation of the waiter goes to the group
 
 -- Runs the functions concurrently; returns their first results in order. Every member
 -- ends before this returns or raises (a signal included: members roll themselves back);

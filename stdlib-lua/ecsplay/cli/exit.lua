@@ -140,10 +140,12 @@ function M.capture(opts, all_frames)
           break
         end
       end
-      if not where and captured[err] then return captured[err] end
+      if not where and type(err) == "table" and captured[err] then return captured[err] end
     end
     local failure = { err = err, where = where, traceback = traceback(2, stdlib, not verbose) }
-    if where then captured[err] = failure end
+    -- only objects: a string key (error(nil)'s text) would never leave the weak table, and a
+    -- later error() elsewhere would be placed where the first was raised
+    if where and type(err) == "table" then captured[err] = failure end
     return failure
   end
 end

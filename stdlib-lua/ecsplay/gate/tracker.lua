@@ -168,23 +168,15 @@ local function measure_round(todo)
     return ms
   end
   local tasks = {}
-  for i = 2, #todo do
-    tasks[i] = sched.spawn(measure_one, todo[i].gate, todo[i].ctx)
-  end
+  for i = 2, #todo do tasks[i - 1] = sched.spawn(measure_one, todo[i].gate, todo[i].ctx) end
   local ok, first = pcall(measure_one, todo[1].gate, todo[1].ctx)
   local raised = not ok and first or nil
   ms[1] = first
-  for i = 2, #todo do
-    local t = tasks[i]
-    while true do
-      if raised then t:cancel(errors.describe(raised)) end
-      local waited, tok, value = pcall(t.result, t)
-      if waited then
-        if tok then ms[i] = value else raised = raised or value end
-        break
-      end
-      raised = raised or tok -- an interruption reached this task while it waited
-    end
+  if raised ~= nil then sched.cancel_all(tasks, errors.describe(raised)) end
+  for i, t in ipairs(tasks) do
+    local tok, value, interrupt = sched.settle(t, tasks)
+    raised = raised or interrupt
+    if tok then ms[i + 1] = value else raised = raised or value end
   end
   if raised ~= nil then error(raised, 0) end
   return ms
