@@ -496,9 +496,13 @@ local function current_task()
 end
 
 -- The error raised inside a waiting task when a signal arrives.
+-- "SIGTERM", "SIGINT", else "signal N": how messages name a signal.
+function M.signal_name(sig)
+  return sig == 15 and "SIGTERM" or sig == 2 and "SIGINT" or ("signal " .. tostring(sig))
+end
+
 local function interrupted(sig)
-  local name = sig == 15 and "SIGTERM" or sig == 2 and "SIGINT" or ("signal " .. tostring(sig))
-  return errors.new("interrupted", { signal = sig, message = "interrupted by " .. name })
+  return errors.new("interrupted", { signal = sig, message = "interrupted by " .. M.signal_name(sig) })
 end
 
 -- An interruption (a signal, or a cancelled task): code that catches errors

@@ -169,7 +169,7 @@ local function settle(a, svc, want)
     a.wait and a.wait.timeout or 900)
 end
 
-local IN_FLIGHT = { PENDING = true, IN_PROGRESS = true }
+local IN_FLIGHT = ecs_util.IN_FLIGHT
 
 --[[ A service with an ECS deployment strategy whose deployment is still in
      flight (a run killed before it journaled the deployment, so no

@@ -104,7 +104,9 @@ local function primary(svc)
 end
 M.primary = primary
 
+-- The rolloutStates of a deployment ECS is still carrying out.
 local IN_FLIGHT = { PENDING = true, IN_PROGRESS = true }
+M.IN_FLIGHT = IN_FLIGHT
 
 --[[ Whether the described service is at rest: one deployment, which ECS does not report in
      progress (rolloutState: absent for some services), running and pending what it wants. ]]

@@ -368,8 +368,6 @@ local function left_of(members)
 end
 
 -- A signal's name as the interruption's message says it.
-local SIGNALS = { [2] = "SIGINT", [15] = "SIGTERM" }
-
 --[[ The error an interrupted fleet raises, once every member settled and the put-backs ran:
      err (ecsplay.map's worst member error, or nil) when it is a failed rollback (exit 3);
      FleetRollbackFailed when a put-back failed; else, after a signal (one that a member's
@@ -379,7 +377,7 @@ local SIGNALS = { [2] = "SIGINT", [15] = "SIGTERM" }
 function Fleet:interruption(err, s)
   if errors.is(err, "rollback") then return err end
   local sig = sched.signal_received()
-  local how = sig and ("interrupted by " .. (SIGNALS[sig] or ("signal " .. sig))) or "interrupted"
+  local how = sig and ("interrupted by " .. sched.signal_name(sig)) or "interrupted"
   if s.rollback_failed then
     return errors.new("rollback", { code = "FleetRollbackFailed", report = s, rollback_failed = true,
       left = left_of(self.members), message = string.format("fleet %s and a rollback did not complete: %s",
