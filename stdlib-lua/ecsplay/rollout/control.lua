@@ -627,8 +627,9 @@ end
 
 --[[ The status of the run whose journal is at `path`: the journal says
      whether it ended; the state file what it is doing, if its process still
-     runs; a run with no process is `gone`, with the command to run. ]]
-function M.status(path)
+     runs; a run with no process is `gone`, with the command to run. memo: a
+     table shared by the statuses of one look (journal_file.promoted_notes). ]]
+function M.status(path, memo)
   local jstate = journal_file.read(path)
   local start = jstate.start or {}
   local state_path = M.paths(path)
@@ -667,7 +668,7 @@ function M.status(path)
   end
   if not live then
     -- its run was killed before its end: the rollouts it had promoted were never put back
-    local notes = journal_file.promoted_notes(jstate, true)
+    local notes = journal_file.promoted_notes(jstate, true, memo)
     if #notes > 0 then
       if out.hint then table.insert(notes, 1, out.hint) end
       out.hint = table.concat(notes, "\n  ")

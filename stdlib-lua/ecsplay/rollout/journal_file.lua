@@ -482,10 +482,16 @@ end
 
 -- The journals of state's playbook run, and whether that run never reached its end (the
 -- group's first journal has no "playbook_end" line). → members, unfinished
-local function run_of(state)
-  if not (state.start and state.start.group) then return { state }, false end
+-- memo: a table kept by a caller that asks for many journals of one look (`ecsplay status`
+-- of every run): each group's journals are read once, not once per member.
+local function run_of(state, memo)
+  local group = state.start and state.start.group
+  if not group then return { state }, false end
+  local known = memo and memo[group]
+  if known then return known.members, known.unfinished end
   local ok, members, root = pcall(M.members, state)
   if not ok or not root then return { state }, false end
+  if memo then memo[group] = { members = members, unfinished = root.playbook_ended == nil } end
   return members, root.playbook_ended == nil
 end
 
@@ -493,8 +499,8 @@ end
      on_abort, a fleet's undo=) never ran. One line per journal of the run, other than
      state's, that ended "succeeded", with the command that puts it back; with `itself`, first
      a line about state's own journal when it is one of them. {} for a run that ended. ]]
-function M.promoted_notes(state, itself)
-  local members, unfinished = run_of(state)
+function M.promoted_notes(state, itself, memo)
+  local members, unfinished = run_of(state, memo)
   local out = {}
   if not unfinished then return out end
   if itself and state.ended == "succeeded" and #members > 1 then
@@ -504,7 +510,9 @@ function M.promoted_notes(state, itself)
       .. "carries the run on", path, path)
   end
   for _, m in ipairs(members) do
-    if m ~= state and m.ended == "succeeded" then
+    -- (by run id: with a memo, state and its entry among members are two reads of one file)
+    local other = m ~= state and not (m.start and state.start and m.start.run == state.start.run)
+    if other and m.ended == "succeeded" then
       local path = m.given or m.path
       out[#out + 1] = string.format("the run did not finish, so its abort handlers (on_abort, a fleet's undo=) "
         .. "did not run: %s of the same run succeeded (promoted) and still runs its new version; "

@@ -27,8 +27,8 @@ local function journals(run)
   return out
 end
 
-local function status_of(path)
-  local ok, st = pcall(control.status, path)
+local function status_of(path, memo)
+  local ok, st = pcall(control.status, path, memo)
   if ok then return st end
   return { run = path:match("([^/]*)%.jsonl$"), journal = path, state = "unreadable", error = errors.describe(st) }
 end
@@ -56,8 +56,9 @@ local function run(opts, argv)
   local last = {}
   while true do
     local all_final = true
+    local memo = {} -- a run's journals read once a look, however many of them are listed
     for _, p in ipairs(paths) do
-      local st = status_of(p)
+      local st = status_of(p, memo)
       local line = show(st, format)
       -- with --watch, a line is printed again only when it changed
       if line ~= last[p] then
