@@ -651,10 +651,8 @@ function M.status(path, memo)
     out.state = "putting-back"
     out.approval, out.paused_reason, out.weights, out.step = nil, nil, nil, nil
     if not live then
-      local reason = jstate.reverting.reason
       out.hint = string.format("it had succeeded and was being put back%s when its process went: "
-        .. "`ecsplay rollback %s` finishes putting it back", type(reason) == "string" and (" (" .. reason .. ")") or "",
-        path)
+        .. "`ecsplay rollback %s` finishes putting it back", journal_file.reverting_why(jstate), path)
     end
   elseif live then
     out.state = st.state or "running"

@@ -105,10 +105,7 @@ local function unfinished_siblings(state)
 end
 
 -- " (the reason its put-back gave)" for a journal with a "revert" line, or "".
-local function reverting_why(state)
-  local reason = state.reverting and state.reverting.reason
-  return type(reason) == "string" and (" (" .. reason .. ")") or ""
-end
+local reverting_why = journal_file.reverting_why
 
 -- A journal that does not read back whole: what its rollback cannot vouch for.
 local function damage_text(path, state)
@@ -341,42 +338,49 @@ function M.resume(path, opts)
   return table.unpack(ran, 2, ran.n)
 end
 
--- The journals of the resumed run that were being put back (a "revert" line, no end since)
--- and still are once the resumed playbook ended: each put-back is finished as `ecsplay
+-- Rolls back each journal of `list` ({ path =, why = the warning said first }) as `ecsplay
 -- rollback` would. Raises the first rollback error once every one was tried.
-function M.finish_put_backs(list, opts)
+local function rollback_each(list, opts)
   local first_err
-  for _, m in ipairs(list) do
-    local path = m.given or m.path
-    local ok_read, now = pcall(M.read, path)
-    if ok_read and not now.ended then
-      log.event("warn", "resume", string.format("%s was being put back when the run was stopped and the "
-        .. "resumed playbook did not put it back: finishing the put-back from its journal %s",
-        tostring(m.start and m.start.name), tostring(path)))
-      local ok, e = pcall(M.rollback, path, opts)
-      if not ok and not first_err then first_err = e end
-    end
+  for _, j in ipairs(list) do
+    log.event("warn", "resume", j.why)
+    local ok, e = pcall(M.rollback, j.path, opts)
+    if not ok and not first_err then first_err = e end
   end
   if first_err then error(first_err, 0) end
 end
 
+-- The journals of the resumed run that were being put back (a "revert" line, no end since)
+-- and still are once the resumed playbook ended: each put-back is finished.
+function M.finish_put_backs(list, opts)
+  local todo = {}
+  for _, m in ipairs(list) do
+    local path = m.given or m.path
+    local ok_read, now = pcall(M.read, path)
+    if ok_read and not now.ended then
+      todo[#todo + 1] = { path = path, why = string.format("%s was being put back when the run was stopped "
+        .. "and the resumed playbook did not put it back: finishing the put-back from its journal %s",
+        tostring(m.start and m.start.name), tostring(path)) }
+    end
+  end
+  rollback_each(todo, opts)
+end
+
 -- The journals `ecsplay resume` queued (context.resume) that no rollout of the resumed
--- playbook took and that have not ended: each is rolled back as `ecsplay rollback` would.
--- Raises the first rollback error once every one was tried.
+-- playbook took and that have not ended: each is rolled back.
 function M.close_unreached(opts)
-  local first_err
+  local todo = {}
   for name, queue in pairs(context.resume or {}) do
     local list = queue.start and { queue } or queue
     for _, m in ipairs(list) do
       if not m.ended and not m.link and m.start then
-        log.event("warn", "resume", string.format("rollout %s of the killed run was not reached by the "
-          .. "resumed playbook: rolling it back from its journal %s", tostring(name), tostring(m.given or m.path)))
-        local ok, e = pcall(M.rollback, m.given or m.path, opts)
-        if not ok and not first_err then first_err = e end
+        local path = m.given or m.path
+        todo[#todo + 1] = { path = path, why = string.format("rollout %s of the killed run was not reached "
+          .. "by the resumed playbook: rolling it back from its journal %s", tostring(name), tostring(path)) }
       end
     end
   end
-  if first_err then error(first_err, 0) end
+  rollback_each(todo, opts)
 end
 
 return M

@@ -480,6 +480,12 @@ function M.members(state)
   return out, root
 end
 
+-- Why a journal's rollout is being put back (its "revert" line's reason) as " (reason)", or "".
+function M.reverting_why(state)
+  local reason = state.reverting and state.reverting.reason
+  return type(reason) == "string" and (" (" .. reason .. ")") or ""
+end
+
 -- The journals of state's playbook run, and whether that run never reached its end (the
 -- group's first journal has no "playbook_end" line). → members, unfinished
 -- memo: a table kept by a caller that asks for many journals of one look (`ecsplay status`
