@@ -21,6 +21,7 @@ local log = require "ecsplay.log"
 local json = require "ecsplay.json"
 local sched = require "ecsplay.sched"
 local config_files = require "ecsplay.aws.config_files"
+local strings = require "ecsplay.util.strings"
 local timestamp = require "ecsplay.util.timestamp"
 
 local M = {}
@@ -213,15 +214,22 @@ function Resolver:at(p, key)
 end
 
 -- The chosen profile; an explicitly named profile that does not exist is an error.
+-- Where profile `name` was looked for and not found, the profiles there and a did-you-mean:
+-- "not found in CONFIG or CREDENTIALS; profiles there: a, b; did you mean \"b\"?".
+function Resolver:profile_missing(name)
+  local f = self:files()
+  local names = config_files.profile_names(f.config, f.credentials)
+  return string.format("not found in %s or %s%s", f.config_path, f.credentials_path, #names > 0
+    and ("; profiles there: " .. table.concat(names, ", ") .. strings.did_you_mean(name, names, { quote = true }))
+    or " (no profiles there)")
+end
+
 function Resolver:chosen_profile()
   local name, how = self:profile_name()
   local p = self:profile(name)
   if not p and how then
-    local f = self:files()
-    local names = config_files.profile_names(f.config, f.credentials)
-    error(errors.config { code = "ProfileNotFound", message = string.format(
-      "profile %q (from %s) not found in %s or %s%s", name, how, f.config_path, f.credentials_path,
-      #names > 0 and ("; profiles there: " .. table.concat(names, ", ")) or "") }, 0)
+    error(errors.config { code = "ProfileNotFound", message = string.format("profile %q (from %s) %s",
+      name, how, self:profile_missing(name)) }, 0)
   end
   return p, name
 end

@@ -31,7 +31,6 @@ local strings = require "ecsplay.util.strings"
 local call = require "ecsplay.aws.call"
 local credentials = require "ecsplay.aws.credentials"
 local endpoints = require "ecsplay.aws.endpoints"
-local config_files = require "ecsplay.aws.config_files"
 local ratelimit = require "ecsplay.aws.ratelimit"
 local service = require "ecsplay.aws.service"
 
@@ -132,11 +131,7 @@ end
 -- A named profile must exist when the session is made (not at its first call).
 local function check_profile(resolver, name)
   if resolver:profile(name) then return end
-  local f = resolver:files()
-  local names = config_files.profile_names(f.config, f.credentials)
-  bad("profile", string.format("profile %q not found in %s or %s%s", name, f.config_path,
-    f.credentials_path, #names > 0 and ("; profiles there: " .. table.concat(names, ", "))
-      .. strings.did_you_mean(name, names, { quote = true }) or " (no profiles there)"))
+  bad("profile", string.format("profile %q %s", name, resolver:profile_missing(name)))
 end
 
 --[[ The session's Region: region=; with a profile of its own, what boto3.Session(
