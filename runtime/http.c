@@ -396,7 +396,11 @@ static int start_failed(lua_State *L, struct ep_http *h, struct ep_xfer *x, cons
 }
 
 /* start{method=, url=, headers=, body=, timeout=, connect_timeout=, max_size=,
- *       ca_bundle=, verbose=} -> id */
+ *       ca_bundle=, verbose= [, signer=, sign_time=, access_key=, secret_key=,
+ *       session_token=, unsigned_headers=]} -> id
+ * With a signer (sigv4.prepare's), the request is signed here with SigV4 as it is sent:
+ * one call instead of signing in Lua and handing the signed headers back in a table;
+ * unsigned_headers are sent after the signer's, not signed. */
 static int l_start(lua_State *L)
 {
     struct ep_http *h = get_state(L);
@@ -407,13 +411,14 @@ static int l_start(lua_State *L)
     memset(&a, 0, sizeof a);
     ep_http_read_args(L, &a);
     a.has_headers = ep_http_get_headers(L);
+    a.sign = ep_http_get_signing(L);
 
     /* The transfer is owned by h->active from the first line; a failure frees it. */
     struct ep_xfer *x = xfer_new(h, &a);
     if (!x)
         return luaL_error(L, "http.start: out of memory");
     const char *why = NULL;
-    int hrc = ep_http_build_header_list(L, x, a.has_headers, &why);
+    int hrc = ep_http_build_header_list(L, x, &a, &why);
     if (hrc > 0) {
         xfer_unlink(h, x);
         xfer_free(h, x);

@@ -67,7 +67,14 @@ enum {
     EP_HTTP_ARG_URL,
     EP_HTTP_ARG_BODY,
     EP_HTTP_ARG_CA,
-    EP_HTTP_ARG_HEADERS
+    EP_HTTP_ARG_HEADERS,
+    /* a request signed here (start's `signer`): the signer and the signing's inputs */
+    EP_HTTP_ARG_SIGNER,
+    EP_HTTP_ARG_SIGN_TIME,
+    EP_HTTP_ARG_ACCESS_KEY,
+    EP_HTTP_ARG_SECRET_KEY,
+    EP_HTTP_ARG_SESSION_TOKEN,
+    EP_HTTP_ARG_UNSIGNED /* headers sent after signing, not signed */
 };
 
 /* The request table's fields, read and checked before anything is allocated. The
@@ -78,6 +85,7 @@ struct ep_http_args {
     double timeout, connect_timeout, max_size;
     int verbose;
     int has_headers; /* a headers table sits in slot EP_HTTP_ARG_HEADERS */
+    int sign;        /* sign here: a signer in slot EP_HTTP_ARG_SIGNER (ep_http_get_signing) */
 };
 
 /* http_request.c: start()'s request table (at stack index 1) read into *a, its strings
@@ -85,11 +93,18 @@ struct ep_http_args {
 void ep_http_read_args(lua_State *L, struct ep_http_args *a);
 /* Pushes the headers table (slot EP_HTTP_ARG_HEADERS); returns whether there is one. */
 int ep_http_get_headers(lua_State *L);
+/* Pushes the signing fields (slots EP_HTTP_ARG_SIGNER..EP_HTTP_ARG_UNSIGNED: signer,
+ * sign_time, access_key, secret_key, session_token, unsigned_headers); returns whether
+ * there is a signer (without one, only the signer's slot is pushed). */
+int ep_http_get_signing(lua_State *L);
 /* x->origin from url: scheme://host[:port], without any userinfo (safe in messages). */
 void ep_http_set_origin(struct ep_xfer *x, const char *url);
 /* The request headers, checked, as curl's list: 0, -1 (ENOMEM) or 1 when a header is not
- * fit to send (*why: the message, with a %s for the header's name, left on the stack). */
-int ep_http_build_header_list(lua_State *L, struct ep_xfer *x, int has_headers, const char **why);
+ * fit to send (*why: the message, with a %s for the header's name, left on the stack).
+ * With a->sign, the request is signed as its headers stand and the signer's headers are
+ * added (a Lua error on bad signing input). */
+int ep_http_build_header_list(lua_State *L, struct ep_xfer *x, const struct ep_http_args *a,
+                              const char **why);
 
 /* Room for n more bytes and a NUL in b; 0 or -1 (ENOMEM). */
 int ep_http_buf_reserve(struct ep_buf *b, size_t n);

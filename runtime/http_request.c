@@ -10,7 +10,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "ep.h" /* ep_sigv4_http_sign */
 #include "http.h"
+#include "sigv4.h" /* the signer's header list and answers */
 
 /* RFC 7230's tchar: visible ASCII but the separators ()<>@,;:\"/[]?={}, as two 64-bit
  * masks (bit c of the pair): start() checks every character of every header name. */
@@ -93,6 +95,20 @@ static void check_url(lua_State *L, const char *url, size_t url_len)
             luaL_error(L, "http.start: field 'url' contains whitespace or control characters");
 }
 
+/* AWS_CA_BUNDLE, read once: getenv walks the whole environment, on every request
+ * otherwise, and a process's environment does not change under it. NULL when unset. */
+static const char *env_ca_bundle(void)
+{
+    static int read;
+    static const char *ca;
+    if (!read) {
+        const char *env = getenv("AWS_CA_BUNDLE");
+        ca = env && *env ? env : NULL;
+        read = 1;
+    }
+    return ca;
+}
+
 void ep_http_read_args(lua_State *L, struct ep_http_args *a)
 {
     a->method = opt_string(L, 1, "method", &a->method_len); /* EP_HTTP_ARG_METHOD */
@@ -112,11 +128,8 @@ void ep_http_read_args(lua_State *L, struct ep_http_args *a)
     lua_getfield(L, 1, "verbose");
     a->verbose = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    if (!a->ca) {
-        const char *env = getenv("AWS_CA_BUNDLE");
-        if (env && *env)
-            a->ca = env;
-    }
+    if (!a->ca)
+        a->ca = env_ca_bundle();
 }
 
 /* Pushes the headers table (slot EP_HTTP_ARG_HEADERS); returns whether there is one. */
@@ -126,6 +139,21 @@ int ep_http_get_headers(lua_State *L)
     if (hty != LUA_TNIL && hty != LUA_TTABLE)
         luaL_error(L, "http.start: field 'headers' must be a table, got %s", luaL_typename(L, -1));
     return hty == LUA_TTABLE;
+}
+
+int ep_http_get_signing(lua_State *L)
+{
+    if (lua_getfield(L, 1, "signer") == LUA_TNIL) /* EP_HTTP_ARG_SIGNER */
+        return 0;
+    lua_getfield(L, 1, "sign_time");                 /* EP_HTTP_ARG_SIGN_TIME */
+    lua_getfield(L, 1, "access_key");                /* EP_HTTP_ARG_ACCESS_KEY */
+    lua_getfield(L, 1, "secret_key");                /* EP_HTTP_ARG_SECRET_KEY */
+    lua_getfield(L, 1, "session_token");             /* EP_HTTP_ARG_SESSION_TOKEN */
+    int ty = lua_getfield(L, 1, "unsigned_headers"); /* EP_HTTP_ARG_UNSIGNED */
+    if (ty != LUA_TNIL && ty != LUA_TTABLE)
+        luaL_error(L, "http.start: field 'unsigned_headers' must be a table, got %s",
+                   luaL_typename(L, -1));
+    return 1;
 }
 
 /* The header at the top of a lua_next walk (value at -1, name at -2), checked: NULL and
@@ -197,27 +225,88 @@ static int link_header_list(struct ep_xfer *x)
     return 0;
 }
 
+/* The request's header lines so far, as the signer reads them: views into x->req_lines
+ * ("Name: value" or "Name;" for an empty value, each ending in a NUL). */
+static void lines_as_headers(const struct ep_xfer *x, ep_sigv4_header *hs)
+{
+    const char *line = x->req_lines.data;
+    for (size_t i = 0; i < x->n_req_lines; i++) {
+        size_t len = strlen(line), nl = strcspn(line, ":;");
+        hs[i].name = line;
+        hs[i].name_len = nl;
+        hs[i].value = line[nl] == ':' ? line + nl + 2 : line + nl + 1;
+        hs[i].value_len = line[nl] == ':' ? len - nl - 2 : 0;
+        line += len + 1;
+    }
+}
+
+/* Signs the request as its header lines stand, with start's signer and credentials
+ * (a Lua error on bad input), then adds the lines the signer asks for, in its order:
+ * Host, X-Amz-Security-Token, X-Amz-Date, x-amz-content-sha256 when the request lacks
+ * them, and Authorization. The signature and the token exist only in x->req_lines,
+ * wiped when the transfer is freed: never in a Lua string. 0 or -1 (ENOMEM). */
+static int sign_lines(lua_State *L, struct ep_xfer *x, const struct ep_http_args *a)
+{
+    size_t n = x->n_req_lines;
+    ep_sigv4_header stack_hs[16];
+    ep_sigv4_header *hs = n <= 16 ? stack_hs : lua_newuserdatauv(L, n * sizeof *hs, 0);
+    lines_as_headers(x, hs);
+    for (size_t i = 0; i < n; i++)
+        if (ep_sigv4_name_eq(hs[i].name, hs[i].name_len, "authorization"))
+            luaL_error(L, "http.start: a request signed here must not carry an Authorization "
+                          "header");
+    size_t tl = 0;
+    const char *token = lua_tolstring(L, EP_HTTP_ARG_SESSION_TOKEN, &tl);
+    if (token && (memchr(token, '\r', tl) || memchr(token, '\n', tl) || memchr(token, '\0', tl)))
+        luaL_error(L, "http.start: field 'session_token' contains CR, LF or NUL");
+    ep_sigv4_signed s;
+    ep_sigv4_http_sign(L, EP_HTTP_ARG_SIGNER, x->method, hs, n, a->body ? a->body : "", a->body_len,
+                       EP_HTTP_ARG_SIGN_TIME, EP_HTTP_ARG_ACCESS_KEY, EP_HTTP_ARG_SECRET_KEY,
+                       EP_HTTP_ARG_SESSION_TOKEN, &s);
+    if ((s.add_host && append_header(x, "Host", 4, s.host, strlen(s.host)) != 0) ||
+        (s.add_token && append_header(x, "X-Amz-Security-Token", 20, token, tl) != 0) ||
+        (s.add_date && append_header(x, "X-Amz-Date", 10, s.amz_date, 16) != 0) ||
+        (s.add_content_sha && append_header(x, "x-amz-content-sha256", 20, s.body_hex, 64) != 0))
+        return -1;
+    return append_header(x, "Authorization", 13, s.authorization, strlen(s.authorization));
+}
+
 /* The request headers, checked, as curl's list: 0, -1 (ENOMEM) or 1 when a header is not
  * fit to send (*why: the message, with a %s for the header's name, left on the stack). */
-int ep_http_build_header_list(lua_State *L, struct ep_xfer *x, int has_headers, const char **why)
+/* Appends the headers table at stack index t, each header checked: 0, -1 (ENOMEM) or 1
+ * (*why set, the header's name left on the stack), as ep_http_build_header_list. */
+static int append_table(lua_State *L, struct ep_xfer *x, int t, const char **why)
 {
-    if (has_headers) {
-        lua_pushnil(L);
-        while (lua_next(L, EP_HTTP_ARG_HEADERS)) {
-            size_t nl = 0, vl = 0;
-            const char *v = NULL;
-            const char *name = check_header(L, &v, &nl, &vl, why);
-            if (!name) {
-                lua_pop(L, 1); /* the name stays on top for the message */
-                return 1;
-            }
-            if (append_header(x, name, nl, v, vl) != 0) {
-                lua_pop(L, 2);
-                return -1;
-            }
-            lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        size_t nl = 0, vl = 0;
+        const char *v = NULL;
+        const char *name = check_header(L, &v, &nl, &vl, why);
+        if (!name) {
+            lua_pop(L, 1); /* the name stays on top for the message */
+            return 1;
         }
+        if (append_header(x, name, nl, v, vl) != 0) {
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
     }
+    return 0;
+}
+
+int ep_http_build_header_list(lua_State *L, struct ep_xfer *x, const struct ep_http_args *a,
+                              const char **why)
+{
+    int rc = a->has_headers ? append_table(L, x, EP_HTTP_ARG_HEADERS, why) : 0;
+    if (rc != 0)
+        return rc;
+    if (a->sign && sign_lines(L, x, a) != 0)
+        return -1;
+    /* sent as they are, never signed (a simulator's hints, such as x-ecsplay-client) */
+    if (a->sign && lua_istable(L, EP_HTTP_ARG_UNSIGNED) &&
+        (rc = append_table(L, x, EP_HTTP_ARG_UNSIGNED, why)) != 0)
+        return rc;
     /* Expect: 100-continue costs a round trip (or a 1 s stall) per POST. */
     if (append_header(x, "Expect", 6, "", 0) != 0)
         return -1;

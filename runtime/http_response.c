@@ -144,10 +144,14 @@ static int seen_before(struct seen_names *s, const char *name, size_t nl)
 /* headers table from the raw block: lowercase names, duplicates joined with ", ". */
 static void push_headers(lua_State *L, const struct ep_buf *raw)
 {
-    /* sized for a typical answer (AWS and `sim serve` send 5-10 headers): no rehash */
-    lua_createtable(L, 0, 12);
-    int t = lua_gettop(L);
+    /* sized at the count of header lines (all lines but the status line and the blank
+     * one): no rehash, and no room left unused (a 16-node table costs twice an 8-node one) */
     const char *p = raw->data, *end = raw->data + raw->len;
+    int lines = 0;
+    for (const char *q = p; q && q < end && (q = memchr(q, '\n', (size_t)(end - q))); q++)
+        lines++;
+    lua_createtable(L, 0, lines > 2 ? lines - 2 : 0);
+    int t = lua_gettop(L);
     if (!p)
         return;
     char name[256];

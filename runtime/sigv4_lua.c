@@ -266,19 +266,17 @@ static void put_digits(char *p, unsigned long long v, int n)
 }
 
 /* time: epoch seconds (integer or float, floored) or "YYYYMMDDTHHMMSSZ". */
-static const char *signing_date(lua_State *L, prepared_ud *u, int idx)
+static const char *signing_date(lua_State *L, prepared_ud *u, int idx, const char *fn)
 {
     if (lua_type(L, idx) == LUA_TSTRING)
         return lua_tostring(L, idx); /* checked by the signer */
     int isnum = 0;
     lua_Number f = lua_tonumberx(L, idx, &isnum);
     if (!isnum)
-        luaL_error(L,
-                   "sigv4 signer:sign: time is required (epoch seconds or "
-                   "\"YYYYMMDDTHHMMSSZ\"), got %s",
+        luaL_error(L, "%s: time is required (epoch seconds or \"YYYYMMDDTHHMMSSZ\"), got %s", fn,
                    luaL_typename(L, idx));
     if (!(f >= 0 && f < 253402300800.0))
-        luaL_error(L, "sigv4 signer:sign: time is out of range");
+        luaL_error(L, "%s: time is out of range", fn);
     lua_Integer t = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : (lua_Integer)f;
     if (t != u->last_epoch) {
         long long y;
@@ -416,26 +414,78 @@ static void push_sent(lua_State *L, int base, size_t nh, int is_array, const ep_
 /* signer:sign(method, headers, body, time, access_key, secret_key [, session_token
  *   [, stages]]) -> headers to send [, {canonical_request=, string_to_sign=,
  *   signature=, authorization=} when stages] */
+/* Signs with the signer u (its userdata at stack index uidx): the credentials at ak_idx,
+ * sk_idx and token (NULL = none). The key of the signer's last signing is reused while
+ * the access key and secret are the same strings (its user values 1 and 2). Raises with
+ * `fn` in the message on failure. Shared by signer:sign and http.start (ep_sigv4_http_sign). */
+static void sign_with(lua_State *L, prepared_ud *u, int uidx, const char *fn, const char *method,
+                      const ep_sigv4_header *hs, size_t nh, const char *body, size_t body_len,
+                      const char *date, int ak_idx, int sk_idx, const char *token,
+                      ep_sigv4_signed *out)
+{
+    size_t secret_len = 0;
+    /* the types first: lua_tolstring would turn a number into a string in place */
+    if (lua_type(L, ak_idx) != LUA_TSTRING)
+        luaL_error(L, "%s: the access key must be a string, got %s", fn, luaL_typename(L, ak_idx));
+    if (lua_type(L, sk_idx) != LUA_TSTRING)
+        luaL_error(L, "%s: the secret key must be a string, got %s", fn, luaL_typename(L, sk_idx));
+    const char *ak = lua_tostring(L, ak_idx);
+    const char *sk = lua_tolstring(L, sk_idx, &secret_len);
+    lua_getiuservalue(L, uidx, 1);
+    lua_getiuservalue(L, uidx, 2);
+    int same = lua_rawequal(L, -2, ak_idx) && lua_rawequal(L, -1, sk_idx);
+    lua_pop(L, 2);
+    char err[256];
+    if (ep_sigv4_sign_prepared(u->p, method, hs, nh, body, body_len, date, ak, sk, secret_len,
+                               token, same, out, err, sizeof err) != 0)
+        luaL_error(L, "%s (%s)", err, fn);
+    if (!same) {
+        lua_pushvalue(L, ak_idx);
+        lua_setiuservalue(L, uidx, 1);
+        lua_pushvalue(L, sk_idx);
+        lua_setiuservalue(L, uidx, 2);
+    }
+}
+
+void ep_sigv4_http_sign(lua_State *L, int idx, const char *method, const struct ep_sigv4_header *hs,
+                        size_t nh, const char *body, size_t body_len, int time_idx, int ak_idx,
+                        int sk_idx, int token_idx, struct ep_sigv4_signed *out)
+{
+    prepared_ud *u = luaL_testudata(L, idx, PREPARED_MT);
+    if (!u)
+        luaL_error(L, "http.start: field 'signer' must be a signer made by sigv4.prepare, got %s",
+                   luaL_typename(L, idx));
+    if (!u->p)
+        luaL_error(L, "http.start: the signer was freed");
+    const char *date = signing_date(L, u, time_idx, "http.start");
+    const char *token = NULL;
+    if (!lua_isnil(L, token_idx)) {
+        if (lua_type(L, token_idx) != LUA_TSTRING)
+            luaL_error(L, "http.start: field 'session_token' must be a string, got %s",
+                       luaL_typename(L, token_idx));
+        token = lua_tostring(L, token_idx);
+        if (!*token)
+            token = NULL;
+    }
+    sign_with(L, u, idx, "http.start", method, hs, nh, body, body_len, date, ak_idx, sk_idx, token,
+              out);
+}
+
 static int l_prepared_sign(lua_State *L)
 {
     prepared_ud *u = luaL_checkudata(L, 1, PREPARED_MT);
     if (!u->p)
         return luaL_error(L, "sigv4 signer:sign: the signer was freed");
     const char *method = luaL_checkstring(L, 2);
-    size_t body_len = 0, secret_len = 0;
+    size_t body_len = 0;
     const char *body = luaL_optlstring(L, 4, "", &body_len);
-    const char *date = signing_date(L, u, 5);
-    const char *ak = luaL_checkstring(L, 6);
-    const char *sk = luaL_checklstring(L, 7, &secret_len);
+    const char *date = signing_date(L, u, 5, "sigv4 signer:sign");
+    luaL_checkstring(L, 6);
+    luaL_checkstring(L, 7);
     const char *token = luaL_optstring(L, 8, NULL);
     int stages = lua_toboolean(L, 9);
     if (token && !*token)
         token = NULL;
-    /* the key of the last signing holds while access key and secret are the same */
-    lua_getiuservalue(L, 1, 1);
-    lua_getiuservalue(L, 1, 2);
-    int same = lua_rawequal(L, -2, 6) && lua_rawequal(L, -1, 7);
-    lua_pop(L, 2);
     lua_settop(L, 9);
     int base = lua_gettop(L) + 1, is_array;
     size_t nh = push_headers(L, 3, &is_array);
@@ -448,16 +498,7 @@ static int l_prepared_sign(lua_State *L)
         hs[i].value = lua_tolstring(L, base + 2 * (int)i + 1, &hs[i].value_len);
     }
     ep_sigv4_signed s;
-    char err[256];
-    if (ep_sigv4_sign_prepared(u->p, method, hs, nh, body, body_len, date, ak, sk, secret_len,
-                               token, same, &s, err, sizeof err) != 0)
-        return luaL_error(L, "%s", err);
-    if (!same) {
-        lua_pushvalue(L, 6);
-        lua_setiuservalue(L, 1, 1);
-        lua_pushvalue(L, 7);
-        lua_setiuservalue(L, 1, 2);
-    }
+    sign_with(L, u, 1, "sigv4 signer:sign", method, hs, nh, body, body_len, date, 6, 7, token, &s);
     push_sent(L, base, nh, is_array, &s, token);
     if (!stages)
         return 1;

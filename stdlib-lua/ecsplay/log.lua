@@ -268,10 +268,14 @@ function M.lazy_event(level, event, build, ...)
   if is_shown(level, event) then return M.event(level, event, build(...)) end
   local render = renderer
   if not render then return end
+  local ctx = contexts[running()]
+  if not ctx and renderer_hidden == "in_context" then
+    -- the clock read only for the first one (this runs on every AWS call)
+    if not first_time then first_time = clock() end
+    return
+  end
   local t = clock()
   if not first_time then first_time = t end
-  local ctx = contexts[running()]
-  if not ctx and renderer_hidden == "in_context" then return end
   render({ time = t, level = level, event = event, context = ctx or NO_CONTEXT, shown = false })
 end
 

@@ -271,9 +271,11 @@ end
 
 --[[ Names this process on its requests to the simulator it follows, and before it follows
      one on those to loopback endpoints (`sim serve` listens on nothing else), so a
-     simulator knows it from its first request (--lockstep). Never to anywhere else. ]]
-function M.add_clock_headers(h, url)
-  if not follow_servers or virtual or type(url) ~= "string" then return h end
+     simulator knows it from its first request (--lockstep). Never to anywhere else.
+     clock_headers(url) → the headers to add, one shared table (read-only), or nil. ]]
+local client_headers = nil
+function M.clock_headers(url)
+  if not follow_servers or virtual or type(url) ~= "string" then return nil end
   local named
   if server then
     named = url_base(url) == server.base
@@ -285,7 +287,15 @@ function M.add_clock_headers(h, url)
       url_loopback[url] = named
     end
   end
-  if named then h[CLIENT_HEADER] = client_id or client_name() end
+  if not named then return nil end
+  if not client_headers then client_headers = { [CLIENT_HEADER] = client_name() } end
+  return client_headers
+end
+
+-- add_clock_headers(h, url) → h, with clock_headers(url) added
+function M.add_clock_headers(h, url)
+  local c = M.clock_headers(url)
+  if c then h[CLIENT_HEADER] = c[CLIENT_HEADER] end
   return h
 end
 

@@ -259,32 +259,51 @@ local function transport_error(service, opname, url, err, kind)
     retryable = retry.TRANSPORT_CODES[code] == true }
 end
 
--- One HTTP exchange. → output | nil, error object
-local function attempt(s, ctx)
+-- The HTTP limits and CA bundle of this configuration (configure{}'s, else the defaults
+-- and AWS_CA_BUNDLE), worked out on its first request: the environment and configure{}'s
+-- options do not change under a run.
+local function http_settings(s)
   local o = s.opts
-  local p, creds = ctx.plan, ctx.creds
-  -- the codec's headers are this request's own (with the User-Agent): the signer
-  -- returns a new table, so a retry signs the same headers again
-  local signed_headers = ctx.req.headers
+  local ca_bundle = o.ca_bundle
+  if ca_bundle == nil then ca_bundle = s.getenv("AWS_CA_BUNDLE") end
+  s.http = { timeout = o.timeout or M.DEFAULT_TIMEOUT, max_size = o.max_size or M.DEFAULT_MAX_SIZE,
+    connect_timeout = o.connect_timeout or M.DEFAULT_CONNECT_TIMEOUT, ca_bundle = ca_bundle }
+  return s.http
+end
+
+--[[ One HTTP exchange. → output | nil, error object
+     The request is signed as it is sent: by the HTTP layer in C (http.start's signer=,
+     one call, the signature never a Lua string), or, for a transport of the caller's
+     (configure{ transport = }), here, so that the transport sees the signed request. ]]
+local function attempt(s, route, built, url, creds)
+  local o = s.opts
+  local p = route.plan
+  -- the codec's headers are this request's own (with the User-Agent); signing adds to a
+  -- copy (or to the wire), so a retry signs the same headers again
+  local headers = built.headers
+  local signer, sign_time, access_key, secret_key, token
+  -- names this client to a simulator (lockstep); never signed
+  local clock_headers = sched.clock_headers(url)
   if creds then
     -- the prepared signer of this URL (aws/sigv4.lua): sigv4.sign's signing, with the URL's
     -- parts worked out once and the signing key kept for its day
-    signed_headers = sigv4.signer_for(ctx.url, ctx.region, p.signing_name):sign(ctx.req.method,
-      signed_headers, ctx.req.body, math.floor(now(o)), creds.access_key, creds:secret_key(),
-      creds:session_token())
+    signer = sigv4.signer_for(url, route.region, p.signing_name)
+    sign_time, access_key = math.floor(now(o)), creds.access_key
+    secret_key, token = creds:secret_key(), creds:session_token()
+    if o.transport then
+      headers = signer:sign(built.method, headers, built.body, sign_time, access_key,
+        secret_key, token)
+      signer = nil
+    end
   end
-  sched.add_clock_headers(signed_headers, ctx.url) -- names this client to a simulator (lockstep)
-  local max_size = o.max_size or M.DEFAULT_MAX_SIZE
-  local ca_bundle = o.ca_bundle
-  if ca_bundle == nil then
-    -- read once per configure{} (the environment does not change under a run)
-    if s.ca_bundle == nil then s.ca_bundle = s.getenv("AWS_CA_BUNDLE") or false end
-    ca_bundle = s.ca_bundle or nil
-  end
-  local req = { method = ctx.req.method, url = ctx.url, headers = signed_headers,
-    body = ctx.req.body, timeout = o.timeout or M.DEFAULT_TIMEOUT,
-    connect_timeout = o.connect_timeout or M.DEFAULT_CONNECT_TIMEOUT, max_size = max_size,
-    ca_bundle = ca_bundle }
+  if clock_headers and not signer then headers = sched.add_clock_headers(headers, url) end
+  local h = s.http or http_settings(s)
+  local max_size = h.max_size
+  local req = { method = built.method, url = url, headers = headers, body = built.body,
+    timeout = h.timeout, connect_timeout = h.connect_timeout, max_size = max_size,
+    ca_bundle = h.ca_bundle, signer = signer, sign_time = signer and sign_time,
+    access_key = signer and access_key, secret_key = signer and secret_key,
+    session_token = signer and token, unsigned_headers = signer and clock_headers }
   local service, opname = p.service, p.opname
   if M.refuse then
     local refused = M.refuse(service, opname, req)
@@ -295,17 +314,17 @@ local function attempt(s, ctx)
   per.calls = per.calls + 1
   if p.mutating then M.stats.mutating_calls = M.stats.mutating_calls + 1 end
   local resp, err, kind = (o.transport or http_transport)(req)
-  if not resp then return nil, transport_error(service, opname, ctx.url, err, kind) end
+  if not resp then return nil, transport_error(service, opname, url, err, kind) end
   local rh = resp.headers
   -- a served simulator's time (sched.lua); libcurl's header names are lowercase
-  sched.observe_server_clock(rh, ctx.url, o.transport == nil)
+  sched.observe_server_clock(rh, url, o.transport == nil)
   local body = resp.body or ""
   if #body > max_size then
-    return nil, transport_error(service, opname, ctx.url, string.format(
+    return nil, transport_error(service, opname, url, string.format(
       "response of %d bytes exceeds the %d-byte limit", #body, max_size), "too_large")
   end
   local status = tonumber(resp.status) or 0
-  local ok, out = ctx.codec.parse_response(p.m, opname, status, rh or NO_HEADERS, body)
+  local ok, out = route.codec.parse_response(p.m, opname, status, rh or NO_HEADERS, body)
   if ok then return out end
   local rid = header(rh, "x-amzn-requestid") or header(rh, "x-amz-request-id")
   local e = type(out) == "table" and out or { code = "InvalidResponse", message = tostring(out) }
@@ -315,7 +334,7 @@ local function attempt(s, ctx)
     local ct = header(rh, "content-type")
     return nil, errors.response { service = service, operation = opname, code = e.code,
       status = status, request_id = e.request_id or rid, message = string.format("%s (HTTP %d, "
-        .. "Content-Type %s, from %s)", e.message or "unreadable response", status, ct or "none", ctx.url) }
+        .. "Content-Type %s, from %s)", e.message or "unreadable response", status, ct or "none", url) }
   end
   local msg = e.message
   if service == "sts" and (msg or ""):find("SecretAccessKey", 1, true) then msg = "(redacted)" end
@@ -327,34 +346,33 @@ end
 local NO_RETRY = setmetatable({}, { __newindex = function() error("NO_RETRY is read-only", 2) end })
 
 -- The attempts of one request in one protocol, retried as the SDKs do. → output | nil, error
-local function exchange(s, ctx, ropts)
-  local sess, sp = ctx.session, ctx.owner
+local function exchange(s, route, built, url, ropts)
+  local sess, sp, p = route.session, route.owner, route.plan
+  local service, opname = p.service, p.opname
   local r = sp.retryer
   if not r then
-    r = sess and sess:retryer(ctx.plan.service) or retryer(ctx.plan.service)
+    r = sess and sess:retryer(service) or retryer(service)
     sp.retryer = r
   end
   local rctx = NO_RETRY
   local n = 0
-  local service, opname = ctx.plan.service, ctx.plan.opname
   while true do
     n = n + 1
-    if ropts.anonymous then
-      ctx.creds = nil
-    else
+    local creds = nil
+    if not ropts.anonymous then
       -- cached by the resolver; fetched again only near their expiry
-      ctx.creds = ropts.credentials or (sess or s.resolver):credentials()
+      creds = ropts.credentials or (sess or s.resolver):credentials()
     end
     -- client-side rate limits (aws/ratelimit.lua): the account's bucket, then adaptive mode's
     sp.limits:acquire(service, opname)
     if r.limiter then r:before_send() end -- adaptive mode's token
-    local out, e = attempt(s, ctx)
+    local out, e = attempt(s, route, built, url, creds)
     if out then
       r:on_success(rctx)
       if s.log ~= default_log then
-        s.log("debug", "aws.call", call_ok_event(service, opname, n, ctx.proto_name))
+        s.log("debug", "aws.call", call_ok_event(service, opname, n, route.proto_name))
       else
-        log.lazy_event("debug", "aws.call", call_ok_event, service, opname, n, ctx.proto_name)
+        log.lazy_event("debug", "aws.call", call_ok_event, service, opname, n, route.proto_name)
       end
       return out
     end
@@ -451,7 +469,8 @@ local function endpoint_of(s, sess, sp, service, opname, region)
   local base, uerr = endpoints.resolve(service, region, { endpoint_url = url, getenv = s.getenv })
   if not base then error(errors.config { code = "InvalidEndpoint", service = service,
     operation = opname, message = uerr }, 0) end
-  at = { url = url, base = base, spoken_key = service .. " " .. base, urls = {}, only = {} }
+  at = { url = url, base = base, spoken_key = service .. " " .. base, urls = {}, only = {},
+    routes = {} }
   sp.bases[region] = at
   return at
 end
@@ -474,19 +493,36 @@ local function protocols_for(s, m, service, at)
   return list
 end
 
--- The request in protocol `name` (nothing sent yet). → ctx for attempt()
-local function build(p, params, name, region, at, sess, sp)
-  local codec = protocol.codec(name)
-  local ok, req = pcall(codec.build_request, p.m, p.opname, params, USER_AGENT)
+--[[ A route: what every request of one operation in one protocol to one endpoint shares
+     (the plan, codec, region, session, owner), made on its first request and kept with the
+     endpoint (at.routes[plan][protocol]). ]]
+local function route_of(p, name, region, at, sess, sp)
+  local by_plan = at.routes[p]
+  if not by_plan then by_plan = {} at.routes[p] = by_plan end
+  local route = by_plan[name]
+  if not route then
+    route = { plan = p, codec = protocol.codec(name), proto_name = name, region = region,
+      session = sess or nil, owner = sp }
+    by_plan[name] = route
+  end
+  return route
+end
+
+-- The request in the route's protocol (nothing sent yet). → request, its URL
+local function build(route, params, at)
+  local p = route.plan
+  local ok, req = pcall(route.codec.build_request, p.m, p.opname, params, USER_AGENT)
   if not ok then
     error(errors.param_validation { service = p.service, operation = p.opname, path = "",
       message = string.format("%s %s: %s", p.service, p.opname, tostring(req)) }, 0)
   end
-  local path = req.path ~= "/" and req.path or "/"
+  local path = req.path or "/"
   local url = at.urls[path]
-  if not url then url = at.base .. path at.urls[path] = url end
-  return { plan = p, codec = codec, proto_name = name, req = req, region = region, url = url,
-    session = sess or nil, owner = sp, creds = false }
+  if not url then
+    url = at.base .. (path ~= "/" and path or "/")
+    at.urls[path] = url
+  end
+  return req, url
 end
 
 --[[ An HTTP error whose body held no AWS error (an empty 400, a proxy's page, a redirect)
@@ -555,8 +591,9 @@ function M.request(service, opname, params, ropts)
   local at = endpoint_of(s, sess, sp, service, opname, region)
   local list, tried = protocols_for(s, m, service, at), nil
   for i, name in ipairs(list) do
-    local ctx = build(p, params, name, region, at, sess, sp)
-    local out, e = exchange(s, ctx, ropts)
+    local route = route_of(p, name, region, at, sess, sp)
+    local req, url = build(route, params, at)
+    local out, e = exchange(s, route, req, url, ropts)
     if out or e.kind == "service" and not unanswered(e) then
       s.spoken[at.spoken_key] = name
     end

@@ -182,7 +182,9 @@ end
 
 function Retryer:on_success(ctx)
   if self.limiter then self.limiter:on_response(false) end
-  if self.quota then self.quota:release(ctx.cost) end
+  local q = self.quota
+  -- a full quota stays full (every call's path: no release to make)
+  if q and (q.available < q.max or ctx.cost) then q:release(ctx.cost) end
 end
 
 return M

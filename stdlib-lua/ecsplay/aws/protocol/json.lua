@@ -459,7 +459,8 @@ function M.parse_response(m, opname, status, headers, body)
     return false, M.parse_error(m, status, headers, body)
   end
   if not op.output then return true, {} end
-  if body == nil or body == "" or body:match("^%s*$") then return true, {} end
+  -- a body that opens an object is not blank: the pattern only for anything else
+  if body == nil or body:byte(1) ~= 123 and body:match("^%s*$") then return true, {} end
   local v, err = M.decode(body)
   if type(v) ~= "table" or v[1] ~= nil then -- a result is always a JSON object
     return false, { code = "InvalidResponse", status = status,
