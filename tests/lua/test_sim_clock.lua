@@ -214,6 +214,51 @@ T.test("client: before it follows a simulator, only loopback endpoints hear its 
   end
 end)
 
+--[[ sched.steady_now() across switches of clock: time elapsed on each clock in effect counts,
+     summed; the switch itself (a new virtual clock days before or after, the machine's, a
+     served simulator's years away) counts as none. Virtual and lockstep clocks move only
+     when told, so the sums are exact; the machine's moments between are bounded. ]]
+T.test("client: steady_now counts the time on each clock in effect, never the jump between", function()
+  sched.use_virtual_clock(START)
+  local s0 = sched.steady_now()
+  sched.sleep(600)
+  T.eq(sched.steady_now(), s0 + 600, "600 s on the virtual clock")
+  sched.use_virtual_clock(START - 5 * 86400)
+  T.eq(sched.steady_now(), s0 + 600, "a virtual clock 5 days back: no jump")
+  sched.sleep(60)
+  sched.use_virtual_clock(START + 10 * 86400)
+  T.eq(sched.steady_now(), s0 + 660, "one 10 days ahead: no jump either")
+  sched.use_real_clock()
+  local s1 = sched.steady_now()
+  T.ok(s1 >= s0 + 660 and s1 < s0 + 665, "to the machine's clock: no jump (" .. (s1 - s0) .. ")")
+  -- the served clock (lockstep) is years behind the machine's
+  sched.observe_server_clock(answer(START - 400 * 86400, "lockstep"), "http://127.0.0.1:9/")
+  T.eq(sched.clock_name(), "http://127.0.0.1:9")
+  local s2 = sched.steady_now()
+  T.ok(s2 >= s1 and s2 < s1 + 5, "to the served clock: no jump (" .. (s2 - s1) .. ")")
+  sched.observe_server_clock(answer(START - 400 * 86400 + 90, "lockstep"), "http://127.0.0.1:9/")
+  T.eq(sched.steady_now(), s2 + 90, "then the served clock's time")
+  sched.observe_server_clock(answer(START - 400 * 86400 + 30, "lockstep"), "http://127.0.0.1:9/")
+  T.eq(sched.steady_now(), s2 + 90, "which never goes back")
+  sched.use_real_clock()
+end)
+
+-- The rate limiters count on sched.steady_now: a switch to a served clock keeps a bucket's debt.
+T.test("client: a limiter on the scheduler's clock keeps its debt when the clock follows a simulator", function()
+  local ratelimit = require "ecsplay.aws.ratelimit"
+  for _, by in ipairs { 3 * 86400, -3 * 86400 } do
+    sched.use_real_clock()
+    local l = ratelimit.new { enabled = true, limits = { ["ecs.service_read"] = { rate = 2, burst = 10 } } }
+    local bucket = l:entry("ecs", "DescribeServices")[1]
+    -- 15 callers at once: 10 from the burst, 5 reserved ahead (the last one due 2.5 s later)
+    for _ = 1, 15 do bucket:reserve() end
+    sched.observe_server_clock(answer(os.time() + by, "lockstep"), "http://127.0.0.1:9/")
+    local due = bucket:reserve()
+    T.ok(due > 2.9 and due <= 3.0, "the next token after the 5 reserved ones (switch by " .. by .. " s): " .. due)
+  end
+  sched.use_real_clock()
+end)
+
 T.test("client: ECSPLAY_SIM_CLOCK=own (or libfaketime's FAKETIME) keeps the process's own clock", function()
   local chunk = "local s = require 'ecsplay.sched' "
     .. "s.observe_server_clock({ ['x-ecsplay-sim-time'] = '5' }, 'http://127.0.0.1:1/') "

@@ -34,20 +34,23 @@ Two limiters, both token buckets:
 Clock: both limiters count time on sched.now(), the clock the throttling side counts its
 requests on: the virtual one under --simulate, the served simulator's over `sim serve` (this
 process follows it from its first answer, which can be days from the machine's), the
-machine's against AWS. Read through M.steady, so a jump of that clock (backwards, or to
-another clock) counts as no time passed: no negative elapsed time, no burst granted or
-withheld. botocore differs: its bucket.Clock reads time.time() for the TokenBucket, the
-RateClocker and the CubicCalculator alike, unguarded (a wall clock stepped back there makes
-the refill negative and freezes the measured rate until it catches up). It never changes
-clocks mid-run; ecsplay does, on the first answer of `sim serve`.
+machine's against AWS. Read as sched.steady_now(), so a jump of that clock (backwards, or
+to another clock) counts as no time passed: no negative elapsed time, no burst granted or
+withheld (an injected clock goes through M.steady, the same guard). botocore differs: its
+bucket.Clock reads time.time() for the TokenBucket, the RateClocker and the CubicCalculator
+alike, unguarded (a wall clock stepped back there makes the refill negative and freezes the
+measured rate until it catches up). It never changes clocks mid-run; ecsplay does, on the
+first answer of `sim serve`.
 
   ratelimit.settings(opts, getenv) → settings (raises a message on a bad value)
   ratelimit.new(settings, clock)   → limits; limits:acquire(service, op) → seconds waited
   limits:stats()                   → { [key] = { calls =, waits =, waited = } }
   ratelimit.adaptive(clock)        → a ClientRateLimiter: :acquire(), :on_response(throttled)
   ratelimit.bucket(capacity, rate, clock, start_full) → a token bucket
-  ratelimit.steady(read)           → a clock that never jumps (read() → time [, clock name])
-  (clock: a function → time [, the name of the clock it read]; default: M.scheduler_clock)
+  ratelimit.steady(read)           → a clock that never jumps (read() → time [, clock name]):
+                                     sched.steady
+  (clock: a function → time [, the name of the clock it read], read through M.steady;
+  default: sched.steady_now, already steady)
 ]]
 local sched = require "ecsplay.sched"
 local model = require "ecsplay.aws.model"
@@ -119,24 +122,18 @@ end
 ---------------------------------------------------------------------------------------
 -- Clocks.
 
--- The limiters' default clock: sched.now() and the name of the clock it read.
+-- sched.now() and the name of the clock it read (the limiters' own: sched.steady_now).
 function M.scheduler_clock() return sched.now(), sched.clock_name() end
 
---[[ A clock that moves as read() does but never jumps: when read()'s time goes back, or the
-     name of the clock it read changes (the first answer of `sim serve` moves sched.now()
-     to the served clock, days before or after the machine's), the time between the last
-     reading and this one counts as none, and the steady clock carries on from where it
-     was. Every timestamp a limiter keeps is on it, so a jump re-anchors them all at once:
-     a bucket keeps the tokens (or the debt) it had, a waiting caller's slot stays where it
-     was, and no elapsed time is ever negative. ]]
-function M.steady(read)
-  local last_t, last_name, offset = nil, nil, 0
-  return function()
-    local t, name = read()
-    if last_t ~= nil and (t < last_t or name ~= last_name) then offset = offset + (last_t - t) end
-    last_t, last_name = t, name
-    return t + offset
-  end
+--[[ A clock that never jumps (sched.steady): every timestamp a limiter keeps is on it, so a
+     jump re-anchors them all at once: a bucket keeps the tokens (or the debt) it had, a
+     waiting caller's slot stays where it was, and no elapsed time is ever negative. ]]
+M.steady = sched.steady
+
+-- A limiter's clock: the injected one made steady, else the scheduler's steady one.
+local function steady_clock(clock)
+  if clock then return M.steady(clock) end
+  return sched.steady_now
 end
 
 ---------------------------------------------------------------------------------------
@@ -148,7 +145,7 @@ M.Bucket = Bucket
 
 function M.bucket(capacity, rate, clock, start_full)
   return setmetatable({ capacity = capacity, rate = rate,
-    clock = clock or M.steady(M.scheduler_clock),
+    clock = clock or sched.steady_now,
     tokens = start_full and capacity or 0, last = nil }, Bucket)
 end
 
@@ -330,7 +327,7 @@ M.Limits = Limits
 function M.new(settings, clock)
   settings = settings or { enabled = true, limits = {} }
   -- by_op[service][op] = { bucket, counter } | false (no limit): looked up once per operation
-  return setmetatable({ settings = settings, clock = M.steady(clock or M.scheduler_clock),
+  return setmetatable({ settings = settings, clock = steady_clock(clock),
     buckets = {}, counters = {}, by_op = {} }, Limits)
 end
 
@@ -397,7 +394,7 @@ Adaptive.__index = Adaptive
 M.Adaptive = Adaptive
 
 function M.adaptive(clock)
-  clock = M.steady(clock or M.scheduler_clock)
+  clock = steady_clock(clock)
   local t = clock()
   local self = setmetatable({ clock = clock, enabled = false,
     -- TokenBucket(max_rate = 1): starts empty
