@@ -37,12 +37,13 @@ local function td(srv, name)
   end
 end
 
--- Each line of `ecsplay status` (with its hint lines) by the rollout it is about.
+-- Each line of `ecsplay status` (with its hint lines) by the rollout it is about (up to the
+-- blank line before the blocks of the runs killed before their end).
 local function status_lines(dir)
   local rc, out = J.ecsplay(dir, "status", nil, { "status" })
   T.eq(rc, 0, out)
   local by, current = {}, nil
-  for line in out:gmatch("[^\n]+") do
+  for line in (out:match("^(.-)\n\n") or out):gmatch("[^\n]+") do
     local name = line:match("^%S+%s+(svc%d)%s")
     if name then current = name by[name] = line
     elseif current then by[current] = by[current] .. "\n" .. line end
@@ -67,15 +68,18 @@ T.test("killed while putting back svc2: the journals, status, rollback and resum
     T.eq(td(srv, "svc1"), svc1_promoted and "api:2" or td(srv, "svc1"))
 
     -- `ecsplay status`: svc2 is being put back, with the command that finishes it; the failed
-    -- member's line names every member left promoted
+    -- member's line points at its run, which names every member left promoted
     local by, sout = status_lines(dir)
     T.ok(by.svc2 and by.svc2:find("putting-back", 1, true), sout)
     T.ok(by.svc2:find("ecsplay rollback " .. svc2.path, 1, true), sout)
-    T.ok(by.svc3:find("did not finish", 1, true), sout)
     if svc1_promoted then
-      T.ok(by.svc1:find("its run did not finish", 1, true), sout)
-      T.ok(by.svc3:find("svc1 of the same run succeeded", 1, true), sout)
-      T.ok(by.svc3:find("`ecsplay rollback " .. svc1.path .. "`", 1, true), sout)
+      local group = svc1.state.start.group
+      T.ok(by.svc1:find("its run did not finish: it still runs its new version", 1, true), sout)
+      T.ok(by.svc3:find("its run did not finish: 1 of its rollouts left promoted: see `run " .. group .. "` below",
+        1, true), sout)
+      T.ok(sout:find("\n\nrun " .. group .. " did not finish, so its abort handlers (on_abort, a fleet's undo=) "
+        .. "did not run: 1 of its rollouts succeeded (promoted) and still runs its new version:\n  svc1: `ecsplay "
+        .. "rollback " .. svc1.path .. "` puts it back\n", 1, true), sout)
     end
 
     -- `ecsplay rollback` of the failed member's journal: nothing of its own, but it names svc2
@@ -188,4 +192,74 @@ T.test("an undo= of the playbook's own: the member's journal says it is put back
   T.ok(svc1.succeeded and svc1.reverting, "svc1's journal: succeeded, then the put-back's intent:\n" .. out)
   T.eq(svc1.reverting and svc1.reverting.reason, "the fleet failed: putting back svc1")
   T.eq(svc1.ended, "rolled_back", "svc1's journal ends rolled_back once its undo= completed")
+end)
+
+-- A fleet of 6, one member at a time, killed the moment svc6's start line is on disk: svc1..svc5
+-- promoted, their undo= never ran. `ecsplay status` lists the six journals, each line short
+-- (its own state and a pointer to its run), and names the run's promoted members once, each
+-- with the command that puts it back. (Before: each of the 6 lines named every other promoted
+-- member with its command, N² lines for a fleet of N.) `ecsplay rollback` of one journal and a
+-- steering command refused for an ended member still name them all.
+T.test("a killed fleet of 6: `ecsplay status` names each promoted member's rollback once", function()
+  J.with_server(function(dir, srv)
+    local rc, out = J.ecsplay(dir, "run", srv, { "tests/scenarios/kill_at_line.lua", "playbook=playbooks/fleet.lua",
+      "n=6", "limit=1", "bake=1m" }, { ECSPLAY_TEST_KILL_AT = "svc6|start" })
+    T.eq(rc, 137, "killed by SIGKILL:\n" .. out)
+    J.forget_clients(srv)
+    local js = journals(dir)
+    for i = 1, 5 do T.eq(js["svc" .. i].state.ended, "succeeded", "svc" .. i .. " promoted before the kill") end
+    T.eq(js.svc6.state.ended, nil, "svc6 stopped at its start")
+    local group = js.svc1.state.start.group
+
+    local by, sout = status_lines(dir)
+    local _, nlines = sout:gsub("\n", "")
+    T.ok(nlines <= 6 * 3 + 5 + 3, "about one line (and its hints) per journal, one per promoted member:\n" .. sout)
+    for i = 1, 5 do
+      local cmd = "`ecsplay rollback " .. js["svc" .. i].path .. "` puts it back"
+      local _, times = sout:gsub(cmd:gsub("%p", "%%%0"), "")
+      T.eq(times, 1, "svc" .. i .. "'s rollback named once:\n" .. sout)
+      T.ok(sout:find("svc" .. i .. ": " .. cmd, 1, true), sout)
+    end
+    T.ok(sout:find("run " .. group .. " did not finish, so its abort handlers (on_abort, a fleet's undo=) did "
+      .. "not run: 5 of its rollouts succeeded (promoted) and still run their new version:", 1, true), sout)
+    T.ok(sout:find("or `ecsplay resume " .. js.svc1.path .. "` carries the run on", 1, true), sout)
+    for i = 1, 6 do
+      local line = by["svc" .. i]
+      -- its own line: no sibling's journal, a pointer to the run
+      T.ok(line:find("its run did not finish", 1, true) and line:find("see `run " .. group .. "` below", 1, true),
+        sout)
+      for k = 1, 6 do
+        if k ~= i then
+          T.ok(not line:match("^[^\n]*\n.-" .. js["svc" .. k].path:gsub("%p", "%%%0")), "svc" .. i .. "'s lines "
+            .. "name no sibling:\n" .. line)
+        end
+      end
+    end
+    T.ok(by.svc3:find("it still runs its new version (one of 5 rollouts left promoted)", 1, true), sout)
+    T.ok(by.svc6:find("5 of its rollouts left promoted", 1, true), sout)
+
+    -- JSON: one object per journal, then one for the run
+    rc, out = J.ecsplay(dir, "status-json", nil, { "status", "--log-format", "json" })
+    T.eq(rc, 0, out)
+    local objs = {}
+    for l in out:gmatch("[^\n]+") do objs[#objs + 1] = json.decode(l) end
+    T.eq(#objs, 7, out)
+    T.eq(objs[7].unfinished_run, group, out)
+    T.eq(#objs[7].promoted, 5, out)
+    for i = 1, 6 do T.eq(objs[i].unfinished_run, group, out) end
+
+    -- `ecsplay rollback` of svc6's journal still names every promoted member with its command
+    rc, out = J.ecsplay(dir, "rollback6", nil, { "rollback", js.svc6.path })
+    T.eq(rc, 0, out)
+    for i = 1, 5 do
+      T.ok(out:find("svc" .. i .. " of the same run succeeded (promoted) and still runs its new version; "
+        .. "`ecsplay rollback " .. js["svc" .. i].path .. "` puts it back", 1, true), out)
+    end
+    -- a steering command refused for a promoted member: its hint and the run's promoted members
+    rc, out = J.ecsplay(dir, "pause2", nil, { "pause", js.svc2.path })
+    T.eq(rc, 2, out)
+    T.ok(out:find("see `run " .. group .. "` below", 1, true), out)
+    for i = 1, 5 do T.ok(out:find("`ecsplay rollback " .. js["svc" .. i].path .. "` puts it back", 1, true), out) end
+    for i = 1, 5 do T.eq(td(srv, "svc" .. i), "api:2", "svc" .. i .. " not reverted unasked") end
+  end, SCENARIO)
 end)

@@ -102,13 +102,17 @@ T.test("`ecsplay rollback` of each journal restores each Region's own world", fu
   with_server(function(dir, srv)
     local js = killed_run(dir, srv)
     local east_path = js["api in us-east-1"].path
-    -- the run was killed before its end: `ecsplay status` of the unfinished wave names the wave it
-    -- had promoted, whose on_abort never ran, with the command that puts it back
+    -- the run was killed before its end: `ecsplay status` of the unfinished wave points at its
+    -- run, named after it: the wave it had promoted, whose on_abort never ran, with the command
+    -- that puts it back
+    local group = js["api in eu-west-1"].start.group
     local rc, out = J.ecsplay(dir, "status", nil, { "status", js["api in eu-west-1"].path })
     T.eq(rc, 0, out)
-    T.ok(out:find("the run did not finish, so its abort handlers (on_abort, a fleet's undo=) did not run: "
-      .. "api in us-east-1 of the same run succeeded (promoted)", 1, true), out)
-    T.ok(out:find("`ecsplay rollback " .. east_path .. "` puts it back", 1, true), out)
+    T.ok(out:find("its run did not finish: 1 of its rollouts left promoted: see `run " .. group .. "` below", 1,
+      true), out)
+    T.ok(out:find("\n\nrun " .. group .. " did not finish, so its abort handlers (on_abort, a fleet's undo=) did "
+      .. "not run: 1 of its rollouts succeeded (promoted) and still runs its new version:\n  api in us-east-1: "
+      .. "`ecsplay rollback " .. east_path .. "` puts it back\n", 1, true), out)
     rc, out = J.ecsplay(dir, "rollback-west", nil, { "rollback", js["api in eu-west-1"].path })
     T.eq(rc, 0, out)
     T.ok(out:find("region eu-west-1", 1, true), "says which session it rolls back in:\n" .. out)

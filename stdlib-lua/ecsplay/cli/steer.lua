@@ -15,6 +15,7 @@ local json = require "ecsplay.json"
 local errors = require "ecsplay.errors"
 local log = require "ecsplay.log"
 local control = require "ecsplay.rollout.control"
+local journal_file = require "ecsplay.rollout.journal_file"
 local args = require "ecsplay.cli.args"
 local exit = require "ecsplay.cli.exit"
 
@@ -109,12 +110,15 @@ function M.command(name, summary, flags_usage, switches)
       end
       local ok_r, journal = pcall(control.resolve, positionals[1])
       if not ok_r then return M.fail(name, format, journal) end
-      local ok_s, st = pcall(control.status, journal)
+      local ok_s, st, unfinished = pcall(control.status, journal)
       if not ok_s then return M.fail(name, format, st) end
       if not ACTIVE[st.state] then
+        local hint = st.hint
+        -- its hint points "below" at its killed run's promoted rollouts: named here, after it
+        if unfinished then hint = hint .. "\n" .. table.concat(journal_file.run_block(unfinished), "\n") end
         return M.fail(name, format, errors.new("bad_input", { code = "RunNotActive", field = "RUN",
           message = string.format("run %s is %s: nothing to %s%s", tostring(st.run), st.state, name,
-            st.hint and ("; " .. st.hint) or "") }))
+            hint and ("; " .. hint) or "") }))
       end
       local ok_c, cmd = pcall(control.send, journal, name, { full = o.full, as = o.as })
       if not ok_c then return M.fail(name, format, cmd) end

@@ -29,7 +29,7 @@ resume` restores the steering state from those lines (restore_from_journal).
                                :pause(), :unpause(), :abort(), :approve(by), :state()
   control.send(journal, cmd)   appends a command line (the CLI)
   control.resolve(run, dir)    RUN (id, unique prefix, journal path) → journal path
-  control.status(journal)      → the state object `ecsplay status` prints
+  control.status(journal)      → the state object `ecsplay status` prints [, its unfinished run]
 ]]
 local files = require "ecsplay.util.files"
 local sched = require "ecsplay.sched"
@@ -628,7 +628,10 @@ end
 --[[ The status of the run whose journal is at `path`: the journal says
      whether it ended; the state file what it is doing, if its process still
      runs; a run with no process is `gone`, with the command to run. memo: a
-     table shared by the statuses of one look (journal_file.promoted_notes). ]]
+     table shared by the statuses of one look (journal_file.unfinished_run).
+     → the status, and for a journal of a run killed before its end that left
+     rollouts promoted, that run (journal_file.unfinished_run): its line points
+     at the run's block (journal_file.run_block), which names them once. ]]
 function M.status(path, memo)
   local jstate = journal_file.read(path)
   local start = jstate.start or {}
@@ -664,15 +667,14 @@ function M.status(path, memo)
         .. "or `ecsplay resume %s` to carry on", undo_left, path, path)
       or string.format("the process is gone: `ecsplay resume %s` to carry on", path)
   end
-  if not live then
-    -- its run was killed before its end: the rollouts it had promoted were never put back
-    local notes = journal_file.promoted_notes(jstate, true, memo)
-    if #notes > 0 then
-      if out.hint then table.insert(notes, 1, out.hint) end
-      out.hint = table.concat(notes, "\n  ")
-    end
+  -- its run was killed before its end: the rollouts it had promoted were never put back
+  local run = not live and journal_file.unfinished_run(jstate, memo) or nil
+  if run then
+    local pointer = journal_file.run_pointer(run, jstate)
+    out.hint = out.hint and (out.hint .. "\n  " .. pointer) or pointer
+    out.unfinished_run = run.group
   end
-  return out
+  return out, run
 end
 
 -- A number as people write it (JSON gives 10.0 back for 10).

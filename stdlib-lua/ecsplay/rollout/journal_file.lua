@@ -14,7 +14,10 @@ fsynced before the change it describes is made (format: rollout/journal.lua).
                                    (an empty journal's run)
   journal_file.end_playbook(group, exit_code)  the playbook run ended (cli/run.lua)
   journal_file.promoted_notes(state [, itself])  for a run killed before its end: the lines
-                                   that name its rollouts left promoted (rollback, status)
+                                   that name its rollouts left promoted (rollback)
+  journal_file.unfinished_run(state [, memo])  that run, with its rollouts left promoted;
+                                   run_pointer(run, state), run_block(run): `ecsplay status`
+                                   names them once per run, each journal points there
 
 A journal must never be what stops a rollback, so a write does not raise:
   * the file was deleted (or its folder) since the last line: it is
@@ -486,45 +489,104 @@ function M.reverting_why(state)
   return type(reason) == "string" and (" (" .. reason .. ")") or ""
 end
 
--- The journals of state's playbook run, and whether that run never reached its end (the
--- group's first journal has no "playbook_end" line). → members, unfinished
+-- State's playbook run: { group = its first journal's run id, root = that journal's path,
+-- members = its journals (M.members), unfinished = it never reached its end (no
+-- "playbook_end" line in its first journal) }, or nil for a journal of no group.
 -- memo: a table kept by a caller that asks for many journals of one look (`ecsplay status`
--- of every run): each group's journals are read once, not once per member.
+-- of every run): each group's journals are read once, not once per member, and its members
+-- get the same table.
 local function run_of(state, memo)
   local group = state.start and state.start.group
-  if not group then return { state }, false end
+  if not group then return nil end
   local known = memo and memo[group]
-  if known then return known.members, known.unfinished end
+  if known then return known end
   local ok, members, root = pcall(M.members, state)
-  if not ok or not root then return { state }, false end
-  if memo then memo[group] = { members = members, unfinished = root.playbook_ended == nil } end
-  return members, root.playbook_ended == nil
+  if not ok or not root then return nil end
+  local run = { group = group, root = root.given or root.path, members = members,
+    unfinished = root.playbook_ended == nil }
+  if memo then memo[group] = run end
+  return run
 end
 
---[[ For a run killed before its end, the rollouts it left promoted: their abort handlers (an
-     on_abort, a fleet's undo=) never ran. One line per journal of the run, other than
-     state's, that ended "succeeded", with the command that puts it back; with `itself`, first
-     a line about state's own journal when it is one of them. {} for a run that ended. ]]
-function M.promoted_notes(state, itself, memo)
-  local members, unfinished = run_of(state, memo)
-  local out = {}
-  if not unfinished then return out end
-  if itself and state.ended == "succeeded" and #members > 1 then
-    local path = state.given or state.path
-    out[1] = string.format("its run did not finish, so its abort handlers (on_abort, a fleet's undo=) did "
-      .. "not run: it still runs its new version; `ecsplay rollback %s` puts it back, `ecsplay resume %s` "
-      .. "carries the run on", path, path)
-  end
-  for _, m in ipairs(members) do
-    -- (by run id: with a memo, state and its entry among members are two reads of one file)
-    local other = m ~= state and not (m.start and state.start and m.start.run == state.start.run)
-    if other and m.ended == "succeeded" then
-      local path = m.given or m.path
-      out[#out + 1] = string.format("the run did not finish, so its abort handlers (on_abort, a fleet's undo=) "
-        .. "did not run: %s of the same run succeeded (promoted) and still runs its new version; "
-        .. "`ecsplay rollback %s` puts it back", tostring(m.start and m.start.name or path), path)
+--[[ For a run killed before its end, with rollouts it left promoted (their abort handlers: an
+     on_abort, a fleet's undo=, never ran): the run_of table above, with `promoted`, each
+     journal of the run that ended "succeeded" as { name, journal, run (its run id) }, in the
+     order they started. nil for a run that ended, a run of one rollout, or none promoted.
+     With a memo, the members of one run get the same table (`ecsplay status` lists it once). ]]
+function M.unfinished_run(state, memo)
+  local run = run_of(state, memo)
+  if not run or not run.unfinished or #run.members < 2 then return nil end
+  if not run.promoted then
+    run.promoted = {}
+    for _, m in ipairs(run.members) do
+      if m.ended == "succeeded" then
+        local path = m.given or m.path
+        run.promoted[#run.promoted + 1] = { name = tostring(m.start and m.start.name or path), journal = path,
+          run = m.start and m.start.run, state = m }
+      end
     end
   end
+  return #run.promoted > 0 and run or nil
+end
+
+-- Whether `p` (an entry of unfinished_run's promoted) is state's own journal (by run id: with
+-- a memo, state and its entry are two reads of one file).
+local function is_itself(p, state)
+  return p.state == state or (p.run ~= nil and state.start ~= nil and p.run == state.start.run)
+end
+
+local HANDLERS_DID_NOT_RUN = "did not finish, so its abort handlers (on_abort, a fleet's undo=) did not run"
+
+--[[ For a run killed before its end: the lines that name its rollouts left promoted, other
+     than state's, each with the command that puts it back; with `itself`, first a line about
+     state's own journal when it is one of them. {} for a run that ended. (`ecsplay rollback`
+     of one journal; `ecsplay status` names them once per run: run_pointer, run_block.) ]]
+function M.promoted_notes(state, itself, memo)
+  local run = M.unfinished_run(state, memo)
+  local out = {}
+  if not run then return out end
+  if itself and state.ended == "succeeded" then
+    local path = state.given or state.path
+    out[1] = string.format("its run %s: it still runs its new version; `ecsplay rollback %s` puts it back, "
+      .. "`ecsplay resume %s` carries the run on", HANDLERS_DID_NOT_RUN, path, path)
+  end
+  for _, p in ipairs(run.promoted) do
+    if not is_itself(p, state) then
+      out[#out + 1] = string.format("the run %s: %s of the same run succeeded (promoted) and still runs its "
+        .. "new version; `ecsplay rollback %s` puts it back", HANDLERS_DID_NOT_RUN, p.name, p.journal)
+    end
+  end
+  return out
+end
+
+-- The line of one of run's journals (state) that points at the run's block (run_block), for
+-- `ecsplay status`: run = M.unfinished_run(state, memo).
+function M.run_pointer(run, state)
+  local n, mine = #run.promoted, false
+  for _, p in ipairs(run.promoted) do mine = mine or is_itself(p, state) end
+  if mine then
+    return string.format("its run did not finish: it still runs its new version (%s left promoted): "
+      .. "see `run %s` below", n == 1 and "the only rollout of the run" or ("one of " .. n .. " rollouts"),
+      run.group)
+  end
+  return string.format("its run did not finish: %d of its rollouts left promoted: see `run %s` below", n,
+    run.group)
+end
+
+--[[ The lines that name, once, the rollouts a run killed before its end left promoted, each
+     with the command that puts it back (`ecsplay status`, after the runs' own lines):
+       run ID did not finish, so its abort handlers (...) did not run: 2 of its rollouts ...
+         svc1: `ecsplay rollback .ecsplay/runs/A.jsonl` puts it back
+         ...
+         or `ecsplay resume .ecsplay/runs/ID.jsonl` carries the run on ]]
+function M.run_block(run)
+  local n = #run.promoted
+  local out = { string.format("run %s %s: %d of its rollouts succeeded (promoted) and still %s:", run.group,
+    HANDLERS_DID_NOT_RUN, n, n == 1 and "runs its new version" or "run their new version") }
+  for _, p in ipairs(run.promoted) do
+    out[#out + 1] = string.format("  %s: `ecsplay rollback %s` puts it back", p.name, p.journal)
+  end
+  out[#out + 1] = string.format("  or `ecsplay resume %s` carries the run on", run.root)
   return out
 end
 

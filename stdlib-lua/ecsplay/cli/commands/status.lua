@@ -4,7 +4,11 @@
      (rollout/control.lua status). A run whose process is gone is `gone`, with
      the `ecsplay rollback` / `resume` command to run. --watch prints again
      each time something changes, until every run shown has ended or is gone.
-     With --log-format json: one object per run per line, `{"runs":[]}` when
+     A run killed before its end that left rollouts promoted is named once,
+     after the lines (each of its journals' lines points there), with the
+     command that puts each back (journal_file.run_block).
+     With --log-format json: one object per run per line, then one per such
+     killed run ({unfinished_run, promoted, resume, hint}); `{"runs":[]}` when
      the runs folder has none; a RUN that matches nothing is an `error` event. ]]
 local core = require "ecsplay.core"
 local json = require "ecsplay.json"
@@ -27,10 +31,24 @@ local function journals(run)
   return out
 end
 
+-- → the status of the journal at path [, its run, when killed before its end with rollouts left
+-- promoted (journal_file.unfinished_run)]
 local function status_of(path, memo)
-  local ok, st = pcall(control.status, path, memo)
-  if ok then return st end
+  local ok, st, run = pcall(control.status, path, memo)
+  if ok then return st, run end
   return { run = path:match("([^/]*)%.jsonl$"), journal = path, state = "unreadable", error = errors.describe(st) }
+end
+
+-- A run killed before its end, named once after its journals' lines (each points here): the
+-- rollouts it left promoted, with the commands that put them back. A killed fleet of N
+-- members is N lines and this block, not N lines naming N-1 siblings each.
+local function show_run(run, format)
+  local text = table.concat(journal_file.run_block(run), "\n")
+  if format ~= "json" then return "\n" .. text end
+  local promoted = {}
+  for i, p in ipairs(run.promoted) do promoted[i] = { name = p.name, journal = p.journal } end
+  return json.encode { unfinished_run = run.group, promoted = json.array(promoted), resume = run.root,
+    hint = text }
 end
 
 local function show(st, format)
@@ -40,6 +58,39 @@ local function show(st, format)
 end
 
 local function final(st) return not steer.ACTIVE[st.state] end
+
+--[[ One look: prints the line of each journal in paths, then the block of each killed run they
+     point at. printed: what the previous looks printed ({lines = path → line, runs = run id →
+     block}); with --watch a line is printed again only when it changed, a block when it
+     changed or a line that points at it ("below") was printed again. → whether every run
+     shown has ended or is gone. ]]
+local function look(paths, format, printed)
+  local all_final = true
+  local memo = {} -- a run's journals read once a look, however many of them are listed
+  local killed, reprint = {}, {} -- the killed runs the lines point at; run id → a line of it printed
+  for _, p in ipairs(paths) do
+    local st, killed_run = status_of(p, memo)
+    local line = show(st, format)
+    if killed_run and reprint[killed_run.group] == nil then
+      killed[#killed + 1] = killed_run
+      reprint[killed_run.group] = false
+    end
+    if line ~= printed.lines[p] then
+      io.stdout:write(line, "\n")
+      printed.lines[p] = line
+      if killed_run then reprint[killed_run.group] = true end
+    end
+    if not final(st) then all_final = false end
+  end
+  for _, r in ipairs(killed) do
+    local block = show_run(r, format)
+    if block ~= printed.runs[r.group] or reprint[r.group] then
+      io.stdout:write(block, "\n")
+      printed.runs[r.group] = block
+    end
+  end
+  return all_final
+end
 
 local function run(opts, argv)
   local ok, o, positionals = pcall(steer.parse, argv, { ["--watch"] = function(c) c.watch = true end })
@@ -53,20 +104,9 @@ local function run(opts, argv)
     io.stdout:write(format == "json" and '{"runs":[]}\n' or ("no runs in " .. journal_file.runs_dir() .. "\n"))
     return exit.FINISHED
   end
-  local last = {}
+  local printed = { lines = {}, runs = {} }
   while true do
-    local all_final = true
-    local memo = {} -- a run's journals read once a look, however many of them are listed
-    for _, p in ipairs(paths) do
-      local st = status_of(p, memo)
-      local line = show(st, format)
-      -- with --watch, a line is printed again only when it changed
-      if line ~= last[p] then
-        io.stdout:write(line, "\n")
-        last[p] = line
-      end
-      if not final(st) then all_final = false end
-    end
+    local all_final = look(paths, format, printed)
     io.stdout:flush()
     if not o.watch or all_final then break end
     if core.wait(WATCH_EVERY) then break end -- a signal ends the watch
