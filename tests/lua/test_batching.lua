@@ -348,9 +348,10 @@ T.test("DescribeServices: a service asked twice, an old-format ARN, another clus
     { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "staging/svc1" } } },
     { "ecs", "DescribeServices", { cluster = "production", services = { "nope", "nope", arn .. "production/nope" } } },
     { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "production/svc2-canary", "svc1" } } },
-    -- this cluster's, another account's: answered under an ARN the batcher cannot match back
+    -- this cluster's, another account's: refused as ECS refuses it (merged with the others,
+    -- the merged call fails and each caller is asked again alone)
     { "ecs", "DescribeServices", { cluster = "production",
-      services = { "arn:aws:ecs:us-east-1:999999999999:service/production/svc2" } } },
+      services = { "svc1", "arn:aws:ecs:us-east-1:999999999999:service/production/svc2" } } },
     -- a missing service by old-format ARN, then by name: each its own failure's ARN
     { "ecs", "DescribeServices", { cluster = "production", services = { arn .. "gone" } } },
     { "ecs", "DescribeServices", { cluster = "production", services = { "gone" } } },
@@ -368,8 +369,13 @@ T.test("DescribeServices: a service asked twice, an old-format ARN, another clus
   T.eq(#b.outcomes[3].services, 1, "the old-format ARN's service")
   T.eq(b.outcomes[4].error and b.outcomes[4].error.code, "InvalidParameterException",
     "the other cluster's ARN refused, as ECS refuses it, to its caller only")
-  T.eq(#b.outcomes[7].services + #b.outcomes[7].failures, 1, "the other account's ARN answered")
-  T.eq(b.stats["ecs.DescribeServices"].items, 14)
+  T.eq(b.outcomes[7].error and b.outcomes[7].error.code, "InvalidParameterException",
+    "the other account's ARN refused to its caller only")
+  T.eq(b.outcomes[7].error.message, "Identifier is for 999999999999. Your accountId is 123456789012")
+  T.eq(#b.outcomes[1].services, 1, "the callers merged with it still get their own answers")
+  T.eq(#b.outcomes[6].services, 2)
+  T.eq(#b.outcomes[5].failures, 3, "and their own failures")
+  T.eq(b.stats["ecs.DescribeServices"].items, 15)
   -- names and ARNs of the request's cluster still merge: one call for callers 1 and 6
   fresh(2, true)
   local got = together {

@@ -168,6 +168,69 @@ T.test("a service ARN of another cluster is InvalidParameterException 'Identifie
     services = { arn .. "production/nope", arn .. "nope" } }).failures[1].reason, "MISSING")
 end)
 
+T.test("an ECS ARN of another account is InvalidParameterException 'Identifier is for ACCOUNT', whatever the operation", function()
+  local w = new_world()
+  setup(w)
+  run(w, 120)
+  local task = call(w, "ListTasks", { cluster = "production" }).taskArns[1]
+  local own, other = "arn:aws:ecs:us-east-1:123456789012:", "arn:aws:ecs:us-east-1:210987654321:"
+  local why = "Identifier is for 210987654321. Your accountId is 123456789012"
+  local function refused(op, input)
+    T.eq(fails(w, op, input, "InvalidParameterException").message, why, op)
+  end
+  refused("DescribeClusters", { clusters = { "production", other .. "cluster/production" } })
+  refused("ListTasks", { cluster = other .. "cluster/production" })
+  refused("DescribeServices", { cluster = "production", services = { "api", other .. "service/production/api" } })
+  refused("DescribeServices", { cluster = other .. "cluster/production", services = { "api" } })
+  refused("UpdateService", { cluster = "production", service = other .. "service/production/api", desiredCount = 1 })
+  refused("UpdateService", { cluster = "production", service = "api", taskDefinition = other .. "task-definition/api:1" })
+  refused("DescribeTaskDefinition", { taskDefinition = other .. "task-definition/api:1" })
+  refused("DescribeTasks", { cluster = "production", tasks = { (task:gsub("123456789012", "210987654321")) } })
+  refused("CreateService", { cluster = other .. "cluster/production", serviceName = "x", taskDefinition = "api",
+    launchType = "FARGATE", networkConfiguration = NET })
+  refused("CreateService", { cluster = "production", serviceName = "x", taskDefinition = other .. "task-definition/api:1",
+    launchType = "FARGATE", networkConfiguration = NET })
+  refused("DeleteService", { cluster = "production", service = other .. "service/production/api" })
+  -- refused before anything was looked up or changed
+  T.eq(svc(w).desiredCount, 4)
+  T.eq(svc(w).taskDefinition, own .. "task-definition/api:1")
+  T.eq(#call(w, "ListServices", { cluster = "production" }).serviceArns, 1)
+  -- the caller's own account's ARNs name what its names name
+  local d = call(w, "DescribeServices", { cluster = own .. "cluster/production", services = { own .. "service/production/api" } })
+  T.eq(d.services[1].serviceName, "api")
+  T.eq(call(w, "DescribeTaskDefinition", { taskDefinition = own .. "task-definition/api:1" }).taskDefinition.revision, 1)
+  T.eq(#call(w, "DescribeTasks", { cluster = own .. "cluster/production", tasks = { task } }).tasks, 1)
+  T.eq(call(w, "UpdateService", { cluster = own .. "cluster/production", service = own .. "service/production/api",
+    desiredCount = 2, taskDefinition = own .. "task-definition/api:1" }).service.desiredCount, 2)
+end)
+
+T.test("another account's world: its own ARNs work, the default account's are another account's", function()
+  local w = World.new { start = START, seed = 3, account = "210987654321" }
+  w:add_service(ecs)
+  local arn = call(w, "CreateCluster", { clusterName = "production" }).cluster.clusterArn
+  T.eq(arn, "arn:aws:ecs:us-east-1:210987654321:cluster/production")
+  T.eq(#call(w, "DescribeClusters", { clusters = { arn } }).clusters, 1)
+  T.eq(fails(w, "DescribeClusters", { clusters = { "arn:aws:ecs:us-east-1:123456789012:cluster/production" } },
+    "InvalidParameterException").message, "Identifier is for 123456789012. Your accountId is 210987654321")
+end)
+
+T.test("a task ARN of another cluster is InvalidParameterException 'Identifier is for cluster'", function()
+  local w = new_world()
+  setup(w)
+  run(w, 120)
+  call(w, "CreateCluster", { clusterName = "staging" })
+  local task = call(w, "ListTasks", { cluster = "production" }).taskArns[1]
+  local why = "Invalid identifier: Identifier is for cluster production. Your cluster is staging"
+  T.eq(fails(w, "DescribeTasks", { cluster = "staging", tasks = { task } }, "InvalidParameterException").message, why)
+  T.eq(fails(w, "StopTask", { cluster = "staging", task = task }, "InvalidParameterException").message, why)
+  -- its own cluster describes it; its bare id is no task of staging's
+  T.eq(#call(w, "DescribeTasks", { cluster = "production", tasks = { task } }).tasks, 1)
+  local id = task:match("[^/]+$")
+  T.eq(call(w, "DescribeTasks", { cluster = "staging", tasks = { id } }).failures[1].reason, "MISSING")
+  T.eq(call(w, "DescribeTasks", { cluster = "production", tasks = { task } }).tasks[1].lastStatus, "RUNNING",
+    "the refused StopTask stopped nothing")
+end)
+
 T.test("clusters: create (idempotent), describe with MISSING failures, list, delete", function()
   local w = new_world()
   local c = call(w, "CreateCluster", { clusterName = "production" }).cluster

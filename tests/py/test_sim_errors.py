@@ -82,6 +82,27 @@ class Errors(unittest.TestCase):
         self.expect(self.cw, self.cw.set_alarm_state, "ResourceNotFound", 404,
                     AlarmName="nope", StateValue="ALARM", StateReason="test")
 
+    def test_arn_of_another_account(self):
+        # an ECS ARN of another account is refused, whatever the operation, as ECS refuses it
+        other = "arn:aws:ecs:%s:210987654321:" % REGION
+        why = "Identifier is for 210987654321. Your accountId is %s" % simserve.ACCOUNT
+        cases = [(self.ecs.describe_services, dict(cluster=other + "cluster/production", services=["api"])),
+                 (self.ecs.describe_services, dict(cluster="production", services=[other + "service/production/api"])),
+                 (self.ecs.update_service, dict(cluster="production", service="api",
+                                                taskDefinition=other + "task-definition/api:1")),
+                 (self.ecs.describe_task_definition, dict(taskDefinition=other + "task-definition/api:1")),
+                 (self.ecs.list_tasks, dict(cluster=other + "cluster/production"))]
+        for fn, kw in cases:
+            with self.subTest(op=fn.__name__, **kw):
+                got = self.expect(self.ecs, fn, "InvalidParameterException", 400, **kw)
+                self.assertEqual(got[2], why)
+        svc = self.ecs.describe_services(cluster="production", services=["api"])["services"][0]
+        self.assertNotIn("210987654321", svc["taskDefinition"], "a refused update changes nothing")
+        # the caller's own account's ARNs work as its names do
+        own = "arn:aws:ecs:%s:%s:" % (REGION, simserve.ACCOUNT)
+        out = self.ecs.describe_services(cluster=own + "cluster/production", services=[own + "service/production/api"])
+        self.assertEqual([s["serviceName"] for s in out["services"]], ["api"])
+
     # --- semantically bad parameters (botocore's own validation lets them through) ---------
     def test_negative_desired_count(self):
         self.expect(self.ecs, self.ecs.update_service, "InvalidParameterException", 400,

@@ -246,12 +246,12 @@ for _, part in ipairs({ C, V, G, TD, T, S, SD }) do
   for name, fn in pairs(part.ops) do
     if name:find("^Describe") or name:find("^List") or NO_WAKE[name] then
       M.ops[name] = function(world, input, caller)
-        U.check_arn_regions(world, input)
+        U.check_arns(world, input)
         return fn(world, input, caller)
       end
     else
       M.ops[name] = function(world, input, caller)
-        U.check_arn_regions(world, input)
+        U.check_arns(world, input)
         wake(world, input)
         return fn(world, input, caller)
       end

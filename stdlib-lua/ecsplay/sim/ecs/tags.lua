@@ -11,8 +11,8 @@ G.ops = {}
 
 local function resource_exists(world, arn)
   local st = U.st(world)
-  local kind, rest = arn:match("^arn:aws[%w-]*:ecs:[^:]*:%d*:([%w-]+)/(.+)$")
-  if not kind then return false end
+  local _, _, kind, rest = U.parse_arn(arn)
+  if not kind or rest == "" then return false end
   if kind == "cluster" then
     local c = st.clusters[rest]
     if not c or c.status ~= "ACTIVE" then U.cluster_not_found(world) end

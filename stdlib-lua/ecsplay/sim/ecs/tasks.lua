@@ -440,6 +440,7 @@ end
 T.ops = {}
 
 local function find_task(world, c, ref)
+  U.check_cluster(world, c, ref)
   local st = U.st(world)
   local task = st.tasks[ref]
   if not task then

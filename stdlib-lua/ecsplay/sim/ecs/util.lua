@@ -36,23 +36,42 @@ function U.short_name(s)
   return s
 end
 
---[[ ECS refuses an ECS ARN of another Region than the endpoint's, whatever the operation:
-     InvalidParameterException "Invalid Region in ARN" (RunTask with another Region's cluster ARN,
-     aws/aws-cli#3175; DescribeServices, aws-samples/ecs-bg-external-controller#9; a task
-     definition ARN, aws/amazon-ecs-cli#821). Checked on the input's references: its strings
-     and lists of strings (ECS takes its references at the top level of a request). ]]
-local function check_region(world, s)
-  if type(s) ~= "string" or s:sub(1, 12) ~= "arn:aws:ecs:" then return end
-  local region = s:match("^arn:aws:ecs:([^:]*):")
-  if region and region ~= world.region then world:fail("InvalidParameterException", "Invalid Region in ARN") end
+--[[ The parts of an ECS ARN: its Region, account, resource type and the rest
+     ("arn:aws:ecs:R:A:service/C/N" → "R", "A", "service", "C/N"); nil for anything else (a
+     name, another service's ARN). The one place ECS ARNs are taken apart for the checks below. ]]
+function U.parse_arn(s)
+  if type(s) ~= "string" or not s:find("^arn:[^:]+:ecs:") then return nil end
+  return s:match("^arn:[^:]+:ecs:([^:]*):([^:]*):([^/]*)/?(.*)$")
 end
 
-function U.check_arn_regions(world, input)
+--[[ ECS refuses an ECS ARN outside the caller's Region and account, whatever the operation,
+     before it looks anything up:
+     - another Region: InvalidParameterException "Invalid Region in ARN" (RunTask with another
+       Region's cluster ARN, aws/aws-cli#3175; DescribeServices,
+       aws-samples/ecs-bg-external-controller#9; a task definition ARN, aws/amazon-ecs-cli#821);
+     - another account: InvalidParameterException "Identifier is for ACCOUNT. Your accountId is
+       CALLER" (DescribeTasks, aws-actions/amazon-ecs-deploy-task-definition#261; another
+       account's cluster ARN, teralytics/prometheus-ecs-discovery#95). The world is the caller's
+       account (sim/regions.lua picks it by the access key), so world.account is the caller's.
+       An ARN with no account at all is left to the look-up (no source says what ECS answers).
+     Checked on the input's references: its strings and lists of strings (ECS takes its
+     references at the top level of a request). ]]
+local function check_scope(world, s)
+  local region, account = U.parse_arn(s)
+  if not region then return end
+  if region ~= world.region then world:fail("InvalidParameterException", "Invalid Region in ARN") end
+  if account ~= "" and account ~= world.account then
+    world:fail("InvalidParameterException",
+      string.format("Identifier is for %s. Your accountId is %s", account, world.account))
+  end
+end
+
+function U.check_arns(world, input)
   for _, v in pairs(type(input) == "table" and input or {}) do
     if type(v) == "table" then
-      for _, x in ipairs(v) do check_region(world, x) end
+      for _, x in ipairs(v) do check_scope(world, x) end
     else
-      check_region(world, v)
+      check_scope(world, v)
     end
   end
 end
@@ -66,18 +85,26 @@ function U.cluster(world, ref)
   return c
 end
 
---[[ The name of service `ref` (a name, or its ARN in the old or the new format) in cluster c.
-     A new-format ARN of another cluster is refused as ECS refuses it: InvalidParameterException
-     "Invalid identifier: Identifier is for cluster X. Your cluster is Y" (DescribeServices,
-     aws/aws-toolkit-vscode#2915; CreateService, docker/compose-cli#2086). ]]
-function U.service_name(world, c, ref)
-  if type(ref) == "string" and ref:sub(1, 4) == "arn:" then
-    local cluster = ref:match(":service/([^/]+)/[^/]+$")
-    if cluster and cluster ~= c.name then
-      world:fail("InvalidParameterException", string.format(
-        "Invalid identifier: Identifier is for cluster %s. Your cluster is %s", cluster, c.name))
-    end
+--[[ A new-format ARN of a service or task (KIND/CLUSTER/ID) names its cluster; one of another
+     cluster than c's is refused as ECS refuses it: InvalidParameterException "Invalid identifier:
+     Identifier is for cluster X. Your cluster is Y" (DescribeServices, aws/aws-toolkit-vscode#2915;
+     CreateService, docker/compose-cli#2086), rather than looked up by its last part in c.
+     Tasks alike: the sources name services, but the message names no resource type and
+     DescribeTasks checks a task ARN's account the same way (docs/simulator.md). ]]
+local CLUSTER_SCOPED = { service = true, task = true }
+
+function U.check_cluster(world, c, ref)
+  local _, _, kind, rest = U.parse_arn(ref)
+  local cluster = CLUSTER_SCOPED[kind] and rest:match("^([^/]+)/[^/]+$")
+  if cluster and cluster ~= c.name then
+    world:fail("InvalidParameterException", string.format(
+      "Invalid identifier: Identifier is for cluster %s. Your cluster is %s", cluster, c.name))
   end
+end
+
+-- The name of service `ref` (a name, or its ARN in the old or the new format) in cluster c.
+function U.service_name(world, c, ref)
+  U.check_cluster(world, c, ref)
   return U.short_name(ref)
 end
 
