@@ -518,8 +518,9 @@ local function wall_cap(limit)
 end
 
 local function poll_http(timeout)
-  local done = http_core().poll(timeout)
-  for _, c in ipairs(done) do
+  local done = (http_mod or http_core()).poll(timeout)
+  for i = 1, #done do
+    local c = done[i]
     local task = http_waiting[c.id]
     if task then
       http_waiting[c.id] = nil

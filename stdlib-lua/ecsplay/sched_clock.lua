@@ -143,6 +143,12 @@ function M.observe_server_clock(headers, url, lowercase)
   local base = url_bases[url]
   if base == nil then base = url_base(url) end
   if not base then return end
+  -- every answer after the first from the server followed, at the same speed and mode:
+  -- only its time is new (the path of every call against `sim serve`)
+  if lowercase and server and base == server.base and headers[SPEED_HEADER] == last_speed_text
+    and headers[MODE_HEADER] == server.mode_text then
+    return set_server_time(t)
+  end
   local speed_text = headers[SPEED_HEADER]
   if speed_text == nil and not lowercase then speed_text = header(headers, SPEED_HEADER) end
   local speed = last_speed
@@ -160,6 +166,7 @@ function M.observe_server_clock(headers, url, lowercase)
     return
   end
   server.mode, server.speed = mode, (speed and speed > 0) and speed or 1
+  server.mode_text = mode_text
   set_server_time(t)
 end
 local observe_server_clock = M.observe_server_clock
@@ -173,7 +180,7 @@ function M.clock_headers(url)
   if not follow_servers or virtual or type(url) ~= "string" then return nil end
   local named
   if server then
-    named = url_base(url) == server.base
+    named = (url_bases[url] or url_base(url)) == server.base
   else
     named = url_loopback[url]
     if named == nil then

@@ -341,10 +341,17 @@ end
 --[[ The operation's fast pass as one function: fits(params) → true when M.input would
      accept params, false when it would raise (M.input then says why). For a caller that
      validates the same operation often (aws/call.lua's plans): the shape's fit is looked
-     up once. ]]
+     up once, and whether no parameters at all fit (a List* call's {}) is known at once. ]]
 function M.input_fit(m, op)
   local f = input_fit_of(m, op)
-  return function(params) return input_fits(f, params) end
+  local empty_fits = input_fits(f, {})
+  return function(params)
+    if params == nil or type(params) == "table" and next(params) == nil
+      and getmetatable(params) == nil then
+      return empty_fits
+    end
+    return input_fits(f, params)
+  end
 end
 
 -- The problems the Checker finds in v for the shape (name or table): { {path, kind, message} }
