@@ -94,7 +94,7 @@ local function settled(n)
   for i = 1, n do
     for _, name in ipairs { "svc" .. i, "svc" .. i .. "-canary" } do
       local svc = ecs.describe_services({ cluster = "production", services = { name } }).services[1]
-      for _, d in ipairs(svc.deployments or {}) do
+        for _, d in ipairs(svc.deployments or {}) do
         T.ok(d.rolloutState ~= "IN_PROGRESS" and d.rolloutState ~= "PENDING",
           name .. ": a deployment left " .. tostring(d.rolloutState))
       end
@@ -196,4 +196,59 @@ T.test("max_failures = 1, continue, one journaled failure: it spends the budget 
   T.eq(R.service("svc4-canary").deployments, 1, "svc4: no new deployment")
   settled(4)
   os.execute("rm -rf " .. dir)
+end)
+
+-- End to end: playbooks/fleet.lua (n=4, limit=2, svc2 api:bad) against `sim serve --lockstep`,
+-- killed with SIGKILL the moment svc2's end line (failed, rolled back) is on disk: svc1 is
+-- mid-flight (the fleet was about to stop it), svc3 and svc4 never started. `ecsplay resume`:
+-- svc2's failure is replayed, svc1 resumes and is stopped at once (abort_all), svc3 and svc4
+-- never start; every journal ends rolled back, nothing left in progress.
+T.test("kill -9 after the failed member's end line, then `ecsplay resume`: the mid-flight member is "
+  .. "rolled back, the others never start", function()
+  local J = dofile "tests/scenarios/journal_lib.lua"
+  local journal_file = require "ecsplay.rollout.journal_file"
+  J.with_server(function(dir, srv)
+    local rc, out = J.ecsplay(dir, "run", srv, { "tests/scenarios/kill_at_line.lua", "playbook=playbooks/fleet.lua",
+      "n=4", "bad=2", "limit=2", "bake=1m" }, { ECSPLAY_TEST_KILL_AT = "svc2|end" })
+    T.eq(rc, 137, "killed by SIGKILL:\n" .. out)
+    J.forget_clients(srv)
+    local paths = J.journals(dir)
+    T.eq(#paths, 2, "svc3 and svc4 never started")
+    local by = {}
+    for _, p in ipairs(paths) do
+      local st = journal_file.read(p)
+      by[st.start.name] = { path = p, state = st }
+    end
+    T.eq(by.svc2.state.ended, "rolled_back")
+    rc, out = J.ecsplay(dir, "resume", nil, { "resume", by.svc2.path })
+    T.eq(rc, 1, out)
+    T.ok(out:find("fleet: svc2     failed", 1, true), out)
+    T.ok(out:find("fleet: svc3     not_started", 1, true), out)
+    T.ok(out:find("fleet: svc4     not_started", 1, true), out)
+    T.ok(not out:find("fleet: starting svc3", 1, true) and not out:find("fleet: starting svc4", 1, true), out)
+    T.eq(#J.journals(dir), 2, "no journal for svc3 or svc4")
+    for name, j in pairs(by) do
+      T.eq(journal_file.read(j.path).ended, "rolled_back", name .. "'s journal ended")
+    end
+    local w = J.L.world(srv)
+    for _, svc in ipairs(w.services) do
+      if svc.name:match("^svc%d") then
+        T.eq(svc.task_definition:match("task%-definition/(.+)$"), "api:1", svc.name .. " on the version it ran before")
+        if not svc.name:find("canary", 1, true) then T.ok(svc.running > 0, svc.name .. " runs tasks") end
+        for _, d in ipairs(svc.deployments or {}) do
+          T.ok(d.rollout_state ~= "IN_PROGRESS", svc.name .. ": a deployment left in progress")
+        end
+      end
+    end
+    for _, l in ipairs(w.listeners) do
+      for _, r in ipairs(l.rules) do
+        for tg, weight in pairs(r.weights or {}) do
+          -- traffic only on a stable group, whose service runs (its targets)
+          if weight > 0 and tostring(tg):match("^svc%d") then
+            T.ok(tostring(tg):find("stable", 1, true), "traffic on " .. tostring(tg))
+          end
+        end
+      end
+    end
+  end, "playbooks/scenarios/fleet.lua")
 end)
