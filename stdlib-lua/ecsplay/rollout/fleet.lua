@@ -25,6 +25,10 @@ summary says so). Before a put-back the member's rollout journal records its int
 "revert" line, Run:journal_revert), so that after a kill it no longer reads as a success.
 A signal during that abort phase does not cut the rollbacks or put-backs short; once they
 are done the fleet raises that interruption (130/143, status "interrupted").
+On `ecsplay resume` (context.resume) the fleet first replays every member whose journal
+ended (Run.replay_first: no change; its failure counts against the budget, abort_all), and only
+then, in a second pass, resumes the members that were mid-flight and starts those that never
+started, the latter only while the budget holds (Fleet:run_all).
 On SIGINT/SIGTERM each running member rolls itself back and the fleet waits for every one of
 them (no member starts any more); then the worst error raises (ecsplay.map: a failed
 rollback's before the interruption), so the exit is 130/143 with every journal rolled back;
@@ -46,6 +50,7 @@ local duration = require "ecsplay.duration"
 local strings = require "ecsplay.util.strings"
 local ecsplay = require "ecsplay"
 local Run = require "ecsplay.rollout.run"
+local context = require "ecsplay.context"
 
 local M = {}
 
@@ -195,7 +200,7 @@ function Fleet:failed(m, err)
   self.failures = self.failures + 1
   log.event("error", "fleet", string.format("fleet: %s failed: %s", m.name, strings.one_line(m.error, 300)))
   if self.failures > self.max_failures and not self.spent then
-    self.spent = true
+    self.spent, self.spent_by = true, m
     log.event("warn", "fleet", string.format("fleet: %d failure(s), budget %d spent: no member starts from now on%s",
       self.failures, self.max_failures, self.policy == "abort_all" and "; stopping the members still running" or ""))
     if self.policy == "abort_all" then self:stop_running(m) end
@@ -204,13 +209,15 @@ end
 
 --[[ Cancels every member still running (they roll themselves back where they wait). A member
      in the scheduler's ready queue cannot be cancelled until it waits again: try until each
-     is cancelled or done. ]]
+     is cancelled or done. A member replaying its journal (a resumed fleet's first pass) is
+     let be: it changes nothing, and cut short it would not report what its journal says (a
+     success that abort_all must put back). ]]
 function Fleet:stop_running(by)
   local reason = string.format("stopped by the fleet: %s failed", by.name)
   while true do
     local pending = false
     for _, m in ipairs(self.members) do
-      if m.task and not m.task.done and not m.cancel_sent then
+      if m.task and not m.task.done and not m.cancel_sent and not m.replaying then
         if m.task:cancel(reason) then m.cancel_sent = true else pending = true end
       end
     end
@@ -242,14 +249,38 @@ function Fleet:settle(m)
   end
 end
 
--- One member in a task of its own; records how it ended.
-function Fleet:run_member(m)
-  -- after a signal nothing starts, also when it came while this worker was not waiting
-  if self.spent or self.interrupted or sched.signal_received() then return end
+--[[ Whether member m may start now. After a signal nothing starts, also when it came while
+     this worker was not waiting. Once the budget is spent no member starts, except on
+     resume: in the replay pass (a member whose journal ended replays it whatever the budget:
+     a success replayed is one that abort_all puts back) and a member whose rollout was
+     mid-flight when the run was killed (it resumes, as a running member would go on). ]]
+function Fleet:may_start(m, pass)
+  if self.interrupted or sched.signal_received() then return false end
+  if pass == "replay" or m.journal_open then return true end
+  return not self.spent
+end
+
+--[[ One member in a task of its own; records how it ended. pass: nil (a run), or on resume
+     "replay" (the first pass: only a member whose journal ended goes on, Run.replay_first)
+     or "rest" (the members the first pass left). ]]
+function Fleet:run_member(m, pass)
+  if not self:may_start(m, pass) then return end
   m.status, m.started, m.start_clock = "running", sched.now(), sched.clock_name()
-  log.event("info", "fleet", "fleet: starting " .. m.name)
-  m.task = sched.spawn(m.run)
+  local probe = pass == "replay" and {} or nil
+  if not probe then log.event("info", "fleet", "fleet: starting " .. m.name) end
+  m.task, m.replaying = sched.spawn(probe and Run.replay_first(probe, m.run) or m.run), probe ~= nil
+  -- a mid-flight member resumed after the budget was spent: abort_all stops it at once
+  -- (it rolls itself back from its journal)
+  if self.spent and self.policy == "abort_all" and pass == "rest" then self:stop_running(self.spent_by) end
   local ok, value, interrupt = self:settle(m)
+  m.replaying = nil
+  if probe and not ok and Run.is_not_replayed(value) then
+    -- nothing to replay: it runs in the second pass (m.journal_open: it has a journal to resume)
+    m.status, m.started, m.start_clock, m.task = "not_started", nil, nil, nil
+    m.deferred, m.journal_open = true, probe.open
+    if interrupt then error(interrupt, 0) end
+    return
+  end
   self.ends = self.ends + 1
   m.end_order = self.ends
   m.duration = duration_of(m, ok and value or type(value) == "table" and value.report or nil)
@@ -388,6 +419,32 @@ function Fleet:interruption(err, s)
     message = string.format("%s; fleet: %s", how, summary_line(s)) })
 end
 
+--[[ Runs the members, `limit` at once. On `ecsplay resume` in two passes: first every member
+     whose journal ended replays it (no change: its rollout ends as journaled), so that the
+     failures of the killed run count against the budget (and abort_all) before any member is
+     started; then the rest in list order: a member mid-flight when the run was killed resumes
+     from its journal, and one that never started starts only if the budget is not spent.
+     → ecsplay.map's pcall: true, or false and its error. ]]
+function Fleet:run_all(limit)
+  -- an interruption's message counts the members in the fleet's words, as the summary does
+  -- (not "N of M map members failed": those rolled back, or never started)
+  local opts = { limit = limit, note = function() return "fleet: " .. summary_line(self:summary()) end }
+  if not context.resume then
+    return pcall(ecsplay.map, self.members, function(m) return self:run_member(m) end, opts)
+  end
+  local ok, err = pcall(ecsplay.map, self.members, function(m) return self:run_member(m, "replay") end, opts)
+  if not ok then return ok, err end
+  local rest = {}
+  for _, m in ipairs(self.members) do
+    if m.deferred then rest[#rest + 1] = m end
+  end
+  if #rest == 0 then return true end
+  log.event("info", "fleet", string.format("fleet: resumed: %d member(s) replayed from their journals "
+    .. "(%d failure(s), budget %d%s); now the other %d", #self.members - #rest, self.failures, self.max_failures,
+    self.spent and " spent: no member that never started starts" or "", #rest))
+  return pcall(ecsplay.map, rest, function(m) return self:run_member(m, "rest") end, opts)
+end
+
 function M.run(o)
   local list, policy = check_options(o)
   local self = setmetatable({ policy = policy, max_failures = o.max_failures or 0, failures = 0,
@@ -395,10 +452,7 @@ function M.run(o)
   for i, item in ipairs(list) do self.members[i] = member_of(o, item, i) end
   check_unique(self.members)
   if #self.members > 0 then
-    -- an interruption's message counts the members in the fleet's words, as the summary does
-    -- (not "N of M map members failed": those rolled back, or never started)
-    local ok, err = pcall(ecsplay.map, self.members, function(m) return self:run_member(m) end,
-      { limit = o.limit, note = function() return "fleet: " .. summary_line(self:summary()) end })
+    local ok, err = self:run_all(o.limit)
     if not ok then
       self.interrupted = true
       -- a signal (or the caller's cancellation): every member has settled; an abort under way

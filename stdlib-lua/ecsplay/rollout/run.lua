@@ -57,6 +57,39 @@ function Run.resuming(name)
   return state
 end
 
+--[[ `ecsplay resume` of a fleet (rollout/fleet.lua) replays first the members whose journal
+     ended, so that their failures count before any member that never started is started.
+     In that first pass a member runs in Run.replay_first(probe, fn): the first rollout it
+     reaches (Run.check_replay, before any AWS call) goes on only when its journal ended (or
+     was being put back): it replays it, and the member then runs on as it would. Otherwise
+     it raises NotReplayed, and probe.open says whether it has a journal of its own (a
+     rollout mid-flight when the run was killed) or none (it never started); the fleet runs
+     it again in its second pass. Inherited by the tasks the member spawns (sched.inherit). ]]
+local replay_probes = setmetatable({}, { __mode = "k" })
+sched.inherit(replay_probes)
+
+function Run.replay_first(probe, fn)
+  return function(...)
+    replay_probes[coroutine.running()] = probe
+    return fn(...)
+  end
+end
+
+function Run.check_replay(name)
+  local probe = replay_probes[coroutine.running()]
+  if not probe or probe.decided then return end
+  local state = Run.resuming(name)
+  if state and (state.ended or state.reverting) then
+    probe.decided = true
+    return
+  end
+  probe.open = state ~= nil
+  error(errors.new("rollout", { code = "NotReplayed", name = name, message = string.format(
+    "%s has no ended journal to replay: it waits for the fleet's members that have one", name) }), 0)
+end
+
+function Run.is_not_replayed(err) return errors.is(err, "NotReplayed") end
+
 local function take_resume(name)
   local queue = context.resume and context.resume[name]
   if not queue then return nil end

@@ -176,6 +176,8 @@ function M.run(spec, o, label)
 end
 
 function M.run_checked(spec, c, label)
+  -- a resumed fleet's first pass: only a rollout whose journal ended goes on (rollout/run.lua)
+  Run.check_replay(c.name)
   local ctx = prepare(spec, c, label)
   -- `ecsplay plan`: what the run would do, instead of doing it (rollout/plan.lua)
   if context.plan then return plan.describe(spec, c, ctx, label, context.plan) end
