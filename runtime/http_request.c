@@ -243,8 +243,9 @@ static void lines_as_headers(const struct ep_xfer *x, ep_sigv4_header *hs)
 /* Signs the request as its header lines stand, with start's signer and credentials
  * (a Lua error on bad input), then adds the lines the signer asks for, in its order:
  * Host, X-Amz-Security-Token, X-Amz-Date, x-amz-content-sha256 when the request lacks
- * them, and Authorization. The signature and the token exist only in x->req_lines,
- * wiped when the transfer is freed: never in a Lua string. 0 or -1 (ENOMEM). */
+ * them, and Authorization. The signature exists only in x->req_lines, wiped when the
+ * transfer is freed: never in a Lua string (the token's line is wiped too; the token itself
+ * came in as one). 0 or -1 (ENOMEM). */
 static int sign_lines(lua_State *L, struct ep_xfer *x, const struct ep_http_args *a)
 {
     size_t n = x->n_req_lines;

@@ -28,7 +28,8 @@ local M = {}
 --[[ The served simulator whose clock this process follows, once one of its answers said
      what time it is: { base = "http://127.0.0.1:N", mode = "speed"|"lockstep", speed =,
      time = its time when last heard, mono = our monotonic clock then, last = the last
-     now() given (never goes back), wait = { id, until } while a POST /_sim/wait is out } ]]
+     now() given (never goes back), wait = { id, until } while a POST /_sim/wait is out,
+     mode_text, speed_text = its mode and speed headers as last read (the fast path) } ]]
 local server = nil
 -- sched's virtual clock is on (--simulate): set only by M.reset, from sched's use_*_clock
 local virtual = false
@@ -145,7 +146,9 @@ function M.observe_server_clock(headers, url, lowercase)
   if not base then return end
   -- every answer after the first from the server followed, at the same speed and mode:
   -- only its time is new (the path of every call against `sim serve`)
-  if lowercase and server and base == server.base and headers[SPEED_HEADER] == last_speed_text
+  -- (compared with the followed server's own texts: another server's answer, ignored below,
+  -- still moves last_speed_text)
+  if lowercase and server and base == server.base and headers[SPEED_HEADER] == server.speed_text
     and headers[MODE_HEADER] == server.mode_text then
     return set_server_time(t)
   end
@@ -166,7 +169,7 @@ function M.observe_server_clock(headers, url, lowercase)
     return
   end
   server.mode, server.speed = mode, (speed and speed > 0) and speed or 1
-  server.mode_text = mode_text
+  server.mode_text, server.speed_text = mode_text, speed_text
   set_server_time(t)
 end
 local observe_server_clock = M.observe_server_clock

@@ -98,7 +98,7 @@ T.test("a signed request's bad input is refused before anything is sent", functi
   T.ok(start { headers = h }:find("must not carry an Authorization header", 1, true))
   local e = start { session_token = "tok\r\nX-Evil: 1" }
   T.ok(e:find("'session_token' contains CR, LF or NUL", 1, true), e)
-  T.ok(not e:find("tok", 1, true) or e:find("session_token", 1, true), "the token is not echoed")
+  T.ok(not e:find("tok\r", 1, true) and not e:find("X-Evil", 1, true), "the token is not echoed: " .. e)
   T.ok(start { unsigned_headers = "x" }:find("'unsigned_headers' must be a table", 1, true))
   T.ok(start { unsigned_headers = { ["bad name"] = "v" } }:find("not a valid token", 1, true))
   -- none of the messages carries the secret

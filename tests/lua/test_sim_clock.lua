@@ -195,6 +195,24 @@ T.test("client: at speed X, now() runs X times faster than the wall clock betwee
   sched.use_real_clock()
 end)
 
+-- The short path for an answer at the followed server's speed and mode compares with that
+-- server's own headers: another simulator's answer (ignored) must not make a speed change look old.
+T.test("client: a speed change is followed after another simulator's answer said the same speed", function()
+  sched.use_real_clock()
+  local function lower(t, speed)
+    return { ["x-ecsplay-sim-time"] = string.format("%.3f", t), ["x-ecsplay-sim-mode"] = "speed",
+      ["x-ecsplay-sim-speed"] = tostring(speed) }
+  end
+  sched.observe_server_clock(lower(START, 10), "http://127.0.0.1:9/", true)
+  T.eq(sched.server_clock().speed, 10)
+  sched.observe_server_clock(lower(START + 5, 5), "http://127.0.0.1:10/", true)
+  T.eq({ sched.server_clock().base, sched.server_clock().speed }, { "http://127.0.0.1:9", 10 },
+    "another server's answer changes nothing")
+  sched.observe_server_clock(lower(START + 10, 5), "http://127.0.0.1:9/", true)
+  T.eq(sched.server_clock().speed, 5, "the followed server now runs at 5")
+  sched.use_real_clock()
+end)
+
 T.test("client: the virtual clock (--simulate) ignores served clocks", function()
   sched.use_virtual_clock(START)
   sched.observe_server_clock(answer(START + 500, "lockstep"), "http://127.0.0.1:9/")
