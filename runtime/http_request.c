@@ -6,11 +6,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "ep.h" /* ep_sigv4_http_sign */
+#include "crypto.h" /* ep_wipe */
+#include "ep.h"     /* ep_sigv4_http_sign */
 #include "http.h"
 #include "sigv4.h" /* the signer's header list and answers */
 
@@ -143,8 +145,13 @@ int ep_http_get_headers(lua_State *L)
 
 int ep_http_get_signing(lua_State *L)
 {
-    if (lua_getfield(L, 1, "signer") == LUA_TNIL) /* EP_HTTP_ARG_SIGNER */
+    if (lua_getfield(L, 1, "signer") == LUA_TNIL) { /* EP_HTTP_ARG_SIGNER */
+        if (lua_getfield(L, 1, "unsigned_headers") != LUA_TNIL)
+            luaL_error(L, "http.start: field 'unsigned_headers' is for a request signed here "
+                          "(signer=); put the headers of an unsigned request in 'headers'");
+        lua_pop(L, 1);
         return 0;
+    }
     lua_getfield(L, 1, "sign_time");                 /* EP_HTTP_ARG_SIGN_TIME */
     lua_getfield(L, 1, "access_key");                /* EP_HTTP_ARG_ACCESS_KEY */
     lua_getfield(L, 1, "secret_key");                /* EP_HTTP_ARG_SECRET_KEY */
@@ -240,6 +247,21 @@ static void lines_as_headers(const struct ep_xfer *x, ep_sigv4_header *hs)
     }
 }
 
+/* The lines the signer asks for, in its order: Host, X-Amz-Security-Token, X-Amz-Date,
+ * x-amz-content-sha256 when the request lacks them, and Authorization. 0 or -1 (ENOMEM). */
+static int append_signed(struct ep_xfer *x, const ep_sigv4_signed *s, const char *token, size_t tl)
+{
+    if (s->add_host && append_header(x, "Host", 4, s->host, strlen(s->host)) != 0)
+        return -1;
+    if (s->add_token && append_header(x, "X-Amz-Security-Token", 20, token, tl) != 0)
+        return -1;
+    if (s->add_date && append_header(x, "X-Amz-Date", 10, s->amz_date, 16) != 0)
+        return -1;
+    if (s->add_content_sha && append_header(x, "x-amz-content-sha256", 20, s->body_hex, 64) != 0)
+        return -1;
+    return append_header(x, "Authorization", 13, s->authorization, strlen(s->authorization));
+}
+
 /* Signs the request as its header lines stand, with start's signer and credentials
  * (a Lua error on bad input), then adds the lines the signer asks for, in its order:
  * Host, X-Amz-Security-Token, X-Amz-Date, x-amz-content-sha256 when the request lacks
@@ -264,26 +286,38 @@ static int sign_lines(lua_State *L, struct ep_xfer *x, const struct ep_http_args
     ep_sigv4_http_sign(L, EP_HTTP_ARG_SIGNER, x->method, hs, n, a->body ? a->body : "", a->body_len,
                        EP_HTTP_ARG_SIGN_TIME, EP_HTTP_ARG_ACCESS_KEY, EP_HTTP_ARG_SECRET_KEY,
                        EP_HTTP_ARG_SESSION_TOKEN, &s);
-    if ((s.add_host && append_header(x, "Host", 4, s.host, strlen(s.host)) != 0) ||
-        (s.add_token && append_header(x, "X-Amz-Security-Token", 20, token, tl) != 0) ||
-        (s.add_date && append_header(x, "X-Amz-Date", 10, s.amz_date, 16) != 0) ||
-        (s.add_content_sha && append_header(x, "x-amz-content-sha256", 20, s.body_hex, 64) != 0))
-        return -1;
-    return append_header(x, "Authorization", 13, s.authorization, strlen(s.authorization));
+    int rc = append_signed(x, &s, token, tl);
+    ep_wipe(&s, sizeof s); /* the signature is in the header buffer now, wiped with it */
+    return rc;
+}
+
+/* 1 when a header line named name[0..nl) is already in x's lines (any case). */
+static int has_line(const struct ep_xfer *x, const char *name, size_t nl)
+{
+    const char *line = x->req_lines.data;
+    for (size_t i = 0; i < x->n_req_lines; i++) {
+        size_t len = strlen(line);
+        if (len > nl && (line[nl] == ':' || line[nl] == ';') && strncasecmp(line, name, nl) == 0)
+            return 1;
+        line += len + 1;
+    }
+    return 0;
 }
 
 /* The request headers, checked, as curl's list: 0, -1 (ENOMEM) or 1 when a header is not
  * fit to send (*why: the message, with a %s for the header's name, left on the stack). */
 /* Appends the headers table at stack index t, each header checked: 0, -1 (ENOMEM) or 1
  * (*why set, the header's name left on the stack), as ep_http_build_header_list. */
-static int append_table(lua_State *L, struct ep_xfer *x, int t, const char **why)
+static int append_table(lua_State *L, struct ep_xfer *x, int t, int fresh_names, const char **why)
 {
     lua_pushnil(L);
     while (lua_next(L, t)) {
         size_t nl = 0, vl = 0;
         const char *v = NULL;
         const char *name = check_header(L, &v, &nl, &vl, why);
-        if (!name) {
+        if (!name || (fresh_names && has_line(x, name, nl))) {
+            if (name)
+                *why = "unsigned header '%s' is already among the signed ones";
             lua_pop(L, 1); /* the name stays on top for the message */
             return 1;
         }
@@ -299,14 +333,14 @@ static int append_table(lua_State *L, struct ep_xfer *x, int t, const char **why
 int ep_http_build_header_list(lua_State *L, struct ep_xfer *x, const struct ep_http_args *a,
                               const char **why)
 {
-    int rc = a->has_headers ? append_table(L, x, EP_HTTP_ARG_HEADERS, why) : 0;
+    int rc = a->has_headers ? append_table(L, x, EP_HTTP_ARG_HEADERS, 0, why) : 0;
     if (rc != 0)
         return rc;
     if (a->sign && sign_lines(L, x, a) != 0)
         return -1;
     /* sent as they are, never signed (a simulator's hints, such as x-ecsplay-client) */
     if (a->sign && lua_istable(L, EP_HTTP_ARG_UNSIGNED) &&
-        (rc = append_table(L, x, EP_HTTP_ARG_UNSIGNED, why)) != 0)
+        (rc = append_table(L, x, EP_HTTP_ARG_UNSIGNED, 1, why)) != 0)
         return rc;
     /* Expect: 100-continue costs a round trip (or a 1 s stall) per POST. */
     if (append_header(x, "Expect", 6, "", 0) != 0)

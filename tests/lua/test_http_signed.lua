@@ -83,6 +83,7 @@ T.test("a signed request's bad input is refused before anything is sent", functi
       signer = signer(), sign_time = TIME, access_key = AK, secret_key = SK }
     for k, v in pairs(extra) do req[k] = v end
     if extra.headers == false then req.headers = nil end
+    if extra.signer == false then req.signer = nil end
     local http = require "ecsplay.core.http"
     local ok, err = pcall(http.start, req)
     T.eq(ok, false, "refused")
@@ -101,6 +102,14 @@ T.test("a signed request's bad input is refused before anything is sent", functi
   T.ok(not e:find("tok\r", 1, true) and not e:find("X-Evil", 1, true), "the token is not echoed: " .. e)
   T.ok(start { unsigned_headers = "x" }:find("'unsigned_headers' must be a table", 1, true))
   T.ok(start { unsigned_headers = { ["bad name"] = "v" } }:find("not a valid token", 1, true))
+  -- an unsigned header never stands in for a signed one
+  for _, name in ipairs { "authorization", "X-Amz-Date", "host", "Content-Type" } do
+    local msg = start { unsigned_headers = { [name] = "x" } }
+    T.ok(msg:find("is already among the signed ones", 1, true), name .. ": " .. msg)
+  end
+  -- unsigned_headers belong to a request signed here; elsewhere they are refused, not dropped
+  local msg = start { signer = false, unsigned_headers = { ["x-ecsplay-client"] = "c" } }
+  T.ok(msg:find("'unsigned_headers' is for a request signed here", 1, true), msg)
   -- none of the messages carries the secret
   for _, msg in ipairs { start { signer = {} }, start { sign_time = {} } } do
     T.ok(not msg:find(SK, 1, true), "no secret in: " .. msg)
