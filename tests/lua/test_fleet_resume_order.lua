@@ -22,13 +22,10 @@ local aws = require "ecsplay.aws"
 
 local real_getenv = os.getenv
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = T.tmpdir
 
+-- The journals written in dir (ECSPLAY_RUNS_DIR itself, as these tests set it; journal_lib's
+-- J.journals reads a `sim serve` case's dir/runs).
 local function journals_in(dir)
   local out = {}
   local p = io.popen("ls " .. dir .. "/*.jsonl 2>/dev/null")

@@ -131,12 +131,7 @@ end
 
 local real_getenv = os.getenv
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = T.tmpdir
 
 -- Runs fn with ECSPLAY_RUNS_DIR set to a fresh folder; returns the journal it wrote, and fn's results.
 local function journaled(fn)
