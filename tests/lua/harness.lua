@@ -67,6 +67,15 @@ function T.sh(cmd)
   return out:gsub("__rc=%d+%s*$", ""), rc
 end
 
+-- The paths a shell glob matches, in ls order ({} when none).
+function T.files(glob)
+  local out = {}
+  local p = io.popen("ls " .. glob .. " 2>/dev/null")
+  for f in p:lines() do out[#out + 1] = f end
+  p:close()
+  return out
+end
+
 function T.tmpdir()
   local out = T.sh("mktemp -d")
   return (out:gsub("%s+$", ""))

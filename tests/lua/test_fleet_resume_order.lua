@@ -26,13 +26,7 @@ local tmpdir = T.tmpdir
 
 -- The journals written in dir (ECSPLAY_RUNS_DIR itself, as these tests set it; journal_lib's
 -- J.journals reads a `sim serve` case's dir/runs).
-local function journals_in(dir)
-  local out = {}
-  local p = io.popen("ls " .. dir .. "/*.jsonl 2>/dev/null")
-  for f in p:lines() do out[#out + 1] = f end
-  p:close()
-  return out
-end
+local function journals_in(dir) return T.files(dir .. "/*.jsonl") end
 
 --[[ A fresh world of n pairs whose transport notes every change naming svc<i> (calls other than
      Describe/List/Get, by the pair their request names) and, while `slow` names a pair, answers

@@ -58,13 +58,7 @@ local function last_end(text)
   return status
 end
 
-local function ls(dir)
-  local out = {}
-  local p = io.popen("ls " .. dir .. "/*.jsonl 2>/dev/null")
-  for f in p:lines() do out[#out + 1] = f end
-  p:close()
-  return out
-end
+local function ls(dir) return T.files(dir .. "/*.jsonl") end
 
 -- Runs fn with the journal in dir/runs (ECSPLAY_RUNS_DIR) and TMPDIR=dir/tmp, while every journal
 -- write goes through fault(path, data, n) (n: the lines of changes written so far, the report's
