@@ -123,9 +123,6 @@ local function set_server_time(t)
   server.mono, server.last = mono, server.time
 end
 
--- The speed header's text and its number, as last read (it seldom changes).
-local last_speed_text, last_speed = nil, nil
-
 --[[ Takes the time from an answer (headers, the request's url). The first answer that
      carries it makes this process follow that server's clock: timers already set keep
      the time they had left. Answers from elsewhere (AWS) change nothing.
@@ -145,20 +142,15 @@ function M.observe_server_clock(headers, url, lowercase)
   if base == nil then base = url_base(url) end
   if not base then return end
   -- every answer after the first from the server followed, at the same speed and mode:
-  -- only its time is new (the path of every call against `sim serve`)
-  -- (compared with the followed server's own texts: another server's answer, ignored below,
-  -- still moves last_speed_text)
+  -- only its time is new (the path of every call against `sim serve`; compared with the
+  -- followed server's own texts, never another server's)
   if lowercase and server and base == server.base and headers[SPEED_HEADER] == server.speed_text
     and headers[MODE_HEADER] == server.mode_text then
     return set_server_time(t)
   end
   local speed_text = headers[SPEED_HEADER]
   if speed_text == nil and not lowercase then speed_text = header(headers, SPEED_HEADER) end
-  local speed = last_speed
-  if speed_text ~= last_speed_text then
-    speed = tonumber(speed_text)
-    last_speed_text, last_speed = speed_text, speed
-  end
+  local speed = tonumber(speed_text)
   local mode_text = headers[MODE_HEADER]
   if mode_text == nil and not lowercase then mode_text = header(headers, MODE_HEADER) end
   local mode = mode_text == "lockstep" and "lockstep" or "speed"
